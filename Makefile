@@ -1,0 +1,136 @@
+# Switchyard: one non-recursive GNU Makefile.
+#
+#   make            build the binaries into $(BUILD)/
+#   make test       unit + integration tests (the README's test command)
+#   make check      the same tests, built with ASan + UBSan into build-san/
+#   make lint       clang-format check of every C file
+#   make bench      benchmarks (bench/run.sh), figures go to stdout
+#   make demo       the whole mission in a private network namespace
+#   make install    PREFIX=/usr/local DESTDIR=
+#
+# Quiet by default; V=1 shows full commands. WERROR=1 (CI) adds -Werror.
+# Sources are found by wildcard per module, so adding a file needs no edit here.
+
+BUILD   ?= build
+PREFIX  ?= /usr/local
+DESTDIR ?=
+CC      ?= cc
+PKG_CONFIG ?= pkg-config
+
+ifeq ($(V),1)
+Q :=
+msg = @true
+else
+Q := @
+msg = @printf '  %-6s %s\n' $(1) $(2)
+endif
+
+WARN := -Wall -Wextra -Wformat=2 -Wshadow -Wmissing-prototypes -Wvla \
+	-Wstrict-prototypes -Wpointer-arith -Wno-missing-field-initializers
+ifeq ($(WERROR),1)
+WARN += -Werror
+endif
+
+NL_CFLAGS := $(shell $(PKG_CONFIG) --cflags libnl-3.0 libnl-nf-3.0 2>/dev/null || echo -I/usr/include/libnl3)
+NL_LIBS   := $(shell $(PKG_CONFIG) --libs libnl-3.0 libnl-nf-3.0 2>/dev/null || echo -lnl-nf-3 -lnl-3)
+
+OPT      ?= -O2 -g
+CPPFLAGS += -I. -D_GNU_SOURCE $(NL_CFLAGS)
+CFLAGS   += -std=c11 $(OPT) $(WARN) -pthread -fno-strict-aliasing
+LDFLAGS  += -pthread
+LDLIBS   += -lssl -lcrypto -lyaml -lip4tc -lip6tc $(NL_LIBS)
+
+ifeq ($(SAN),1)
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+# Programs: each has one file holding main(); everything else in the module
+# folders goes into one static library that all programs link against.
+MAINS := proxy/main.c supervisor/switchyardd.c supervisor/switchyard.c
+LIB_SRC := $(filter-out $(MAINS),$(wildcard common/*.c proxy/*.c netfilter/*.c supervisor/*.c certsync/*.c))
+LIB := $(BUILD)/libswitchyard.a
+
+BINS := $(BUILD)/switchyard-proxy $(BUILD)/switchyardd $(BUILD)/switchyard
+# Helper programs for tests and benchmarks: every .c under these folders is one program.
+TOOL_SRC := $(wildcard tests/tools/*.c bench/*.c)
+TOOLS := $(patsubst %.c,$(BUILD)/%,$(TOOL_SRC))
+# Unit tests mirror the source tree: tests/unit/<module>/test_*.c, linked with cmocka.
+UNIT_SRC := $(wildcard tests/unit/*/test_*.c)
+UNITS := $(patsubst %.c,$(BUILD)/%,$(UNIT_SRC))
+
+ALL_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC) $(MAINS) $(TOOL_SRC) $(UNIT_SRC))
+
+.PHONY: all deps test check lint format bench demo install clean
+all: $(BINS) $(TOOLS) $(UNITS)
+
+deps:
+	$(Q)sh scripts/install-deps.sh
+
+$(BUILD)/%.o: %.c
+	$(call msg,CC,$<)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(LIB): $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
+	$(call msg,AR,$@)
+	$(Q)rm -f $@
+	$(Q)ar rcs $@ $^
+
+$(BUILD)/switchyard-proxy: $(BUILD)/proxy/main.o $(LIB)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/switchyardd: $(BUILD)/supervisor/switchyardd.o $(LIB)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/switchyard: $(BUILD)/supervisor/switchyard.o $(LIB)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(TOOLS): $(BUILD)/%: $(BUILD)/%.o $(LIB)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(UNITS): $(BUILD)/%: $(BUILD)/%.o $(LIB)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
+
+# The test command named in the README. tests/run.sh runs every unit test and
+# every numbered integration test, and ends with "N passed, N failed, N skipped".
+test: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)tests/run.sh $(BUILD)
+
+check: deps
+	$(Q)$(MAKE) --no-print-directory all BUILD=build-san SAN=1 OPT='-O1 -g'
+	$(Q)ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		tests/run.sh build-san
+
+C_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find . -name '*.[ch]' -not -path './build*')
+lint:
+	$(Q)clang-format --dry-run --Werror $(C_FILES)
+	@echo "lint: ok"
+
+format:
+	$(Q)clang-format -i $(C_FILES)
+
+bench: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)bench/run.sh $(BUILD)
+
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)scripts/demo.sh $(BUILD)
+
+install: $(BINS)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin
+	install -m 0755 $(BUILD)/switchyard $(DESTDIR)$(PREFIX)/bin/switchyard
+	install -m 0755 $(BUILD)/switchyardd $(DESTDIR)$(PREFIX)/sbin/switchyardd
+	install -m 0755 $(BUILD)/switchyard-proxy $(DESTDIR)$(PREFIX)/sbin/switchyard-proxy
+
+clean:
+	rm -rf build build-san
+
+-include $(ALL_OBJ:.o=.d)

@@ -1,0 +1,127 @@
+/*
+ * cert: the certificate store. The proxy serves handshakes from it, and
+ * `switchyard certs`, check-config and certsync validate with it.
+ *
+ * A store is built from one directory of combined PEM files (leaf, chain,
+ * key in one file, HAProxy style) and/or NAME.crt + NAME.key pairs. Once
+ * built it is immutable and reference counted: the proxy publishes a new
+ * store atomically (cert_slot) and the old one is freed when its last user
+ * drops it, so handshakes in flight on other threads are never affected.
+ *
+ * Loading never stops at a bad file: every problem is recorded in a
+ * cert_report (file name + message + severity), the file is skipped, and
+ * the rest load.
+ */
+#ifndef SY_CERT_H
+#define SY_CERT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <time.h>
+
+#include <openssl/ssl.h>
+
+#include "common/cfg.h"
+
+struct cert_store;  /* opaque, immutable, refcounted */
+struct cert_item;   /* one servable leaf + chain + key; owned by its store */
+struct cert_report; /* opaque load report */
+
+struct cert_opts {
+	enum cfg_expired expired;  /* serve (warn) or skip expired certificates */
+	uint32_t max_file_size;    /* bytes; larger files are rejected */
+	int threads;               /* loader threads, 0 = number of CPUs */
+	const char *default_cert;  /* file name inside the directory, or NULL */
+	time_t now;                /* validity reference time; 0 = time(NULL) */
+};
+/* Fills opts from a loaded configuration. */
+void cert_opts_from_cfg(struct cert_opts *opts, const struct cfg *cfg);
+
+/*
+ * Loads every file of dir. Returns a new store with one reference (even if
+ * every file was bad: an empty store serves nothing), or NULL only if dir
+ * itself cannot be read; the reason is then in the report. *rep receives a
+ * new report the caller frees with cert_report_free().
+ */
+struct cert_store *cert_store_load(const char *dir, const struct cert_opts *opts,
+				   struct cert_report **rep);
+
+/*
+ * Delta load: builds a new store for dir that reuses every item of old whose
+ * file content is unchanged (stat tuple confirmed by content hash), parsing
+ * only new and changed files. old is not modified and keeps its reference.
+ * The report lists the names that changed (cert_report_changed()).
+ */
+struct cert_store *cert_store_reload(struct cert_store *old, const char *dir,
+				     const struct cert_opts *opts, struct cert_report **rep);
+
+/* Reference counting; thread-safe. cert_store_unref(NULL) is a no-op. */
+struct cert_store *cert_store_ref(struct cert_store *store);
+void cert_store_unref(struct cert_store *store);
+
+/* A monotonically increasing id of this set: generation 1 is the first load. */
+uint64_t cert_store_generation(const struct cert_store *store);
+/* Number of loaded items and of indexed names. */
+size_t cert_store_nitems(const struct cert_store *store);
+size_t cert_store_nnames(const struct cert_store *store);
+/* The i-th indexed name (0 <= i < nnames), in a stable order; for sampling. */
+const char *cert_store_name_at(const struct cert_store *store, size_t i);
+
+/* Lookup flags. */
+#define CERT_LOOKUP_ECDSA_OK 0x1 /* client accepts ECDSA signatures */
+
+/*
+ * Finds the item serving the SNI name (len bytes, not NUL-terminated; case
+ * and one trailing dot ignored): exact match first, then a wildcard that
+ * covers exactly one label. If nothing matches, returns the default item and
+ * sets *used_default to 1, or NULL when there is no default. Cost does not
+ * depend on the number of certificates. name may be NULL (no SNI). When both
+ * an ECDSA and an RSA item serve the name, ECDSA wins if flags allows it.
+ * The result is valid while the caller holds a reference to the store.
+ */
+const struct cert_item *cert_store_lookup(const struct cert_store *store, const char *name,
+					  size_t len, unsigned flags, int *used_default);
+
+/* Installs the item's leaf, chain and key on ssl (in the ClientHello
+ * callback). Returns 0, or -1 with the OpenSSL error queue set. */
+int cert_item_use(const struct cert_item *item, SSL *ssl);
+/* The file the item was loaded from (base name inside the directory). */
+const char *cert_item_file(const struct cert_item *item);
+/* SHA-256 of the leaf certificate's DER. */
+const unsigned char *cert_item_sha256(const struct cert_item *item);
+time_t cert_item_not_after(const struct cert_item *item);
+
+/*
+ * cert_slot: the atomically published "current store" of a running proxy.
+ * Readers (worker threads) acquire a reference for the duration of one
+ * lookup; the writer publishes a new store and the old one is freed when the
+ * last reader releases it.
+ */
+struct cert_slot;
+struct cert_slot *cert_slot_new(void);
+void cert_slot_free(struct cert_slot *slot); /* drops the published store */
+/* Takes ownership of store's reference and releases the previous store. */
+void cert_slot_publish(struct cert_slot *slot, struct cert_store *store);
+/* Returns a new reference to the current store (NULL if none); release it
+ * with cert_store_unref(). */
+struct cert_store *cert_slot_acquire(struct cert_slot *slot);
+
+/* Report. Severities: */
+enum cert_sev { CERT_OK = 0, CERT_WARN, CERT_SKIP };
+size_t cert_report_nfiles(const struct cert_report *rep);
+size_t cert_report_nloaded(const struct cert_report *rep);
+size_t cert_report_nskipped(const struct cert_report *rep);
+size_t cert_report_nwarned(const struct cert_report *rep);
+/* A message naming the directory when the whole load failed, else NULL. */
+const char *cert_report_fatal(const struct cert_report *rep);
+/* Names added, changed or removed by a reload, in sorted order. */
+size_t cert_report_nchanged(const struct cert_report *rep);
+const char *cert_report_changed(const struct cert_report *rep, size_t i);
+/* Soonest notAfter over the loaded items, 0 if none. */
+time_t cert_report_soonest_expiry(const struct cert_report *rep);
+/* Prints every file's verdict and a summary, as text or one JSON object. */
+void cert_report_print(const struct cert_report *rep, FILE *out, int json);
+void cert_report_free(struct cert_report *rep);
+
+#endif

@@ -1,0 +1,83 @@
+/*
+ * nf: Switchyard's netfilter side. It owns one nat chain, SWITCHYARD, per
+ * family (libiptc for IPv4, libip6tc for IPv6), jumped to from PREROUTING and
+ * OUTPUT, holding one REDIRECT rule per service listener. A flip rewrites all
+ * of a family's rules in one atomic commit. It also counts the conntrack
+ * flows pinned to each instance (libnl-nf-3), never deleting any.
+ *
+ * Every function takes the xtables lock the way iptables does (bounded wait),
+ * retries on EAGAIN, and verifies its commit by reading the table back.
+ * Errors fill err with a message naming the cause (not root, no legacy
+ * x_tables in this kernel, lock held by pid N, ...) and return -1.
+ *
+ * The kernel is the source of truth: nf_read() says where each listener's
+ * REDIRECT points now.
+ */
+#ifndef SY_NF_H
+#define SY_NF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/cfg.h"
+
+#define NF_CHAIN "SWITCHYARD"
+
+/* Per-listener state found in the kernel. */
+enum nf_rule_state {
+	NF_RULE_OK = 0,     /* present, points at one of our instances */
+	NF_RULE_MISSING,    /* no rule for this listener */
+	NF_RULE_FOREIGN,    /* a rule for it points at a port that is neither colour */
+	NF_RULE_DUPLICATE,  /* more than one rule for it */
+};
+
+struct nf_listener_state {
+	enum nf_rule_state state;
+	int colour;        /* enum cfg_colour when state == NF_RULE_OK, else -1 */
+	uint16_t to_port;  /* the REDIRECT target port found, 0 if none */
+};
+
+struct nf_state {
+	int chain_present[2];   /* [0] IPv4, [1] IPv6 */
+	int jumps_present[2];   /* PREROUTING and OUTPUT jumps both present */
+	struct nf_listener_state listeners[CFG_MAX_LISTENERS];
+	int nlisteners;
+	/* The colour every listener points at, or -1 if they disagree or any
+	 * is missing. */
+	int live;
+	int drift;              /* non-zero if anything differs from the config */
+	char drift_text[1024];  /* human-readable description of the drift */
+};
+
+/* Installs (idempotently) the chains, jumps and one rule per listener pointing
+ * at `live`. Repairs drift. Running it twice never duplicates anything. */
+int nf_install(const struct cfg *cfg, enum cfg_colour live, char *err, size_t errlen);
+/* Removes exactly what nf_install created. */
+int nf_remove(const struct cfg *cfg, char *err, size_t errlen);
+/* Points every listener at colour `to`: one commit per family, IPv4 first
+ * then IPv6; if IPv6 fails, IPv4 is put back. */
+int nf_flip(const struct cfg *cfg, enum cfg_colour to, char *err, size_t errlen);
+/* Reads the kernel's tables. */
+int nf_read(const struct cfg *cfg, struct nf_state *st, char *err, size_t errlen);
+/* Writes a warning into warn (empty if none) when nftables NAT chains share
+ * the prerouting/output hooks with the legacy tables. */
+void nf_check_nft(char *warn, size_t warnlen);
+
+/* Conntrack flows pinned to one instance (reply src port = instance port and
+ * original dst port = service port), summed over listeners. */
+struct nf_flows {
+	uint64_t syn;         /* SYN_SENT / SYN_RECV */
+	uint64_t established;
+	uint64_t closing;     /* FIN_WAIT, CLOSE_WAIT, LAST_ACK, TIME_WAIT, CLOSE */
+	uint64_t total;
+};
+/* Fills flows[CFG_BLUE] and flows[CFG_GREEN] with one streaming dump. */
+int nf_count_flows(const struct cfg *cfg, struct nf_flows flows[CFG_NCOLOURS], char *err,
+		   size_t errlen);
+
+/* `switchyard rules ...` and `switchyard flows ...`: argv[0] is "rules" or
+ * "flows"; cfgpath is the -c argument or NULL. Return the exit code. */
+int nf_cmd_rules(const char *cfgpath, int argc, char **argv);
+int nf_cmd_flows(const char *cfgpath, int argc, char **argv);
+
+#endif
