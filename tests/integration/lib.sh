@@ -1,0 +1,78 @@
+# Shared helpers for integration tests. Source it:
+#     . "$(dirname "$0")/lib.sh"
+# Every test runs inside network namespaces it creates itself and never touches
+# the host's firewall. Exit 0 = pass, 77 = skip (say why), anything else = fail.
+
+: "${SY_ROOT:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+: "${SY_BUILD:=$SY_ROOT/build}"
+export SY_ROOT SY_BUILD
+T_NAME=$(basename "$0")
+T_TMP=$(mktemp -d "/tmp/sy-${T_NAME%.*}.XXXXXX")
+T_NETNS=()
+T_PIDS=()
+
+say() { echo "[$T_NAME] $*"; }
+skip() { echo "SKIP: $*"; exit 77; }
+fail() { echo "FAIL: $*" >&2; exit 1; }
+# check DESCRIPTION COMMAND...: runs the command, fails the test if it fails.
+check() {
+	local what=$1; shift
+	if "$@"; then say "ok: $what"; else fail "$what"; fi
+}
+
+t_cleanup() {
+	local p ns
+	for p in "${T_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	sleep 0.1
+	for p in "${T_PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+	for ns in "${T_NETNS[@]}"; do
+		ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
+		ip netns del "$ns" 2>/dev/null
+	done
+	[ -n "${T_KEEP:-}" ] || rm -rf "$T_TMP"
+}
+trap t_cleanup EXIT
+
+require_root() {
+	[ "$(id -u)" -eq 0 ] || skip "needs root for network namespaces"
+	ip netns add "sy-probe-$$" 2>/dev/null || skip "cannot create network namespaces here"
+	ip netns del "sy-probe-$$"
+}
+
+# netns_new NAME: creates a namespace with loopback up; deleted at exit.
+netns_new() {
+	local ns="sy-$1-$$"
+	ip netns add "$ns" || fail "ip netns add $ns"
+	T_NETNS+=("$ns")
+	ip -n "$ns" link set lo up
+	echo "$ns"
+}
+
+# bg CMD...: starts CMD in the background, killed at exit; sets LAST_PID.
+bg() {
+	"$@" &
+	LAST_PID=$!
+	T_PIDS+=("$LAST_PID")
+}
+
+# wait_port [NETNS] PORT [SECONDS]: waits until something listens on TCP PORT.
+wait_port() {
+	local ns=$1 port=$2 secs=${3:-10} i
+	for ((i = 0; i < secs * 20; i++)); do
+		if [ -n "$ns" ]; then
+			ip netns exec "$ns" ss -Hltn "sport = :$port" | grep -q . && return 0
+		else
+			ss -Hltn "sport = :$port" | grep -q . && return 0
+		fi
+		sleep 0.05
+	done
+	return 1
+}
+
+# gen_certs DIR COUNT [TYPE]: test certificates via the gencerts tool
+# (DIR/ca.pem is the root to verify with, DIR/certs/ the served directory,
+# DIR/names.txt lists "NAME FILE" pairs).
+gen_certs() {
+	"$SY_BUILD/tests/tools/gencerts" --out "$1" --count "$2" --type "${3:-ec}" >/dev/null ||
+		fail "gencerts $*"
+}
