@@ -17,7 +17,7 @@
 
 #include "common/json.h"
 
-#define CTL_LINE_MAX 4096
+#define CTL_LINE_MAX    4096
 #define CTL_MAX_CLIENTS 64
 
 /*
@@ -27,22 +27,21 @@
  * control clients. If the handler sets *close_after, the connection is
  * closed once the reply is written.
  */
-typedef void (*ctl_handler)(void *arg, const char *line, struct json_buf *reply,
-			    int *close_after);
+typedef void (*ctl_handler)(void *arg, const char *line, struct json_buf *reply, int *close_after);
 
 struct ctl_server;
 /* Creates the unix socket at path (a stale socket file is replaced, a live
  * one is an error), chmods it to mode, and starts the server thread.
  * Returns NULL with err filled on failure. */
-struct ctl_server *ctl_server_start(const char *path, mode_t mode, ctl_handler handler,
-				    void *arg, char *err, size_t errlen);
+struct ctl_server *ctl_server_start(const char *path, mode_t mode, ctl_handler handler, void *arg,
+                                    char *err, size_t errlen);
 /* Stops the thread, closes every client and unlinks the socket. NULL is a
  * no-op. Must not be called from the handler. */
 void ctl_server_stop(struct ctl_server *srv);
 
 /* Helpers for handlers. */
 void ctl_reply_error(struct json_buf *reply, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 /*
  * Client: connects to path, sends line (a newline is appended), and reads one
@@ -52,6 +51,6 @@ void ctl_reply_error(struct json_buf *reply, const char *fmt, ...)
  * running?", "timed out after N ms", ...).
  */
 int ctl_request(const char *path, const char *line, char **reply, int timeout_ms, char *err,
-		size_t errlen);
+                size_t errlen);
 
 #endif

@@ -87,7 +87,8 @@ LOG_FN(log_warnx, LOG_LVL_WARN, 0)
 LOG_FN(log_info, LOG_LVL_INFO, 0)
 LOG_FN(log_debug, LOG_LVL_DEBUG, 0)
 
-static void log_line(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void log_line(enum log_level lvl, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void log_line(enum log_level lvl, const char *fmt, ...)
 {

@@ -39,7 +39,7 @@ void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_vmsg(enum log_level lvl, int with_errno, const char *fmt, va_list ap)
-	__attribute__((format(printf, 3, 0)));
+    __attribute__((format(printf, 3, 0)));
 
 /* Logs at error level, appends strerror(errno) and exits 1. main() only. */
 void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -60,9 +60,12 @@ struct log_ratelimit {
 	uint32_t count;
 	uint32_t dropped;
 };
-#define LOG_RATELIMIT_INIT(interval, n) {(interval), (n), 0, 0, 0}
+#define LOG_RATELIMIT_INIT(interval, n)                                                            \
+	{                                                                                          \
+		(interval), (n), 0, 0, 0                                                           \
+	}
 
 void log_rl(struct log_ratelimit *rl, enum log_level lvl, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 #endif
