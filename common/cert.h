@@ -29,14 +29,17 @@ struct cert_item;   /* one servable leaf + chain + key; owned by its store */
 struct cert_report; /* opaque load report */
 
 struct cert_opts {
-	enum cfg_expired expired;  /* serve (warn) or skip expired certificates */
-	uint32_t max_file_size;    /* bytes; larger files are rejected */
-	int threads;               /* loader threads, 0 = number of CPUs */
-	const char *default_cert;  /* file name inside the directory, or NULL */
-	time_t now;                /* validity reference time; 0 = time(NULL) */
+	enum cfg_expired expired; /* serve (warn) or skip expired certificates */
+	uint32_t max_file_size;   /* bytes; larger files are rejected */
+	int threads;              /* loader threads, 0 = number of CPUs */
+	const char *default_cert; /* file name inside the directory, or NULL */
+	time_t now;               /* validity reference time; 0 = time(NULL) */
 };
 /* Fills opts from a loaded configuration. */
 void cert_opts_from_cfg(struct cert_opts *opts, const struct cfg *cfg);
+/* Fills opts with the documented defaults (serve expired, 1 MiB, all CPUs,
+ * no default certificate), for callers without a configuration. */
+void cert_opts_defaults(struct cert_opts *opts);
 
 /*
  * Loads every file of dir. Returns a new store with one reference (even if
@@ -45,7 +48,7 @@ void cert_opts_from_cfg(struct cert_opts *opts, const struct cfg *cfg);
  * new report the caller frees with cert_report_free().
  */
 struct cert_store *cert_store_load(const char *dir, const struct cert_opts *opts,
-				   struct cert_report **rep);
+                                   struct cert_report **rep);
 
 /*
  * Delta load: builds a new store for dir that reuses every item of old whose
@@ -54,7 +57,7 @@ struct cert_store *cert_store_load(const char *dir, const struct cert_opts *opts
  * The report lists the names that changed (cert_report_changed()).
  */
 struct cert_store *cert_store_reload(struct cert_store *old, const char *dir,
-				     const struct cert_opts *opts, struct cert_report **rep);
+                                     const struct cert_opts *opts, struct cert_report **rep);
 
 /* Reference counting; thread-safe. cert_store_unref(NULL) is a no-op. */
 struct cert_store *cert_store_ref(struct cert_store *store);
@@ -81,7 +84,7 @@ const char *cert_store_name_at(const struct cert_store *store, size_t i);
  * The result is valid while the caller holds a reference to the store.
  */
 const struct cert_item *cert_store_lookup(const struct cert_store *store, const char *name,
-					  size_t len, unsigned flags, int *used_default);
+                                          size_t len, unsigned flags, int *used_default);
 
 /* Installs the item's leaf, chain and key on ssl (in the ClientHello
  * callback). Returns 0, or -1 with the OpenSSL error queue set. */
@@ -113,6 +116,10 @@ size_t cert_report_nfiles(const struct cert_report *rep);
 size_t cert_report_nloaded(const struct cert_report *rep);
 size_t cert_report_nskipped(const struct cert_report *rep);
 size_t cert_report_nwarned(const struct cert_report *rep);
+/* Directory entries that are not certificate files (other extensions,
+ * subdirectories, unpaired .key files, escaping symlinks); each has an
+ * entry with a message but is not counted in nfiles. */
+size_t cert_report_nignored(const struct cert_report *rep);
 /* A message naming the directory when the whole load failed, else NULL. */
 const char *cert_report_fatal(const struct cert_report *rep);
 /* Names added, changed or removed by a reload, in sorted order. */
@@ -120,8 +127,23 @@ size_t cert_report_nchanged(const struct cert_report *rep);
 const char *cert_report_changed(const struct cert_report *rep, size_t i);
 /* Soonest notAfter over the loaded items, 0 if none. */
 time_t cert_report_soonest_expiry(const struct cert_report *rep);
+/* Per-file verdicts, sorted by file name: entry i's file name (inside the
+ * directory), severity and message (NULL when the file loaded cleanly).
+ * certsync uses these to cache a verdict per content hash. */
+size_t cert_report_nentries(const struct cert_report *rep);
+const char *cert_report_entry(const struct cert_report *rep, size_t i, enum cert_sev *sev,
+                              const char **msg);
 /* Prints every file's verdict and a summary, as text or one JSON object. */
 void cert_report_print(const struct cert_report *rep, FILE *out, int json);
 void cert_report_free(struct cert_report *rep);
+
+/*
+ * `switchyard certs check [DIR] [--json] [--default FILE]` and
+ * `switchyard certs lookup [DIR] NAME [--rsa]`; argv[0] is "certs". DIR
+ * defaults to certs.directory of the configuration (cfgpath, or the default
+ * path when NULL); with an explicit DIR and no -c, built-in defaults are used.
+ * Returns the process exit status.
+ */
+int cert_cmd(const char *cfgpath, int argc, char **argv);
 
 #endif

@@ -10,8 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "certsync/cs.h"
+#include "common/cert.h"
 #include "common/cfg.h"
 #include "common/log.h"
+#include "supervisor/sv.h"
 
 struct sy_cmd {
 	const char *name;
@@ -23,7 +26,19 @@ static int cmd_check_config(const char *cfgpath, int argc, char **argv);
 
 /* Subcommands, in the order `switchyard help` lists them. */
 static const struct sy_cmd sy_cmds[] = {
-	{"check-config", cmd_check_config, "check-config [-c FILE]   validate the configuration"},
+    {"check-config", cmd_check_config,
+     "check-config [-c FILE] [--no-certs]   validate the configuration and certificates"},
+    {"certs", cert_cmd,
+     "certs check [DIR] [--json] | certs lookup [DIR] NAME|-   validate a certificate directory, resolve an SNI name"},
+    {"certsync", cs_cmd,
+     "certsync [--dry-run] [--json] [--allow-mass-delete] [--no-reload]   sync certificates"},
+    {"status", sv_cmd_status, "status [--json]   live colour, instances, pinned flows, last flips"},
+    {"reload", sv_cmd_reload,
+     "reload [--certs DIR] [--no-flip] [--restart] [--json]   load the set into the standby, gate, flip"},
+    {"flip", sv_cmd_flip, "flip [--force] [--json]   gate the standby, then flip to it"},
+    {"rollback", sv_cmd_rollback, "rollback [--json]   flip back to the previous generation"},
+    {"metrics", sv_cmd_metrics, "metrics   Prometheus text from switchyardd"},
+    {"shutdown", sv_cmd_shutdown, "shutdown   stop switchyardd, both instances and the rules"},
 };
 
 static void usage(FILE *out)
@@ -34,21 +49,82 @@ static void usage(FILE *out)
 	fprintf(out, "\nThe default configuration file is %s.\n", CFG_DEFAULT_PATH);
 }
 
+/*
+ * Validates the certificate directory the way the proxy will load it, and
+ * prints only what needs attention (skipped and warned files) plus a
+ * summary: with 100k certificates a line per good file would bury them.
+ * Returns 0 when every file loaded and the default certificate (if any) is
+ * among them.
+ */
+static int check_certs(const struct cfg *cfg)
+{
+	const char *dir = cfg->certs.directory;
+	struct cert_report *rep = NULL;
+	struct cert_store *store;
+	struct cert_opts opts;
+	int rc = 0, used_default = 0;
+
+	cert_opts_from_cfg(&opts, cfg);
+	store = cert_store_load(dir, &opts, &rep);
+	if (store == NULL) {
+		fprintf(stderr, "%s: key 'certificates.directory': %s\n", cfg->path,
+		        rep != NULL && cert_report_fatal(rep) != NULL ? cert_report_fatal(rep)
+		                                                      : "cannot be loaded");
+		cert_report_free(rep);
+		return 1;
+	}
+	for (size_t i = 0; i < cert_report_nentries(rep); i++) {
+		enum cert_sev sev = CERT_OK;
+		const char *msg = NULL;
+		const char *file = cert_report_entry(rep, i, &sev, &msg);
+
+		if (sev == CERT_OK)
+			continue;
+		fprintf(stderr, "%s/%s: %s: %s\n", dir, file != NULL ? file : "?",
+		        sev == CERT_SKIP ? "skipped" : "warning", msg != NULL ? msg : "");
+	}
+	if (cert_report_nskipped(rep) > 0)
+		rc = 1;
+	/* Ask the store rather than the report: it knows whether the default
+	 * file ended up servable. A lookup without SNI answers with it. */
+	if (cfg->certs.default_cert[0] != '\0' &&
+	    cert_store_lookup(store, NULL, 0, CERT_LOOKUP_ECDSA_OK, &used_default) == NULL) {
+		fprintf(stderr, "%s: key 'certificates.default': '%s' was not loaded from %s\n",
+		        cfg->path, cfg->certs.default_cert, dir);
+		rc = 1;
+	}
+	printf("%s: %zu files, %zu loaded, %zu skipped, %zu with warnings, %zu names\n", dir,
+	       cert_report_nfiles(rep), cert_report_nloaded(rep), cert_report_nskipped(rep),
+	       cert_report_nwarned(rep), cert_store_nnames(store));
+	cert_store_unref(store);
+	cert_report_free(rep);
+	return rc;
+}
+
 static int cmd_check_config(const char *cfgpath, int argc, char **argv)
 {
 	struct cfg *cfg;
+	int certs = 1, rc = 0;
 
-	(void)argv;
-	if (argc != 1) {
-		fprintf(stderr, "usage: switchyard check-config [-c FILE]\n");
-		return 2;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--no-certs") == 0) {
+			certs = 0;
+		} else {
+			fprintf(stderr, "usage: switchyard check-config [-c FILE] [--no-certs]\n");
+			return 2;
+		}
 	}
 	cfg = cfg_load_report(cfgpath);
 	if (cfg == NULL)
 		return 1;
-	printf("%s: configuration ok\n", cfg->path);
+	if (certs)
+		rc = check_certs(cfg);
+	if (rc == 0)
+		printf("%s: configuration ok\n", cfg->path);
+	else
+		fprintf(stderr, "%s: configuration has errors\n", cfg->path);
 	cfg_free(cfg);
-	return 0;
+	return rc;
 }
 
 int main(int argc, char **argv)
