@@ -18,13 +18,13 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define CFG_DEFAULT_PATH "/etc/switchyard/switchyard.yaml"
+#define CFG_DEFAULT_PATH  "/etc/switchyard/switchyard.yaml"
 #define CFG_MAX_LISTENERS 16
-#define CFG_MAX_SERVERS 64
-#define CFG_MAX_CPUS 256
-#define CFG_MAX_ALPN 8
-#define CFG_NAME_MAX 32
-#define CFG_STR_MAX 512
+#define CFG_MAX_SERVERS   64
+#define CFG_MAX_CPUS      256
+#define CFG_MAX_ALPN      8
+#define CFG_NAME_MAX      32
+#define CFG_STR_MAX       512
 
 enum cfg_colour {
 	CFG_BLUE = 0,
@@ -77,54 +77,54 @@ struct cfg_server {
 };
 
 struct cfg_proxy {
-	int threads;                /* 0 = number of CPUs (default) */
-	int cpu_map[CFG_MAX_CPUS];  /* cpu_map[i] = CPU for thread i, -1 = unpinned */
+	int threads;               /* 0 = number of CPUs (default) */
+	int cpu_map[CFG_MAX_CPUS]; /* cpu_map[i] = CPU for thread i, -1 = unpinned */
 	int ncpu_map;
-	uint32_t maxconn;           /* global, default 20000 */
-	int backlog;                /* default 4096 */
-	uint32_t buffer_size;       /* per direction per connection, default 16384 */
+	uint32_t maxconn;     /* global, default 20000 */
+	int backlog;          /* default 4096 */
+	uint32_t buffer_size; /* per direction per connection, default 16384 */
 	/* Timeouts in milliseconds. */
-	uint32_t handshake_timeout_ms;   /* default 10000 */
-	uint32_t connect_timeout_ms;     /* default 5000 */
-	uint32_t client_timeout_ms;      /* idle, default 60000 */
-	uint32_t server_timeout_ms;      /* idle, default 60000 */
-	uint32_t hard_stop_after_ms;     /* after SIGTERM/drain; 0 = never cut */
-	char user[CFG_NAME_MAX];         /* drop privileges to this user; "" = stay */
+	uint32_t handshake_timeout_ms; /* default 10000 */
+	uint32_t connect_timeout_ms;   /* default 5000 */
+	uint32_t client_timeout_ms;    /* idle, default 60000 */
+	uint32_t server_timeout_ms;    /* idle, default 60000 */
+	uint32_t hard_stop_after_ms;   /* after SIGTERM/drain; 0 = never cut */
+	char user[CFG_NAME_MAX];       /* drop privileges to this user; "" = stay */
 	char group[CFG_NAME_MAX];
-	int access_log;                  /* default 0 */
-	enum cfg_log_target log;         /* default stderr */
-	int log_level;                   /* enum log_level, default info */
+	int access_log;          /* default 0 */
+	enum cfg_log_target log; /* default stderr */
+	int log_level;           /* enum log_level, default info */
 };
 
 struct cfg_tls {
-	int min_version;                  /* TLS1_2_VERSION (default) or TLS1_3_VERSION */
-	char ciphers[CFG_STR_MAX];        /* TLS 1.2 list; default: OpenSSL's ECDHE+AEAD set */
-	char ciphersuites[CFG_STR_MAX];   /* TLS 1.3; default OpenSSL's */
-	char groups[CFG_STR_MAX];         /* default "X25519:P-256:P-384" */
-	char alpn[CFG_MAX_ALPN][32];      /* default {"http/1.1"} */
+	int min_version;                /* TLS1_2_VERSION (default) or TLS1_3_VERSION */
+	char ciphers[CFG_STR_MAX];      /* TLS 1.2 list; default: OpenSSL's ECDHE+AEAD set */
+	char ciphersuites[CFG_STR_MAX]; /* TLS 1.3; default OpenSSL's */
+	char groups[CFG_STR_MAX];       /* default "X25519:P-256:P-384" */
+	char alpn[CFG_MAX_ALPN][32];    /* default {"http/1.1"} */
 	int nalpn;
 	char ticket_key_file[CFG_STR_MAX]; /* default STATE_DIR/ticket.keys; "" = no tickets */
-	int session_cache;                /* server-side cache, default 0 */
+	int session_cache;                 /* server-side cache, default 0 */
 };
 
 struct cfg_certs {
-	char directory[CFG_STR_MAX];     /* default /etc/switchyard/certs */
-	char default_cert[CFG_STR_MAX];  /* file name inside directory; "" = none */
-	enum cfg_expired expired;        /* default serve (with a warning) */
-	uint32_t max_file_size;          /* bytes, default 1 MiB */
-	int load_threads;                /* 0 = number of CPUs */
+	char directory[CFG_STR_MAX];    /* default /etc/switchyard/certs */
+	char default_cert[CFG_STR_MAX]; /* file name inside directory; "" = none */
+	enum cfg_expired expired;       /* default serve (with a warning) */
+	uint32_t max_file_size;         /* bytes, default 1 MiB */
+	int load_threads;               /* 0 = number of CPUs */
 };
 
 struct cfg_backend {
 	enum cfg_balance balance;
 	enum cfg_proxy_protocol proxy_protocol;
-	int retries;                      /* default 2 */
+	int retries; /* default 2 */
 	struct cfg_server servers[CFG_MAX_SERVERS];
-	int nservers;                     /* at least 1 required */
-	uint32_t fail_threshold;          /* passive: consecutive failures, default 3 */
-	uint32_t down_time_ms;            /* passive: how long down, default 10000 */
-	uint32_t check_interval_ms;       /* active TCP check, 0 = off; default 2000 */
-	uint32_t check_timeout_ms;        /* default 1000 */
+	int nservers;               /* at least 1 required */
+	uint32_t fail_threshold;    /* passive: consecutive failures, default 3 */
+	uint32_t down_time_ms;      /* passive: how long down, default 10000 */
+	uint32_t check_interval_ms; /* active TCP check, 0 = off; default 2000 */
+	uint32_t check_timeout_ms;  /* default 1000 */
 };
 
 struct cfg_supervisor {
@@ -144,12 +144,12 @@ struct cfg_supervisor {
 };
 
 struct cfg_certsync {
-	char source_dir[CFG_STR_MAX];      /* either this ... */
-	char source_command[CFG_STR_MAX];  /* ... or this; "{dir}" is the staging dir */
-	uint32_t command_timeout_ms;       /* default 300000 */
-	uint32_t keep_versions;            /* default 5 */
-	uint32_t mass_delete_percent;      /* default 10 */
-	uint32_t expiry_warn_days;         /* default 14 */
+	char source_dir[CFG_STR_MAX];     /* either this ... */
+	char source_command[CFG_STR_MAX]; /* ... or this; "{dir}" is the staging dir */
+	uint32_t command_timeout_ms;      /* default 300000 */
+	uint32_t keep_versions;           /* default 5 */
+	uint32_t mass_delete_percent;     /* default 10 */
+	uint32_t expiry_warn_days;        /* default 14 */
 };
 
 struct cfg {
