@@ -1,0 +1,419 @@
+/*
+ * certload: loads a certificate directory the way the proxy does
+ * (cert_store_load) and prints wall time, RSS growth and memory per
+ * certificate.
+ *
+ *   certload DIR [--threads N] [--expect-loaded N]
+ *            [--delta NEWFILE TARGET]  also time a reload after TARGET (a
+ *                                      file name in DIR) is replaced by
+ *                                      NEWFILE; TARGET is restored after
+ *            [--handshakes N]          time N TLS handshakes served from the
+ *                                      store vs from default-context objects
+ *            [--materialize]           decode every leaf (as serving would)
+ *                                      and print the RSS after
+ *   certload --exec CMD [ARGS...]      run CMD, print its wall time and max RSS
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+
+#include "common/cert.h"
+
+/* CPU time of this thread: the handshake loop runs on one thread, and CPU
+ * time is what other work on a shared machine does not inflate. */
+static double thread_cpu(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static double now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* VmRSS of this process in KiB. */
+static long rss_kb(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kb = -1;
+
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "VmRSS: %ld", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+static double cpu_s(const struct rusage *ru)
+{
+	return (double)ru->ru_utime.tv_sec + (double)ru->ru_utime.tv_usec / 1e6 +
+	       (double)ru->ru_stime.tv_sec + (double)ru->ru_stime.tv_usec / 1e6;
+}
+
+static int run_exec(char **argv)
+{
+	struct rusage ru;
+	double t0 = now();
+	int status;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return 1;
+	if (pid == 0) {
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	if (wait4(pid, &status, 0, &ru) < 0)
+		return 1;
+	printf("exec: %s: exit %d, wall %.3f s, CPU %.3f s, max RSS %.1f MB\n", argv[0],
+	       WIFEXITED(status) ? WEXITSTATUS(status) : -1, now() - t0, cpu_s(&ru),
+	       (double)ru.ru_maxrss / 1024.0);
+	return 0;
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	long n;
+
+	if (f == NULL)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
+		buf = malloc((size_t)n + 1);
+		if (buf != NULL && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+			free(buf);
+			buf = NULL;
+		}
+		*len = (size_t)n;
+	}
+	fclose(f);
+	return buf;
+}
+
+static int spit(const char *path, const char *buf, size_t len)
+{
+	char tmp[4200];
+	FILE *f;
+
+	snprintf(tmp, sizeof(tmp), "%s.certload-tmp", path);
+	f = fopen(tmp, "wb");
+	if (f == NULL)
+		return -1;
+	if (fwrite(buf, 1, len, f) != len) {
+		fclose(f);
+		return -1;
+	}
+	if (fclose(f) != 0)
+		return -1;
+	return rename(tmp, path);
+}
+
+/* ---- handshake measurement ---- */
+
+struct hs_set {
+	const struct cert_item **items; /* store path */
+	X509 **leaf;                    /* default-context path */
+	EVP_PKEY **key;
+	STACK_OF(X509) * *chain;
+	int n, cur, mode;
+};
+
+static int hello_cb(SSL *ssl, int *al, void *arg)
+{
+	struct hs_set *s = arg;
+	int i = s->cur;
+
+	(void)al;
+	if (s->mode == 0)
+		return cert_item_use(s->items[i], ssl) == 0 ? SSL_CLIENT_HELLO_SUCCESS
+		                                            : SSL_CLIENT_HELLO_ERROR;
+	return SSL_use_cert_and_key(ssl, s->leaf[i], s->key[i], s->chain[i], 1) == 1
+	           ? SSL_CLIENT_HELLO_SUCCESS
+	           : SSL_CLIENT_HELLO_ERROR;
+}
+
+static int one_handshake(SSL_CTX *sctx, SSL_CTX *cctx)
+{
+	SSL *s = SSL_new(sctx), *c = SSL_new(cctx);
+	BIO *b1, *b2;
+	int rc = -1, done_s = 0, done_c = 0;
+
+	if (s == NULL || c == NULL || !BIO_new_bio_pair(&b1, 0, &b2, 0))
+		goto out;
+	SSL_set_bio(s, b1, b1);
+	SSL_set_bio(c, b2, b2);
+	SSL_set_accept_state(s);
+	SSL_set_connect_state(c);
+	SSL_set_tlsext_host_name(c, "bench.example");
+	for (int i = 0; i < 20 && !(done_s && done_c); i++) {
+		int r;
+
+		if (!done_c) {
+			r = SSL_do_handshake(c);
+			if (r == 1)
+				done_c = 1;
+			else if (SSL_get_error(c, r) != SSL_ERROR_WANT_READ)
+				goto out;
+		}
+		if (!done_s) {
+			r = SSL_do_handshake(s);
+			if (r == 1)
+				done_s = 1;
+			else if (SSL_get_error(s, r) != SSL_ERROR_WANT_READ)
+				goto out;
+		}
+	}
+	rc = done_s && done_c ? 0 : -1;
+out:
+	SSL_free(s);
+	SSL_free(c);
+	return rc;
+}
+
+static int handshakes(const char *dir, struct cert_store *st, int n)
+{
+	struct hs_set s;
+	SSL_CTX *sctx = SSL_CTX_new(TLS_server_method()), *cctx = SSL_CTX_new(TLS_client_method());
+	size_t nn = cert_store_nnames(st);
+	int m = 0;
+
+	memset(&s, 0, sizeof(s));
+	if (sctx == NULL || cctx == NULL)
+		return -1;
+	s.n = nn < 500 ? (int)nn : 500;
+	s.items = calloc((size_t)s.n, sizeof(*s.items));
+	s.leaf = calloc((size_t)s.n, sizeof(*s.leaf));
+	s.key = calloc((size_t)s.n, sizeof(*s.key));
+	s.chain = calloc((size_t)s.n, sizeof(*s.chain));
+	for (int i = 0; i < s.n; i++) {
+		const char *name = cert_store_name_at(st, i * (nn / (size_t)s.n));
+		const struct cert_item *it = cert_store_lookup(st, name, strlen(name), 1, NULL);
+		char path[4200];
+		FILE *f;
+
+		if (it == NULL || name[0] == '*')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, cert_item_file(it));
+		f = fopen(path, "r");
+		if (f == NULL)
+			continue;
+		s.leaf[m] = PEM_read_X509(f, NULL, NULL, NULL);
+		s.chain[m] = sk_X509_new_null();
+		for (X509 *x; (x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL;)
+			sk_X509_push(s.chain[m], x);
+		ERR_clear_error();
+		rewind(f);
+		s.key[m] = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+		fclose(f);
+		if (s.leaf[m] == NULL || s.key[m] == NULL) {
+			/* A .crt + .key pair: this comparison reads combined files only. */
+			X509_free(s.leaf[m]);
+			EVP_PKEY_free(s.key[m]);
+			sk_X509_pop_free(s.chain[m], X509_free);
+			s.leaf[m] = NULL;
+			s.key[m] = NULL;
+			s.chain[m] = NULL;
+			continue;
+		}
+		s.items[m++] = it;
+	}
+	s.n = m;
+	if (m == 0)
+		return -1;
+	SSL_CTX_set_client_hello_cb(sctx, hello_cb, &s);
+	SSL_CTX_set_session_cache_mode(sctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_options(sctx, SSL_OP_NO_TICKET);
+	for (int mode = 0; mode < 2; mode++) {
+		for (int pass = 0; pass < 2; pass++) {
+			double t0 = thread_cpu();
+			int fails = 0;
+
+			s.mode = mode;
+			for (int i = 0; i < n; i++) {
+				s.cur = i % m;
+				if (one_handshake(sctx, cctx) < 0)
+					fails++;
+			}
+			printf("handshakes: %-38s %s: %.1f us CPU per handshake (client+server), "
+			       "%d failed, %d certs\n",
+			       mode == 0 ? "store items (per-thread libctx, legacy key)"
+			                 : "default-libctx PEM_read objects",
+			       pass == 0 ? "first use" : "warm     ", (thread_cpu() - t0) / n * 1e6,
+			       fails, m);
+			ERR_clear_error();
+		}
+	}
+	for (int i = 0; i < s.n; i++) {
+		X509_free(s.leaf[i]);
+		EVP_PKEY_free(s.key[i]);
+		sk_X509_pop_free(s.chain[i], X509_free);
+	}
+	free(s.items);
+	free(s.leaf);
+	free(s.key);
+	free(s.chain);
+	SSL_CTX_free(sctx);
+	SSL_CTX_free(cctx);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *dir = NULL, *delta_src = NULL, *delta_dst = NULL;
+	struct cert_opts opts;
+	struct cert_report *rep = NULL;
+	struct cert_store *st;
+	long r0, r1, expect = -1;
+	int nhs = 0, materialize = 0;
+	double t0, t1;
+	struct rusage ru0, ru1;
+
+	if (argc >= 3 && strcmp(argv[1], "--exec") == 0)
+		return run_exec(argv + 2);
+	cert_opts_defaults(&opts);
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
+			opts.threads = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--expect-loaded") == 0 && i + 1 < argc)
+			expect = atol(argv[++i]);
+		else if (strcmp(argv[i], "--materialize") == 0)
+			materialize = 1;
+		else if (strcmp(argv[i], "--handshakes") == 0 && i + 1 < argc)
+			nhs = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--delta") == 0 && i + 2 < argc) {
+			delta_src = argv[++i];
+			delta_dst = argv[++i];
+		} else if (dir == NULL && argv[i][0] != '-')
+			dir = argv[i];
+		else {
+			fprintf(stderr,
+			        "usage: certload DIR [--threads N] [--expect-loaded N] "
+			        "[--delta NEWFILE TARGET] [--handshakes N] [--materialize]\n"
+			        "       certload --exec CMD [ARGS...]\n");
+			return 2;
+		}
+	}
+	if (dir == NULL)
+		return 2;
+	/* Initialise libssl before measuring, as a running proxy has. */
+	OPENSSL_init_ssl(0, NULL);
+	r0 = rss_kb();
+	getrusage(RUSAGE_SELF, &ru0);
+	t0 = now();
+	st = cert_store_load(dir, &opts, &rep);
+	t1 = now();
+	getrusage(RUSAGE_SELF, &ru1);
+	r1 = rss_kb();
+	if (st == NULL) {
+		fprintf(stderr, "certload: %s\n", cert_report_fatal(rep));
+		return 1;
+	}
+	printf("load: %s: %zu files, %zu loaded, %zu skipped, %zu names, threads %d: %.3f s "
+	       "wall, %.3f s CPU, RSS +%.1f MB, %.2f KB per cert\n",
+	       dir, cert_report_nfiles(rep), cert_report_nloaded(rep), cert_report_nskipped(rep),
+	       cert_store_nnames(st), opts.threads, t1 - t0, cpu_s(&ru1) - cpu_s(&ru0),
+	       (double)(r1 - r0) / 1024.0,
+	       cert_report_nloaded(rep) > 0 ? (double)(r1 - r0) / (double)cert_report_nloaded(rep)
+	                                    : 0.0);
+	if (expect >= 0 && (long)cert_report_nloaded(rep) != expect) {
+		fprintf(stderr, "certload: expected %ld loaded\n", expect);
+		return 1;
+	}
+	cert_report_free(rep);
+
+	{
+		struct cert_store *n2;
+
+		getrusage(RUSAGE_SELF, &ru0);
+		t0 = now();
+		n2 = cert_store_reload(st, dir, &opts, &rep);
+		t1 = now();
+		getrusage(RUSAGE_SELF, &ru1);
+		printf("reload, nothing changed: %.2f ms wall, %.2f ms CPU, %zu names changed\n",
+		       (t1 - t0) * 1e3, (cpu_s(&ru1) - cpu_s(&ru0)) * 1e3,
+		       n2 != NULL ? cert_report_nchanged(rep) : 0);
+		cert_report_free(rep);
+		cert_store_unref(n2);
+	}
+	if (delta_src != NULL) {
+		char path[4200];
+		size_t olen = 0, nlen = 0;
+		char *orig, *repl;
+		struct cert_store *n2;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, delta_dst);
+		orig = slurp(path, &olen);
+		repl = slurp(delta_src, &nlen);
+		if (orig == NULL || repl == NULL || spit(path, repl, nlen) < 0) {
+			fprintf(stderr, "certload: cannot replace %s\n", path);
+			return 1;
+		}
+		getrusage(RUSAGE_SELF, &ru0);
+		t0 = now();
+		n2 = cert_store_reload(st, dir, &opts, &rep);
+		t1 = now();
+		getrusage(RUSAGE_SELF, &ru1);
+		printf("reload, 1 file changed: %.2f ms wall, %.2f ms CPU, %zu names changed%s%s\n",
+		       (t1 - t0) * 1e3, (cpu_s(&ru1) - cpu_s(&ru0)) * 1e3,
+		       n2 != NULL ? cert_report_nchanged(rep) : 0,
+		       n2 != NULL && cert_report_nchanged(rep) > 0 ? ", first: " : "",
+		       n2 != NULL && cert_report_nchanged(rep) > 0 ? cert_report_changed(rep, 0)
+		                                                   : "");
+		cert_report_free(rep);
+		cert_store_unref(n2);
+		if (spit(path, orig, olen) < 0)
+			fprintf(stderr, "certload: cannot restore %s\n", path);
+		free(orig);
+		free(repl);
+	}
+	if (materialize) {
+		/* Every leaf decoded, as after each certificate served a
+		 * handshake (the key's one-time provider export is not
+		 * included). */
+		SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+		SSL *ssl = ctx != NULL ? SSL_new(ctx) : NULL;
+		size_t used = 0;
+
+		t0 = now();
+		for (size_t i = 0; ssl != NULL && i < cert_store_nnames(st); i++) {
+			const char *nm = cert_store_name_at(st, i);
+			const struct cert_item *it = cert_store_lookup(st, nm, strlen(nm), 1, NULL);
+
+			if (it != NULL && cert_item_use(it, ssl) == 0)
+				used++;
+		}
+		printf(
+		    "all leaves decoded: %zu items in %.3f s, RSS now +%.1f MB, %.2f KB per cert\n",
+		    used, now() - t0, (double)(rss_kb() - r0) / 1024.0,
+		    used > 0 ? (double)(rss_kb() - r0) / (double)used : 0.0);
+		SSL_free(ssl);
+		SSL_CTX_free(ctx);
+	}
+	if (nhs > 0 && handshakes(dir, st, nhs) < 0)
+		fprintf(stderr, "certload: handshake measurement failed\n");
+	t0 = now();
+	cert_store_unref(st);
+	printf("free: %.3f s\n", now() - t0);
+	return 0;
+}

@@ -1,0 +1,258 @@
+/*
+ * cert_index: the SNI name index of a store.
+ *
+ * Two open-addressing hash tables: exact names, and wildcards keyed by their
+ * parent domain ("*.example.com" is stored under "example.com"). A lookup of
+ * "a.example.com" probes the exact table, then the wildcard table with the
+ * part after the first label, so a wildcard covers exactly one label and the
+ * cost is independent of the number of certificates.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/cert_int.h"
+
+int cert_name_norm(const char *name, size_t len, char *out)
+{
+	size_t label = 0;
+
+	if (name == NULL)
+		return -1;
+	if (len > 0 && name[len - 1] == '.')
+		len--;
+	if (len == 0 || len > CERT_NAME_MAX)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)name[i];
+
+		if (c >= 'A' && c <= 'Z')
+			c = (unsigned char)(c - 'A' + 'a');
+		if (c == '.') {
+			if (label == 0)
+				return -1; /* empty label */
+			label = 0;
+		} else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+		           c == '_') {
+			if (++label > 63)
+				return -1;
+		} else if (c == '*' && i == 0 && len > 2 && name[1] == '.') {
+			/* Only "*" as the whole first label is a wildcard. */
+			label = 1;
+		} else {
+			return -1;
+		}
+		out[i] = (char)c;
+	}
+	if (label == 0)
+		return -1;
+	out[len] = '\0';
+	return (int)len;
+}
+
+static uint32_t name_hash(const char *s, size_t len)
+{
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 16777619u;
+	}
+	return h;
+}
+
+const struct cert_name_ent *cert_index_find(const struct cert_index *ix, const char *key,
+                                            size_t len)
+{
+	uint32_t h;
+	size_t mask, i;
+
+	if (ix->cap == 0)
+		return NULL;
+	h = name_hash(key, len);
+	mask = ix->cap - 1;
+	for (i = h & mask;; i = (i + 1) & mask) {
+		const struct cert_name_ent *e = &ix->ents[i];
+
+		if (e->key == NULL)
+			return NULL;
+		if (e->hash == h && e->len == len && memcmp(e->key, key, len) == 0)
+			return e;
+	}
+}
+
+static int index_init(struct cert_index *ix, size_t n)
+{
+	ix->cap = 16;
+	while (ix->cap < n * 2)
+		ix->cap *= 2;
+	ix->ents = calloc(ix->cap, sizeof(*ix->ents));
+	ix->n = 0;
+	return ix->ents == NULL ? -1 : 0;
+}
+
+/* Returns the entry for key, inserting an empty one if needed. */
+static struct cert_name_ent *index_upsert(struct cert_index *ix, const char *key, const char *name)
+{
+	size_t len = strlen(key), mask = ix->cap - 1, i;
+	uint32_t h = name_hash(key, len);
+
+	for (i = h & mask;; i = (i + 1) & mask) {
+		struct cert_name_ent *e = &ix->ents[i];
+
+		if (e->key == NULL) {
+			e->key = key;
+			e->name = name;
+			e->hash = h;
+			e->len = (uint32_t)len;
+			ix->n++;
+			return e;
+		}
+		if (e->hash == h && e->len == len && memcmp(e->key, key, len) == 0)
+			return e;
+	}
+}
+
+void cert_index_free(struct cert_store *st)
+{
+	free(st->exact.ents);
+	free(st->wild.ents);
+	free((void *)atomic_load(&st->order));
+	st->exact.ents = st->wild.ents = NULL;
+	atomic_store(&st->order, NULL);
+}
+
+static int cmp_ent(const void *a, const void *b)
+{
+	const struct cert_name_ent *x = *(const struct cert_name_ent *const *)a;
+	const struct cert_name_ent *y = *(const struct cert_name_ent *const *)b;
+
+	return strcmp(x->name, y->name);
+}
+
+/* Appends a duplicate-name warning to the losing file's index message. */
+static void dup_warn(struct cert_file *loser, const char *name, const char *winner)
+{
+	char *n;
+
+	if (loser->dupmsg == NULL)
+		n = cert_strdup_printf("name %s is also claimed by %s, which wins (the "
+		                       "smallest file name wins)",
+		                       name, winner);
+	else
+		n = cert_strdup_printf("%s; name %s is also claimed by %s", loser->dupmsg, name,
+		                       winner);
+	if (n != NULL) {
+		free(loser->dupmsg);
+		loser->dupmsg = n;
+	}
+}
+
+int cert_index_build(struct cert_store *st)
+{
+	size_t total = 0;
+
+	for (size_t i = 0; i < st->nfiles; i++) {
+		free(st->files[i].dupmsg);
+		st->files[i].dupmsg = NULL;
+		if (st->files[i].item != NULL)
+			total += st->files[i].item->nnames;
+	}
+	if (index_init(&st->exact, total) < 0 || index_init(&st->wild, total / 4 + 1) < 0)
+		return -1;
+	/* Files are sorted by name, so the first claimant of a name is the one
+	 * with the smallest file name: the documented, deterministic winner. */
+	for (size_t i = 0; i < st->nfiles; i++) {
+		const struct cert_item *it = st->files[i].item;
+
+		if (it == NULL)
+			continue;
+		st->nitems++;
+		for (size_t j = 0; j < it->nnames; j++) {
+			const char *n = it->names[j];
+			int wild = n[0] == '*';
+			struct cert_name_ent *e;
+			const struct cert_item **slot;
+
+			e = index_upsert(wild ? &st->wild : &st->exact, wild ? n + 2 : n, n);
+			slot = it->is_ec ? &e->ec : &e->rsa;
+			if (*slot == NULL) {
+				*slot = it;
+				continue;
+			}
+			dup_warn(&st->files[i], n, (*slot)->file);
+			if (st->files[i].sev < CERT_WARN)
+				st->files[i].sev = CERT_WARN;
+		}
+	}
+	st->nnames = st->exact.n + st->wild.n;
+	return 0;
+}
+
+static const struct cert_item *pick(const struct cert_name_ent *e, unsigned flags)
+{
+	if (e->ec != NULL && (e->rsa == NULL || (flags & CERT_LOOKUP_ECDSA_OK)))
+		return e->ec;
+	return e->rsa;
+}
+
+const struct cert_item *cert_store_lookup(const struct cert_store *store, const char *name,
+                                          size_t len, unsigned flags, int *used_default)
+{
+	char norm[CERT_NAME_MAX + 1];
+	const struct cert_name_ent *e;
+	const char *dot;
+	int n;
+
+	if (used_default != NULL)
+		*used_default = 0;
+	if (store == NULL)
+		return NULL;
+	if (name != NULL && (n = cert_name_norm(name, len, norm)) > 0) {
+		e = cert_index_find(&store->exact, norm, (size_t)n);
+		if (e != NULL)
+			return pick(e, flags);
+		dot = memchr(norm, '.', (size_t)n);
+		if (dot != NULL && dot[1] != '\0') {
+			e = cert_index_find(&store->wild, dot + 1, (size_t)(norm + n - dot - 1));
+			if (e != NULL)
+				return pick(e, flags);
+		}
+	}
+	if (store->def != NULL && used_default != NULL)
+		*used_default = 1;
+	return store->def;
+}
+
+size_t cert_store_nnames(const struct cert_store *store)
+{
+	return store->nnames;
+}
+
+const char *cert_store_name_at(const struct cert_store *store, size_t i)
+{
+	struct cert_store *st = (struct cert_store *)store;
+	const struct cert_name_ent **o = atomic_load_explicit(&st->order, memory_order_acquire);
+
+	if (i >= store->nnames)
+		return NULL;
+	if (o == NULL) {
+		pthread_mutex_lock(&st->order_lock);
+		o = atomic_load_explicit(&st->order, memory_order_acquire);
+		if (o == NULL && (o = malloc((st->nnames + 1) * sizeof(*o))) != NULL) {
+			size_t k = 0;
+
+			for (size_t j = 0; j < st->exact.cap; j++)
+				if (st->exact.ents[j].key != NULL)
+					o[k++] = &st->exact.ents[j];
+			for (size_t j = 0; j < st->wild.cap; j++)
+				if (st->wild.ents[j].key != NULL)
+					o[k++] = &st->wild.ents[j];
+			qsort(o, k, sizeof(*o), cmp_ent);
+			atomic_store_explicit(&st->order, o, memory_order_release);
+		}
+		pthread_mutex_unlock(&st->order_lock);
+		if (o == NULL)
+			return NULL;
+	}
+	return o[i]->name;
+}

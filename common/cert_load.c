@@ -1,0 +1,1083 @@
+/*
+ * cert_load: reads and validates one certificate file into a cert_item.
+ *
+ * This is the hot path of a cold load (10,000+ files), so it avoids the
+ * generic OpenSSL 3.0 machinery where measurement showed it to be slow:
+ *
+ * - PEM blocks are split and base64-decoded here instead of going through
+ *   PEM_read_bio_*, which runs the generic OSSL_DECODER search for every
+ *   object (facts.md: ~565 us per combined file).
+ * - Certificates are decoded with d2i_X509 into an X509 created with
+ *   X509_new_ex(libctx), where libctx is private to the loader thread: the
+ *   public key inside a certificate is decoded by an OSSL_DECODER, and on the
+ *   default library context those decoders serialize every thread on the
+ *   context's locks; a private context per thread scales linearly.
+ * - Even in a private context, building that decoder costs ~170 of the
+ *   ~200 us a leaf takes to decode here. The loader therefore decodes each
+ *   leaf a first time in a context holding only the "null" provider: the
+ *   opportunistic public-key decode fails at once (d2i_X509 tolerates that)
+ *   and everything validation needs (names, validity, issuer, the public
+ *   key's bytes) is still there, for ~29 us. The item keeps the leaf's DER;
+ *   cert_item_use() decodes it for real on its first handshake (once per
+ *   certificate and process) in a per-thread context.
+ * - Private keys are decoded with the type-specific DER functions
+ *   (d2i_ECPrivateKey, d2i_RSAPrivateKey) instead of d2i_PrivateKey_ex.
+ *   On this machine d2i_PrivateKey_ex costs 150-230 us per key, nearly all of
+ *   it in building a decoder chain (rwlocks, name lookups), while the
+ *   type-specific functions cost 28 us (P-256) and 5 us (RSA-2048). They are
+ *   deprecated in 3.0 but fully supported; the resulting "legacy" EVP_PKEY is
+ *   exported once to the provider that signs with it and that export is
+ *   cached inside the EVP_PKEY (see docs/certificates.md for the handshake
+ *   measurement).
+ * - Chain certificates are deduplicated by the SHA-256 of their DER, so each
+ *   intermediate is decoded once per load and shared by every item.
+ */
+#define OPENSSL_SUPPRESS_DEPRECATED /* d2i_ECPrivateKey etc., see above */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/provider.h>
+#include <openssl/rsa.h>
+#include <openssl/x509v3.h>
+
+#include "common/cert_int.h"
+
+#define LOADER_CTX_MAX 64
+
+/* Library contexts of loader threads. They live as long as the process,
+ * because objects decoded in a context keep pointers into it (its provider
+ * and key management) and items outlive the load that created them. */
+static OSSL_LIB_CTX *ctx_pool[LOADER_CTX_MAX];
+static OSSL_LIB_CTX *null_pool[LOADER_CTX_MAX];
+static pthread_mutex_t ctx_pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int serve_slots = LOADER_CTX_MAX / 2;
+static _Thread_local int serve_slot = -1;
+
+struct cert_loader {
+	OSSL_LIB_CTX *lctx; /* default provider: chain certificates, digests */
+	OSSL_LIB_CTX *nctx; /* null provider: the cheap first decode of leaves */
+	EVP_MD *sha256;
+	unsigned char *buf, *kbuf; /* file bytes, key file bytes */
+	size_t cap, kcap;
+	unsigned char *der;
+	size_t dercap;
+};
+
+enum pem_kind { PEM_CERT, PEM_KEY_P8, PEM_KEY_EC, PEM_KEY_RSA, PEM_KEY_ENC, PEM_OTHER };
+
+struct pem_block {
+	enum pem_kind kind;
+	const unsigned char *body; /* base64 text */
+	size_t len;
+	int encrypted_header; /* "Proc-Type: 4,ENCRYPTED" */
+};
+
+#define PEM_MAX_BLOCKS 16
+
+char *cert_strdup_printf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	return s;
+}
+
+/* Maps a base64 character to its value; -2 for whitespace, -3 for '=',
+ * -1 for anything else. A table, because decoding is a tenth of a load. */
+static signed char b64_tab[256];
+static pthread_once_t b64_once = PTHREAD_ONCE_INIT;
+
+static void b64_init(void)
+{
+	static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+	memset(b64_tab, -1, sizeof(b64_tab));
+	for (int i = 0; i < 64; i++)
+		b64_tab[(unsigned char)al[i]] = (signed char)i;
+	b64_tab['\n'] = b64_tab['\r'] = b64_tab[' '] = b64_tab['\t'] = -2;
+	b64_tab['='] = -3;
+}
+
+struct cert_loader *cert_loader_new(int idx)
+{
+	struct cert_loader *ld = calloc(1, sizeof(*ld));
+	int slot = idx % LOADER_CTX_MAX;
+
+	pthread_once(&b64_once, b64_init);
+	if (ld == NULL)
+		return NULL;
+	pthread_mutex_lock(&ctx_pool_lock);
+	if (ctx_pool[slot] == NULL)
+		ctx_pool[slot] = OSSL_LIB_CTX_new();
+	if (null_pool[slot] == NULL) {
+		OSSL_LIB_CTX *n = OSSL_LIB_CTX_new();
+
+		/* Loading "null" explicitly keeps the default provider from
+		 * being loaded into this context on its first fetch. */
+		if (n != NULL && OSSL_PROVIDER_load(n, "null") == NULL) {
+			OSSL_LIB_CTX_free(n);
+			n = NULL;
+		}
+		null_pool[slot] = n;
+	}
+	ld->lctx = ctx_pool[slot];
+	ld->nctx = null_pool[slot];
+	pthread_mutex_unlock(&ctx_pool_lock);
+	if (ld->lctx == NULL || ld->nctx == NULL)
+		goto fail;
+	/* Fetching once per loader avoids a method lookup per digest. */
+	ld->sha256 = EVP_MD_fetch(ld->lctx, "SHA2-256", NULL);
+	if (ld->sha256 == NULL)
+		goto fail;
+	return ld;
+fail:
+	cert_loader_free(ld);
+	return NULL;
+}
+
+void cert_loader_free(struct cert_loader *ld)
+{
+	if (ld == NULL)
+		return;
+	EVP_MD_free(ld->sha256);
+	/* The buffers held private keys. */
+	if (ld->buf != NULL)
+		OPENSSL_cleanse(ld->buf, ld->cap);
+	if (ld->kbuf != NULL)
+		OPENSSL_cleanse(ld->kbuf, ld->kcap);
+	if (ld->der != NULL)
+		OPENSSL_cleanse(ld->der, ld->dercap);
+	free(ld->buf);
+	free(ld->kbuf);
+	free(ld->der);
+	free(ld);
+}
+
+struct cert_item *cert_item_ref(struct cert_item *item)
+{
+	atomic_fetch_add_explicit(&item->refs, 1, memory_order_relaxed);
+	return item;
+}
+
+void cert_item_unref(struct cert_item *item)
+{
+	if (item == NULL)
+		return;
+	if (atomic_fetch_sub_explicit(&item->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	X509_free(atomic_load_explicit(&item->leaf, memory_order_acquire));
+	OPENSSL_free(item->leaf_der);
+	sk_X509_pop_free(item->chain, X509_free);
+	EVP_PKEY_free(item->key);
+	for (size_t i = 0; i < item->nnames; i++)
+		free(item->names[i]);
+	free(item->names);
+	free(item->file);
+	free(item);
+}
+
+/* The library context a serving thread decodes leaves in: one of the upper
+ * half of the pool, assigned round-robin on the thread's first use, so that
+ * worker threads do not all contend on the default context's locks. */
+static OSSL_LIB_CTX *serve_ctx(void)
+{
+	OSSL_LIB_CTX *c;
+
+	if (serve_slot < 0)
+		serve_slot =
+		    atomic_fetch_add(&serve_slots, 1) % (LOADER_CTX_MAX / 2) + LOADER_CTX_MAX / 2;
+	pthread_mutex_lock(&ctx_pool_lock);
+	if (ctx_pool[serve_slot] == NULL)
+		ctx_pool[serve_slot] = OSSL_LIB_CTX_new();
+	c = ctx_pool[serve_slot];
+	pthread_mutex_unlock(&ctx_pool_lock);
+	return c;
+}
+
+X509 *cert_item_leaf(const struct cert_item *item)
+{
+	/* The item is immutable except for this cache; the cast is the one
+	 * place that writes through a const item, with a compare-and-swap so
+	 * that concurrent first uses agree on one X509. */
+	struct cert_item *it = (struct cert_item *)item;
+	X509 *x = atomic_load_explicit(&it->leaf, memory_order_acquire), *expect = NULL;
+	const unsigned char *q = it->leaf_der;
+
+	if (x != NULL)
+		return x;
+	x = X509_new_ex(serve_ctx(), NULL);
+	if (x == NULL || d2i_X509(&x, &q, (long)it->leaf_der_len) == NULL) {
+		X509_free(x);
+		return NULL;
+	}
+	if (!atomic_compare_exchange_strong_explicit(&it->leaf, &expect, x, memory_order_acq_rel,
+	                                             memory_order_acquire)) {
+		X509_free(x);
+		x = expect;
+	}
+	return x;
+}
+
+/* ---- chain pool ---- */
+
+struct cert_chain_pool *cert_chain_pool_new(const struct cert_chain_pool *seed)
+{
+	struct cert_chain_pool *p = calloc(1, sizeof(*p));
+
+	if (p == NULL)
+		return NULL;
+	p->cap = 64;
+	p->ents = calloc(p->cap, sizeof(*p->ents));
+	if (p->ents == NULL) {
+		free(p);
+		return NULL;
+	}
+	pthread_mutex_init(&p->lock, NULL);
+	p->seed = seed;
+	return p;
+}
+
+void cert_chain_pool_free(struct cert_chain_pool *pool)
+{
+	if (pool == NULL)
+		return;
+	for (size_t i = 0; i < pool->cap; i++)
+		X509_free(pool->ents[i].x509);
+	free(pool->ents);
+	pthread_mutex_destroy(&pool->lock);
+	free(pool);
+}
+
+static size_t pool_slot(const struct cert_chain_pool *p, const unsigned char sha[32])
+{
+	size_t h, mask = p->cap - 1;
+
+	memcpy(&h, sha, sizeof(h));
+	for (h &= mask;; h = (h + 1) & mask)
+		if (p->ents[h].x509 == NULL || memcmp(p->ents[h].sha, sha, 32) == 0)
+			return h;
+}
+
+/* Called with the lock held. Takes over one reference of x. */
+static int pool_insert(struct cert_chain_pool *p, const unsigned char sha[32], X509 *x)
+{
+	size_t i;
+
+	if ((p->n + 1) * 2 > p->cap) {
+		struct cert_chain_pool np = *p;
+
+		np.cap = p->cap * 2;
+		np.ents = calloc(np.cap, sizeof(*np.ents));
+		if (np.ents == NULL)
+			return -1;
+		for (i = 0; i < p->cap; i++)
+			if (p->ents[i].x509 != NULL)
+				np.ents[pool_slot(&np, p->ents[i].sha)] = p->ents[i];
+		free(p->ents);
+		p->ents = np.ents;
+		p->cap = np.cap;
+	}
+	i = pool_slot(p, sha);
+	memcpy(p->ents[i].sha, sha, 32);
+	p->ents[i].x509 = x;
+	p->n++;
+	return 0;
+}
+
+/* Returns a new reference to the chain certificate with these DER bytes,
+ * decoding it only if neither this load nor the previous store has it. */
+static X509 *pool_get(struct cert_loader *ld, struct cert_chain_pool *p, const unsigned char *der,
+                      size_t len)
+{
+	unsigned char sha[32];
+	const unsigned char *q = der;
+	X509 *x = NULL, *found;
+	size_t i;
+
+	if (!EVP_Digest(der, len, sha, NULL, ld->sha256, NULL))
+		return NULL;
+	pthread_mutex_lock(&p->lock);
+	i = pool_slot(p, sha);
+	found = p->ents[i].x509;
+	if (found == NULL && p->seed != NULL) {
+		const struct cert_chain_pool *s = p->seed;
+
+		found = s->ents[pool_slot(s, sha)].x509;
+		if (found != NULL && X509_up_ref(found) && pool_insert(p, sha, found) < 0) {
+			X509_free(found);
+			found = NULL;
+		}
+	}
+	if (found != NULL && !X509_up_ref(found))
+		found = NULL;
+	pthread_mutex_unlock(&p->lock);
+	if (found != NULL)
+		return found;
+	x = X509_new_ex(ld->lctx, NULL);
+	if (x == NULL || d2i_X509(&x, &q, (long)len) == NULL) {
+		X509_free(x);
+		return NULL;
+	}
+	pthread_mutex_lock(&p->lock);
+	i = pool_slot(p, sha);
+	if (p->ents[i].x509 != NULL) {
+		/* Another thread decoded the same certificate meanwhile. */
+		X509_free(x);
+		x = p->ents[i].x509;
+	} else if (pool_insert(p, sha, x) < 0) {
+		pthread_mutex_unlock(&p->lock);
+		X509_free(x);
+		return NULL;
+	}
+	X509_up_ref(x);
+	pthread_mutex_unlock(&p->lock);
+	return x;
+}
+
+/* ---- file reading and PEM splitting ---- */
+
+static int read_at(int dirfd, const char *name, uint32_t max, unsigned char **buf, size_t *cap,
+                   size_t *len, char **msg)
+{
+	struct stat st;
+	int fd, rc = -1;
+	size_t got = 0;
+
+	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		*msg = cert_strdup_printf("cannot open %s: %s", name, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0) {
+		*msg = cert_strdup_printf("cannot stat %s: %s", name, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		*msg = cert_strdup_printf("%s is not a regular file", name);
+		goto out;
+	}
+	if ((uint64_t)st.st_size > max) {
+		*msg = cert_strdup_printf("%s is %lld bytes, over the limit of %u bytes "
+		                          "(certs.max_file_size)",
+		                          name, (long long)st.st_size, max);
+		goto out;
+	}
+	if (*cap < (size_t)st.st_size + 1) {
+		unsigned char *nb = malloc((size_t)st.st_size + 1);
+
+		if (nb == NULL) {
+			*msg = cert_strdup_printf("out of memory");
+			goto out;
+		}
+		if (*buf != NULL)
+			OPENSSL_cleanse(*buf, *cap);
+		free(*buf);
+		*buf = nb;
+		*cap = (size_t)st.st_size + 1;
+	}
+	/* The file may grow between fstat and read; reading at most cap - 1
+	 * bytes keeps the size limit and the buffer bound. */
+	while (got < *cap - 1) {
+		ssize_t n = read(fd, *buf + got, *cap - 1 - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			*msg = cert_strdup_printf("cannot read %s: %s", name, strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	(*buf)[got] = '\0';
+	*len = got;
+	rc = 0;
+out:
+	close(fd);
+	return rc;
+}
+
+static const unsigned char *find_str(const unsigned char *p, const unsigned char *end,
+                                     const char *s)
+{
+	size_t n = strlen(s);
+
+	if ((size_t)(end - p) < n)
+		return NULL;
+	return memmem(p, (size_t)(end - p), s, n);
+}
+
+static enum pem_kind pem_label_kind(const unsigned char *l, size_t n)
+{
+#define IS(s) (n == sizeof(s) - 1 && memcmp(l, s, n) == 0)
+	if (IS("CERTIFICATE") || IS("X509 CERTIFICATE"))
+		return PEM_CERT;
+	if (IS("PRIVATE KEY"))
+		return PEM_KEY_P8;
+	if (IS("EC PRIVATE KEY"))
+		return PEM_KEY_EC;
+	if (IS("RSA PRIVATE KEY"))
+		return PEM_KEY_RSA;
+	if (IS("ENCRYPTED PRIVATE KEY"))
+		return PEM_KEY_ENC;
+	return PEM_OTHER;
+#undef IS
+}
+
+/*
+ * Splits buf into PEM blocks. Returns the number of blocks, or -1 with *msg
+ * set when a block has no END line or a mismatched one (a truncated file).
+ */
+static int pem_split(const unsigned char *buf, size_t len, struct pem_block *blk, int max,
+                     char **msg, const char *where)
+{
+	const unsigned char *p = buf, *end = buf + len;
+	int n = 0;
+
+	while ((p = find_str(p, end, "-----BEGIN ")) != NULL) {
+		const unsigned char *label = p + 11, *lend, *body, *e;
+		size_t llen;
+
+		lend = find_str(label, end, "-----");
+		if (lend == NULL || memchr(label, '\n', (size_t)(lend - label)) != NULL) {
+			*msg = cert_strdup_printf("%smalformed PEM BEGIN line", where);
+			return -1;
+		}
+		llen = (size_t)(lend - label);
+		body = memchr(lend, '\n', (size_t)(end - lend));
+		if (body == NULL) {
+			*msg = cert_strdup_printf("%struncated PEM block '%.*s' (no END line)",
+			                          where, (int)llen, (const char *)label);
+			return -1;
+		}
+		body++;
+		e = find_str(body, end, "-----END ");
+		if (e == NULL) {
+			*msg = cert_strdup_printf("%struncated PEM block '%.*s' (no END line)",
+			                          where, (int)llen, (const char *)label);
+			return -1;
+		}
+		if ((size_t)(end - e) < 9 + llen + 5 || memcmp(e + 9, label, llen) != 0 ||
+		    memcmp(e + 9 + llen, "-----", 5) != 0) {
+			*msg = cert_strdup_printf("%sPEM block '%.*s' is not closed by its END "
+			                          "line (truncated or spliced file)",
+			                          where, (int)llen, (const char *)label);
+			return -1;
+		}
+		if (n == max) {
+			*msg = cert_strdup_printf("%smore than %d PEM blocks", where, max);
+			return -1;
+		}
+		blk[n].kind = pem_label_kind(label, llen);
+		blk[n].body = body;
+		blk[n].len = (size_t)(e - body);
+		blk[n].encrypted_header = 0;
+		/* RFC 1421 headers ("Proc-Type: 4,ENCRYPTED") precede a blank
+		 * line in traditional encrypted keys. */
+		if (memchr(body, ':', blk[n].len) != NULL && find_str(body, e, "ENCRYPTED") != NULL)
+			blk[n].encrypted_header = 1;
+		n++;
+		p = e + 9 + llen + 5;
+	}
+	return n;
+}
+
+/* Decodes base64 text (whitespace allowed, '=' padding only at the end)
+ * into out, which must hold len * 3 / 4 bytes. Returns the length or -1. */
+static long b64_decode(const unsigned char *in, size_t len, unsigned char *out)
+{
+	uint32_t acc = 0;
+	int bits = 0, pad = 0;
+	long n = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		int v = b64_tab[in[i]];
+
+		if (v == -2)
+			continue;
+		if (v == -3) {
+			pad++;
+			continue;
+		}
+		if (v < 0 || pad > 0)
+			return -1;
+		acc = (acc << 6) | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[n++] = (unsigned char)(acc >> bits);
+		}
+	}
+	if (pad > 2 || bits >= 6)
+		return -1;
+	return n;
+}
+
+/* Decodes one block into ld->der (grown as needed). */
+static long block_der(struct cert_loader *ld, const struct pem_block *b)
+{
+	size_t need = b->len / 4 * 3 + 3;
+
+	if (ld->dercap < need) {
+		unsigned char *nd = malloc(need);
+
+		if (nd == NULL)
+			return -1;
+		if (ld->der != NULL)
+			OPENSSL_cleanse(ld->der, ld->dercap);
+		free(ld->der);
+		ld->der = nd;
+		ld->dercap = need;
+	}
+	return b64_decode(b->body, b->len, ld->der);
+}
+
+/* ---- key decoding ---- */
+
+static EVP_PKEY *wrap_ec(EC_KEY *ec)
+{
+	EVP_PKEY *k = EVP_PKEY_new();
+
+	if (k == NULL || !EVP_PKEY_assign_EC_KEY(k, ec)) {
+		EVP_PKEY_free(k);
+		EC_KEY_free(ec);
+		return NULL;
+	}
+	return k;
+}
+
+static EVP_PKEY *wrap_rsa(RSA *rsa)
+{
+	EVP_PKEY *k = EVP_PKEY_new();
+
+	if (k == NULL || !EVP_PKEY_assign_RSA(k, rsa)) {
+		EVP_PKEY_free(k);
+		RSA_free(rsa);
+		return NULL;
+	}
+	return k;
+}
+
+/* Decodes a private key of the given PEM kind. Returns NULL with *why set
+ * to a static explanation on failure. */
+static EVP_PKEY *decode_key(struct cert_loader *ld, enum pem_kind kind, const unsigned char *der,
+                            long len, const char **why)
+{
+	const unsigned char *q = der;
+	PKCS8_PRIV_KEY_INFO *p8 = NULL;
+	EVP_PKEY *k = NULL;
+
+	*why = "invalid private key encoding";
+	if (kind == PEM_KEY_EC) {
+		EC_KEY *ec = d2i_ECPrivateKey(NULL, &q, len);
+
+		if (ec != NULL)
+			k = wrap_ec(ec);
+	} else if (kind == PEM_KEY_RSA) {
+		RSA *rsa = d2i_RSAPrivateKey(NULL, &q, len);
+
+		if (rsa != NULL)
+			k = wrap_rsa(rsa);
+	} else {
+		const ASN1_OBJECT *alg;
+		const X509_ALGOR *palg;
+		const unsigned char *pk;
+		int pklen, ptype, nid;
+		const void *pval;
+
+		p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL, &q, len);
+		if (p8 == NULL || !PKCS8_pkey_get0(&alg, &pk, &pklen, &palg, p8))
+			goto out;
+		nid = OBJ_obj2nid(alg);
+		if (nid == NID_rsaEncryption) {
+			RSA *rsa = d2i_RSAPrivateKey(NULL, &pk, pklen);
+
+			if (rsa != NULL)
+				k = wrap_rsa(rsa);
+		} else if (nid == NID_X9_62_id_ecPublicKey) {
+			EC_KEY *ec;
+
+			/* PKCS#8 carries the curve in the algorithm parameters and
+			 * OpenSSL omits it from the inner ECPrivateKey, so the key
+			 * must be created on its group before decoding into it. */
+			X509_ALGOR_get0(NULL, &ptype, &pval, palg);
+			if (ptype != V_ASN1_OBJECT) {
+				*why = "EC private key with explicit curve parameters (only named "
+				       "curves are supported)";
+				goto out;
+			}
+			ec = EC_KEY_new_by_curve_name_ex(ld->lctx, NULL, OBJ_obj2nid(pval));
+			if (ec == NULL) {
+				*why = "EC private key on an unsupported curve";
+				goto out;
+			}
+			if (d2i_ECPrivateKey(&ec, &pk, pklen) == NULL) {
+				EC_KEY_free(ec);
+				goto out;
+			}
+			k = wrap_ec(ec);
+		} else {
+			*why = "unsupported private key type (only RSA and ECDSA are supported)";
+		}
+	}
+out:
+	PKCS8_PRIV_KEY_INFO_free(p8);
+	return k;
+}
+
+/*
+ * Compares the certificate's public key with the private key's public half
+ * by their encodings. EVP_PKEY_eq would export the legacy key into the
+ * certificate's provider first, which costs more than the whole comparison.
+ */
+static int key_matches(X509 *cert, EVP_PKEY *key)
+{
+	X509_PUBKEY *xpk = X509_get_X509_PUBKEY(cert);
+	const unsigned char *spk;
+	unsigned char *enc = NULL;
+	int spklen, enclen = -1, rc = 0;
+	ASN1_OBJECT *alg;
+
+	if (xpk == NULL || !X509_PUBKEY_get0_param(&alg, &spk, &spklen, NULL, xpk))
+		return 0;
+	if (EVP_PKEY_get_base_id(key) == EVP_PKEY_EC) {
+		const EC_KEY *ec = EVP_PKEY_get0_EC_KEY(key);
+
+		if (OBJ_obj2nid(alg) != NID_X9_62_id_ecPublicKey || ec == NULL ||
+		    EC_KEY_get0_public_key(ec) == NULL)
+			return 0;
+		/* The certificate may use the compressed form. */
+		enclen = (int)EC_POINT_point2buf(EC_KEY_get0_group(ec), EC_KEY_get0_public_key(ec),
+		                                 spklen > 0 && (spk[0] == 2 || spk[0] == 3)
+		                                     ? POINT_CONVERSION_COMPRESSED
+		                                     : POINT_CONVERSION_UNCOMPRESSED,
+		                                 &enc, NULL);
+	} else if (EVP_PKEY_get_base_id(key) == EVP_PKEY_RSA) {
+		if (OBJ_obj2nid(alg) != NID_rsaEncryption)
+			return 0;
+		enclen = i2d_RSAPublicKey(EVP_PKEY_get0_RSA(key), &enc);
+	}
+	if (enclen > 0 && enclen == spklen && memcmp(enc, spk, (size_t)spklen) == 0)
+		rc = 1;
+	OPENSSL_free(enc);
+	return rc;
+}
+
+/* ---- names and times ---- */
+
+static int add_name(struct cert_item *it, const char *n, size_t len)
+{
+	char norm[CERT_NAME_MAX + 1];
+	char **nn;
+	int l = cert_name_norm(n, len, norm);
+
+	if (l < 0)
+		return -1;
+	for (size_t i = 0; i < it->nnames; i++)
+		if (strcmp(it->names[i], norm) == 0)
+			return 0;
+	nn = realloc(it->names, (it->nnames + 1) * sizeof(*nn));
+	if (nn == NULL)
+		return -2;
+	it->names = nn;
+	it->names[it->nnames] = strdup(norm);
+	if (it->names[it->nnames] == NULL)
+		return -2;
+	it->nnames++;
+	return 0;
+}
+
+/* Collects the DNS names; returns the number of invalid ones skipped, and
+ * writes the first of them to bad. */
+static int collect_names(struct cert_item *it, X509 *leaf, char *bad, size_t badlen)
+{
+	GENERAL_NAMES *gens = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
+	int nbad = 0, ndns = 0;
+
+	bad[0] = '\0';
+	for (int i = 0; gens != NULL && i < sk_GENERAL_NAME_num(gens); i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+		const unsigned char *s;
+		int l;
+
+		if (g->type != GEN_DNS)
+			continue;
+		ndns++;
+		s = ASN1_STRING_get0_data(g->d.dNSName);
+		l = ASN1_STRING_length(g->d.dNSName);
+		if (add_name(it, (const char *)s, (size_t)l) < 0) {
+			if (nbad++ == 0)
+				snprintf(bad, badlen, "%.*s", l > 80 ? 80 : l, (const char *)s);
+		}
+	}
+	GENERAL_NAMES_free(gens);
+	if (ndns == 0) {
+		/* RFC 6125: the CN is only a fallback when there is no DNS SAN. */
+		X509_NAME *sub = X509_get_subject_name(leaf);
+		int idx = X509_NAME_get_index_by_NID(sub, NID_commonName, -1);
+
+		if (idx >= 0) {
+			ASN1_STRING *cn = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(sub, idx));
+			const unsigned char *s = ASN1_STRING_get0_data(cn);
+			int l = ASN1_STRING_length(cn);
+
+			if (add_name(it, (const char *)s, (size_t)l) < 0 && nbad++ == 0)
+				snprintf(bad, badlen, "%.*s", l > 80 ? 80 : l, (const char *)s);
+		}
+	}
+	return nbad;
+}
+
+static time_t asn1_time(const ASN1_TIME *t)
+{
+	struct tm tm;
+
+	if (t == NULL || !ASN1_TIME_to_tm(t, &tm))
+		return 0;
+	return timegm(&tm);
+}
+
+static void fmt_time(time_t t, char *out, size_t len)
+{
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, len, "%Y-%m-%d %H:%M:%S UTC", &tm);
+}
+
+static int looks_binary(const unsigned char *b, size_t n)
+{
+	for (size_t i = 0; i < n && i < 512; i++)
+		if (b[i] == 0 || (b[i] < 0x20 && b[i] != '\n' && b[i] != '\r' && b[i] != '\t'))
+			return 1;
+	return 0;
+}
+
+static const char *cn_of(X509 *x, char *buf, size_t len)
+{
+	X509_NAME *n = X509_get_subject_name(x);
+
+	if (X509_NAME_get_text_by_NID(n, NID_commonName, buf, (int)len) < 0)
+		snprintf(buf, len, "?");
+	return buf;
+}
+
+/* Appends a warning to *msg ("; "-separated). */
+static void warn_append(char **msg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void warn_append(char **msg, const char *fmt, ...)
+{
+	char part[512];
+	char *n;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(part, sizeof(part), fmt, ap);
+	va_end(ap);
+	if (*msg == NULL)
+		n = cert_strdup_printf("%s", part);
+	else
+		n = cert_strdup_printf("%s; %s", *msg, part);
+	if (n != NULL) {
+		free(*msg);
+		*msg = n;
+	}
+}
+
+int cert_hash_file(struct cert_loader *ld, int dirfd, const char *name, const char *key_name,
+                   uint32_t max, unsigned char hash[32])
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	size_t len, klen;
+	char *msg = NULL;
+	int rc = -1;
+
+	if (md == NULL || !EVP_DigestInit_ex(md, ld->sha256, NULL))
+		goto out;
+	if (read_at(dirfd, name, max, &ld->buf, &ld->cap, &len, &msg) < 0)
+		goto out;
+	if (!EVP_DigestUpdate(md, ld->buf, len))
+		goto out;
+	if (key_name != NULL) {
+		if (read_at(dirfd, key_name, max, &ld->kbuf, &ld->kcap, &klen, &msg) < 0 ||
+		    !EVP_DigestUpdate(md, ld->kbuf, klen))
+			goto out;
+	}
+	if (!EVP_DigestFinal_ex(md, hash, NULL))
+		goto out;
+	rc = 0;
+out:
+	free(msg);
+	EVP_MD_CTX_free(md);
+	return rc;
+}
+
+struct cert_item *cert_load_file(struct cert_loader *ld, int dirfd, const char *name,
+                                 const char *key_name, const struct cert_opts *opts,
+                                 struct cert_chain_pool *pool, unsigned char hash[32],
+                                 enum cert_sev *sev, char **msg)
+{
+	struct pem_block blk[PEM_MAX_BLOCKS], kblk[PEM_MAX_BLOCKS];
+	const struct pem_block *keyb = NULL;
+	const unsigned char *q;
+	struct cert_item *it = NULL;
+	EVP_MD_CTX *md = NULL;
+	X509 *certs[PEM_MAX_BLOCKS];
+	size_t len = 0, klen = 0;
+	int nb, nk = 0, nc = 0, ncert_blocks = 0, nkeys = 0, ok = 0;
+	char bad[100], cn1[128], cn2[128], tbuf[40], where[NAME_MAX + 16];
+	const char *why;
+	time_t now = opts->now != 0 ? opts->now : time(NULL);
+	long dl;
+
+	*sev = CERT_SKIP;
+	*msg = NULL;
+	memset(certs, 0, sizeof(certs));
+	memset(hash, 0, 32);
+	if (read_at(dirfd, name, opts->max_file_size, &ld->buf, &ld->cap, &len, msg) < 0)
+		goto out;
+	md = EVP_MD_CTX_new();
+	if (md == NULL || !EVP_DigestInit_ex(md, ld->sha256, NULL) ||
+	    !EVP_DigestUpdate(md, ld->buf, len))
+		goto oom;
+	if (len == 0) {
+		*msg = cert_strdup_printf("empty file");
+		goto out;
+	}
+	nb = pem_split(ld->buf, len, blk, PEM_MAX_BLOCKS, msg, "");
+	if (nb < 0)
+		goto out;
+	if (nb == 0) {
+		if (looks_binary(ld->buf, len))
+			*msg = cert_strdup_printf("binary data, not a PEM file (DER files are "
+			                          "not supported)");
+		else
+			*msg = cert_strdup_printf("no PEM block found");
+		goto out;
+	}
+	for (int i = 0; i < nb; i++) {
+		if (blk[i].kind == PEM_CERT)
+			ncert_blocks++;
+		else if (blk[i].kind != PEM_OTHER) {
+			nkeys++;
+			keyb = &blk[i];
+		}
+	}
+	if (key_name != NULL && nkeys == 0) {
+		/* NAME.crt + NAME.key: the key comes from the partner file. */
+		if (read_at(dirfd, key_name, opts->max_file_size, &ld->kbuf, &ld->kcap, &klen,
+		            msg) < 0)
+			goto out;
+		if (!EVP_DigestUpdate(md, ld->kbuf, klen))
+			goto oom;
+		if (klen == 0) {
+			*msg = cert_strdup_printf("key file %s is empty", key_name);
+			goto out;
+		}
+		snprintf(where, sizeof(where), "key file %s: ", key_name);
+		nk = pem_split(ld->kbuf, klen, kblk, PEM_MAX_BLOCKS, msg, where);
+		if (nk < 0)
+			goto out;
+		for (int i = 0; i < nk; i++)
+			if (kblk[i].kind != PEM_OTHER && kblk[i].kind != PEM_CERT) {
+				nkeys++;
+				keyb = &kblk[i];
+			}
+		if (nkeys == 0) {
+			*msg = cert_strdup_printf("key file %s holds no private key", key_name);
+			goto out;
+		}
+	} else if (key_name != NULL) {
+		/* Hash the partner too, so that editing it triggers a reload of
+		 * this file even though the embedded key wins. */
+		if (read_at(dirfd, key_name, opts->max_file_size, &ld->kbuf, &ld->kcap, &klen,
+		            msg) < 0)
+			goto out;
+		if (!EVP_DigestUpdate(md, ld->kbuf, klen))
+			goto oom;
+	}
+	if (!EVP_DigestFinal_ex(md, hash, NULL))
+		goto oom;
+	if (ncert_blocks == 0) {
+		*msg = cert_strdup_printf("no certificate found (expected a CERTIFICATE PEM "
+		                          "block)");
+		goto out;
+	}
+	it = calloc(1, sizeof(*it));
+	if (it == NULL)
+		goto oom;
+	atomic_init(&it->refs, 1);
+	it->file = strdup(name);
+	it->chain = sk_X509_new_null();
+	if (it->file == NULL || it->chain == NULL)
+		goto oom;
+	for (int i = 0; i < nb; i++) {
+		if (blk[i].kind != PEM_CERT)
+			continue;
+		dl = block_der(ld, &blk[i]);
+		if (dl <= 0) {
+			*msg = cert_strdup_printf("certificate #%d: invalid base64", nc + 1);
+			goto out;
+		}
+		if (nc == 0) {
+			q = ld->der;
+			certs[0] = X509_new_ex(ld->nctx, NULL);
+			if (certs[0] == NULL || d2i_X509(&certs[0], &q, dl) == NULL) {
+				X509_free(certs[0]);
+				certs[0] = NULL;
+			} else {
+				it->leaf_der = OPENSSL_memdup(ld->der, (size_t)dl);
+				it->leaf_der_len = (size_t)dl;
+				if (it->leaf_der == NULL ||
+				    !EVP_Digest(ld->der, (size_t)dl, it->sha256, NULL, ld->sha256,
+				                NULL))
+					goto oom;
+			}
+		} else {
+			certs[nc] = pool_get(ld, pool, ld->der, (size_t)dl);
+		}
+		if (certs[nc] == NULL) {
+			*msg = cert_strdup_printf("certificate #%d: invalid DER (corrupt or "
+			                          "truncated)",
+			                          nc + 1);
+			goto out;
+		}
+		nc++;
+	}
+	if (nkeys == 0) {
+		*msg = cert_strdup_printf("no private key found (expected in the file, or in "
+		                          "a .key file next to a .crt)");
+		goto out;
+	}
+	if (nkeys > 1) {
+		*msg = cert_strdup_printf("more than one private key");
+		goto out;
+	}
+	if (keyb->kind == PEM_KEY_ENC || keyb->encrypted_header) {
+		*msg = cert_strdup_printf("the private key is encrypted; encrypted keys are not "
+		                          "supported (store it unencrypted with mode 0600)");
+		goto out;
+	}
+
+	dl = block_der(ld, keyb);
+	if (dl <= 0) {
+		*msg = cert_strdup_printf("private key: invalid base64");
+		goto out;
+	}
+	it->key = decode_key(ld, keyb->kind, ld->der, dl, &why);
+	OPENSSL_cleanse(ld->der, (size_t)dl);
+	if (it->key == NULL) {
+		*msg = cert_strdup_printf("private key: %s", why);
+		goto out;
+	}
+	it->is_ec = EVP_PKEY_get_base_id(it->key) == EVP_PKEY_EC;
+	if (!key_matches(certs[0], it->key)) {
+		int other = -1;
+
+		for (int i = 1; i < nc && other < 0; i++)
+			if (key_matches(certs[i], it->key))
+				other = i;
+		if (other > 0)
+			*msg =
+			    cert_strdup_printf("the private key belongs to certificate #%d "
+			                       "(%s), not to the first one: the leaf certificate "
+			                       "must come first",
+			                       other + 1, cn_of(certs[other], cn1, sizeof(cn1)));
+		else
+			*msg = cert_strdup_printf("the private key does not match the "
+			                          "certificate (%s)",
+			                          cn_of(certs[0], cn1, sizeof(cn1)));
+		goto out;
+	}
+	for (int i = 1; i < nc; i++) {
+		if (!sk_X509_push(it->chain, certs[i]))
+			goto oom;
+		certs[i] = NULL;
+	}
+
+	/* Warnings from here on: the item is usable. */
+	*sev = CERT_OK;
+	for (int i = 0; i + 1 < nc; i++) {
+		X509 *a = i == 0 ? certs[0] : sk_X509_value(it->chain, i - 1);
+		X509 *b = sk_X509_value(it->chain, i);
+
+		if (X509_NAME_cmp(X509_get_issuer_name(a), X509_get_subject_name(b)) != 0) {
+			warn_append(
+			    msg,
+			    "chain order: certificate #%d (%s) is not issued by the next "
+			    "certificate #%d (%s); each certificate must be followed by its "
+			    "issuer",
+			    i + 1, cn_of(a, cn1, sizeof(cn1)), i + 2, cn_of(b, cn2, sizeof(cn2)));
+			*sev = CERT_WARN;
+			break;
+		}
+	}
+	it->not_before = asn1_time(X509_get0_notBefore(certs[0]));
+	it->not_after = asn1_time(X509_get0_notAfter(certs[0]));
+	if (it->not_after != 0 && it->not_after < now) {
+		fmt_time(it->not_after, tbuf, sizeof(tbuf));
+		if (opts->expired == CFG_EXPIRED_SKIP) {
+			free(*msg);
+			*msg = cert_strdup_printf("expired on %s; skipped (certs.expired: skip)",
+			                          tbuf);
+			*sev = CERT_SKIP;
+			goto out;
+		}
+		warn_append(msg, "expired on %s; served anyway (certs.expired: serve)", tbuf);
+		*sev = CERT_WARN;
+	}
+	if (it->not_before > now) {
+		fmt_time(it->not_before, tbuf, sizeof(tbuf));
+		warn_append(msg, "not valid before %s", tbuf);
+		*sev = CERT_WARN;
+	}
+	{
+		int nbad = collect_names(it, certs[0], bad, sizeof(bad));
+
+		if (nbad > 0) {
+			warn_append(msg, "%d invalid DNS name(s) ignored, e.g. '%s'", nbad, bad);
+			*sev = CERT_WARN;
+		}
+		if (it->nnames == 0) {
+			warn_append(msg, "no usable DNS name; only usable as the default "
+			                 "certificate");
+			*sev = CERT_WARN;
+		}
+	}
+	ok = 1;
+	goto out;
+oom:
+	free(*msg);
+	*msg = cert_strdup_printf("out of memory or OpenSSL failure");
+	*sev = CERT_SKIP;
+out:
+	ERR_clear_error();
+	for (int i = 0; i < PEM_MAX_BLOCKS; i++)
+		X509_free(certs[i]);
+	EVP_MD_CTX_free(md);
+	if (klen > 0)
+		OPENSSL_cleanse(ld->kbuf, klen);
+	/* The file buffer held a private key in the combined case. */
+	if (len > 0)
+		OPENSSL_cleanse(ld->buf, len);
+	if (!ok) {
+		*sev = CERT_SKIP;
+		cert_item_unref(it);
+		it = NULL;
+	}
+	return it;
+}

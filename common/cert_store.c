@@ -1,0 +1,770 @@
+/*
+ * cert_store: directory scanning, parallel loading, delta reloads, the store's
+ * reference counting and the published slot.
+ *
+ * A store owns a sorted array of file records. A record holds the file's stat
+ * tuple, its content hash and either an item or the reason it was skipped, so
+ * that a reload reuses both good items (shared by reference count between the
+ * old and the new store) and verdicts on bad files without reading them.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <malloc.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "common/cert_int.h"
+
+/* One directory entry found by the scan. */
+struct scan_ent {
+	char *name;
+	int kind; /* CERT_FILE_* */
+	struct cert_stat st, key_st;
+	char *key_name; /* NAME.key partner, or NULL */
+	char *msg;      /* for ignored entries and scan errors */
+	enum cert_sev sev;
+	const struct cert_file *old; /* reload: the previous record to reuse */
+	/* Results of the parse. */
+	struct cert_item *item;
+	unsigned char hash[32];
+	int preset; /* the scan already decided: skipped without parsing */
+	int need_stat, stat_errno, is_dir;
+};
+
+struct scan {
+	struct scan_ent *ents;
+	size_t n, cap;
+	int dirfd;
+};
+
+void cert_opts_defaults(struct cert_opts *opts)
+{
+	memset(opts, 0, sizeof(*opts));
+	opts->expired = CFG_EXPIRED_SERVE;
+	opts->max_file_size = 1024 * 1024;
+}
+
+void cert_opts_from_cfg(struct cert_opts *opts, const struct cfg *cfg)
+{
+	cert_opts_defaults(opts);
+	opts->expired = cfg->certs.expired;
+	if (cfg->certs.max_file_size > 0)
+		opts->max_file_size = cfg->certs.max_file_size;
+	opts->threads = cfg->certs.load_threads;
+	opts->default_cert = cfg->certs.default_cert[0] != '\0' ? cfg->certs.default_cert : NULL;
+}
+
+static void stat_copy(struct cert_stat *d, const struct stat *s)
+{
+	d->dev = s->st_dev;
+	d->ino = s->st_ino;
+	d->size = s->st_size;
+	d->mtime = s->st_mtim;
+	d->ctime = s->st_ctim;
+}
+
+static int stat_eq(const struct cert_stat *a, const struct cert_stat *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	       a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec &&
+	       a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
+}
+
+static int cmp_scan(const void *a, const void *b)
+{
+	return strcmp(((const struct scan_ent *)a)->name, ((const struct scan_ent *)b)->name);
+}
+
+static int has_ext(const char *name, const char *ext)
+{
+	size_t n = strlen(name), e = strlen(ext);
+
+	return n > e && strcmp(name + n - e, ext) == 0;
+}
+
+static struct scan_ent *scan_find(struct scan *sc, const char *name)
+{
+	struct scan_ent key = {.name = (char *)name};
+
+	if (sc->n == 0)
+		return NULL;
+	return bsearch(&key, sc->ents, sc->n, sizeof(*sc->ents), cmp_scan);
+}
+
+static void scan_free(struct scan *sc)
+{
+	for (size_t i = 0; i < sc->n; i++) {
+		free(sc->ents[i].name);
+		free(sc->ents[i].key_name);
+		free(sc->ents[i].msg);
+		cert_item_unref(sc->ents[i].item);
+	}
+	free(sc->ents);
+	if (sc->dirfd >= 0)
+		close(sc->dirfd);
+}
+
+/* A symlink is allowed only if it resolves inside the directory, so that a
+ * certificate directory cannot be used to read arbitrary files. */
+static int link_escapes(const char *realdir, const char *dir, const char *name)
+{
+	char path[PATH_MAX], *res;
+	size_t n = strlen(realdir);
+	int esc;
+
+	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
+		return 1;
+	res = realpath(path, NULL);
+	if (res == NULL)
+		return -1;
+	esc = !(strncmp(res, realdir, n) == 0 && (res[n] == '/' || (n == 1 && realdir[0] == '/')));
+	free(res);
+	return esc;
+}
+
+struct stat_job {
+	struct scan *sc;
+	atomic_size_t next;
+};
+
+static void *stat_worker(void *arg)
+{
+	struct stat_job *j = arg;
+	size_t i;
+
+	while ((i = atomic_fetch_add(&j->next, 1)) < j->sc->n) {
+		struct scan_ent *e = &j->sc->ents[i];
+		struct stat st;
+
+		if (!e->need_stat)
+			continue;
+		if (fstatat(j->sc->dirfd, e->name, &st, 0) < 0) {
+			e->stat_errno = errno;
+			continue;
+		}
+		stat_copy(&e->st, &st);
+		e->is_dir = S_ISDIR(st.st_mode);
+	}
+	return NULL;
+}
+
+static int ncpus(void);
+
+/* Stats every candidate file. The stat calls dominate a delta reload of a
+ * large directory (10,000 fstatat take ~10 ms), so they run on all CPUs. */
+static void stat_all(struct scan *sc)
+{
+	struct stat_job j = {.sc = sc};
+	pthread_t tids[16];
+	int nt = ncpus(), started = 0;
+
+	atomic_init(&j.next, 0);
+	if (nt > 16)
+		nt = 16;
+	if ((size_t)nt > sc->n / 1024 + 1)
+		nt = (int)(sc->n / 1024 + 1);
+	for (int i = 1; i < nt; i++)
+		if (pthread_create(&tids[started], NULL, stat_worker, &j) == 0)
+			started++;
+	stat_worker(&j);
+	for (int i = 0; i < started; i++)
+		pthread_join(tids[i], NULL);
+}
+
+/*
+ * Lists dir: every entry gets a record, sorted by name. Certificate files
+ * (*.pem, *.crt) get their stat tuple and their NAME.key partner; other
+ * entries are reported as ignored. Returns -1 if dir cannot be read.
+ */
+static int scan_dir(const char *dir, struct scan *sc, struct cert_report *rep)
+{
+	char realdir[PATH_MAX];
+	struct dirent *de;
+	DIR *d = NULL;
+	int rc = -1;
+	size_t nkeyfiles = 0;
+
+	memset(sc, 0, sizeof(*sc));
+	sc->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (sc->dirfd < 0) {
+		cert_report_set_fatal(rep, "%s: cannot open certificate directory: %s", dir,
+		                      strerror(errno));
+		return -1;
+	}
+	if (realpath(dir, realdir) == NULL) {
+		cert_report_set_fatal(rep, "%s: cannot resolve directory: %s", dir,
+		                      strerror(errno));
+		return -1;
+	}
+	d = fdopendir(dup(sc->dirfd));
+	if (d == NULL) {
+		cert_report_set_fatal(rep, "%s: cannot read directory: %s", dir, strerror(errno));
+		return -1;
+	}
+	while ((errno = 0, de = readdir(d)) != NULL) {
+		struct scan_ent *e;
+
+		/* Dotfiles are editor and tool leftovers (and "." / ".."). */
+		if (de->d_name[0] == '.')
+			continue;
+		if (sc->n == sc->cap) {
+			size_t nc = sc->cap ? sc->cap * 2 : 256;
+			struct scan_ent *ne = realloc(sc->ents, nc * sizeof(*ne));
+
+			if (ne == NULL)
+				goto oom;
+			sc->ents = ne;
+			sc->cap = nc;
+		}
+		e = &sc->ents[sc->n];
+		memset(e, 0, sizeof(*e));
+		e->name = strdup(de->d_name);
+		if (e->name == NULL)
+			goto oom;
+		sc->n++;
+		e->kind = de->d_type == DT_DIR ? CERT_FILE_DIR : CERT_FILE_CERT;
+		if (de->d_type == DT_LNK || de->d_type == DT_UNKNOWN) {
+			struct stat lst;
+
+			if (fstatat(sc->dirfd, e->name, &lst, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    S_ISLNK(lst.st_mode)) {
+				int esc = link_escapes(realdir, dir, e->name);
+
+				if (esc != 0) {
+					e->preset = 1;
+					e->sev = CERT_SKIP;
+					e->msg = cert_strdup_printf(
+					    esc > 0 ? "symlink points outside the certificate "
+					              "directory; skipped"
+					            : "dangling symlink; skipped");
+					continue;
+				}
+			}
+		}
+		if (e->kind == CERT_FILE_DIR) {
+			e->sev = CERT_WARN;
+			e->msg = cert_strdup_printf("is a directory; subdirectories are not "
+			                            "loaded");
+		} else if (!has_ext(e->name, ".pem") && !has_ext(e->name, ".crt") &&
+		           !has_ext(e->name, ".key")) {
+			e->kind = CERT_FILE_IGNORED;
+			e->sev = CERT_WARN;
+			e->msg = cert_strdup_printf("ignored: only *.pem and *.crt (with an "
+			                            "optional NAME.key) are certificate files");
+		} else {
+			e->need_stat = 1;
+			nkeyfiles += has_ext(e->name, ".key");
+		}
+	}
+	if (errno != 0) {
+		cert_report_set_fatal(rep, "%s: cannot read directory: %s", dir, strerror(errno));
+		goto out;
+	}
+	stat_all(sc);
+	for (size_t i = 0; i < sc->n; i++) {
+		struct scan_ent *e = &sc->ents[i];
+
+		if (!e->need_stat)
+			continue;
+		if (e->stat_errno != 0) {
+			e->preset = 1;
+			e->sev = CERT_SKIP;
+			e->msg = cert_strdup_printf("cannot stat: %s", strerror(e->stat_errno));
+		} else if (e->is_dir) {
+			e->kind = CERT_FILE_DIR;
+			e->sev = CERT_WARN;
+			e->msg = cert_strdup_printf("is a directory; subdirectories are not "
+			                            "loaded");
+		}
+	}
+	if (sc->n > 1)
+		qsort(sc->ents, sc->n, sizeof(*sc->ents), cmp_scan);
+	/* Pair NAME.crt / NAME.pem with NAME.key. A .key without a partner is
+	 * reported; one with a partner is consumed silently. Most directories
+	 * hold combined files only, and then the search is skipped. */
+	for (size_t i = 0; i < sc->n && nkeyfiles > 0; i++) {
+		struct scan_ent *e = &sc->ents[i];
+		char kn[NAME_MAX + 8];
+		size_t l = strlen(e->name);
+
+		if (e->kind != CERT_FILE_CERT || has_ext(e->name, ".key"))
+			continue;
+		snprintf(kn, sizeof(kn), "%.*s.key", (int)(l - 4), e->name);
+		struct scan_ent *k = scan_find(sc, kn);
+
+		if (k != NULL && k->kind == CERT_FILE_CERT && !k->preset) {
+			e->key_name = strdup(kn);
+			if (e->key_name == NULL)
+				goto oom;
+			e->key_st = k->st;
+			k->kind = -1; /* consumed */
+		}
+	}
+	for (size_t i = 0; i < sc->n; i++) {
+		struct scan_ent *e = &sc->ents[i];
+
+		if (e->kind == CERT_FILE_CERT && !e->preset && has_ext(e->name, ".key")) {
+			e->kind = CERT_FILE_IGNORED;
+			e->sev = CERT_WARN;
+			e->msg = cert_strdup_printf("ignored: a .key file without a matching "
+			                            ".crt or .pem file");
+		}
+	}
+	rc = 0;
+	goto out;
+oom:
+	cert_report_set_fatal(rep, "%s: out of memory", dir);
+out:
+	closedir(d);
+	return rc;
+}
+
+/* ---- parallel parsing ---- */
+
+struct job {
+	struct scan *sc;
+	size_t *work; /* indexes into sc->ents */
+	size_t nwork;
+	atomic_size_t next;
+	const struct cert_opts *opts;
+	struct cert_chain_pool *pool;
+	atomic_int idx;
+};
+
+static void parse_one(struct cert_loader *ld, struct job *j, struct scan_ent *e)
+{
+	char *msg = NULL;
+
+	/* A reload first checks whether a touched file's bytes changed at all:
+	 * hashing costs a fraction of parsing. */
+	if (e->old != NULL && e->old->item != NULL &&
+	    cert_hash_file(ld, j->sc->dirfd, e->name, e->key_name, j->opts->max_file_size,
+	                   e->hash) == 0 &&
+	    memcmp(e->hash, e->old->hash, 32) == 0) {
+		e->item = cert_item_ref(e->old->item);
+		e->sev = e->old->sev;
+		e->msg = e->old->msg != NULL ? strdup(e->old->msg) : NULL;
+		return;
+	}
+	e->item = cert_load_file(ld, j->sc->dirfd, e->name, e->key_name, j->opts, j->pool, e->hash,
+	                         &e->sev, &msg);
+	e->msg = msg;
+}
+
+static void *parse_worker(void *arg)
+{
+	struct job *j = arg;
+	struct cert_loader *ld = cert_loader_new(atomic_fetch_add(&j->idx, 1));
+	size_t i;
+
+	while ((i = atomic_fetch_add(&j->next, 1)) < j->nwork) {
+		struct scan_ent *e = &j->sc->ents[j->work[i]];
+
+		if (ld == NULL) {
+			e->sev = CERT_SKIP;
+			e->msg = cert_strdup_printf("cannot create a loader (out of memory)");
+			continue;
+		}
+		parse_one(ld, j, e);
+	}
+	cert_loader_free(ld);
+	/* Each thread has its own OpenSSL error queue; leave it empty. */
+	ERR_clear_error();
+	return NULL;
+}
+
+static int ncpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n > 0 ? (int)n : 1;
+}
+
+static void run_jobs(struct job *j)
+{
+	int nt = j->opts->threads > 0 ? j->opts->threads : ncpus();
+	pthread_t tids[64];
+	int started = 0;
+
+	if (nt > 64)
+		nt = 64;
+	/* Each file costs ~0.2 ms; below a few dozen files a thread's start-up
+	 * and its library context's first fetches cost more than they save. */
+	if ((size_t)nt > j->nwork / 16 + 1)
+		nt = (int)(j->nwork / 16 + 1);
+	for (int i = 1; i < nt; i++) {
+		if (pthread_create(&tids[started], NULL, parse_worker, j) != 0)
+			break;
+		started++;
+	}
+	parse_worker(j);
+	for (int i = 0; i < started; i++)
+		pthread_join(tids[i], NULL);
+}
+
+/* ---- store assembly ---- */
+
+static void file_clear(struct cert_file *f)
+{
+	free(f->name);
+	free(f->msg);
+	free(f->dupmsg);
+	cert_item_unref(f->item);
+}
+
+static void store_free(struct cert_store *st)
+{
+	for (size_t i = 0; i < st->nfiles; i++)
+		file_clear(&st->files[i]);
+	free(st->files);
+	cert_index_free(st);
+	cert_chain_pool_free(st->pool);
+	pthread_mutex_destroy(&st->order_lock);
+	free(st);
+}
+
+struct cert_store *cert_store_ref(struct cert_store *store)
+{
+	if (store != NULL)
+		atomic_fetch_add_explicit(&store->refs, 1, memory_order_relaxed);
+	return store;
+}
+
+void cert_store_unref(struct cert_store *store)
+{
+	if (store == NULL)
+		return;
+	if (atomic_fetch_sub_explicit(&store->refs, 1, memory_order_acq_rel) == 1)
+		store_free(store);
+}
+
+static const struct cert_file *file_find(const struct cert_store *st, const char *name)
+{
+	size_t lo = 0, hi = st->nfiles;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(name, st->files[mid].name);
+
+		if (c == 0)
+			return &st->files[mid];
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
+}
+
+/* Fills the report's verdicts and counts from the store's file records. */
+static void report_fill(struct cert_report *rep, const struct cert_store *st)
+{
+	for (size_t i = 0; i < st->nfiles; i++) {
+		const struct cert_file *f = &st->files[i];
+		char *m = NULL;
+
+		if (f->msg != NULL && f->dupmsg != NULL)
+			m = cert_strdup_printf("%s; %s", f->msg, f->dupmsg);
+		cert_report_add(rep, f->name, f->sev, m != NULL ? m : f->msg ? f->msg : f->dupmsg);
+		free(m);
+		if (f->kind != CERT_FILE_CERT) {
+			rep->nignored++;
+			continue;
+		}
+		rep->nfiles++;
+		if (f->item != NULL) {
+			rep->nloaded++;
+			if (f->sev == CERT_WARN)
+				rep->nwarned++;
+			if (f->item->not_after != 0 &&
+			    (rep->soonest == 0 || f->item->not_after < rep->soonest))
+				rep->soonest = f->item->not_after;
+		} else {
+			rep->nskipped++;
+		}
+	}
+	rep->nnames = st->nnames;
+}
+
+/*
+ * Turns a finished scan into a store: moves records over, builds the index
+ * and resolves the default certificate.
+ */
+static struct cert_store *assemble(struct scan *sc, const struct cert_opts *opts,
+                                   struct cert_chain_pool *pool, uint64_t generation,
+                                   struct cert_report *rep)
+{
+	struct cert_store *st = calloc(1, sizeof(*st));
+	size_t k = 0;
+
+	if (st == NULL)
+		goto fail;
+	atomic_init(&st->refs, 1);
+	pthread_mutex_init(&st->order_lock, NULL);
+	st->generation = generation;
+	st->pool = pool;
+	st->files = calloc(sc->n + 1, sizeof(*st->files));
+	if (st->files == NULL)
+		goto fail;
+	for (size_t i = 0; i < sc->n; i++) {
+		struct scan_ent *e = &sc->ents[i];
+		struct cert_file *f = &st->files[k];
+
+		if (e->kind < 0)
+			continue; /* a consumed .key */
+		f->name = e->name;
+		e->name = NULL;
+		f->st = e->st;
+		f->key_st = e->key_st;
+		f->has_key_file = e->key_name != NULL;
+		memcpy(f->hash, e->hash, 32);
+		f->item = e->item;
+		e->item = NULL;
+		f->sev = e->sev;
+		f->msg = e->msg;
+		e->msg = NULL;
+		f->kind = e->kind;
+		k++;
+	}
+	st->nfiles = k;
+	if (cert_index_build(st) < 0)
+		goto fail;
+	if (opts->default_cert != NULL && opts->default_cert[0] != '\0') {
+		const struct cert_file *f = file_find(st, opts->default_cert);
+
+		st->def = f != NULL ? f->item : NULL;
+		if (st->def == NULL) {
+			/* A SKIP entry that is not counted as a skipped file: the
+			 * file may not exist, and callers looking for the default's
+			 * verdict see that it is not served. */
+			char *m = cert_strdup_printf("the default certificate is %s; clients "
+			                             "without a known SNI name get an "
+			                             "unrecognized_name alert",
+			                             f != NULL ? "not loaded" : "missing");
+
+			cert_report_add(rep, opts->default_cert, CERT_SKIP, m);
+			free(m);
+		}
+	}
+	report_fill(rep, st);
+	cert_report_sort(rep);
+	return st;
+fail:
+	if (st != NULL) {
+		st->pool = NULL;
+		store_free(st);
+	}
+	cert_chain_pool_free(pool);
+	cert_report_set_fatal(rep, "out of memory while building the certificate store");
+	return NULL;
+}
+
+static struct cert_store *load(struct cert_store *old, const char *dir,
+                               const struct cert_opts *opts, struct cert_report **repp)
+{
+	struct cert_report *rep = cert_report_new();
+	struct cert_store *st = NULL;
+	struct cert_chain_pool *pool = NULL;
+	struct scan sc = {.dirfd = -1};
+	struct job j;
+	size_t nwork = 0;
+
+	*repp = rep;
+	if (rep == NULL)
+		return NULL;
+	memset(&j, 0, sizeof(j));
+	if (scan_dir(dir, &sc, rep) < 0)
+		goto out;
+	j.work = malloc((sc.n + 1) * sizeof(*j.work));
+	pool = cert_chain_pool_new(old != NULL ? old->pool : NULL);
+	if (j.work == NULL || pool == NULL) {
+		cert_report_set_fatal(rep, "%s: out of memory", dir);
+		goto out;
+	}
+	for (size_t i = 0, oi = 0; i < sc.n; i++) {
+		struct scan_ent *e = &sc.ents[i];
+		const struct cert_file *of = NULL;
+
+		if (e->kind != CERT_FILE_CERT || e->preset)
+			continue;
+		/* Both lists are sorted by name: walk them in step instead of
+		 * searching, which halves a large reload's string comparisons. */
+		while (old != NULL && oi < old->nfiles && strcmp(old->files[oi].name, e->name) < 0)
+			oi++;
+		if (old != NULL && oi < old->nfiles && strcmp(old->files[oi].name, e->name) == 0)
+			of = &old->files[oi];
+		if (of != NULL && of->kind == CERT_FILE_CERT &&
+		    of->has_key_file == (e->key_name != NULL) && stat_eq(&of->st, &e->st) &&
+		    (e->key_name == NULL || stat_eq(&of->key_st, &e->key_st))) {
+			/* Unchanged: share the item and keep the verdict. */
+			e->item = of->item != NULL ? cert_item_ref(of->item) : NULL;
+			e->sev = of->sev;
+			e->msg = of->msg != NULL ? strdup(of->msg) : NULL;
+			memcpy(e->hash, of->hash, 32);
+			continue;
+		}
+		e->old = of;
+		j.work[nwork++] = i;
+	}
+	j.sc = &sc;
+	j.nwork = nwork;
+	j.opts = opts;
+	j.pool = pool;
+	atomic_init(&j.next, 0);
+	atomic_init(&j.idx, 0);
+	if (nwork > 0)
+		run_jobs(&j);
+	st = assemble(&sc, opts, pool, old != NULL ? old->generation + 1 : 1, rep);
+	pool = NULL;
+out:
+	cert_chain_pool_free(pool);
+	free(j.work);
+	scan_free(&sc);
+	/* Decoding leaves many freed temporaries in the loader threads' malloc
+	 * arenas; glibc keeps them mapped unless asked. A cold load is rare
+	 * and this costs about a millisecond. */
+	if (nwork > 64)
+		malloc_trim(0);
+	return st;
+}
+
+struct cert_store *cert_store_load(const char *dir, const struct cert_opts *opts,
+                                   struct cert_report **rep)
+{
+	return load(NULL, dir, opts, rep);
+}
+
+static int same_ent(const struct cert_name_ent *a, const struct cert_name_ent *b)
+{
+	return a != NULL && b != NULL && a->ec == b->ec && a->rsa == b->rsa;
+}
+
+struct cert_store *cert_store_reload(struct cert_store *old, const char *dir,
+                                     const struct cert_opts *opts, struct cert_report **rep)
+{
+	struct cert_store *st = load(old, dir, opts, rep);
+
+	if (st == NULL || old == NULL)
+		return st;
+	/* Changed names: those whose serving item differs, both ways. Items
+	 * reused from the old store are the same pointers. */
+	for (size_t i = 0; i < st->exact.cap + st->wild.cap; i++) {
+		int w = i >= st->exact.cap;
+		const struct cert_name_ent *e =
+		    w ? &st->wild.ents[i - st->exact.cap] : &st->exact.ents[i];
+
+		if (e->key != NULL &&
+		    !same_ent(e, cert_index_find(w ? &old->wild : &old->exact, e->key, e->len)))
+			cert_report_add_changed(*rep, e->name);
+	}
+	for (size_t i = 0; i < old->exact.cap + old->wild.cap; i++) {
+		int w = i >= old->exact.cap;
+		const struct cert_name_ent *e =
+		    w ? &old->wild.ents[i - old->exact.cap] : &old->exact.ents[i];
+
+		if (e->key != NULL &&
+		    cert_index_find(w ? &st->wild : &st->exact, e->key, e->len) == NULL)
+			cert_report_add_changed(*rep, e->name);
+	}
+	cert_report_sort(*rep);
+	return st;
+}
+
+uint64_t cert_store_generation(const struct cert_store *store)
+{
+	return store->generation;
+}
+
+size_t cert_store_nitems(const struct cert_store *store)
+{
+	return store->nitems;
+}
+
+/* ---- items ---- */
+
+int cert_item_use(const struct cert_item *item, SSL *ssl)
+{
+	/* SSL_use_cert_and_key takes its own references to the leaf, the key
+	 * and every chain certificate, so the item stays immutable and can be
+	 * shared by any number of connections on any thread. */
+	X509 *leaf = cert_item_leaf(item);
+
+	if (leaf == NULL)
+		return -1;
+	return SSL_use_cert_and_key(ssl, leaf, item->key, item->chain, 1) == 1 ? 0 : -1;
+}
+
+const char *cert_item_file(const struct cert_item *item)
+{
+	return item->file;
+}
+
+const unsigned char *cert_item_sha256(const struct cert_item *item)
+{
+	return item->sha256;
+}
+
+time_t cert_item_not_after(const struct cert_item *item)
+{
+	return item->not_after;
+}
+
+/* ---- slot ---- */
+
+/*
+ * The slot is a mutex-protected pointer. Taking the mutex in acquire closes
+ * the race a bare atomic pointer has (a reader loads the pointer, the writer
+ * swaps and drops the last reference, the reader then increments freed
+ * memory). The critical section is two instructions long, so the mutex is
+ * uncontended in practice: acquire happens once per handshake.
+ */
+struct cert_slot {
+	pthread_mutex_t lock;
+	struct cert_store *cur;
+};
+
+struct cert_slot *cert_slot_new(void)
+{
+	struct cert_slot *s = calloc(1, sizeof(*s));
+
+	if (s != NULL)
+		pthread_mutex_init(&s->lock, NULL);
+	return s;
+}
+
+void cert_slot_free(struct cert_slot *slot)
+{
+	if (slot == NULL)
+		return;
+	cert_store_unref(slot->cur);
+	pthread_mutex_destroy(&slot->lock);
+	free(slot);
+}
+
+void cert_slot_publish(struct cert_slot *slot, struct cert_store *store)
+{
+	struct cert_store *old;
+
+	pthread_mutex_lock(&slot->lock);
+	old = slot->cur;
+	slot->cur = store;
+	pthread_mutex_unlock(&slot->lock);
+	/* Freeing happens outside the lock: a large store takes milliseconds. */
+	cert_store_unref(old);
+}
+
+struct cert_store *cert_slot_acquire(struct cert_slot *slot)
+{
+	struct cert_store *s;
+
+	pthread_mutex_lock(&slot->lock);
+	s = cert_store_ref(slot->cur);
+	pthread_mutex_unlock(&slot->lock);
+	return s;
+}
