@@ -14,6 +14,7 @@
 #include "common/cert.h"
 #include "common/cfg.h"
 #include "common/log.h"
+#include "netfilter/nf.h"
 #include "supervisor/sv.h"
 
 struct sy_cmd {
@@ -38,6 +39,10 @@ static const struct sy_cmd sy_cmds[] = {
     {"flip", sv_cmd_flip, "flip [--force] [--json]   gate the standby, then flip to it"},
     {"rollback", sv_cmd_rollback, "rollback [--json]   flip back to the previous generation"},
     {"metrics", sv_cmd_metrics, "metrics   Prometheus text from switchyardd"},
+    {"rules", nf_cmd_rules,
+     "rules show [--json] | rules install [blue|green] | rules remove | rules flip blue|green   the nat REDIRECT, straight in the kernel"},
+    {"flows", nf_cmd_flows,
+     "flows [--json]   conntrack flows pinned to each instance, by TCP state"},
     {"shutdown", sv_cmd_shutdown, "shutdown   stop switchyardd, both instances and the rules"},
 };
 

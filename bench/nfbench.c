@@ -1,0 +1,238 @@
+/*
+ * nfbench: figures for the netfilter module (bench/20-netfilter.sh runs it
+ * inside a private network namespace; never run it on a host's tables).
+ *
+ *   nfbench flips N V4 V6   installs V4 IPv4 and V6 IPv6 listeners, then
+ *                           times N alternating nf_flip() calls (lock, init,
+ *                           edit, commit and read-back verify): median, p99, max
+ *   nfbench raw N           the floor under a flip on this machine right now:
+ *                           N bare libiptc swaps of the first rule of
+ *                           SWITCHYARD (init + replace + commit + free), no
+ *                           lock and no read-back
+ *   nfbench ctfill N        creates N TCP conntrack entries through
+ *                           ctnetlink, a tenth of them looking like flows
+ *                           pinned to blue (service port 443, instance 8443)
+ *   nfbench count R         times R nf_count_flows() calls; prints the
+ *                           counts, median and max, and the peak RSS
+ */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include <libiptc/libiptc.h>
+#include <linux/netfilter/nf_conntrack_tcp.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
+#include <netlink/netfilter/ct.h>
+#include <netlink/netfilter/nfnl.h>
+#include <netlink/netlink.h>
+
+#include "netfilter/nf.h"
+
+static struct cfg cfg;
+
+static double now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static long rss_kb(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_maxrss;
+}
+
+/* Listener 0 is 0.0.0.0:443 -> 8443/9443; the others get their own ports. */
+static void make_cfg(int v4, int v6)
+{
+	memset(&cfg, 0, sizeof(cfg));
+	for (int i = 0; i < v4 + v6 && i < CFG_MAX_LISTENERS; i++) {
+		struct cfg_listener *l = &cfg.listeners[i];
+
+		snprintf(l->name, sizeof(l->name), "l%d", i);
+		l->addr.family = i < v4 ? AF_INET : AF_INET6;
+		if (i > 0 && i < v4) {
+			/* 198.18.0.i, a specific address */
+			l->addr.a.v4[0] = 198;
+			l->addr.a.v4[1] = 18;
+			l->addr.a.v4[3] = (uint8_t)i;
+		}
+		l->port = (uint16_t)(i == 0 ? 443 : 1000 + i);
+		cfg.instances[CFG_BLUE].ports[i] = (uint16_t)(8443 + i);
+		cfg.instances[CFG_GREEN].ports[i] = (uint16_t)(9443 + i);
+		cfg.nlisteners++;
+	}
+}
+
+static int bench_flips(int n, int v4, int v6)
+{
+	double *t = calloc((size_t)n, sizeof(double));
+	char err[1024];
+	int failed = 0;
+
+	make_cfg(v4, v6);
+	if (t == NULL || nf_install(&cfg, CFG_BLUE, err, sizeof(err)) < 0) {
+		fprintf(stderr, "nfbench: install: %s\n", t ? err : "out of memory");
+		return 1;
+	}
+	for (int i = 0; i < n; i++) {
+		double s = now_us();
+
+		if (nf_flip(&cfg, (i & 1) ? CFG_BLUE : CFG_GREEN, err, sizeof(err)) < 0) {
+			failed++;
+			fprintf(stderr, "nfbench: flip %d: %s\n", i, err);
+		}
+		t[i] = now_us() - s;
+	}
+	qsort(t, (size_t)n, sizeof(double), cmp_d);
+	printf("flips %d listeners %d+%d failed %d median_us %.1f p99_us %.1f max_us %.1f\n", n, v4,
+	       v6, failed, t[n / 2], t[(n * 99) / 100], t[n - 1]);
+	free(t);
+	return failed ? 1 : 0;
+}
+
+static int bench_raw(int n)
+{
+	double *t = calloc((size_t)n, sizeof(double));
+	xt_chainlabel chain = NF_CHAIN;
+	int failed = 0;
+
+	for (int i = 0; t != NULL && i < n; i++) {
+		double s = now_us();
+		struct xtc_handle *h = iptc_init("nat");
+		const struct ipt_entry *e = h ? iptc_first_rule(chain, h) : NULL;
+
+		if (e == NULL || !iptc_replace_entry(chain, e, 0, h) || !iptc_commit(h))
+			failed++;
+		if (h != NULL)
+			iptc_free(h);
+		t[i] = now_us() - s;
+	}
+	if (t == NULL)
+		return 1;
+	qsort(t, (size_t)n, sizeof(double), cmp_d);
+	printf("raw swaps %d failed %d median_us %.1f p99_us %.1f\n", n, failed, t[n / 2],
+	       t[(n * 99) / 100]);
+	free(t);
+	return failed ? 1 : 0;
+}
+
+/* nfnl_ct_add() does not send the TCP state, so the entry would stay in
+ * state NONE; append CTA_PROTOINFO by hand to make it ESTABLISHED. */
+static int add_established(struct nl_sock *sk, const struct nfnl_ct *ct)
+{
+	struct nl_msg *msg = NULL;
+	struct nlattr *pi, *tcp;
+	int rc;
+
+	if (nfnl_ct_build_add_request(ct, NLM_F_CREATE, &msg) < 0)
+		return -1;
+	pi = nla_nest_start(msg, CTA_PROTOINFO);
+	tcp = nla_nest_start(msg, CTA_PROTOINFO_TCP);
+	nla_put_u8(msg, CTA_PROTOINFO_TCP_STATE, TCP_CONNTRACK_ESTABLISHED);
+	nla_nest_end(msg, tcp);
+	nla_nest_end(msg, pi);
+	rc = nl_send_auto_complete(sk, msg);
+	nlmsg_free(msg);
+	if (rc < 0)
+		return -1;
+	return nl_wait_for_ack(sk) < 0 ? -1 : 0;
+}
+
+static int ctfill(long n)
+{
+	struct nl_sock *sk = nl_socket_alloc();
+	long failed = 0;
+	int rc;
+
+	if (sk == NULL || (rc = nfnl_connect(sk)) < 0) {
+		fprintf(stderr, "nfbench: nfnl_connect failed\n");
+		return 1;
+	}
+	for (long i = 0; i < n; i++) {
+		struct nfnl_ct *ct = nfnl_ct_alloc();
+		uint8_t src[4] = {10, (uint8_t)(i >> 16), (uint8_t)(i >> 8), (uint8_t)i};
+		uint8_t dst[4] = {198, 18, 0, 1};
+		struct nl_addr *a_src = nl_addr_build(AF_INET, src, 4);
+		struct nl_addr *a_dst = nl_addr_build(AF_INET, dst, 4);
+		uint16_t sport = (uint16_t)(10000 + i % 50000);
+		int pinned = i % 10 == 0;
+
+		nfnl_ct_set_family(ct, AF_INET);
+		nfnl_ct_set_proto(ct, IPPROTO_TCP);
+		nfnl_ct_set_src(ct, 0, a_src);
+		nfnl_ct_set_dst(ct, 0, a_dst);
+		nfnl_ct_set_src_port(ct, 0, sport);
+		nfnl_ct_set_dst_port(ct, 0, pinned ? 443 : 80);
+		nfnl_ct_set_src(ct, 1, a_dst);
+		nfnl_ct_set_dst(ct, 1, a_src);
+		nfnl_ct_set_src_port(ct, 1, pinned ? 8443 : 80);
+		nfnl_ct_set_dst_port(ct, 1, sport);
+		nfnl_ct_set_timeout(ct, 3600);
+		if (add_established(sk, ct) < 0)
+			failed++;
+		nl_addr_put(a_src);
+		nl_addr_put(a_dst);
+		nfnl_ct_put(ct);
+	}
+	nl_socket_free(sk);
+	printf("ctfill %ld failed %ld\n", n, failed);
+	return failed ? 1 : 0;
+}
+
+static int bench_count(int reps)
+{
+	struct nf_flows fl[CFG_NCOLOURS];
+	double *t = calloc((size_t)reps, sizeof(double));
+	char err[1024];
+	long rss0 = rss_kb();
+
+	make_cfg(1, 0);
+	for (int i = 0; t != NULL && i < reps; i++) {
+		double s = now_us();
+
+		if (nf_count_flows(&cfg, fl, err, sizeof(err)) < 0) {
+			fprintf(stderr, "nfbench: count: %s\n", err);
+			return 1;
+		}
+		t[i] = now_us() - s;
+	}
+	if (t == NULL)
+		return 1;
+	qsort(t, (size_t)reps, sizeof(double), cmp_d);
+	printf("count reps %d blue_total %llu blue_established %llu median_ms %.1f max_ms %.1f "
+	       "rss_before_kb %ld rss_peak_kb %ld\n",
+	       reps, (unsigned long long)fl[CFG_BLUE].total,
+	       (unsigned long long)fl[CFG_BLUE].established, t[reps / 2] / 1000, t[reps - 1] / 1000,
+	       rss0, rss_kb());
+	free(t);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 5 && strcmp(argv[1], "flips") == 0)
+		return bench_flips(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
+	if (argc == 3 && strcmp(argv[1], "raw") == 0)
+		return bench_raw(atoi(argv[2]));
+	if (argc == 3 && strcmp(argv[1], "ctfill") == 0)
+		return ctfill(atol(argv[2]));
+	if (argc == 3 && strcmp(argv[1], "count") == 0)
+		return bench_count(atoi(argv[2]));
+	fprintf(stderr, "usage: nfbench flips N V4 V6 | raw N | ctfill N | count REPS\n");
+	return 2;
+}
