@@ -961,6 +961,16 @@ static void cs_print(struct cs_run *r, const char *status, int code, double ms)
 	       r->promoted ? r->new_id : "", ms);
 }
 
+/* Not fatal if this fails: the next run re-validates what it cannot find. */
+static void cs_save_verdicts(struct cs_run *r)
+{
+	char vfile[PATH_MAX];
+
+	cs_path(vfile, sizeof(vfile), r->base, "verdicts");
+	if (cs_units_save(vfile, &r->verdicts) < 0)
+		log_warn("%s: cannot save the verdict cache", vfile);
+}
+
 static int cs_execute(struct cs_run *r)
 {
 	struct cert_opts opts;
@@ -1133,6 +1143,15 @@ static int cs_execute(struct cs_run *r)
 	}
 	if (cs_guard_count(r) < 0)
 		return CS_EXIT_ERROR;
+	/* Every change rejected (and the previous versions kept): the new set
+	 * would equal the current one, so promote nothing and flip nothing.
+	 * The manifest is not saved either, so each run reports "partial"
+	 * until the source is fixed; the cached verdicts keep that cheap. */
+	if (r->cur_id[0] != '\0' && r->changed_units == bad && bad > 0) {
+		if (!r->dry_run)
+			cs_save_verdicts(r);
+		return CS_EXIT_PARTIAL;
+	}
 	if (r->nsrc == 0 && r->cur.n == 0) {
 		cs_err(r, "%s: the source holds no certificate files; nothing to promote",
 		       r->source);
@@ -1212,15 +1231,10 @@ static int cs_execute(struct cs_run *r)
 			return CS_EXIT_ERROR;
 		}
 	}
-	{
-		char vfile[PATH_MAX];
-
-		/* Not fatal if these fail: the next run re-hashes and
-		 * re-validates what it cannot find. */
-		cs_path(vfile, sizeof(vfile), r->base, "verdicts");
-		if (cs_manifest_save(r) < 0 || cs_units_save(vfile, &r->verdicts) < 0)
-			log_warn("%s: cannot save the manifest or the verdict cache", r->base);
-	}
+	/* Not fatal if this fails: the next run re-hashes what it cannot find. */
+	if (cs_manifest_save(r) < 0)
+		log_warn("%s/manifest: cannot save the manifest", r->base);
+	cs_save_verdicts(r);
 	snprintf(r->cur_id, sizeof(r->cur_id), "%s", r->new_id);
 	r->tmpdir[0] = '\0';
 	r->promoted = 1;
