@@ -25,6 +25,11 @@ t_cleanup() {
 	for p in "${T_PIDS[@]}"; do kill "$p" 2>/dev/null; done
 	sleep 0.1
 	for p in "${T_PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+	# netns_new usually runs in a command substitution, where its T_NETNS+=
+	# is lost; every namespace it makes carries our pid, so find them here.
+	for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -- "-$$\$"); do
+		T_NETNS+=("$ns")
+	done
 	for ns in "${T_NETNS[@]}"; do
 		ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
 		ip netns del "$ns" 2>/dev/null
