@@ -1,0 +1,307 @@
+/*
+ * control: the instance's control socket (docs/control.md). The handler runs
+ * on the ctl server thread, so a reload that takes seconds never blocks a
+ * worker; it only delays other control clients.
+ */
+#include "proxy/conn.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#include "common/ctl.h"
+#include "common/log.h"
+
+static const char *const state_names[] = {"loading", "ready", "draining", "draining"};
+static const char *const hs_names[PX_HS__COUNT] = {"timeout", "alert", "no_cert", "protocol",
+                                                   "other"};
+
+void px_publish(struct px_proc *p, struct cert_store *store, const struct cert_report *rep)
+{
+	pthread_mutex_lock(&p->reload_lock);
+	p->generation = cert_store_generation(store);
+	p->c_loaded = cert_report_nloaded(rep);
+	p->c_skipped = cert_report_nskipped(rep);
+	p->c_warned = cert_report_nwarned(rep);
+	p->c_names = cert_store_nnames(store);
+	pthread_mutex_unlock(&p->reload_lock);
+	cert_slot_publish(p->slot, store);
+	/* Workers compare this epoch before each handshake and re-acquire
+	 * the store only when it moved. */
+	atomic_fetch_add(&p->cert_epoch, 1);
+}
+
+static uint32_t active_conns(struct px_proc *p)
+{
+	return atomic_load(&p->global.active);
+}
+
+static void cmd_status(struct px_proc *p, struct json_buf *r)
+{
+	int st = atomic_load(&p->state);
+	uint64_t now = px_now_ms();
+
+	jb_bool(r, "ok", 1);
+	jb_str(r, "instance", cfg_colour_name(p->colour));
+	jb_int(r, "pid", getpid());
+	jb_str(r, "state", state_names[st]);
+	pthread_mutex_lock(&p->reload_lock);
+	jb_uint(r, "loaded", st == PX_LOADING ? 0 : p->c_loaded + p->c_skipped);
+	jb_uint(r, "total", atomic_load(&p->load_total));
+	jb_uint(r, "generation", p->generation);
+	jb_obj_begin(r, "certs");
+	jb_uint(r, "loaded", p->c_loaded);
+	jb_uint(r, "skipped", p->c_skipped);
+	jb_uint(r, "warned", p->c_warned);
+	jb_uint(r, "names", p->c_names);
+	jb_obj_end(r);
+	pthread_mutex_unlock(&p->reload_lock);
+	jb_uint(r, "active", active_conns(p));
+	jb_arr_begin(r, "listeners");
+	for (int i = 0; i < p->cfg->nlisteners; i++) {
+		jb_obj_begin(r, NULL);
+		jb_str(r, "name", p->cfg->listeners[i].name);
+		jb_uint(r, "port", p->cfg->instances[p->colour].ports[i]);
+		jb_bool(r, "bound",
+		        i < p->ngroups && p->groups[i].nbound > 0 && !atomic_load(&p->stopping));
+		jb_obj_end(r);
+	}
+	jb_arr_end(r);
+	jb_uint(r, "uptime_ms", now - p->start_ms);
+}
+
+static void cmd_stats(struct px_proc *p, struct json_buf *r)
+{
+	struct px_stats sum;
+	uint64_t v;
+
+	memset(&sum, 0, sizeof(sum));
+#define SUM(f) atomic_fetch_add_explicit(&sum.f, PX_LOAD(st->f), memory_order_relaxed)
+	for (int i = 0; i < p->nworkers; i++) {
+		struct px_stats *st = (struct px_stats *)px_worker_stats(p->workers[i]);
+		SUM(accepted);
+		SUM(handshakes_ok);
+		for (int k = 0; k < PX_HS__COUNT; k++)
+			SUM(hs_fail[k]);
+		SUM(default_cert);
+		SUM(unknown_sni);
+		SUM(backend_connect_fail);
+		SUM(no_backend);
+		SUM(bytes_in);
+		SUM(bytes_out);
+		for (int k = 0; k < PX_R__COUNT; k++)
+			SUM(reasons[k]);
+	}
+#undef SUM
+	jb_bool(r, "ok", 1);
+	jb_uint(r, "accepted", PX_LOAD(sum.accepted));
+	jb_uint(r, "handshakes_ok", PX_LOAD(sum.handshakes_ok));
+	jb_obj_begin(r, "handshake_fail");
+	for (int k = 0; k < PX_HS__COUNT; k++)
+		jb_uint(r, hs_names[k], PX_LOAD(sum.hs_fail[k]));
+	jb_obj_end(r);
+	jb_uint(r, "default_cert", PX_LOAD(sum.default_cert));
+	jb_uint(r, "unknown_sni", PX_LOAD(sum.unknown_sni));
+	jb_uint(r, "backend_connect_fail", PX_LOAD(sum.backend_connect_fail));
+	jb_uint(r, "no_backend", PX_LOAD(sum.no_backend));
+	jb_uint(r, "bytes_in", PX_LOAD(sum.bytes_in));
+	jb_uint(r, "bytes_out", PX_LOAD(sum.bytes_out));
+	v = px_limit_ms(&p->global, px_now_ms());
+	jb_uint(r, "maxconn_ms", v);
+	jb_uint(r, "active", active_conns(p));
+	/* Not in docs/control.md's list, extra: teardown reasons. */
+	jb_obj_begin(r, "close");
+	for (int k = 0; k < PX_R__COUNT; k++)
+		jb_uint(r, px_reason_name((enum px_reason)k), PX_LOAD(sum.reasons[k]));
+	jb_obj_end(r);
+}
+
+static void cmd_reload_certs(struct px_proc *p, const char *arg, struct json_buf *r)
+{
+	struct cert_opts opts;
+	struct cert_report *rep = NULL;
+	struct cert_store *old, *nw;
+	const char *dir = arg && *arg ? arg : p->certdir;
+	uint64_t t0 = px_now_ms();
+	char kerr[256];
+
+	if (atomic_load(&p->state) == PX_LOADING) {
+		ctl_reply_error(r, "still loading certificates");
+		return;
+	}
+	cert_opts_from_cfg(&opts, p->cfg);
+	old = cert_slot_acquire(p->slot);
+	nw = cert_store_reload(old, dir, &opts, &rep);
+	cert_store_unref(old);
+	if (nw == NULL) {
+		ctl_reply_error(r, "%s",
+		                rep && cert_report_fatal(rep) ? cert_report_fatal(rep)
+		                                              : "cannot load certificates");
+		cert_report_free(rep);
+		return;
+	}
+	px_publish(p, nw, rep);
+	if (p->tickets_on && px_tickets_load(p, kerr, sizeof(kerr)) < 0)
+		log_warnx("reload-certs: ticket keys not reloaded: %s", kerr);
+	jb_bool(r, "ok", 1);
+	pthread_mutex_lock(&p->reload_lock);
+	jb_uint(r, "generation", p->generation);
+	jb_uint(r, "loaded", p->c_loaded);
+	jb_uint(r, "skipped", p->c_skipped);
+	jb_uint(r, "warned", p->c_warned);
+	pthread_mutex_unlock(&p->reload_lock);
+	size_t nch = cert_report_nchanged(rep);
+	jb_uint(r, "nchanged", nch);
+	jb_arr_begin(r, "changed");
+	for (size_t i = 0; i < nch && i < 1000; i++)
+		jb_str(r, NULL, cert_report_changed(rep, i));
+	jb_arr_end(r);
+	jb_uint(r, "duration_ms", px_now_ms() - t0);
+	log_info("reload-certs %s: generation %llu, %zu changed", dir,
+	         (unsigned long long)p->generation, nch);
+	cert_report_free(rep);
+}
+
+static void cmd_cert(struct px_proc *p, const char *name, struct json_buf *r)
+{
+	struct cert_store *st = cert_slot_acquire(p->slot);
+	const struct cert_item *it;
+	int def = 0;
+	char hex[65];
+
+	if (name == NULL || *name == '\0') {
+		cert_store_unref(st);
+		ctl_reply_error(r, "usage: cert NAME");
+		return;
+	}
+	it = st ? cert_store_lookup(st, name, strlen(name), CERT_LOOKUP_ECDSA_OK, &def) : NULL;
+	if (it == NULL) {
+		cert_store_unref(st);
+		ctl_reply_error(r, "no certificate would be served for '%s'", name);
+		return;
+	}
+	const unsigned char *h = cert_item_sha256(it);
+	for (int i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", h[i]);
+	jb_bool(r, "ok", 1);
+	jb_str(r, "name", name);
+	jb_str(r, "file", cert_item_file(it));
+	jb_str(r, "sha256", hex);
+	jb_bool(r, "default", def);
+	cert_store_unref(st);
+}
+
+static void cmd_sample(struct px_proc *p, const char *arg, struct json_buf *r)
+{
+	struct cert_store *st;
+	char *end;
+	long n = arg ? strtol(arg, &end, 10) : -1;
+
+	if (arg == NULL || *end != '\0' || n < 0) {
+		ctl_reply_error(r, "usage: sample N");
+		return;
+	}
+	if (n > 1000)
+		n = 1000;
+	st = cert_slot_acquire(p->slot);
+	size_t nn = st ? cert_store_nnames(st) : 0;
+	jb_bool(r, "ok", 1);
+	jb_arr_begin(r, "names");
+	for (long i = 0; i < n && nn > 0; i++) {
+		uint64_t x = 0;
+		RAND_bytes((unsigned char *)&x, sizeof(x));
+		jb_str(r, NULL, cert_store_name_at(st, (size_t)(x % nn)));
+	}
+	jb_arr_end(r);
+	cert_store_unref(st);
+}
+
+static void dispatch(struct px_proc *p, const char *line, struct json_buf *reply, int *close_after);
+
+static void handler(void *arg, const char *line, struct json_buf *reply, int *close_after)
+{
+	/* Commands write their fields into one open object; ctl_reply_error()
+	 * replaces everything with a complete error object instead. */
+	jb_obj_begin(reply, NULL);
+	dispatch(arg, line, reply, close_after);
+	if (reply->depth > 0)
+		jb_obj_end(reply);
+}
+
+static void dispatch(struct px_proc *p, const char *line, struct json_buf *reply, int *close_after)
+{
+	char cmd[32], rest[CTL_LINE_MAX];
+	const char *a;
+	size_t n = strcspn(line, " \t");
+	char kerr[256];
+
+	while (n == 0 && (*line == ' ' || *line == '\t')) {
+		line++;
+		n = strcspn(line, " \t");
+	}
+	if (n == 0 || n >= sizeof(cmd)) {
+		ctl_reply_error(reply, "unknown command");
+		return;
+	}
+	memcpy(cmd, line, n);
+	cmd[n] = '\0';
+	a = line + n;
+	while (*a == ' ' || *a == '\t')
+		a++;
+	snprintf(rest, sizeof(rest), "%s", a);
+	for (size_t l = strlen(rest); l > 0 && isspace((unsigned char)rest[l - 1]); l--)
+		rest[l - 1] = '\0';
+
+	if (strcmp(cmd, "status") == 0) {
+		cmd_status(p, reply);
+	} else if (strcmp(cmd, "stats") == 0) {
+		cmd_stats(p, reply);
+	} else if (strcmp(cmd, "reload-certs") == 0) {
+		cmd_reload_certs(p, rest, reply);
+	} else if (strcmp(cmd, "reload-tickets") == 0) {
+		int k = px_tickets_load(p, kerr, sizeof(kerr));
+		if (k < 0) {
+			ctl_reply_error(reply, "%s", kerr);
+			return;
+		}
+		jb_bool(reply, "ok", 1);
+		jb_int(reply, "keys", k);
+	} else if (strcmp(cmd, "cert") == 0) {
+		cmd_cert(p, rest, reply);
+	} else if (strcmp(cmd, "sample") == 0) {
+		cmd_sample(p, rest[0] ? rest : NULL, reply);
+	} else if (strcmp(cmd, "drain") == 0) {
+		int ready = PX_READY;
+		/* Draining changes nothing in the data path: listeners stay
+		 * open and accepting (facts.md: closing them would reset what
+		 * the accept queue still holds). */
+		atomic_compare_exchange_strong(&p->state, &ready, PX_DRAINING);
+		jb_bool(reply, "ok", 1);
+		jb_str(reply, "state", state_names[atomic_load(&p->state)]);
+		jb_uint(reply, "active", active_conns(p));
+	} else if (strcmp(cmd, "quit") == 0) {
+		atomic_store(&p->quit_req, 1);
+		jb_bool(reply, "ok", 1);
+		*close_after = 1;
+	} else {
+		/* Echo only printable ASCII: the reply must stay valid UTF-8
+		 * JSON whatever bytes a client sent. */
+		for (char *q = cmd; *q; q++)
+			if (!isprint((unsigned char)*q))
+				*q = '?';
+		ctl_reply_error(reply, "unknown command '%.40s'", cmd);
+	}
+}
+
+struct ctl_server *px_control_start(struct px_proc *p, char *err, size_t errlen)
+{
+	const struct cfg *cfg = p->cfg;
+
+	return ctl_server_start(cfg->instances[p->colour].control_socket,
+	                        (mode_t)cfg->supervisor.control_mode, handler, p, err, errlen);
+}

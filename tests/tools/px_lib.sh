@@ -1,0 +1,127 @@
+# Helpers for the proxy's integration tests (tests/integration/3*-*.sh).
+# Source after lib.sh. Everything runs inside one private namespace, $NS.
+
+PX_BIN=$SY_BUILD/switchyard-proxy
+PX_TOOLS=$SY_BUILD/tests/tools
+PYTHON=/usr/bin/python3
+
+# px_ns: creates the test namespace.
+px_ns() {
+	NS=$(netns_new px)
+}
+
+# in_ns CMD...: runs CMD inside the test namespace.
+in_ns() {
+	ip netns exec "$NS" "$@"
+}
+
+# px_certs COUNT [WILDCARDS]: generates test certificates into $T_TMP/pki.
+px_certs() {
+	"$PX_TOOLS/gencerts" --out "$T_TMP/pki" --count "$1" --wildcards "${2:-0}" >/dev/null ||
+		fail "gencerts"
+	CA=$T_TMP/pki/ca.pem
+	CERTDIR=$T_TMP/pki/certs
+}
+
+# px_tickets FILE: writes a ticket key file of 3 random keys.
+px_tickets() {
+	local i
+	: >"$1"
+	for i in 1 2 3; do
+		openssl rand -base64 80 | tr -d '\n' >>"$1"
+		echo >>"$1"
+	done
+}
+
+# px_config FILE [extra YAML appended at top level]: the base config used by
+# every proxy test; instance blue on 8443, green on 8444, backend on 9000.
+# Variables: PX_BACKEND_EXTRA, PX_PROXY_EXTRA, PX_TLS_EXTRA, PX_CERTS_EXTRA,
+# PX_SERVERS (YAML list items).
+px_config() {
+	cat >"$1" <<EOC
+listeners:
+  - name: https
+    port: 443
+${PX_LISTENER_EXTRA:-}
+instances:
+  blue:
+    bind: ["127.0.0.1", "::1"]
+    ports: [8443]
+    control_socket: $T_TMP/blue.sock
+    pid_file: $T_TMP/blue.pid
+  green:
+    bind: ["127.0.0.1"]
+    ports: [8444]
+    control_socket: $T_TMP/green.sock
+    pid_file: $T_TMP/green.pid
+proxy:
+  threads: 2
+  access_log: true
+  timeouts:
+    handshake: ${PX_HS_TIMEOUT:-10s}
+${PX_PROXY_EXTRA:-}
+certificates:
+  directory: $CERTDIR
+${PX_CERTS_EXTRA:-}
+tls:
+  ticket_key_file: "${PX_TICKETS:-}"
+  alpn: ["h2", "http/1.1"]
+${PX_TLS_EXTRA:-}
+backend:
+  servers:
+${PX_SERVERS:-    - address: 127.0.0.1
+      port: 9000}
+${PX_BACKEND_EXTRA:-}
+supervisor:
+  state_dir: $T_TMP
+EOC
+}
+
+# px_start COLOUR CONFIG: starts an instance and waits until it is ready.
+px_start() {
+	local colour=$1 cfg=$2 i
+	bg ip netns exec "$NS" "$PX_BIN" -c "$cfg" -i "$colour"
+	PX_PID=$LAST_PID
+	for ((i = 0; i < 300; i++)); do
+		if [ "$(px_get "$T_TMP/$colour.sock" status state 2>/dev/null)" = ready ]; then
+			return 0
+		fi
+		kill -0 "$PX_PID" 2>/dev/null || fail "proxy $colour exited during start-up"
+		sleep 0.1
+	done
+	fail "proxy $colour not ready"
+}
+
+# px_ctl SOCK LINE: prints the one-line reply.
+px_ctl() {
+	$PYTHON - "$1" "$2" <<'EOP'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(30)
+s.connect(sys.argv[1])
+s.sendall(sys.argv[2].encode("utf-8", "surrogateescape") + b"\n")
+buf = b""
+while not buf.endswith(b"\n"):
+    d = s.recv(65536)
+    if not d:
+        break
+    buf += d
+print(buf.decode("utf-8", "replace").strip())
+EOP
+}
+
+# px_get SOCK COMMAND PATH: one field of a reply ("a.b" for nested keys).
+px_get() {
+	px_ctl "$1" "$2" | $PYTHON -c '
+import json, sys
+v = json.load(sys.stdin)
+for k in sys.argv[1].split("."):
+    v = v[int(k)] if isinstance(v, list) else v[k]
+print(str(v).lower() if isinstance(v, bool) else v)' "$3"
+}
+
+# px_backend [ARGS]: starts the echo backend on 127.0.0.1:9000 in $NS.
+px_backend() {
+	bg ip netns exec "$NS" "$PX_TOOLS/echo_backend" -l 127.0.0.1:9000 "$@"
+	wait_port "$NS" 9000 || fail "echo backend did not start"
+}
