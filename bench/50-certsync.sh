@@ -53,7 +53,7 @@ export SY_BUILD=$BUILD SY_ROOT=${SY_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
 (
 	set +e
 	. "$SY_ROOT/tests/integration/lib.sh"
-	. "$SY_ROOT/tests/integration/4-svlib.sh"
+	. "$SY_ROOT/tests/integration/lib-sv.sh"
 	set10=$CACHE/sv-certs-10000
 	if [ ! -f "$set10/names.txt" ]; then
 		rm -rf "$set10"

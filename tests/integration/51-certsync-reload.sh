@@ -4,7 +4,7 @@
 # and flip, after which the new certificate is served on the service
 # address; a broken new version keeps the previous one served.
 . "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/4-svlib.sh"
+. "$(dirname "$0")/lib-sv.sh"
 
 sv_setup 100
 SRC=$SV_PKI/certs

@@ -1,0 +1,532 @@
+/*
+ * cli_ops: the operator side of the supervisor's control socket, i.e. the
+ * `switchyard status|flip|reload|rollback|metrics|shutdown` subcommands.
+ * Each sends one request line and prints the one-line JSON reply, for
+ * humans or (--json) for scripts. `reload` shows progress by polling
+ * `status` on a second connection while the reload request runs.
+ * Exit codes are the SV_EXIT_* values, documented in docs/operations.md.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/cfg.h"
+#include "common/ctl.h"
+#include "common/json.h"
+#include "supervisor/sv.h"
+
+/* Long enough for a reload of 100k certificates on a slow machine. */
+#define CLI_LONG_TIMEOUT_MS (3600 * 1000)
+
+static int socket_path(const char *cfgpath, char *out, size_t outlen)
+{
+	const char *env = getenv("SWITCHYARD_SOCKET");
+	struct cfg *cfg;
+
+	if (env != NULL && env[0] != '\0') {
+		snprintf(out, outlen, "%s", env);
+		return 0;
+	}
+	cfg = cfg_load_report(cfgpath);
+	if (cfg == NULL)
+		return -1;
+	snprintf(out, outlen, "%s", cfg->supervisor.control_socket);
+	cfg_free(cfg);
+	return 0;
+}
+
+/* Sends one request; returns an exit code and the reply in *reply. */
+static int request(const char *path, const char *line, int timeout_ms, char **reply)
+{
+	char err[512];
+	struct stat st;
+
+	*reply = NULL;
+	if (stat(path, &st) < 0 && errno == ENOENT) {
+		fprintf(stderr, "switchyard: switchyardd is not running (no socket at %s)\n", path);
+		return SV_EXIT_NOT_RUN;
+	}
+	if (ctl_request(path, line, reply, timeout_ms, err, sizeof(err)) < 0) {
+		if (strstr(err, "refused") != NULL || strstr(err, "no such socket") != NULL) {
+			fprintf(stderr,
+			        "switchyard: switchyardd is not running (nothing answers on %s)\n",
+			        path);
+			return SV_EXIT_NOT_RUN;
+		}
+		fprintf(stderr, "switchyard: %s\n", err);
+		return SV_EXIT_PROTOCOL;
+	}
+	if (json_validate(*reply) != 0) {
+		fprintf(stderr, "switchyard: malformed reply from switchyardd: %.200s\n", *reply);
+		return SV_EXIT_PROTOCOL;
+	}
+	return SV_EXIT_OK;
+}
+
+static int reply_ok(const char *reply)
+{
+	int ok = 0;
+
+	return json_get_bool(reply, "ok", &ok) == 0 && ok;
+}
+
+static void print_error(const char *what, const char *reply)
+{
+	char err[1024] = "unknown error";
+
+	(void)json_get_str(reply, "error", err, sizeof(err));
+	fprintf(stderr, "switchyard %s: %s\n", what, err);
+}
+
+static int64_t geti(const char *doc, const char *path)
+{
+	int64_t v = 0;
+
+	(void)json_get_i64(doc, path, &v);
+	return v;
+}
+
+static void fmt_us(int64_t us, char *out, size_t outlen)
+{
+	if (us < 0)
+		snprintf(out, outlen, "-");
+	else if (us < 10000)
+		snprintf(out, outlen, "%.2f ms", (double)us / 1000);
+	else
+		snprintf(out, outlen, "%lld ms", (long long)(us / 1000));
+}
+
+static void fmt_ms(int64_t ms, char *out, size_t outlen)
+{
+	if (ms < 0)
+		snprintf(out, outlen, "-");
+	else if (ms < 10000)
+		snprintf(out, outlen, "%lld ms", (long long)ms);
+	else
+		snprintf(out, outlen, "%.1f s", (double)ms / 1000);
+}
+
+static void print_status(const char *doc)
+{
+	char live[16] = "?", rules[300] = "", s[64], opname[32], phase[32];
+	int n;
+
+	(void)json_get_str(doc, "live", live, sizeof(live));
+	(void)json_get_str(doc, "rules", rules, sizeof(rules));
+	printf("live: %s    rules: %s\n", live, rules);
+	if (json_get_str(doc, "op.name", opname, sizeof(opname)) == 0) {
+		(void)json_get_str(doc, "op.phase", phase, sizeof(phase));
+		(void)json_get_str(doc, "op.instance", s, sizeof(s));
+		printf("in progress: %s (%s on %s, %lld ms)\n", opname, phase, s,
+		       (long long)geti(doc, "op.elapsed_ms"));
+	}
+	printf("\n%-6s %-9s %8s %5s %-20s %8s %7s %7s %8s\n", "", "STATE", "PID", "GEN", "SET",
+	       "CERTS", "ACTIVE", "PINNED", "RESTARTS");
+	n = json_array_len(doc, "instances");
+	for (int i = 0; i < n; i++) {
+		char p[64], colour[16] = "", state[16] = "", set[128] = "", err[300] = "";
+		char stbuf[40];
+
+		snprintf(p, sizeof(p), "instances.%d.colour", i);
+		(void)json_get_str(doc, p, colour, sizeof(colour));
+		snprintf(p, sizeof(p), "instances.%d.state", i);
+		(void)json_get_str(doc, p, state, sizeof(state));
+		snprintf(p, sizeof(p), "instances.%d.set", i);
+		(void)json_get_str(doc, p, set, sizeof(set));
+		snprintf(stbuf, sizeof(stbuf), "%s", state);
+		if (strcmp(state, "loading") == 0) {
+			char a[32], b[32];
+
+			snprintf(a, sizeof(a), "instances.%d.loaded", i);
+			snprintf(b, sizeof(b), "instances.%d.total", i);
+			snprintf(stbuf, sizeof(stbuf), "loading %lld/%lld", (long long)geti(doc, a),
+			         (long long)geti(doc, b));
+		}
+#define F(field) (snprintf(p, sizeof(p), "instances.%d." field, i), (long long)geti(doc, p))
+		printf("%-6s %-9s %8lld %5lld %-20.20s %8lld %7lld %7lld %8lld\n", colour, stbuf,
+		       F("pid"), F("generation"), set, F("certs"), F("active"),
+		       F("pinned.syn") + F("pinned.established"), F("restarts"));
+#undef F
+		snprintf(p, sizeof(p), "instances.%d.last_error", i);
+		if (json_get_str(doc, p, err, sizeof(err)) == 0)
+			printf("       last error: %s\n", err);
+	}
+	if (json_get_str(doc, "rollback.to", s, sizeof(s)) == 0) {
+		int possible = 0;
+
+		(void)json_get_bool(doc, "rollback.possible", &possible);
+		printf("\nrollback: to %s (generation %lld) %s\n", s,
+		       (long long)geti(doc, "rollback.generation"),
+		       possible ? "possible" : "not possible");
+	}
+	n = json_array_len(doc, "flips");
+	if (n > 0)
+		printf("\nlast flips (newest last):\n  %-19s %-14s %-9s %-13s %9s %9s %9s %9s\n",
+		       "WHEN (UTC)", "FROM -> TO", "REASON", "RESULT", "GATE", "COMMIT", "LATENCY",
+		       "DRAIN");
+	for (int i = n > 10 ? n - 10 : 0; i < n; i++) {
+		char p[64], from[16] = "-", to[16] = "", reason[16] = "", result[32] = "";
+		char when[32], g[32], c[32], l[32], d[32];
+		time_t at;
+		struct tm tm;
+
+		snprintf(p, sizeof(p), "flips.%d.from", i);
+		(void)json_get_str(doc, p, from, sizeof(from));
+		snprintf(p, sizeof(p), "flips.%d.to", i);
+		(void)json_get_str(doc, p, to, sizeof(to));
+		snprintf(p, sizeof(p), "flips.%d.reason", i);
+		(void)json_get_str(doc, p, reason, sizeof(reason));
+		snprintf(p, sizeof(p), "flips.%d.result", i);
+		(void)json_get_str(doc, p, result, sizeof(result));
+		snprintf(p, sizeof(p), "flips.%d.at", i);
+		at = (time_t)geti(doc, p);
+		gmtime_r(&at, &tm);
+		strftime(when, sizeof(when), "%F %T", &tm);
+		snprintf(p, sizeof(p), "flips.%d.gate_ms", i);
+		fmt_ms(geti(doc, p), g, sizeof(g));
+		snprintf(p, sizeof(p), "flips.%d.commit_us", i);
+		fmt_us(geti(doc, p), c, sizeof(c));
+		snprintf(p, sizeof(p), "flips.%d.latency_us", i);
+		fmt_us(geti(doc, p), l, sizeof(l));
+		snprintf(p, sizeof(p), "flips.%d.drain_ms", i);
+		fmt_ms(geti(doc, p), d, sizeof(d));
+		snprintf(s, sizeof(s), "%s -> %s", from, to);
+		printf("  %-19s %-14s %-9s %-13s %9s %9s %9s %9s\n", when, s, reason, result, g, c,
+		       l, d);
+	}
+}
+
+static int get_path(const char *cfgpath, char *path, size_t len)
+{
+	if (socket_path(cfgpath, path, len) < 0) {
+		fprintf(stderr, "switchyard: cannot read the configuration to find the "
+		                "supervisor's socket (set SWITCHYARD_SOCKET to override)\n");
+		return -1;
+	}
+	return 0;
+}
+
+int sv_cmd_status(const char *cfgpath, int argc, char **argv)
+{
+	char path[CFG_STR_MAX], *reply;
+	int json = 0, rc;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0) {
+			json = 1;
+		} else {
+			fprintf(stderr, "usage: switchyard status [--json]\n");
+			return SV_EXIT_USAGE;
+		}
+	}
+	if (get_path(cfgpath, path, sizeof(path)) < 0)
+		return SV_EXIT_CONFIG;
+	rc = request(path, "status", 10000, &reply);
+	if (rc != SV_EXIT_OK)
+		return rc;
+	if (!reply_ok(reply)) {
+		print_error("status", reply);
+		free(reply);
+		return SV_EXIT_FAILED;
+	}
+	if (json)
+		printf("%s\n", reply);
+	else
+		print_status(reply);
+	free(reply);
+	return SV_EXIT_OK;
+}
+
+static void print_flip(const char *what, const char *reply)
+{
+	char from[16] = "?", to[16] = "?", c[32], l[32], g[80];
+	int flipped = 0;
+
+	(void)json_get_str(reply, "from", from, sizeof(from));
+	(void)json_get_str(reply, "to", to, sizeof(to));
+	(void)json_get_bool(reply, "flipped", &flipped);
+	if (!flipped) {
+		printf("%s: not flipped\n", what);
+		return;
+	}
+	fmt_us(geti(reply, "commit_us"), c, sizeof(c));
+	fmt_us(geti(reply, "latency_us"), l, sizeof(l));
+	if (geti(reply, "gate.ms") < 0)
+		snprintf(g, sizeof(g), "gate skipped");
+	else
+		snprintf(g, sizeof(g), "gate passed in %lld ms (%lld names)",
+		         (long long)geti(reply, "gate.ms"), (long long)geti(reply, "gate.checked"));
+	printf("%s: %s -> %s (generation %lld); %s, commit %s, command to commit %s; %s is "
+	       "draining\n",
+	       what, from, to, (long long)geti(reply, "generation"), g, c, l, from);
+}
+
+static int op_result(const char *what, const char *reply, int json)
+{
+	int refused = 0;
+
+	if (json)
+		printf("%s\n", reply);
+	if (!reply_ok(reply)) {
+		if (!json)
+			print_error(what, reply);
+		(void)json_get_bool(reply, "gate_refused", &refused);
+		return refused ? SV_EXIT_GATE : SV_EXIT_FAILED;
+	}
+	if (!json)
+		print_flip(what, reply);
+	return SV_EXIT_OK;
+}
+
+int sv_cmd_flip(const char *cfgpath, int argc, char **argv)
+{
+	char path[CFG_STR_MAX], *reply;
+	int force = 0, json = 0, rc;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--force") == 0) {
+			force = 1;
+		} else if (strcmp(argv[i], "--json") == 0) {
+			json = 1;
+		} else {
+			fprintf(stderr, "usage: switchyard flip [--force] [--json]\n");
+			return SV_EXIT_USAGE;
+		}
+	}
+	if (get_path(cfgpath, path, sizeof(path)) < 0)
+		return SV_EXIT_CONFIG;
+	rc = request(path, force ? "flip --force" : "flip", CLI_LONG_TIMEOUT_MS, &reply);
+	if (rc != SV_EXIT_OK)
+		return rc;
+	rc = op_result("flip", reply, json);
+	free(reply);
+	return rc;
+}
+
+int sv_cmd_rollback(const char *cfgpath, int argc, char **argv)
+{
+	char path[CFG_STR_MAX], *reply;
+	int json = argc == 2 && strcmp(argv[1], "--json") == 0, rc;
+
+	if (argc > 1 && !json) {
+		fprintf(stderr, "usage: switchyard rollback [--json]\n");
+		return SV_EXIT_USAGE;
+	}
+	if (get_path(cfgpath, path, sizeof(path)) < 0)
+		return SV_EXIT_CONFIG;
+	rc = request(path, "rollback", CLI_LONG_TIMEOUT_MS, &reply);
+	if (rc != SV_EXIT_OK)
+		return rc;
+	rc = op_result("rollback", reply, json);
+	free(reply);
+	return rc;
+}
+
+struct reload_job {
+	const char *path;
+	char line[CTL_LINE_MAX];
+	char *reply;
+	int rc;
+	volatile int done;
+};
+
+static void *reload_thread(void *arg)
+{
+	struct reload_job *job = arg;
+
+	job->rc = request(job->path, job->line, CLI_LONG_TIMEOUT_MS, &job->reply);
+	job->done = 1;
+	return NULL;
+}
+
+/* One progress update from a status reply: a bar on a TTY, a plain line
+ * whenever the phase changes otherwise. */
+static void progress(const char *st, int tty, char *last, size_t lastlen)
+{
+	char phase[32] = "", inst[16] = "", now[64];
+	int64_t loaded = geti(st, "op.loaded"), total = geti(st, "op.total");
+
+	if (json_get_str(st, "op.phase", phase, sizeof(phase)) < 0)
+		return;
+	(void)json_get_str(st, "op.instance", inst, sizeof(inst));
+	snprintf(now, sizeof(now), "%s %s", inst, phase);
+	if (tty) {
+		char bar[31];
+		int fill = 0;
+
+		if (strcmp(phase, "loading") == 0 && total > 0)
+			fill = (int)(30 * loaded / total);
+		else if (strcmp(phase, "loading") != 0 && strcmp(phase, "waiting") != 0 &&
+		         strcmp(phase, "restart") != 0)
+			fill = 30;
+		memset(bar, '#', (size_t)fill);
+		memset(bar + fill, '.', (size_t)(30 - fill));
+		bar[30] = '\0';
+		fprintf(stderr, "\r[%s] %-8s %-8s %lld ms   ", bar, inst, phase,
+		        (long long)geti(st, "op.elapsed_ms"));
+		fflush(stderr);
+	} else if (strcmp(now, last) != 0) {
+		fprintf(stderr, "reload: %s: %s\n", inst, phase);
+	}
+	snprintf(last, lastlen, "%s", now);
+}
+
+int sv_cmd_reload(const char *cfgpath, int argc, char **argv)
+{
+	struct reload_job job;
+	char path[CFG_STR_MAX], last[64] = "";
+	const char *dir = NULL;
+	int no_flip = 0, restart = 0, json = 0, quiet = 0, tty = isatty(2), rc;
+	size_t off;
+	pthread_t t;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--no-flip") == 0) {
+			no_flip = 1;
+		} else if (strcmp(argv[i], "--restart") == 0) {
+			restart = 1;
+		} else if (strcmp(argv[i], "--json") == 0) {
+			json = 1;
+		} else if (strcmp(argv[i], "--quiet") == 0 || strcmp(argv[i], "-q") == 0) {
+			quiet = 1;
+		} else if (strcmp(argv[i], "--certs") == 0 && i + 1 < argc) {
+			dir = argv[++i];
+		} else {
+			fprintf(stderr, "usage: switchyard reload [--certs DIR] [--no-flip] "
+			                "[--restart] [--json] [--quiet]\n");
+			return SV_EXIT_USAGE;
+		}
+	}
+	if (get_path(cfgpath, path, sizeof(path)) < 0)
+		return SV_EXIT_CONFIG;
+	memset(&job, 0, sizeof(job));
+	job.path = path;
+	off = (size_t)snprintf(job.line, sizeof(job.line), "reload");
+	if (dir != NULL) {
+		char real[PATH_MAX];
+
+		/* The supervisor runs elsewhere: send an absolute path. */
+		if (realpath(dir, real) == NULL) {
+			fprintf(stderr, "switchyard reload: %s: %s\n", dir, strerror(errno));
+			return SV_EXIT_USAGE;
+		}
+		off +=
+		    (size_t)snprintf(job.line + off, sizeof(job.line) - off, " --certs %s", real);
+	}
+	if (no_flip)
+		off += (size_t)snprintf(job.line + off, sizeof(job.line) - off, " --no-flip");
+	if (restart)
+		(void)snprintf(job.line + off, sizeof(job.line) - off, " --restart");
+	if (pthread_create(&t, NULL, reload_thread, &job) != 0) {
+		fprintf(stderr, "switchyard reload: cannot start a thread\n");
+		return SV_EXIT_FAILED;
+	}
+	while (!job.done) {
+		char *st = NULL, err[256];
+
+		usleep(100 * 1000);
+		if (quiet || job.done)
+			continue;
+		if (ctl_request(path, "status", &st, 2000, err, sizeof(err)) == 0)
+			progress(st, tty, last, sizeof(last));
+		free(st);
+	}
+	pthread_join(t, NULL);
+	if (tty && last[0] != '\0' && !quiet)
+		fprintf(stderr, "\n");
+	if (job.rc != SV_EXIT_OK)
+		return job.rc;
+	if (json) {
+		printf("%s\n", job.reply);
+	} else if (reply_ok(job.reply)) {
+		char inst[16] = "", d[CFG_STR_MAX] = "";
+
+		(void)json_get_str(job.reply, "instance", inst, sizeof(inst));
+		(void)json_get_str(job.reply, "directory", d, sizeof(d));
+		printf("reload: %s loaded %s: generation %lld, %lld certificates, %lld changed, "
+		       "%lld ms%s\n",
+		       inst, d, (long long)geti(job.reply, "generation"),
+		       (long long)geti(job.reply, "loaded"), (long long)geti(job.reply, "nchanged"),
+		       (long long)geti(job.reply, "load_ms"),
+		       geti(job.reply, "restarted") ? " (restarted)" : "");
+		if (!no_flip)
+			print_flip("flip", job.reply);
+	}
+	rc = SV_EXIT_OK;
+	if (!reply_ok(job.reply)) {
+		int refused = 0;
+
+		if (!json)
+			print_error("reload", job.reply);
+		(void)json_get_bool(job.reply, "gate_refused", &refused);
+		rc = refused ? SV_EXIT_GATE : SV_EXIT_FAILED;
+	}
+	free(job.reply);
+	return rc;
+}
+
+int sv_cmd_metrics(const char *cfgpath, int argc, char **argv)
+{
+	char path[CFG_STR_MAX], *reply, *text;
+	struct json_val v;
+	int rc;
+
+	(void)argv;
+	if (argc != 1) {
+		fprintf(stderr, "usage: switchyard metrics\n");
+		return SV_EXIT_USAGE;
+	}
+	if (get_path(cfgpath, path, sizeof(path)) < 0)
+		return SV_EXIT_CONFIG;
+	rc = request(path, "metrics", 10000, &reply);
+	if (rc != SV_EXIT_OK)
+		return rc;
+	if (!reply_ok(reply) || json_find(reply, "text", &v) < 0 || v.type != JSON_STR) {
+		print_error("metrics", reply);
+		free(reply);
+		return SV_EXIT_FAILED;
+	}
+	text = malloc(v.len + 1);
+	if (text == NULL || json_get_str(reply, "text", text, v.len + 1) < 0) {
+		free(text);
+		free(reply);
+		return SV_EXIT_FAILED;
+	}
+	fputs(text, stdout);
+	free(text);
+	free(reply);
+	return SV_EXIT_OK;
+}
+
+int sv_cmd_shutdown(const char *cfgpath, int argc, char **argv)
+{
+	char path[CFG_STR_MAX], *reply;
+	struct stat st;
+	int rc;
+
+	(void)argv;
+	if (argc != 1) {
+		fprintf(stderr, "usage: switchyard shutdown\n");
+		return SV_EXIT_USAGE;
+	}
+	if (get_path(cfgpath, path, sizeof(path)) < 0)
+		return SV_EXIT_CONFIG;
+	rc = request(path, "shutdown", 10000, &reply);
+	if (rc != SV_EXIT_OK)
+		return rc;
+	rc = reply_ok(reply) ? SV_EXIT_OK : SV_EXIT_FAILED;
+	free(reply);
+	/* Wait for the socket to go: the supervisor removes it last. */
+	for (int i = 0; rc == SV_EXIT_OK && i < 300 && stat(path, &st) == 0; i++)
+		usleep(100 * 1000);
+	if (rc == SV_EXIT_OK)
+		printf("switchyard: stopped switchyardd, both instances and the rules\n");
+	return rc;
+}

@@ -1,0 +1,292 @@
+/*
+ * sv: switchyardd, the supervisor of the blue and green proxy instances.
+ *
+ * One file per role, as in OpenBSD relayd:
+ *   switchyardd.c  main(): options, daemonizing, sd_notify, the event loop
+ *   instance.c     spawn, adopt, watch and respawn the two proxy processes
+ *   backoff.c      the respawn backoff and clocks (pure logic, unit-tested)
+ *   certfile.c     leaf fingerprint and expiry of a PEM file on disk
+ *   flip.c         the flip sequence, drain, rollback, failover, drift repair
+ *   gate.c         the TLS health gate
+ *   tickets.c      session ticket key creation and rotation
+ *   control.c      the supervisor's control socket (thread per connection)
+ *   metrics.c      Prometheus text and the optional localhost HTTP listener
+ *   cli_ops.c      the client side: `switchyard status|flip|reload|...`
+ *
+ * Threads: the main thread runs sv_tick() every SV_TICK_MS; every control
+ * connection has its own thread so that `status` stays answerable while a
+ * long `reload` or `flip` runs on another connection. Two locks:
+ *   sv->lock  protects every field of struct sv and its instances; it is
+ *             only ever held for short, non-blocking sections.
+ *   sv->op    serializes operations that change which instance is live or
+ *             what an instance holds (flip, reload, rollback, failover,
+ *             shutdown). It is held across blocking calls, never sv->lock.
+ *   sv->commit_mu  the nf commit and the state change that goes with it.
+ * Lock order: op, commit_mu, lock.
+ */
+#ifndef SY_SV_H
+#define SY_SV_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "common/cfg.h"
+#include "common/json.h"
+#include "netfilter/nf.h"
+
+#define SV_TICK_MS       50
+#define SV_FLIPS_KEPT    16
+#define SV_CHANGED_MAX   1000
+#define SV_BACKOFF_MIN   1000
+#define SV_BACKOFF_MAX   60000
+#define SV_BACKOFF_RESET 60000
+#define SV_PRELOAD_NICE  10
+
+/* --- backoff.c ----------------------------------------------------------- */
+
+/* Respawn backoff: 1 s, doubling up to 60 s; an instance that stayed up for
+ * a minute starts again from 1 s. */
+struct sv_backoff {
+	uint32_t next_ms;
+};
+void sv_backoff_init(struct sv_backoff *bo);
+/* Called when the process died after uptime_ms; returns the delay before
+ * the next start. */
+uint32_t sv_backoff_next(struct sv_backoff *bo, uint64_t uptime_ms);
+
+/* --- instance states ----------------------------------------------------- */
+
+enum sv_state {
+	SV_STARTING = 0, /* forked, control socket not answering yet */
+	SV_LOADING,      /* loading certificates (loaded/total) */
+	SV_READY,        /* loaded, not live; a flip candidate */
+	SV_LIVE,         /* the rules point at it */
+	SV_DRAINING,     /* was live; flows still pinned to it */
+	SV_STANDBY,      /* drained former live instance, kept loaded for rollback */
+	SV_FAILED,       /* dead; respawn scheduled */
+};
+const char *sv_state_name(enum sv_state s);
+/* States that can take traffic right now (a flip target). */
+int sv_state_serving(enum sv_state s);
+
+struct sv_inst {
+	enum cfg_colour colour;
+	enum sv_state state;
+	pid_t pid;
+	int pidfd;           /* readable when the process exits; -1 if none */
+	int is_child;        /* forked by this supervisor (waitpid) or adopted */
+	int64_t started_ms;  /* monotonic */
+	int64_t last_ok_ms;  /* last answered status */
+	int64_t respawn_at;  /* monotonic ms, while SV_FAILED */
+	int64_t drain_start; /* monotonic ms, while SV_DRAINING */
+	int drain_flip;      /* index in the flip ring to complete */
+	struct sv_backoff bo;
+	uint32_t restarts;
+	uint32_t spawns; /* processes started for this colour */
+	int niced;       /* running at SV_PRELOAD_NICE while it loads */
+	int reloading;   /* a reload-certs is in flight: status may not answer */
+	int stop_wanted;
+	/* From the instance's status reply. */
+	uint64_t generation;
+	uint64_t loaded, total, certs, names, skipped;
+	uint64_t active;
+	int proxy_draining;
+	struct nf_flows flows;
+	/* The certificate set it loaded: directory and its id (base name of the
+	 * directory's real path, so certsync's versioned sets are told apart). */
+	char certs_dir[CFG_STR_MAX];
+	char set_id[128];
+	/* Names changed by its last reload, for the gate; freed on flip. */
+	char **changed;
+	size_t nchanged;
+	/* mtimes of the binary and config when it was started (reload restarts
+	 * the standby when either changed). */
+	time_t bin_mtime, cfg_mtime;
+	char last_error[256];
+};
+
+struct sv_flip_rec {
+	int used;
+	time_t at;
+	int from, to; /* enum cfg_colour */
+	char reason[16];
+	char result[32];
+	uint64_t from_gen, to_gen;
+	int64_t gate_ms;    /* -1 when skipped */
+	int64_t commit_us;  /* nf_flip() itself */
+	int64_t latency_us; /* command to commit, gate excluded */
+	int64_t drain_ms;   /* -1 while draining */
+};
+
+struct sv {
+	struct cfg *cfg;
+	char cfgpath[PATH_MAX];
+	char proxy_bin[PATH_MAX];
+	int foreground;
+	pthread_mutex_t lock;
+	pthread_mutex_t op;
+	/* Serializes the commit section of a flip with failover and drift
+	 * repair (held across nf_* calls; taken after op, before lock). */
+	pthread_mutex_t commit_mu;
+	struct sv_inst inst[CFG_NCOLOURS];
+	int live;     /* enum cfg_colour */
+	int rules_in; /* nf_install succeeded since start */
+	int64_t next_drift_check, next_flow_count, next_ticket_check;
+	char rules_text[256];
+	/* The operation in progress, for `status` (progress of a reload). */
+	char op_name[16];
+	char op_phase[32];
+	int op_inst;
+	int64_t op_start;
+	/* Flips, newest at flips[(nflips - 1) % SV_FLIPS_KEPT]. */
+	struct sv_flip_rec flips[SV_FLIPS_KEPT];
+	uint64_t nflips;
+	/* Rollback target: the colour and generation that were live before the
+	 * last successful flip. */
+	int prev_live;
+	uint64_t prev_gen;
+	/* Counters for metrics. */
+	uint64_t flips_ok, flips_failed, gate_refusals, failovers, drift_repairs, respawns;
+	double flip_latency_sum_s;
+	uint64_t flip_latency_buckets[8];
+	volatile int stop;     /* SIGTERM: exit, leave the instances running */
+	volatile int shutdown; /* `shutdown`: stop the instances too */
+	int notified;
+	struct sv_ctl *ctl;
+	struct sv_metrics *metrics;
+};
+
+/* Monotonic milliseconds. */
+int64_t sv_now_ms(void);
+int64_t sv_now_us(void);
+
+/* --- instance.c ---------------------------------------------------------- */
+/* Adopts a running instance of colour c (pid file + status answering) or
+ * starts one. Returns 0; failures are recorded on the instance. */
+int sv_inst_start_or_adopt(struct sv *sv, enum cfg_colour c);
+/* Forks and execs switchyard-proxy for colour c in its own session. */
+int sv_inst_spawn(struct sv *sv, enum cfg_colour c);
+/* Notices dead instances (reaping our children) and schedules their
+ * respawn; returns non-zero if the live one died. */
+int sv_inst_reap(struct sv *sv);
+/* Respawns what is due and refreshes both instances' status. */
+void sv_inst_poll(struct sv *sv);
+/* Sends one control request to an instance. */
+int sv_inst_request(struct sv *sv, enum cfg_colour c, const char *line, char **reply,
+                    int timeout_ms, char *err, size_t errlen);
+/* Stops an instance: `quit`, then SIGKILL after timeout_ms. */
+void sv_inst_stop(struct sv *sv, enum cfg_colour c, int timeout_ms);
+/* Sets the nice value of every thread of pid. */
+void sv_inst_renice(pid_t pid, int nice_value);
+/* Sets set_id from certs_dir. */
+void sv_inst_set_dir(struct sv_inst *in, const char *dir);
+void sv_inst_free_changed(struct sv_inst *in);
+
+/* --- gate.c -------------------------------------------------------------- */
+struct sv_gate_result {
+	int passed;
+	unsigned checked, failed, absent;
+	int64_t ms;
+	char error[512];
+};
+/*
+ * Handshakes with the instance's own port for each name and compares the
+ * served leaf's SHA-256 with the one computed from the file on disk that
+ * the instance says serves the name (`cert NAME`). changed names may be
+ * absent from the set (removed); sampled names must be served.
+ */
+int sv_gate_run(struct sv *sv, enum cfg_colour c, char **changed, size_t nchanged,
+                struct sv_gate_result *res);
+/* SHA-256 of the leaf certificate in a PEM file (the first non-CA
+ * certificate, else the first one). */
+int sv_gate_file_sha256(const char *path, unsigned char out[32], char *err, size_t errlen);
+/* The SNI to send for a store name: a wildcard "*.x" becomes "gate.x". */
+void sv_gate_sni(const char *name, char *out, size_t outlen);
+/* notAfter of the first certificate in a PEM file, 0 if unreadable. */
+time_t sv_file_not_after(const char *path);
+
+/* --- flip.c -------------------------------------------------------------- */
+#define SV_FLIP_FORCE    0x1 /* skip the gate */
+#define SV_FLIP_NOGATE   0x2 /* rollback and failover: no gate by design */
+#define SV_FLIP_ROLLBACK 0x4
+struct sv_flip_out {
+	int ok;
+	int gate_refused;
+	int from, to;
+	struct sv_gate_result gate; /* gate.ms is -1 when no gate ran */
+	int64_t commit_us, latency_us;
+	uint64_t to_gen;
+	char error[600];
+};
+/* The whole flip towards `to` (caller holds sv->op). t_cmd_us is when the
+ * command arrived. Returns 0 or -1 (out->error says why). */
+int sv_flip_to(struct sv *sv, enum cfg_colour to, const char *reason, int flags, int64_t t_cmd_us,
+               struct sv_flip_out *out);
+/* Writes the fields of out into an open reply object. */
+void sv_flip_out_json(const struct sv_flip_out *out, struct json_buf *jb);
+int sv_op_flip(struct sv *sv, int force, struct json_buf *reply);
+int sv_op_rollback(struct sv *sv, int force, struct json_buf *reply);
+int sv_op_reload(struct sv *sv, const char *dir, int no_flip, int restart, struct json_buf *reply);
+/* Main-loop parts: failover, drain watch, drift, tickets. */
+void sv_failover(struct sv *sv);
+void sv_drain_watch(struct sv *sv);
+void sv_drift_check(struct sv *sv);
+void sv_tick(struct sv *sv);
+/* Sleeps up to timeout_ms, waking at once when an instance exits. */
+void sv_wait_event(struct sv *sv, int timeout_ms);
+/* Writes the status object (fields of the reply, "ok" included). */
+void sv_status_json(struct sv *sv, struct json_buf *jb);
+void sv_set_phase(struct sv *sv, const char *name, const char *phase, int inst);
+/* Persists the live colour (fallback when the kernel has no rules). */
+void sv_state_save(struct sv *sv);
+int sv_state_load_live(const struct cfg *cfg);
+/* The rollback target saved by the last flip; -1 if none. */
+int sv_state_load_prev(const struct cfg *cfg, int *prev, uint64_t *gen);
+
+/* --- tickets.c ----------------------------------------------------------- */
+#define SV_TICKET_KEY_LEN 80
+#define SV_TICKET_KEYS    3
+/* Creates the key file with SV_TICKET_KEYS fresh keys if it is missing or
+ * malformed. Returns 1 if written, 0 if kept, -1 on error. */
+int sv_tickets_ensure(const char *path, const char *user, char *err, size_t errlen);
+/* Drops the oldest key and appends a new one; atomic rename. */
+int sv_tickets_rotate(const char *path, const char *user, char *err, size_t errlen);
+/* Number of valid key lines in the file, or -1. */
+int sv_tickets_count(const char *path);
+/* Ensures and rotates per the configuration, and tells both instances. */
+void sv_tickets_tick(struct sv *sv);
+
+/* --- control.c ----------------------------------------------------------- */
+struct sv_ctl;
+struct sv_ctl *sv_ctl_start(struct sv *sv, char *err, size_t errlen);
+void sv_ctl_stop(struct sv_ctl *ctl);
+/* Handles one request line; exposed for unit tests. */
+void sv_ctl_handle(struct sv *sv, const char *line, struct json_buf *reply);
+
+/* --- metrics.c ----------------------------------------------------------- */
+struct sv_metrics;
+/* Prometheus text exposition; caller frees. */
+char *sv_metrics_text(struct sv *sv);
+struct sv_metrics *sv_metrics_start(struct sv *sv, const char *listen, char *err, size_t errlen);
+void sv_metrics_stop(struct sv_metrics *m);
+
+/* --- cli_ops.c (the switchyard command) ---------------------------------- */
+/* Exit codes, documented in docs/operations.md. */
+#define SV_EXIT_OK       0
+#define SV_EXIT_FAILED   1 /* the operation was refused or failed */
+#define SV_EXIT_USAGE    2
+#define SV_EXIT_NOT_RUN  3 /* switchyardd is not running */
+#define SV_EXIT_CONFIG   4 /* the configuration cannot be read */
+#define SV_EXIT_PROTOCOL 5 /* no reply, timeout, malformed reply */
+#define SV_EXIT_GATE     6 /* the health gate refused the flip */
+int sv_cmd_status(const char *cfgpath, int argc, char **argv);
+int sv_cmd_flip(const char *cfgpath, int argc, char **argv);
+int sv_cmd_reload(const char *cfgpath, int argc, char **argv);
+int sv_cmd_rollback(const char *cfgpath, int argc, char **argv);
+int sv_cmd_metrics(const char *cfgpath, int argc, char **argv);
+int sv_cmd_shutdown(const char *cfgpath, int argc, char **argv);
+
+#endif

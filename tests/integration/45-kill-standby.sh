@@ -1,0 +1,48 @@
+#!/bin/bash
+# kill -9 the standby while it preloads (a `reload --restart`): the reload
+# fails without flipping, the live instance keeps serving every client, and
+# the standby is respawned and becomes ready again.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib-sv.sh"
+
+sv_setup 4000
+sv_start
+live=$(sv_status .live)
+standby=$([ "$live" = blue ] && echo green || echo blue)
+
+sv_load_bg "$T_TMP/load.json" "$T_TMP/load.err" --threads 8 --duration 30 --json
+
+oldpid=$(sv_status ".instances[] | select(.colour == \"$standby\") | .pid")
+pidfile=$T_TMP/state/$standby.pid
+svc reload --restart --quiet >"$T_TMP/reload.out" 2>&1 &
+RELOAD=$!
+# switchyardd writes the pid file right after the fork, and 4,000
+# certificates take a while to load: reading the file in a tight loop (no
+# process started per check) catches the new process while it preloads.
+pid=$oldpid
+for ((i = 0; i < 3000 && pid == oldpid; i++)); do
+	read -r pid <"$pidfile" 2>/dev/null || pid=$oldpid
+	[ "$pid" = "$oldpid" ] && sleep 0.01
+done
+[ "$pid" != "$oldpid" ] || fail "$standby was never restarted"
+say "killing $standby (pid $pid) during its preload"
+kill -9 "$pid"
+wait "$RELOAD"
+rc=$?
+cat "$T_TMP/reload.out"
+[ "$rc" -ne 0 ] || fail "reload succeeded although the standby died during preload"
+[ "$(sv_status .live)" = "$live" ] || fail "the live colour changed"
+say "ok: reload failed, no flip"
+
+back() {
+	local s
+	s=$(svc status --json) || return 1
+	echo "$s" | jq -e ".instances[] | select(.colour == \"$standby\") | (.state == \"ready\" or .state == \"standby\") and .pid != $pid and .restarts >= 1" >/dev/null
+}
+wait_until 60 back || { sv_dump_logs; fail "$standby was not respawned"; }
+say "ok: $standby respawned and ready (pid $(sv_status ".instances[] | select(.colour == \"$standby\") | .pid"))"
+kill -TERM "$LOAD"
+wait "$LOAD"
+cat "$T_TMP/load.json"
+[ "$(jq .failed "$T_TMP/load.json")" -eq 0 ] || fail "clients of the live instance failed: $(cat "$T_TMP/load.json")"
+say "ok: the live instance was unaffected"

@@ -1,0 +1,45 @@
+#!/bin/bash
+# kill -9 the live instance under load: the supervisor fails over to the
+# healthy standby within a second, only connections that were on the
+# killed process fail, and the dead instance is respawned.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib-sv.sh"
+
+sv_setup 50
+sv_start
+live=$(sv_status .live)
+other=$([ "$live" = blue ] && echo green || echo blue)
+pid=$(sv_status ".instances[] | select(.colour == \"$live\") | .pid")
+
+sv_load_bg "$T_TMP/load1.json" "$T_TMP/load1.err" --threads 16 --duration 6 --json
+sleep 2
+say "killing the live instance $live (pid $pid)"
+t0=$(date +%s%N)
+kill -9 "$pid"
+wait_until 5 sh -c "[ \"\$($SY_BUILD/switchyard -c $SV_CONF status --json | jq -r .live)\" = $other ]" ||
+	{ sv_dump_logs; fail "no failover to $other"; }
+ms=$((($(date +%s%N) - t0) / 1000000))
+say "failover seen by the CLI after $ms ms"
+[ "$(sv_status .flips[-1].reason)" = failover ] || fail "last flip is not recorded as a failover"
+wait "$LOAD"
+cat "$T_TMP/load1.json"
+ok1=$(jq .ok "$T_TMP/load1.json")
+f1=$(jq .failed "$T_TMP/load1.json")
+# Only what was on the dead process may fail: connections it held (at most
+# one in flight per client thread, in any kind) and connections refused in
+# the instant between its death and the failover commit.
+inflight=$(jq '.handshake + .read + .write + .timeout + .bad_response + .verify' "$T_TMP/load1.json")
+[ "$inflight" -le 16 ] || fail "$inflight established connections failed: more than the dead process held"
+[ "$(jq .verify "$T_TMP/load1.json")" -eq 0 ] || fail "a client saw a wrong certificate"
+say "failed: $inflight in flight on the dead process, $(jq .connect_refused "$T_TMP/load1.json") refused before the failover commit"
+[ "$ok1" -gt 100 ] || fail "traffic did not continue after the failover"
+grep -q "FAILOVER: live instance $live died" "$T_TMP/switchyardd.log" || fail "failover not logged loudly"
+
+sv_load --threads 16 --duration 3 --json >"$T_TMP/load2.json" 2>&1 ||
+	fail "connections failed after the failover: $(cat "$T_TMP/load2.json")"
+say "ok: after the failover every connection succeeds"
+respawned() {
+	svc status --json | jq -e ".instances[] | select(.colour == \"$live\") | (.state == \"ready\") and .pid != $pid" >/dev/null
+}
+wait_until 30 respawned || fail "$live was not respawned"
+say "ok: $live respawned as the standby"

@@ -1,0 +1,43 @@
+#!/bin/bash
+# kill -9 the supervisor in the middle of a flip: traffic continues (the
+# instances run in their own sessions), and a restarted supervisor adopts
+# both instances (same pids, no duplicates) and reports a state consistent
+# with the kernel's rules.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib-sv.sh"
+
+sv_setup 50
+sv_start
+bpid=$(sv_status '.instances[] | select(.colour == "blue") | .pid')
+gpid=$(sv_status '.instances[] | select(.colour == "green") | .pid')
+
+sv_load_bg "$T_TMP/load.json" "$T_TMP/load.err" --threads 8 --duration 12 --json
+sleep 1
+for i in 1 2 3; do svc flip >/dev/null || fail "flip $i"; done
+svc flip >/dev/null 2>&1 &
+sleep 0.0$((RANDOM % 9 + 1))
+say "kill -9 switchyardd (pid $SV_PID) during a flip"
+kill -9 "$SV_PID"
+wait "$SV_PID" 2>/dev/null
+sleep 2
+kill -0 "$bpid" && kill -0 "$gpid" || fail "an instance died with the supervisor"
+
+say "restarting switchyardd"
+sv_start
+[ "$(sv_status '.instances[] | select(.colour == "blue") | .pid')" = "$bpid" ] || fail "blue not adopted"
+[ "$(sv_status '.instances[] | select(.colour == "green") | .pid')" = "$gpid" ] || fail "green not adopted"
+[ "$(sv_status '[.instances[] | select(.adopted)] | length')" -eq 2 ] || fail "status does not say adopted"
+nprox=$(pgrep -f -- "switchyard-proxy -c $SV_CONF" | wc -l)
+[ "$nprox" -eq 2 ] || fail "$nprox proxy processes, want 2"
+live=$(sv_status .live)
+port=$([ "$live" = blue ] && echo 8443 || echo 9443)
+sv_ns iptables-legacy -t nat -S SWITCHYARD | grep -q -- "--to-ports $port" ||
+	fail "status says $live but the kernel redirects elsewhere: $(sv_ns iptables-legacy -t nat -S SWITCHYARD)"
+[ "$(sv_status ".instances[] | select(.colour == \"$live\") | .state")" = live ] || fail "live instance state"
+say "ok: adopted both, live $live matches the kernel"
+
+wait "$LOAD"
+cat "$T_TMP/load.json"
+[ "$(jq .failed "$T_TMP/load.json")" -eq 0 ] || fail "traffic failed: $(cat "$T_TMP/load.json")"
+check "flip works after the restart" svc flip
+say "ok: traffic continued through the supervisor's death"

@@ -1,0 +1,28 @@
+#!/bin/bash
+# Our rule deleted (or changed) by hand: the supervisor detects the drift
+# within a few seconds, logs it, and puts the rule back.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib-sv.sh"
+
+sv_setup 20
+sv_start
+live=$(sv_status .live)
+port=$([ "$live" = blue ] && echo 8443 || echo 9443)
+wrong=$([ "$live" = blue ] && echo 9443 || echo 8443)
+repaired() { [ "$(sv_status .counters.drift_repairs)" -ge "$1" ]; }
+
+say "flushing the SWITCHYARD chain by hand"
+sv_ns iptables-legacy -t nat -F SWITCHYARD || fail "iptables-legacy -F"
+wait_until 10 repaired 1 || { sv_dump_logs; fail "drift not repaired"; }
+sv_ns iptables-legacy -t nat -S SWITCHYARD | grep -q -- "--to-ports $port" || fail "rule not restored"
+grep -q DRIFT "$T_TMP/switchyardd.log" || fail "drift not logged"
+say "ok: deleted rule restored"
+
+say "pointing the rule at the wrong instance by hand"
+sv_ns iptables-legacy -t nat -R SWITCHYARD 1 -p tcp -d "$SV_ADDR" --dport 443 -j REDIRECT --to-ports "$wrong" ||
+	fail "iptables-legacy -R"
+wait_until 10 repaired 2 || { sv_dump_logs; fail "drift not repaired"; }
+sv_ns iptables-legacy -t nat -S SWITCHYARD | grep -q -- "--to-ports $port" || fail "rule not restored"
+[ "$(sv_status .live)" = "$live" ] || fail "live colour changed"
+sv_load --threads 4 --duration 2 >/dev/null || fail "traffic fails after the repair"
+say "ok: redirected rule restored, traffic clean"

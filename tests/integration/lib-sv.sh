@@ -1,0 +1,152 @@
+# Helpers shared by the supervisor tests (4x-*.sh) and the demo test.
+# Sourced after lib.sh; not a test itself (not executable, no NN- prefix).
+#
+# sv_setup NCERTS [KEY=VALUE...]: a namespace with a service address
+#   (SV_ADDR:443 on a veth inside it), NCERTS test certificates, an nginx
+#   backend on 127.0.0.1:8080 and a switchyard config in $SV_CONF.
+# sv_start: starts switchyardd -f in the namespace and waits until both
+#   instances serve and the rules are in.
+# svc ARGS...: runs the switchyard command in the namespace.
+# sv_status JQ: one field of `switchyard status --json`.
+
+SV_ADDR=198.18.0.1
+
+sv_ns() { ip netns exec "$SV_NS" "$@"; }
+# The CLI talks over a path-bound unix socket, which network namespaces do
+# not partition, so it needs no `ip netns exec`.
+svc() { "$SY_BUILD/switchyard" -c "$SV_CONF" "$@"; }
+sv_status() { svc status --json | jq -r "$1"; }
+
+# wait_until SECONDS CMD...: polls CMD every 0.1 s.
+wait_until() {
+	local secs=$1 i; shift
+	for ((i = 0; i < secs * 10; i++)); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+sv_require() {
+	require_root
+	local b
+	for b in switchyardd switchyard switchyard-proxy tests/tools/gencerts tests/tools/tlsloop; do
+		[ -x "$SY_BUILD/$b" ] || skip "$SY_BUILD/$b is not built"
+	done
+	command -v jq >/dev/null || skip "jq is not installed"
+	command -v nginx >/dev/null || skip "nginx (nginx-light) is not installed"
+	command -v iptables-legacy >/dev/null || skip "iptables-legacy is not installed"
+	modprobe ip_tables 2>/dev/null; modprobe iptable_nat 2>/dev/null
+}
+
+sv_setup() {
+	local n=$1; shift
+	sv_require
+	SV_NS=$(netns_new sv)
+	# netns_new runs in a command substitution, so its T_NETNS+= is lost;
+	# register the namespace here so t_cleanup kills the instances in it
+	# (they survive the supervisor by design) and deletes it.
+	T_NETNS+=("$SV_NS")
+	export XTABLES_LOCKFILE=$T_TMP/xtables.lock
+	# The service address lives on a veth pair inside the namespace (the
+	# dummy driver is not always built); clients in the namespace reach it
+	# through the OUTPUT chain.
+	sv_ns ip link add syv0 type veth peer name syv1 || fail "veth pair"
+	sv_ns ip addr add "$SV_ADDR/24" dev syv0
+	sv_ns ip link set syv0 up
+	sv_ns ip link set syv1 up
+	SV_PKI=$T_TMP/pki
+	if [ -n "${SV_PKI_FROM:-}" ]; then
+		# Benchmarks reuse a cached set; a copy, because they change files.
+		cp -a "$SV_PKI_FROM" "$SV_PKI" || fail "copy $SV_PKI_FROM"
+	else
+		gen_certs "$SV_PKI" "$n"
+	fi
+	mkdir -p "$T_TMP/nginx" "$T_TMP/state"
+	cat >"$T_TMP/nginx/nginx.conf" <<NGINX
+daemon off;
+worker_processes 1;
+pid $T_TMP/nginx/nginx.pid;
+error_log $T_TMP/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	keepalive_timeout 300s;
+	keepalive_requests 1000000;
+	client_body_temp_path $T_TMP/nginx;
+	proxy_temp_path $T_TMP/nginx;
+	fastcgi_temp_path $T_TMP/nginx;
+	uwsgi_temp_path $T_TMP/nginx;
+	scgi_temp_path $T_TMP/nginx;
+	server {
+		listen 127.0.0.1:8080 backlog=4096;
+		location / { return 200 "hello from the backend\n"; }
+	}
+}
+NGINX
+	bg ip netns exec "$SV_NS" nginx -c "$T_TMP/nginx/nginx.conf" -p "$T_TMP/nginx"
+	wait_port "$SV_NS" 8080 10 || fail "nginx did not start"
+	SV_CONF=$T_TMP/switchyard.yaml
+	cat >"$SV_CONF" <<YAML
+listeners:
+  - {name: https, address: $SV_ADDR, port: 443}
+instances:
+  blue:  {ports: [8443]}
+  green: {ports: [9443]}
+proxy:
+  threads: 2
+certificates:
+  directory: $SV_PKI/certs
+backend:
+  servers: ["127.0.0.1:8080"]
+supervisor:
+  control_socket: $T_TMP/state/switchyardd.sock
+  state_dir: $T_TMP/state
+  drain_timeout: ${SV_DRAIN_TIMEOUT:-30s}
+  health_gate: {sample: ${SV_GATE_SAMPLE:-20}}
+${SV_EXTRA_SUPERVISOR:+  $SV_EXTRA_SUPERVISOR}
+YAML
+}
+
+sv_start() {
+	ip netns exec "$SV_NS" "$SY_BUILD/switchyardd" -c "$SV_CONF" -f >>"$T_TMP/switchyardd.log" 2>&1 &
+	SV_PID=$!
+	T_PIDS+=("$SV_PID")
+	sv_wait_ready 60 || { tail -30 "$T_TMP/switchyardd.log"; fail "switchyardd did not become ready"; }
+}
+
+# Both instances serve and the rules are in.
+sv_ready() {
+	local s
+	s=$(svc status --json 2>/dev/null) || return 1
+	echo "$s" | jq -e '(.rules | startswith("ok")) and ([.instances[] | select(.state == "live" or .state == "ready" or .state == "standby")] | length == 2)' >/dev/null
+}
+sv_wait_ready() { wait_until "${1:-60}" sv_ready; }
+
+# tlsloop against the service address, in the namespace.
+sv_load() {
+	ip netns exec "$SV_NS" "$SY_BUILD/tests/tools/tlsloop" --addr "$SV_ADDR" --port 443 \
+		--ca "$SV_PKI/ca.pem" --names "$SV_PKI/names.txt" "$@"
+}
+
+# sv_load_bg OUT ERR ARGS...: the same in the background; sets LOAD to the
+# pid of tlsloop itself (not of a subshell), so `kill -TERM $LOAD` makes it
+# stop and print its summary.
+sv_load_bg() {
+	local out=$1 err=$2
+	shift 2
+	ip netns exec "$SV_NS" "$SY_BUILD/tests/tools/tlsloop" --addr "$SV_ADDR" --port 443 \
+		--ca "$SV_PKI/ca.pem" --names "$SV_PKI/names.txt" "$@" >"$out" 2>"$err" &
+	LOAD=$!
+	T_PIDS+=("$LOAD")
+}
+
+# sv_served NAME: SHA-256 of the certificate served for NAME on the service address.
+sv_served() {
+	echo | sv_ns openssl s_client -connect "$SV_ADDR:443" -servername "$1" 2>/dev/null |
+		openssl x509 -outform DER 2>/dev/null | sha256sum | cut -d' ' -f1
+}
+
+sv_dump_logs() {
+	echo "---- switchyardd log"; tail -n 60 "$T_TMP/switchyardd.log" 2>/dev/null
+}

@@ -1,0 +1,103 @@
+/* Unit tests for supervisor/control.c: request parsing and error replies. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/json.h"
+#include "supervisor/sv.h"
+
+static struct sv sv;
+
+static int setup(void **state)
+{
+	(void)state;
+	memset(&sv, 0, sizeof(sv));
+	sv.cfg = calloc(1, sizeof(*sv.cfg));
+	cfg_defaults(sv.cfg);
+	pthread_mutex_init(&sv.lock, NULL);
+	pthread_mutex_init(&sv.op, NULL);
+	pthread_mutex_init(&sv.commit_mu, NULL);
+	sv.prev_live = -1;
+	sv.op_inst = -1;
+	for (int c = 0; c < CFG_NCOLOURS; c++) {
+		sv.inst[c].colour = (enum cfg_colour)c;
+		sv.inst[c].state = c == 0 ? SV_LIVE : SV_READY;
+		sv.inst[c].pidfd = -1;
+	}
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	free(sv.cfg);
+	return 0;
+}
+
+static void expect_error(const char *line, const char *fragment)
+{
+	struct json_buf jb;
+	char err[512];
+	int ok = 1;
+
+	jb_init(&jb);
+	sv_ctl_handle(&sv, line, &jb);
+	assert_int_equal(json_validate(jb_cstr(&jb)), 0);
+	assert_int_equal(json_get_bool(jb_cstr(&jb), "ok", &ok), 0);
+	assert_false(ok);
+	assert_int_equal(json_get_str(jb_cstr(&jb), "error", err, sizeof(err)), 0);
+	if (fragment != NULL && strstr(err, fragment) == NULL)
+		fail_msg("'%s' -> '%s' lacks '%s'", line, err, fragment);
+	jb_free(&jb);
+}
+
+static void test_garbage(void **state)
+{
+	(void)state;
+	expect_error("", "empty");
+	expect_error("   ", "empty");
+	expect_error("launch-missiles", "unknown command");
+	expect_error("status\x01", "control characters");
+	expect_error("\xff\xfe garbage", "unknown command");
+	expect_error("status a b c d e f g h i", "too many");
+	expect_error("status extra", "unknown command");
+	expect_error("flip --sideways", "unknown command");
+	expect_error("reload --certs relative/dir", "usage");
+	expect_error("reload --bogus", "usage");
+	expect_error("rollback", "no previous flip");
+}
+
+static void test_status_shape(void **state)
+{
+	struct json_buf jb;
+	char live[16], st[16];
+	int ok = 0;
+
+	(void)state;
+	jb_init(&jb);
+	sv_ctl_handle(&sv, "status", &jb);
+	assert_int_equal(json_validate(jb_cstr(&jb)), 0);
+	assert_int_equal(json_get_bool(jb_cstr(&jb), "ok", &ok), 0);
+	assert_true(ok);
+	assert_int_equal(json_get_str(jb_cstr(&jb), "live", live, sizeof(live)), 0);
+	assert_string_equal(live, "blue");
+	assert_int_equal(json_array_len(jb_cstr(&jb), "instances"), 2);
+	assert_int_equal(json_get_str(jb_cstr(&jb), "instances.1.state", st, sizeof(st)), 0);
+	assert_string_equal(st, "ready");
+	assert_int_equal(json_array_len(jb_cstr(&jb), "flips"), 0);
+	jb_free(&jb);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_garbage, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_status_shape, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
