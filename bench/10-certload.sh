@@ -76,7 +76,14 @@ echo "delta reload, 1 changed file out of 10,000 (ECDSA):"
 "$LOAD" "$CACHE/ec10k/certs" --delta "$CACHE/delta-site1.pem" site1.pem | sed -n '2,3p' | sed 's/^/  /'
 
 echo "handshakes served from the store vs default-context objects (memory BIO pair, TLS 1.3):"
-"$LOAD" "$CACHE/ec10k/certs" --handshakes 2000 | grep '^handshakes' | sed 's/^/  /'
+"$LOAD" "$CACHE/ec10k/certs" --handshakes 2000 | grep -E '^(handshakes|cert_item_use)' | sed 's/^/  /'
+
+# One real handshake per certificate: the memory a proxy reaches once every
+# certificate has served, bounded by the leaf cache (CERT_LEAF_CACHE_DEFAULT).
+for set in ec10k rsa10k; do
+	echo "RSS after every cert served once, $set:"
+	"$LOAD" "$CACHE/$set/certs" --serve-all | grep -E '^(load|RSS after)' | sed 's/^/  /'
+done
 
 if command -v haproxy >/dev/null; then
 	for set in ec10k rsa10k; do

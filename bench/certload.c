@@ -9,8 +9,13 @@
  *                                      NEWFILE; TARGET is restored after
  *            [--handshakes N]          time N TLS handshakes served from the
  *                                      store vs from default-context objects
- *            [--materialize]           decode every leaf (as serving would)
- *                                      and print the RSS after
+ *            [--materialize]           cert_item_use() every item once and
+ *                                      print the RSS after
+ *            [--serve-all]             serve one real TLS handshake from
+ *                                      every item and print the RSS after
+ *                                      ("RSS after every cert served once")
+ *            [--cache N]               leaf cache limit (default
+ *                                      CERT_LEAF_CACHE_DEFAULT; 0 = none)
  *   certload --exec CMD [ARGS...]      run CMD, print its wall time and max RSS
  */
 #include <errno.h>
@@ -244,12 +249,44 @@ static int handshakes(const char *dir, struct cert_store *st, int n)
 	SSL_CTX_set_client_hello_cb(sctx, hello_cb, &s);
 	SSL_CTX_set_session_cache_mode(sctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_options(sctx, SSL_OP_NO_TICKET);
-	for (int mode = 0; mode < 2; mode++) {
+	{
+		/* cert_item_use() alone, on a cache hit and on a miss (the limit
+		 * set to 0 so that every call decodes the leaf and the key).
+		 * A miss also costs the key's export to the provider on its
+		 * first signature, which only the handshake figures include. */
+		struct cert_leaf_cache_stats cs;
+		SSL *ssl = SSL_new(sctx);
+
+		cert_leaf_cache_stats(&cs);
+		for (int lim = 0; lim < 2 && ssl != NULL; lim++) {
+			double t0;
+
+			cert_leaf_cache_set_limit(lim == 0 ? cs.limit : 0);
+			for (int i = 0; i < m; i++)
+				cert_item_use(s.items[i], ssl); /* warm the cache */
+			t0 = thread_cpu();
+			for (int i = 0; i < n; i++)
+				cert_item_use(s.items[i % m], ssl);
+			printf("cert_item_use: %s: %.1f us CPU per call\n",
+			       lim == 0 ? "cache hit " : "cache miss",
+			       (thread_cpu() - t0) / n * 1e6);
+		}
+		cert_leaf_cache_set_limit(cs.limit);
+		SSL_free(ssl);
+	}
+	for (int mode = 0; mode < 3; mode++) {
+		struct cert_leaf_cache_stats cs;
+
+		cert_leaf_cache_stats(&cs);
+		/* Mode 2 serves from the store with the leaf cache off, so that
+		 * every handshake pays a miss: the cost of a cache too small. */
+		if (mode == 2)
+			cert_leaf_cache_set_limit(0);
 		for (int pass = 0; pass < 2; pass++) {
 			double t0 = thread_cpu();
 			int fails = 0;
 
-			s.mode = mode;
+			s.mode = mode == 2 ? 0 : mode;
 			for (int i = 0; i < n; i++) {
 				s.cur = i % m;
 				if (one_handshake(sctx, cctx) < 0)
@@ -257,12 +294,15 @@ static int handshakes(const char *dir, struct cert_store *st, int n)
 			}
 			printf("handshakes: %-38s %s: %.1f us CPU per handshake (client+server), "
 			       "%d failed, %d certs\n",
-			       mode == 0 ? "store items (per-thread libctx, legacy key)"
-			                 : "default-libctx PEM_read objects",
+			       mode == 0   ? "store items, leaf cache"
+			       : mode == 2 ? "store items, no cache (every one a miss)"
+			                   : "default-libctx PEM_read objects",
 			       pass == 0 ? "first use" : "warm     ", (thread_cpu() - t0) / n * 1e6,
 			       fails, m);
 			ERR_clear_error();
 		}
+		if (mode == 2)
+			cert_leaf_cache_set_limit(cs.limit);
 	}
 	for (int i = 0; i < s.n; i++) {
 		X509_free(s.leaf[i]);
@@ -278,6 +318,50 @@ static int handshakes(const char *dir, struct cert_store *st, int n)
 	return 0;
 }
 
+/* One real TLS handshake served from every item, as if every certificate
+ * had had one client; prints the RSS growth since the load began. */
+static void serve_all(struct cert_store *st, long r0)
+{
+	SSL_CTX *sctx = SSL_CTX_new(TLS_server_method()), *cctx = SSL_CTX_new(TLS_client_method());
+	size_t nn = cert_store_nnames(st);
+	struct hs_set s;
+	struct rusage ru0, ru1;
+	struct cert_leaf_cache_stats cs;
+	double t0 = now();
+	int fails = 0;
+
+	memset(&s, 0, sizeof(s));
+	s.items = calloc(nn + 1, sizeof(*s.items));
+	if (sctx == NULL || cctx == NULL || s.items == NULL)
+		return;
+	for (size_t i = 0; i < nn; i++) {
+		const char *nm = cert_store_name_at(st, i);
+		const struct cert_item *it = cert_store_lookup(st, nm, strlen(nm), 1, NULL);
+
+		if (it != NULL)
+			s.items[s.n++] = it;
+	}
+	SSL_CTX_set_client_hello_cb(sctx, hello_cb, &s);
+	SSL_CTX_set_session_cache_mode(sctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_options(sctx, SSL_OP_NO_TICKET);
+	getrusage(RUSAGE_SELF, &ru0);
+	for (s.cur = 0; s.cur < s.n; s.cur++)
+		if (one_handshake(sctx, cctx) < 0)
+			fails++;
+	getrusage(RUSAGE_SELF, &ru1);
+	cert_leaf_cache_stats(&cs);
+	printf("RSS after every cert served once: %d handshakes (%d failed) in %.1f s wall, "
+	       "%.1f s CPU; RSS now +%.1f MB, %.2f KB per cert; leaf cache %zu/%zu, %lu misses, "
+	       "%lu evictions\n",
+	       s.n, fails, now() - t0, cpu_s(&ru1) - cpu_s(&ru0), (double)(rss_kb() - r0) / 1024.0,
+	       s.n > 0 ? (double)(rss_kb() - r0) / (double)s.n : 0.0, cs.cached, cs.limit,
+	       cs.misses, cs.evictions);
+	ERR_clear_error();
+	free(s.items);
+	SSL_CTX_free(sctx);
+	SSL_CTX_free(cctx);
+}
+
 int main(int argc, char **argv)
 {
 	const char *dir = NULL, *delta_src = NULL, *delta_dst = NULL;
@@ -285,7 +369,7 @@ int main(int argc, char **argv)
 	struct cert_report *rep = NULL;
 	struct cert_store *st;
 	long r0, r1, expect = -1;
-	int nhs = 0, materialize = 0;
+	int nhs = 0, materialize = 0, serve = 0;
 	double t0, t1;
 	struct rusage ru0, ru1;
 
@@ -299,6 +383,10 @@ int main(int argc, char **argv)
 			expect = atol(argv[++i]);
 		else if (strcmp(argv[i], "--materialize") == 0)
 			materialize = 1;
+		else if (strcmp(argv[i], "--serve-all") == 0)
+			serve = 1;
+		else if (strcmp(argv[i], "--cache") == 0 && i + 1 < argc)
+			cert_leaf_cache_set_limit((size_t)atol(argv[++i]));
 		else if (strcmp(argv[i], "--handshakes") == 0 && i + 1 < argc)
 			nhs = atoi(argv[++i]);
 		else if (strcmp(argv[i], "--delta") == 0 && i + 2 < argc) {
@@ -310,6 +398,7 @@ int main(int argc, char **argv)
 			fprintf(stderr,
 			        "usage: certload DIR [--threads N] [--expect-loaded N] "
 			        "[--delta NEWFILE TARGET] [--handshakes N] [--materialize]\n"
+			        "               [--serve-all] [--cache N]\n"
 			        "       certload --exec CMD [ARGS...]\n");
 			return 2;
 		}
@@ -404,12 +493,14 @@ int main(int argc, char **argv)
 				used++;
 		}
 		printf(
-		    "all leaves decoded: %zu items in %.3f s, RSS now +%.1f MB, %.2f KB per cert\n",
+		    "every item used once (no handshake): %zu items in %.3f s, RSS now +%.1f MB, %.2f KB per cert\n",
 		    used, now() - t0, (double)(rss_kb() - r0) / 1024.0,
 		    used > 0 ? (double)(rss_kb() - r0) / (double)used : 0.0);
 		SSL_free(ssl);
 		SSL_CTX_free(ctx);
 	}
+	if (serve)
+		serve_all(st, r0);
 	if (nhs > 0 && handshakes(dir, st, nhs) < 0)
 		fprintf(stderr, "certload: handshake measurement failed\n");
 	t0 = now();

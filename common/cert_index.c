@@ -179,6 +179,7 @@ int cert_index_build(struct cert_store *st)
 				*slot = it;
 				continue;
 			}
+			st->ndups++;
 			dup_warn(&st->files[i], n, (*slot)->file);
 			if (st->files[i].sev < CERT_WARN)
 				st->files[i].sev = CERT_WARN;
@@ -186,6 +187,153 @@ int cert_index_build(struct cert_store *st)
 	}
 	st->nnames = st->exact.n + st->wild.n;
 	return 0;
+}
+
+/* The largest number of replaced items that cert_index_update patches in;
+ * beyond it a full build is as cheap. */
+#define CERT_INDEX_PATCH_MAX 256
+
+static struct cert_name_ent *index_find_mut(struct cert_index *ix, const char *key)
+{
+	return (struct cert_name_ent *)cert_index_find(ix, key, strlen(key));
+}
+
+/* Deletes e from a linear-probing table by shifting later entries of its
+ * cluster back, so that every remaining key stays reachable from its home
+ * slot without tombstones. */
+static void index_delete(struct cert_index *ix, struct cert_name_ent *e)
+{
+	size_t mask = ix->cap - 1, i = (size_t)(e - ix->ents), j = i;
+
+	for (;;) {
+		size_t k;
+
+		j = (j + 1) & mask;
+		if (ix->ents[j].key == NULL)
+			break;
+		k = ix->ents[j].hash & mask;
+		/* Entry j stays if its home slot k lies cyclically in (i, j]. */
+		if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
+			continue;
+		ix->ents[i] = ix->ents[j];
+		i = j;
+	}
+	memset(&ix->ents[i], 0, sizeof(ix->ents[i]));
+	ix->n--;
+}
+
+static int index_copy(struct cert_index *dst, const struct cert_index *src)
+{
+	dst->cap = src->cap;
+	dst->n = src->n;
+	dst->ents = malloc(src->cap * sizeof(*dst->ents));
+	if (dst->ents == NULL)
+		return -1;
+	memcpy(dst->ents, src->ents, src->cap * sizeof(*dst->ents));
+	return 0;
+}
+
+/* Removes item a's claims from the index; -1 if the index does not look as
+ * a duplicate-free build would have left it. */
+static int unclaim(struct cert_store *st, const struct cert_item *a)
+{
+	for (size_t j = 0; j < a->nnames; j++) {
+		const char *n = a->names[j];
+		int wild = n[0] == '*';
+		struct cert_index *ix = wild ? &st->wild : &st->exact;
+		struct cert_name_ent *e = index_find_mut(ix, wild ? n + 2 : n);
+		const struct cert_item **slot, *other;
+
+		if (e == NULL)
+			return -1;
+		slot = a->is_ec ? &e->ec : &e->rsa;
+		other = a->is_ec ? e->rsa : e->ec;
+		if (*slot != a)
+			return -1;
+		*slot = NULL;
+		if (other == NULL) {
+			index_delete(ix, e);
+			continue;
+		}
+		/* The entry's strings may belong to a, which can be freed with
+		 * the old store: point them at the remaining claimant's. */
+		e->name = NULL;
+		for (size_t k = 0; k < other->nnames; k++)
+			if (strcmp(other->names[k], n) == 0)
+				e->name = other->names[k];
+		if (e->name == NULL)
+			return -1;
+		e->key = wild ? e->name + 2 : e->name;
+	}
+	return 0;
+}
+
+/* Adds item b's claims; -1 on a duplicate, which needs a full build for
+ * the documented winner and warnings. */
+static int claim(struct cert_store *st, const struct cert_item *b)
+{
+	for (size_t j = 0; j < b->nnames; j++) {
+		const char *n = b->names[j];
+		int wild = n[0] == '*';
+		struct cert_index *ix = wild ? &st->wild : &st->exact;
+		struct cert_name_ent *e;
+		const struct cert_item **slot;
+
+		if ((ix->n + 1) * 2 > ix->cap)
+			return -1; /* keep the load factor of a full build */
+		e = index_upsert(ix, wild ? n + 2 : n, n);
+		slot = b->is_ec ? &e->ec : &e->rsa;
+		if (*slot != NULL)
+			return -1;
+		*slot = b;
+	}
+	return 0;
+}
+
+int cert_index_update(struct cert_store *st, const struct cert_store *old)
+{
+	const struct cert_item *rm[CERT_INDEX_PATCH_MAX], *add[CERT_INDEX_PATCH_MAX];
+	size_t nrm = 0, nadd = 0, i = 0, j = 0;
+
+	if (old == NULL || old->ndups > 0 || old->exact.ents == NULL || old->wild.ents == NULL)
+		return -1;
+	/* Reused items are the same pointers, and both file lists are sorted:
+	 * one walk in step finds the items that were added or removed. */
+	while (i < old->nfiles || j < st->nfiles) {
+		int c = i == old->nfiles  ? 1
+		        : j == st->nfiles ? -1
+		                          : strcmp(old->files[i].name, st->files[j].name);
+		const struct cert_item *a = c <= 0 ? old->files[i].item : NULL;
+		const struct cert_item *b = c >= 0 ? st->files[j].item : NULL;
+
+		if (a != b) {
+			if (nrm == CERT_INDEX_PATCH_MAX || nadd == CERT_INDEX_PATCH_MAX)
+				return -1;
+			if (a != NULL)
+				rm[nrm++] = a;
+			if (b != NULL)
+				add[nadd++] = b;
+		}
+		i += c <= 0;
+		j += c >= 0;
+	}
+	if (index_copy(&st->exact, &old->exact) < 0 || index_copy(&st->wild, &old->wild) < 0)
+		goto fail;
+	for (i = 0; i < nrm; i++)
+		if (unclaim(st, rm[i]) < 0)
+			goto fail;
+	for (i = 0; i < nadd; i++)
+		if (claim(st, add[i]) < 0)
+			goto fail;
+	st->nitems = old->nitems - nrm + nadd;
+	st->nnames = st->exact.n + st->wild.n;
+	return 0;
+fail:
+	free(st->exact.ents);
+	free(st->wild.ents);
+	memset(&st->exact, 0, sizeof(st->exact));
+	memset(&st->wild, 0, sizeof(st->wild));
+	return -1;
 }
 
 static const struct cert_item *pick(const struct cert_name_ent *e, unsigned flags)

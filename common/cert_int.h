@@ -41,13 +41,23 @@ struct cert_chain_pool {
 
 struct cert_item {
 	atomic_uint refs;
-	/* The leaf is kept as DER and decoded on first use (cert_item_use):
-	 * see docs/certificates.md. Once set, the pointer never changes. */
-	_Atomic(X509 *) leaf;
+	/* The leaf and the key are kept as DER and decoded on use
+	 * (cert_item_use); the decoded pair is cached in a bounded,
+	 * process-wide CLOCK cache (cert_cache.c, docs/certificates.md). leaf
+	 * and key are the cache's references, guarded by the item's stripe
+	 * lock: eviction sets them back to NULL. (While cert_load_file runs,
+	 * key holds the loader's key.) cache_pos is the ring index + 1 (0: not
+	 * cached), written under the cache lock; cache_ref is CLOCK's "used
+	 * recently" bit. */
+	X509 *leaf;
+	EVP_PKEY *key;
+	atomic_long cache_pos;
+	atomic_uchar cache_ref;
 	unsigned char *leaf_der;
 	size_t leaf_der_len;
 	STACK_OF(X509) * chain; /* owns one reference per element */
-	EVP_PKEY *key;
+	unsigned char *key_der; /* ECPrivateKey or RSAPrivateKey DER */
+	size_t key_der_len;
 	int is_ec;
 	time_t not_before, not_after;
 	unsigned char sha256[32];
@@ -97,6 +107,7 @@ struct cert_store {
 	_Atomic(const struct cert_name_ent **) order;
 	pthread_mutex_t order_lock;
 	size_t nnames, nitems;
+	size_t ndups; /* names claimed twice for one key type (warned) */
 	const struct cert_item *def;
 	struct cert_chain_pool *pool;
 };
@@ -137,8 +148,19 @@ void cert_item_unref(struct cert_item *item);
 struct cert_item *cert_item_ref(struct cert_item *item);
 struct cert_chain_pool *cert_chain_pool_new(const struct cert_chain_pool *seed);
 void cert_chain_pool_free(struct cert_chain_pool *pool);
-/* The item's decoded leaf, decoding it on first use; NULL on failure. */
-X509 *cert_item_leaf(const struct cert_item *item);
+/* The library context this serving thread decodes leaves in. */
+OSSL_LIB_CTX *cert_serve_ctx(void);
+
+/* Decodes the item's private key from key_der; NULL on failure. */
+EVP_PKEY *cert_item_key_decode(const struct cert_item *item);
+
+/* cert_cache.c */
+/* New references to the item's decoded leaf and key (release them with
+ * X509_free and EVP_PKEY_free), from the cache or decoded now. Returns 0,
+ * or -1 on failure. */
+int cert_item_material_get(const struct cert_item *item, X509 **leaf, EVP_PKEY **key);
+/* Removes a dying item (no references left) from the leaf cache. */
+void cert_item_cache_drop(struct cert_item *item);
 
 /* cert_index.c */
 /* Normalises name (len bytes) into out[CERT_NAME_MAX + 1]: lowercase, one
@@ -146,6 +168,10 @@ X509 *cert_item_leaf(const struct cert_item *item);
  * long, has an empty label or a character outside [a-z0-9-_*]. */
 int cert_name_norm(const char *name, size_t len, char *out);
 int cert_index_build(struct cert_store *st);
+/* Builds st's index by patching old's, when only a few items differ and
+ * neither store has a duplicate name; returns -1 when a full build is
+ * needed (st's index is then untouched). */
+int cert_index_update(struct cert_store *st, const struct cert_store *old);
 void cert_index_free(struct cert_store *st);
 const struct cert_name_ent *cert_index_find(const struct cert_index *ix, const char *key,
                                             size_t len);

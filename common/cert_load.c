@@ -179,10 +179,12 @@ void cert_item_unref(struct cert_item *item)
 		return;
 	if (atomic_fetch_sub_explicit(&item->refs, 1, memory_order_acq_rel) != 1)
 		return;
-	X509_free(atomic_load_explicit(&item->leaf, memory_order_acquire));
+	cert_item_cache_drop(item);
+	X509_free(item->leaf);
+	EVP_PKEY_free(item->key); /* a key left by a failed load */
 	OPENSSL_free(item->leaf_der);
+	OPENSSL_clear_free(item->key_der, item->key_der_len);
 	sk_X509_pop_free(item->chain, X509_free);
-	EVP_PKEY_free(item->key);
 	for (size_t i = 0; i < item->nnames; i++)
 		free(item->names[i]);
 	free(item->names);
@@ -193,7 +195,7 @@ void cert_item_unref(struct cert_item *item)
 /* The library context a serving thread decodes leaves in: one of the upper
  * half of the pool, assigned round-robin on the thread's first use, so that
  * worker threads do not all contend on the default context's locks. */
-static OSSL_LIB_CTX *serve_ctx(void)
+OSSL_LIB_CTX *cert_serve_ctx(void)
 {
 	OSSL_LIB_CTX *c;
 
@@ -208,28 +210,47 @@ static OSSL_LIB_CTX *serve_ctx(void)
 	return c;
 }
 
-X509 *cert_item_leaf(const struct cert_item *item)
-{
-	/* The item is immutable except for this cache; the cast is the one
-	 * place that writes through a const item, with a compare-and-swap so
-	 * that concurrent first uses agree on one X509. */
-	struct cert_item *it = (struct cert_item *)item;
-	X509 *x = atomic_load_explicit(&it->leaf, memory_order_acquire), *expect = NULL;
-	const unsigned char *q = it->leaf_der;
+static EVP_PKEY *wrap_ec(EC_KEY *ec);
+static EVP_PKEY *wrap_rsa(RSA *rsa);
 
-	if (x != NULL)
-		return x;
-	x = X509_new_ex(serve_ctx(), NULL);
-	if (x == NULL || d2i_X509(&x, &q, (long)it->leaf_der_len) == NULL) {
-		X509_free(x);
-		return NULL;
+EVP_PKEY *cert_item_key_decode(const struct cert_item *item)
+{
+	const unsigned char *q = item->key_der;
+
+	/* The type-specific decoders, for the reason given at the top of this
+	 * file: ~28 us (P-256) instead of ~200 us through OSSL_DECODER. */
+	if (item->is_ec) {
+		EC_KEY *ec = d2i_ECPrivateKey(NULL, &q, (long)item->key_der_len);
+
+		return ec != NULL ? wrap_ec(ec) : NULL;
 	}
-	if (!atomic_compare_exchange_strong_explicit(&it->leaf, &expect, x, memory_order_acq_rel,
-	                                             memory_order_acquire)) {
-		X509_free(x);
-		x = expect;
-	}
-	return x;
+	RSA *rsa = d2i_RSAPrivateKey(NULL, &q, (long)item->key_der_len);
+
+	return rsa != NULL ? wrap_rsa(rsa) : NULL;
+}
+
+/*
+ * Replaces the item's decoded key by its DER. A legacy EVP_PKEY costs about
+ * 1.5 KB, and about 4 KB more once a handshake has exported it to the
+ * provider; the DER is ~120 bytes (P-256). The serving cache decodes it
+ * again with the leaf (cert_cache.c).
+ */
+static int key_to_der(struct cert_item *it)
+{
+	unsigned char *der = NULL;
+	int n;
+
+	if (it->is_ec)
+		n = i2d_ECPrivateKey(EVP_PKEY_get0_EC_KEY(it->key), &der);
+	else
+		n = i2d_RSAPrivateKey(EVP_PKEY_get0_RSA(it->key), &der);
+	if (n <= 0)
+		return -1;
+	it->key_der = der;
+	it->key_der_len = (size_t)n;
+	EVP_PKEY_free(it->key);
+	it->key = NULL;
+	return 0;
 }
 
 /* ---- chain pool ---- */
@@ -1058,6 +1079,8 @@ struct cert_item *cert_load_file(struct cert_loader *ld, int dirfd, const char *
 			*sev = CERT_WARN;
 		}
 	}
+	if (key_to_der(it) < 0)
+		goto oom;
 	ok = 1;
 	goto out;
 oom:
