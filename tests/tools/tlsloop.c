@@ -397,6 +397,7 @@ int main(int argc, char **argv)
 	atomic_store(&stop_flag, 1);
 	for (int i = 0; i < threads; i++)
 		pthread_join(tids[i], NULL);
+	free(tids);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	for (int k = 0; k < F_NKINDS; k++)
 		fails += atomic_load(&n_fail[k]);
