@@ -25,11 +25,13 @@ wait "$LOAD"
 cat "$T_TMP/load1.json"
 ok1=$(jq .ok "$T_TMP/load1.json")
 f1=$(jq .failed "$T_TMP/load1.json")
-# Only what was on the dead process may fail: connections it held (at most
-# one in flight per client thread, in any kind) and connections refused in
-# the instant between its death and the failover commit.
+# Only what was on the dead process may fail: per client thread, the one
+# connection it had in flight, plus at most one more that completed into the
+# dying process's accept queue before the kernel closed its listener (reset
+# at close); and connections refused in the instant between its death and
+# the failover commit (counted apart). So at most 2 per thread of 16.
 inflight=$(jq '.handshake + .read + .write + .timeout + .bad_response + .verify' "$T_TMP/load1.json")
-[ "$inflight" -le 16 ] || fail "$inflight established connections failed: more than the dead process held"
+[ "$inflight" -le 32 ] || fail "$inflight established connections failed: more than the dead process held"
 [ "$(jq .verify "$T_TMP/load1.json")" -eq 0 ] || fail "a client saw a wrong certificate"
 say "failed: $inflight in flight on the dead process, $(jq .connect_refused "$T_TMP/load1.json") refused before the failover commit"
 [ "$ok1" -gt 100 ] || fail "traffic did not continue after the failover"
