@@ -132,6 +132,11 @@ install: $(BINS)
 	install -m 0755 $(BUILD)/switchyard $(DESTDIR)$(PREFIX)/bin/switchyard
 	install -m 0755 $(BUILD)/switchyardd $(DESTDIR)$(PREFIX)/sbin/switchyardd
 	install -m 0755 $(BUILD)/switchyard-proxy $(DESTDIR)$(PREFIX)/sbin/switchyard-proxy
+	install -d $(DESTDIR)$(PREFIX)/share/doc/switchyard $(DESTDIR)$(PREFIX)/lib/systemd/system
+	install -m 0644 README.md BENCHMARKS.md docs/*.md etc/switchyard.yaml \
+		scripts/switchyard-certsync.cron $(DESTDIR)$(PREFIX)/share/doc/switchyard/
+	install -m 0644 scripts/switchyard.service scripts/switchyard-certsync.service \
+		scripts/switchyard-certsync.timer $(DESTDIR)$(PREFIX)/lib/systemd/system/
 
 clean:
 	rm -rf build build-san
