@@ -34,6 +34,11 @@ struct cert_opts {
 	int threads;              /* loader threads, 0 = number of CPUs */
 	const char *default_cert; /* file name inside the directory, or NULL */
 	time_t now;               /* validity reference time; 0 = time(NULL) */
+	/* Optional, may be NULL: the loader threads add 1 here (with
+	 * __atomic_add_fetch, relaxed) for each certificate file they have
+	 * processed, so that another thread can report progress while a large
+	 * directory loads. The caller owns it and zeroes it before the load. */
+	size_t *progress;
 };
 /* Fills opts from a loaded configuration. */
 void cert_opts_from_cfg(struct cert_opts *opts, const struct cfg *cfg);

@@ -414,6 +414,13 @@ struct job {
 	atomic_int idx;
 };
 
+/* Counts files processed for a caller that reports load progress. */
+static void progress_add(const struct cert_opts *opts, size_t n)
+{
+	if (opts->progress != NULL)
+		__atomic_add_fetch(opts->progress, n, __ATOMIC_RELAXED);
+}
+
 static void parse_one(struct cert_loader *ld, struct job *j, struct scan_ent *e)
 {
 	char *msg = NULL;
@@ -446,9 +453,10 @@ static void *parse_worker(void *arg)
 		if (ld == NULL) {
 			e->sev = CERT_SKIP;
 			e->msg = cert_strdup_printf("cannot create a loader (out of memory)");
-			continue;
+		} else {
+			parse_one(ld, j, e);
 		}
-		parse_one(ld, j, e);
+		progress_add(j->opts, 1);
 	}
 	cert_loader_free(ld);
 	/* Each thread has its own OpenSSL error queue; leave it empty. */
@@ -671,8 +679,12 @@ static struct cert_store *load(struct cert_store *old, const char *dir,
 		struct scan_ent *e = &sc.ents[i];
 		const struct cert_file *of = NULL;
 
-		if (e->kind != CERT_FILE_CERT || e->preset)
+		if (e->kind != CERT_FILE_CERT)
 			continue;
+		if (e->preset) {
+			progress_add(opts, 1);
+			continue;
+		}
 		/* Both lists are sorted by name: walk them in step instead of
 		 * searching, which halves a large reload's string comparisons. */
 		while (old != NULL && oi < old->nfiles && strcmp(old->files[oi].name, e->name) < 0)
@@ -687,6 +699,7 @@ static struct cert_store *load(struct cert_store *old, const char *dir,
 			e->sev = of->sev;
 			e->msg = of->msg != NULL ? strdup(of->msg) : NULL;
 			memcpy(e->hash, of->hash, 32);
+			progress_add(opts, 1);
 			continue;
 		}
 		e->old = of;

@@ -114,7 +114,13 @@ static void check_round(struct px_proc *p)
 		uint64_t now = px_now_ms();
 		for (int i = 0; i < p->nservers; i++) {
 			if (res[i] != 0) {
-				pfd[i].events = 0;
+				/* Close a finished check now: poll() reports
+				 * POLLERR/POLLHUP even with no events asked, so a
+				 * server that reset it would make this loop spin
+				 * until the others finish. */
+				if (pfd[i].fd >= 0)
+					close(pfd[i].fd);
+				pfd[i].fd = -1;
 				continue;
 			}
 			pending++;

@@ -57,7 +57,9 @@ static void addr_text(const struct sockaddr_storage *ss, char *out, size_t len)
 		inet_ntop(AF_INET6, &s->sin6_addr, host, sizeof(host));
 		port = ntohs(s->sin6_port);
 	}
-	snprintf(out, len, "%s:%u", host, port);
+	/* Brackets keep an IPv6 address apart from its port, as in the
+	 * servers' "[addr]:port" texts. */
+	snprintf(out, len, ss->ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", host, port);
 }
 
 void px_conn_close(struct px_conn *c, enum px_reason reason)
@@ -409,7 +411,11 @@ static int step_c2s(struct px_conn *c)
 			px_conn_close(c, PX_R_RESOURCE);
 			return -1;
 		}
-		if (buf_room(c, &c->c2s) > 0) {
+		/* SSL_read hands over one record at a time: keep reading
+		 * until the buffer is full or OpenSSL wants more bytes, so that
+		 * one send() to the server carries as much as possible. */
+		while (buf_room(c, &c->c2s) > 0 && (c->flags & PX_F_CRD) &&
+		       !(c->flags & PX_F_CEOF)) {
 			n = SSL_read(c->ssl, c->c2s.data + c->c2s.off + c->c2s.len,
 			             (int)buf_room(c, &c->c2s));
 			if (n > 0) {
@@ -418,6 +424,7 @@ static int step_c2s(struct px_conn *c)
 				PX_ADD(w->st.bytes_in, (uint64_t)n);
 				c->last_c = w->now;
 				progress = 1;
+				continue;
 			} else {
 				switch (SSL_get_error(c->ssl, n)) {
 				case SSL_ERROR_WANT_READ:
@@ -443,12 +450,13 @@ static int step_c2s(struct px_conn *c)
 					px_conn_close(c, PX_R_CLIENT_ERROR);
 					return -1;
 				}
+				break;
 			}
-			if (c->c2s.len == 0 && c->c2s.data != NULL) {
-				px_buf_put(w, c->c2s.data);
-				c->c2s.data = NULL;
-				c->c2s.off = 0;
-			}
+		}
+		if (c->c2s.len == 0 && c->c2s.data != NULL) {
+			px_buf_put(w, c->c2s.data);
+			c->c2s.data = NULL;
+			c->c2s.off = 0;
 		}
 	}
 	if (c->c2s.len > 0 && (c->flags & PX_F_SWR)) {
@@ -505,7 +513,10 @@ static int step_s2c(struct px_conn *c)
 			}
 		}
 	}
-	if (c->s2c.len > 0 && (c->flags & PX_F_CWR)) {
+	/* With SSL_MODE_ENABLE_PARTIAL_WRITE each SSL_write sends one record
+	 * (at most 16 KB): loop until the buffer is empty or the socket is
+	 * full, so that a full buffer goes out in one pass. */
+	while (c->s2c.len > 0 && (c->flags & PX_F_CWR)) {
 		int n = SSL_write(c->ssl, c->s2c.data + c->s2c.off, (int)c->s2c.len);
 		if (n > 0) {
 			buf_consumed(c, &c->s2c, (uint32_t)n);
@@ -513,20 +524,21 @@ static int step_s2c(struct px_conn *c)
 			PX_ADD(w->st.bytes_out, (uint64_t)n);
 			c->last_c = w->now;
 			progress = 1;
-		} else {
-			switch (SSL_get_error(c->ssl, n)) {
-			case SSL_ERROR_WANT_WRITE:
-				c->flags &= ~PX_F_CWR;
-				break;
-			case SSL_ERROR_WANT_READ:
-				c->flags &= ~PX_F_CRD;
-				break;
-			default:
-				ERR_clear_error();
-				px_conn_close(c, PX_R_CLIENT_ERROR);
-				return -1;
-			}
+			continue;
 		}
+		switch (SSL_get_error(c->ssl, n)) {
+		case SSL_ERROR_WANT_WRITE:
+			c->flags &= ~PX_F_CWR;
+			break;
+		case SSL_ERROR_WANT_READ:
+			c->flags &= ~PX_F_CRD;
+			break;
+		default:
+			ERR_clear_error();
+			px_conn_close(c, PX_R_CLIENT_ERROR);
+			return -1;
+		}
+		break;
 	}
 	if ((c->flags & PX_F_SEOF) && c->s2c.len == 0 && !(c->flags & PX_F_CSHUT) &&
 	    (c->flags & PX_F_CWR)) {

@@ -36,6 +36,27 @@ void px_publish(struct px_proc *p, struct cert_store *store, const struct cert_r
 	atomic_fetch_add(&p->cert_epoch, 1);
 }
 
+int px_reload_refused(const struct cert_report *rep, size_t old_names, char *err, size_t errlen)
+{
+	size_t skipped = cert_report_nskipped(rep);
+	const char *file = NULL, *msg = NULL;
+	enum cert_sev sev;
+
+	/* The store skips a file it cannot read and drops its names, which is
+	 * right for one bad file but not when none loads: then the cause is
+	 * almost always the directory as a whole (after the privilege drop the
+	 * files are no longer readable, or a half-finished copy), and
+	 * publishing would stop serving every name at once. */
+	if (old_names == 0 || skipped == 0 || cert_report_nloaded(rep) > 0)
+		return 0;
+	for (size_t i = 0; i < cert_report_nentries(rep) && msg == NULL; i++)
+		file = cert_report_entry(rep, i, &sev, &msg);
+	snprintf(err, errlen,
+	         "none of the %zu files loaded (%s: %s); keeping the current certificates", skipped,
+	         file ? file : "?", msg ? msg : "?");
+	return 1;
+}
+
 static uint32_t active_conns(struct px_proc *p)
 {
 	return atomic_load(&p->global.active);
@@ -51,7 +72,9 @@ static void cmd_status(struct px_proc *p, struct json_buf *r)
 	jb_int(r, "pid", getpid());
 	jb_str(r, "state", state_names[st]);
 	pthread_mutex_lock(&p->reload_lock);
-	jb_uint(r, "loaded", st == PX_LOADING ? 0 : p->c_loaded + p->c_skipped);
+	jb_uint(r, "loaded",
+	        st == PX_LOADING ? __atomic_load_n(&p->load_done, __ATOMIC_RELAXED)
+	                         : p->c_loaded + p->c_skipped);
 	jb_uint(r, "total", atomic_load(&p->load_total));
 	jb_uint(r, "generation", p->generation);
 	jb_obj_begin(r, "certs");
@@ -69,6 +92,28 @@ static void cmd_status(struct px_proc *p, struct json_buf *r)
 		jb_uint(r, "port", p->cfg->instances[p->colour].ports[i]);
 		jb_bool(r, "bound",
 		        i < p->ngroups && p->groups[i].nbound > 0 && !atomic_load(&p->stopping));
+		if (i < p->ngroups) {
+			jb_uint(r, "active", atomic_load(&p->groups[i].limit.active));
+			jb_uint(r, "maxconn", p->groups[i].limit.max);
+			jb_uint(r, "maxconn_ms", px_limit_ms(&p->groups[i].limit, now));
+		}
+		jb_obj_end(r);
+	}
+	jb_arr_end(r);
+	/* Server state, so an operator (and the tests) can see what the
+	 * passive and active health checks decided. */
+	jb_arr_begin(r, "servers");
+	for (int i = 0; i < p->nservers; i++) {
+		struct px_server *s = &p->servers[i];
+		int check_down = atomic_load(&s->check_down);
+		int passive_down = atomic_load(&s->down_until) > now;
+		jb_obj_begin(r, NULL);
+		jb_str(r, "name", s->name);
+		jb_str(r, "address", s->text);
+		jb_bool(r, "up", !check_down && !passive_down);
+		jb_bool(r, "check_down", check_down);
+		jb_bool(r, "passive_down", passive_down);
+		jb_uint(r, "active", atomic_load(&s->active));
 		jb_obj_end(r);
 	}
 	jb_arr_end(r);
@@ -128,7 +173,8 @@ static void cmd_reload_certs(struct px_proc *p, const char *arg, struct json_buf
 	struct cert_store *old, *nw;
 	const char *dir = arg && *arg ? arg : p->certdir;
 	uint64_t t0 = px_now_ms();
-	char kerr[256];
+	size_t old_names;
+	char kerr[512];
 
 	if (atomic_load(&p->state) == PX_LOADING) {
 		ctl_reply_error(r, "still loading certificates");
@@ -136,12 +182,20 @@ static void cmd_reload_certs(struct px_proc *p, const char *arg, struct json_buf
 	}
 	cert_opts_from_cfg(&opts, p->cfg);
 	old = cert_slot_acquire(p->slot);
+	old_names = old ? cert_store_nnames(old) : 0;
 	nw = cert_store_reload(old, dir, &opts, &rep);
 	cert_store_unref(old);
 	if (nw == NULL) {
 		ctl_reply_error(r, "%s",
 		                rep && cert_report_fatal(rep) ? cert_report_fatal(rep)
 		                                              : "cannot load certificates");
+		cert_report_free(rep);
+		return;
+	}
+	if (px_reload_refused(rep, old_names, kerr, sizeof(kerr))) {
+		log_warnx("reload-certs %s: %s", dir, kerr);
+		ctl_reply_error(r, "%s", kerr);
+		cert_store_unref(nw);
 		cert_report_free(rep);
 		return;
 	}

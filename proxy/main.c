@@ -45,9 +45,13 @@ static uint64_t count_files(const char *dir)
 
 	if (d == NULL)
 		return 0;
-	while ((e = readdir(d)) != NULL)
-		if (e->d_name[0] != '.')
+	/* The store counts a NAME.crt + NAME.key pair as one file: leave the
+	 * .key files out so that `loaded` ends at `total`. */
+	while ((e = readdir(d)) != NULL) {
+		size_t l = strlen(e->d_name);
+		if (e->d_name[0] != '.' && !(l > 4 && strcmp(e->d_name + l - 4, ".key") == 0))
 			n++;
+	}
 	closedir(d);
 	return n;
 }
@@ -130,17 +134,22 @@ static void reload_certs(struct px_proc *p)
 	struct cert_opts opts;
 	struct cert_report *rep = NULL;
 	struct cert_store *old, *nw;
-	char kerr[256];
+	size_t old_names;
+	char kerr[512];
 
 	/* Done on the main thread: it has nothing else to do, and workers
 	 * keep serving from the old store until the new one is published. */
 	cert_opts_from_cfg(&opts, p->cfg);
 	old = cert_slot_acquire(p->slot);
+	old_names = old ? cert_store_nnames(old) : 0;
 	nw = cert_store_reload(old, p->certdir, &opts, &rep);
 	cert_store_unref(old);
 	if (nw == NULL) {
 		log_warnx("SIGHUP: reload failed: %s",
 		          rep && cert_report_fatal(rep) ? cert_report_fatal(rep) : "?");
+	} else if (px_reload_refused(rep, old_names, kerr, sizeof(kerr))) {
+		log_warnx("SIGHUP: reload refused: %s", kerr);
+		cert_store_unref(nw);
 	} else {
 		px_publish(p, nw, rep);
 		log_info("SIGHUP: certificates reloaded (%zu changed)", cert_report_nchanged(rep));
@@ -223,6 +232,7 @@ int main(int argc, char **argv)
 
 	atomic_store(&p->load_total, count_files(p->certdir));
 	cert_opts_from_cfg(&opts, p->cfg);
+	opts.progress = &p->load_done;
 	uint64_t t0 = px_now_ms();
 	store = cert_store_load(p->certdir, &opts, &rep);
 	if (store == NULL)

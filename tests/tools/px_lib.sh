@@ -36,7 +36,8 @@ px_tickets() {
 # px_config FILE [extra YAML appended at top level]: the base config used by
 # every proxy test; instance blue on 8443, green on 8444, backend on 9000.
 # Variables: PX_BACKEND_EXTRA, PX_PROXY_EXTRA, PX_TLS_EXTRA, PX_CERTS_EXTRA,
-# PX_SERVERS (YAML list items).
+# PX_SERVERS (YAML list items), PX_LISTENER_EXTRA (more listeners; give
+# them ports with PX_BLUE_PORTS / PX_GREEN_PORTS, e.g. "8443, 8445").
 px_config() {
 	cat >"$1" <<EOC
 listeners:
@@ -46,12 +47,12 @@ ${PX_LISTENER_EXTRA:-}
 instances:
   blue:
     bind: ["127.0.0.1", "::1"]
-    ports: [8443]
+    ports: [${PX_BLUE_PORTS:-8443}]
     control_socket: $T_TMP/blue.sock
     pid_file: $T_TMP/blue.pid
   green:
     bind: ["127.0.0.1"]
-    ports: [8444]
+    ports: [${PX_GREEN_PORTS:-8444}]
     control_socket: $T_TMP/green.sock
     pid_file: $T_TMP/green.pid
 proxy:
@@ -78,9 +79,14 @@ EOC
 }
 
 # px_start COLOUR CONFIG: starts an instance and waits until it is ready.
+# With PX_LOG set, the proxy's stderr (its log) goes to that file.
 px_start() {
 	local colour=$1 cfg=$2 i
-	bg ip netns exec "$NS" "$PX_BIN" -c "$cfg" -i "$colour"
+	if [ -n "${PX_LOG:-}" ]; then
+		bg ip netns exec "$NS" "$PX_BIN" -c "$cfg" -i "$colour" 2>>"$PX_LOG"
+	else
+		bg ip netns exec "$NS" "$PX_BIN" -c "$cfg" -i "$colour"
+	fi
 	PX_PID=$LAST_PID
 	for ((i = 0; i < 300; i++)); do
 		if [ "$(px_get "$T_TMP/$colour.sock" status state 2>/dev/null)" = ready ]; then
@@ -124,4 +130,34 @@ print(str(v).lower() if isinstance(v, bool) else v)' "$3"
 px_backend() {
 	bg ip netns exec "$NS" "$PX_TOOLS/echo_backend" -l 127.0.0.1:9000 "$@"
 	wait_port "$NS" 9000 || fail "echo backend did not start"
+}
+
+# px_backend_on PORT [ARGS]: another echo backend on 127.0.0.1:PORT in $NS;
+# sets BE_PID.
+px_backend_on() {
+	local port=$1; shift
+	bg ip netns exec "$NS" "$PX_TOOLS/echo_backend" -l "127.0.0.1:$port" "$@"
+	BE_PID=$LAST_PID
+	wait_port "$NS" "$port" || fail "echo backend on $port did not start"
+}
+
+# wait_for SECONDS CMD...: polls CMD every 0.1 s until it succeeds; fails
+# (returns 1) after SECONDS. Tests wait for a state, never for a fixed time.
+wait_for() {
+	local secs=$1 i; shift
+	for ((i = 0; i < secs * 10; i++)); do
+		"$@" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# px_hold PORT SNI SECONDS: a TLS client that holds one proxied connection
+# open for SECONDS in the background; sets HOLD_PID.
+px_hold() {
+	# Not through in_ns: $! must be openssl itself (ip netns exec execs
+	# it), so that killing HOLD_PID really closes the connection.
+	(sleep "$3") | ip netns exec "$NS" openssl s_client -connect "127.0.0.1:$1" \
+		-servername "$2" -CAfile "$CA" -quiet -no_ign_eof >/dev/null 2>&1 &
+	HOLD_PID=$!
 }

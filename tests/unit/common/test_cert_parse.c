@@ -210,14 +210,18 @@ static void test_every_bad_input(void **state)
 	struct cert_opts o;
 	struct cert_report *rep = NULL;
 	struct cert_store *st;
+	size_t progress = 0;
 
 	(void)state;
 	cert_opts_defaults(&o);
 	o.max_file_size = 8192;
 	o.threads = 2;
+	o.progress = &progress;
 	st = cert_store_load(dir, &o, &rep);
 	assert_non_null(st);
 	assert_null(cert_report_fatal(rep));
+	/* Every certificate file counts once in the progress, good or bad. */
+	assert_int_equal(progress, cert_report_nfiles(rep));
 
 	expect(rep, "ec-p8.pem", CERT_OK, NULL);
 	expect(rep, "ec-trad.pem", CERT_OK, NULL);

@@ -1,0 +1,107 @@
+#!/bin/bash
+# bench/31-proxy-interleaved.sh BUILD cpu|bulk [REPS]: the servers of
+# bench/30-proxy.sh started side by side in one namespace (switchyard on 8443,
+# HAProxy on 8444, optionally a second switchyard binary on 8446), then one
+# loadgen run against each in turn, REPS times. Alternating runs is how to
+# compare them on a shared, noisy machine: load changes hit all of them.
+# Take medians. Server CPU comes from /proc/PID/task/*/schedstat (ns).
+#   cpu:  warm-up (one handshake per name), then per rep CONNS (2000) new
+#         TLS 1.3 handshakes + 64-byte echo at -k 64: "us_per_conn".
+#   bulk: BULK (100 MB) echoed through one connection: MB/s and server CPU s.
+# Env: THREADS (2), SERVERS ("sy ha"; "sb" adds $SB_PROXY on 8446),
+#      SY_EXTRA (one more line under proxy: in the switchyard config).
+set -u
+BUILD=$1; MODE=$2; REPS=${3:-5}; T=${THREADS:-2}
+cd "$(dirname "$0")/.."
+PKI=${SY_BENCH_CACHE:-/var/tmp/switchyard-bench}/ec10k
+[ -f "$PKI/names.txt" ] || { echo "run bench/30-proxy.sh first (it generates $PKI)"; exit 1; }
+LG=$BUILD/bench/loadgen; ECHO=$BUILD/tests/tools/echo_backend; PROXY=$BUILD/switchyard-proxy
+TMP=$(mktemp -d /tmp/sy-bench-pxi.XXXXXX); NS=sy-bench-pxi-$$
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; sleep 0.3; ip netns pids "$NS" 2>/dev/null | xargs -r kill -9 2>/dev/null; ip netns del "$NS" 2>/dev/null; rm -rf "$TMP"; }
+trap cleanup EXIT
+ulimit -n "$(ulimit -Hn)"
+ip netns add "$NS" && ip -n "$NS" link set lo up
+in_ns() { ip netns exec "$NS" "$@"; }
+in_ns "$ECHO" -l 127.0.0.1:9000 & PIDS+=($!)
+cat >"$TMP/sy.yaml" <<EOC
+listeners:
+  - name: https
+    port: 443
+instances:
+  blue:
+    bind: ["127.0.0.1"]
+    ports: [8443]
+    control_socket: $TMP/blue.sock
+    pid_file: $TMP/blue.pid
+  green:
+    bind: ["127.0.0.1"]
+    ports: [8445]
+    control_socket: $TMP/green.sock
+    pid_file: $TMP/green.pid
+proxy:
+  threads: $T
+  maxconn: 9900
+  backlog: 4096
+  timeouts:
+    client: 300s
+    server: 300s
+  log_level: warning
+  ${SY_EXTRA:-}
+certificates:
+  directory: $PKI/certs
+tls:
+  ticket_key_file: ""
+backend:
+  servers: ["127.0.0.1:9000"]
+  health:
+    check_interval: 0
+supervisor:
+  state_dir: $TMP
+EOC
+cat >"$TMP/ha.cfg" <<EOC
+global
+	nbthread $T
+	maxconn 9900
+	ssl-default-bind-options ssl-min-ver TLSv1.2
+defaults
+	mode tcp
+	timeout connect 5s
+	timeout client 300s
+	timeout server 300s
+frontend fe
+	bind 127.0.0.1:8444 ssl crt $PKI/certs
+	default_backend be
+backend be
+	server s1 127.0.0.1:9000
+EOC
+ip netns exec "$NS" "$PROXY" -c "$TMP/sy.yaml" -i blue 2>"$TMP/sy.log" & SY=$!; PIDS+=($SY)
+SB=0; if [[ "${SERVERS:-sy ha}" == *sb* ]]; then sed 's/8443/8446/; s/blue.sock/sb.sock/; s/blue.pid/sb.pid/' "$TMP/sy.yaml" > "$TMP/sb.yaml"; ip netns exec "$NS" "${SB_PROXY:?set SB_PROXY for sb}" -c "$TMP/sb.yaml" -i blue 2>"$TMP/sb.log" & SB=$!; PIDS+=($SB); fi
+HA=0; if [[ "${SERVERS:-sy ha}" == *ha* ]]; then ip netns exec "$NS" haproxy -db -f "$TMP/ha.cfg" 2>"$TMP/ha.log" & HA=$!; PIDS+=($HA); fi
+for s in ${SERVERS:-sy ha}; do case $s in sy) port=8443;; ha) port=8444;; sb) port=8446;; esac
+  for ((i=0;i<3000;i++)); do in_ns ss -Hltn "sport = :$port" | grep -q . && break; sleep 0.1; done
+done
+sleep 1
+echo "sy pid $SY ha pid $HA"
+cpu_ticks() { cat /proc/$1/task/*/schedstat | awk '{s+=$1} END{printf "%.0f", s/1e3}'; }
+NNAMES=$(wc -l <"$PKI/names.txt")
+if [ "$MODE" = cpu ]; then
+  for s in ${SERVERS:-sy ha}; do case $s in sy) port=8443;; ha) port=8444;; sb) port=8446;; esac; in_ns "$LG" -c 127.0.0.1:$port -a "$PKI/ca.pem" -n "$PKI/names.txt" -k 32 -N "$NNAMES" --seq --tls13 >/dev/null; done
+fi
+for ((r=1;r<=REPS;r++)); do
+  for s in ${SERVERS:-sy ha}; do
+    case $s in sy) port=8443; pid=$SY;; ha) port=8444; pid=$HA;; sb) port=8446; pid=$SB;; esac
+    if [ "$MODE" = bulk ]; then
+      t0=$(cpu_ticks $pid)
+      mb=$(in_ns "$LG" -c 127.0.0.1:$port -a "$PKI/ca.pem" -n "$PKI/names.txt" --bulk ${BULK:-100000000} | awk '/bulk_MBps/{print $2}')
+      t1=$(cpu_ticks $pid)
+      echo "rep $r $s bulk_MBps $mb server_cpu_s $(awk -v d=$((t1-t0)) -v hz=1000000 'BEGIN{printf "%.2f", d/hz}') load $(cut -d' ' -f1 /proc/loadavg)"
+    else
+      t0=$(cpu_ticks $pid)
+      out=$(in_ns "$LG" -c 127.0.0.1:$port -a "$PKI/ca.pem" -n "$PKI/names.txt" -k 64 -N ${CONNS:-2000} --tls13)
+      t1=$(cpu_ticks $pid)
+      n=$(awk '/^connections/{print $2}' <<<"$out"); rate=$(awk '/^rate/{print $2}' <<<"$out"); errs=$(awk '/^err_/{s+=$2} END{print s+0}' <<<"$out")
+      awk -v d=$((t1-t0)) -v hz=1000000 -v n=$n -v r=$rate -v e=$errs -v s=$s -v rep=$r -v l=$(cut -d' ' -f1 /proc/loadavg) 'BEGIN{printf "rep %d %s us_per_conn %.0f rate %.0f errs %d load %s\n", rep, s, d*1e6/hz/n, r, e, l}'
+    fi
+  done
+done

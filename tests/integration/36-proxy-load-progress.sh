@@ -1,0 +1,49 @@
+#!/bin/bash
+# switchyard-proxy start-up progress: while the initial certificate load runs,
+# `status` answers "loading" with `loaded` (files processed so far, from the
+# store's progress counter) rising towards `total`; once ready, loaded equals
+# total and every file is accounted for.
+. "$(dirname "$0")/lib.sh"
+. "$SY_ROOT/tests/tools/px_lib.sh"
+require_root
+[ -x "$PX_BIN" ] || skip "switchyard-proxy not built"
+
+N=3000
+px_ns
+px_certs $N
+px_backend
+SOCK=$T_TMP/blue.sock
+# One loader thread keeps the load long enough (about a second) to watch.
+PX_CERTS_EXTRA="  load_threads: 1" px_config "$T_TMP/a.yaml"
+bg ip netns exec "$NS" "$PX_BIN" -c "$T_TMP/a.yaml" -i blue
+PX_PID=$LAST_PID
+# Poll status on one control connection until ready; print one
+# "state loaded total" line per reply.
+$PYTHON - "$SOCK" >"$T_TMP/samples" <<'EOP'
+import json, os, socket, sys, time
+end = time.time() + 40
+while not os.path.exists(sys.argv[1]) and time.time() < end:
+    time.sleep(0.005)
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+f = s.makefile("rwb")
+while time.time() < end:
+    f.write(b"status\n"); f.flush()
+    r = json.loads(f.readline())
+    print(r["state"], r["loaded"], r["total"], flush=True)
+    if r["state"] != "loading":
+        break
+    time.sleep(0.01)
+EOP
+say "$(grep -c loading "$T_TMP/samples") samples while loading; first: $(head -1 "$T_TMP/samples"); last: $(tail -1 "$T_TMP/samples")"
+check "the instance became ready" grep -q "^ready $N $N\$" "$T_TMP/samples"
+check "status reported loading first" grep -q "^loading " "$T_TMP/samples"
+check "total is the file count once the load is under way" \
+	bash -c "awk '\$1 == \"loading\" && \$2 > 0 && \$3 != $N {bad = 1} END {exit bad}' $T_TMP/samples"
+check "loaded moved during the load (not only at the end)" \
+	bash -c "awk '\$1 == \"loading\" && \$2 > 0 && \$2 < $N {ok = 1} END {exit !ok}' $T_TMP/samples"
+check "loaded never goes down and never passes total" \
+	bash -c "awk '\$2 < prev || \$2 > \$3 {bad = 1} {prev = \$2} END {exit bad}' $T_TMP/samples"
+check "serves after the load" \
+	in_ns "$PX_TOOLS/tls_check" echo -c 127.0.0.1:8443 -a "$CA" -s site3000.example.test -b 1000 -k 1
+say "PASS"
