@@ -25,11 +25,6 @@ struct px_buf {
 
 enum px_cstate { PX_C_HANDSHAKE = 0, PX_C_CONNECTING, PX_C_FORWARD };
 
-/* OpenSSL's record read buffer with read-ahead (tls.c): room for about four
- * full-size TLS records, so one read() of a busy connection brings in
- * several. Held only while it has undecrypted bytes. */
-#define PX_TLS_READ_BUF (64u * 1024u)
-
 /* Connection readiness and progress flags. */
 #define PX_F_CRD    0x001u /* client socket may be readable */
 #define PX_F_CWR    0x002u /* client socket may be writable */
