@@ -249,13 +249,17 @@ static int cfg_get_int(struct cfg_ctx *ctx, const yaml_node_t *n, const char *pa
 	return 0;
 }
 
-/* Durations: a bare integer is seconds; units ms, s, m, h. Returns ms. */
-static int cfg_parse_duration(const char *s, uint64_t *ms)
+/* A unit suffix and its multiplier; "" is the unit of a bare number. */
+struct cfg_unit {
+	const char *unit;
+	uint64_t mul;
+};
+
+/* Parses decimal digits, optional spaces and one of units[]; 0 or -1 on a
+ * bad unit or overflow. Durations and sizes differ only in their tables. */
+static int cfg_parse_scaled(const char *s, const struct cfg_unit *units, size_t nunits,
+                            uint64_t *out)
 {
-	static const struct {
-		const char *unit;
-		uint64_t ms;
-	} units[] = {{"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
 	uint64_t v = 0;
 	const char *p = s;
 
@@ -268,46 +272,34 @@ static int cfg_parse_duration(const char *s, uint64_t *ms)
 	}
 	while (*p == ' ')
 		p++;
-	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+	for (size_t i = 0; i < nunits; i++) {
 		if (strcmp(p, units[i].unit) == 0) {
-			if (v > UINT64_MAX / units[i].ms)
+			if (v > UINT64_MAX / units[i].mul)
 				return -1;
-			*ms = v * units[i].ms;
+			*out = v * units[i].mul;
 			return 0;
 		}
 	}
 	return -1;
 }
 
+/* Durations: a bare integer is seconds; units ms, s, m, h. Returns ms. */
+static int cfg_parse_duration(const char *s, uint64_t *ms)
+{
+	static const struct cfg_unit units[] = {
+	    {"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
+
+	return cfg_parse_scaled(s, units, sizeof(units) / sizeof(units[0]), ms);
+}
+
 /* Sizes: a bare integer is bytes; k/K/KiB, M/MiB, G/GiB are powers of 1024. */
 static int cfg_parse_size(const char *s, uint64_t *bytes)
 {
-	static const struct {
-		const char *unit;
-		uint64_t mul;
-	} units[] = {{"", 1},        {"k", 1024},      {"K", 1024},       {"KiB", 1024},
-	             {"M", 1 << 20}, {"MiB", 1 << 20}, {"G", 1ull << 30}, {"GiB", 1ull << 30}};
-	uint64_t v = 0;
-	const char *p = s;
+	static const struct cfg_unit units[] = {
+	    {"", 1},        {"k", 1024},      {"K", 1024},       {"KiB", 1024},
+	    {"M", 1 << 20}, {"MiB", 1 << 20}, {"G", 1ull << 30}, {"GiB", 1ull << 30}};
 
-	if (*p < '0' || *p > '9')
-		return -1;
-	for (; *p >= '0' && *p <= '9'; p++) {
-		if (v > (UINT64_MAX - 9) / 10)
-			return -1;
-		v = v * 10 + (uint64_t)(*p - '0');
-	}
-	while (*p == ' ')
-		p++;
-	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-		if (strcmp(p, units[i].unit) == 0) {
-			if (v > UINT64_MAX / units[i].mul)
-				return -1;
-			*bytes = v * units[i].mul;
-			return 0;
-		}
-	}
-	return -1;
+	return cfg_parse_scaled(s, units, sizeof(units) / sizeof(units[0]), bytes);
 }
 
 /* Formats a millisecond count in the largest unit that divides it. */
