@@ -37,6 +37,9 @@ enum nf_rule_state {
 	NF_RULE_DUPLICATE, /* more than one rule for it */
 };
 
+/* "ok", "missing", "foreign" or "duplicate". */
+const char *nf_rule_state_name(enum nf_rule_state s);
+
 struct nf_listener_state {
 	enum nf_rule_state state;
 	int colour;       /* enum cfg_colour when state == NF_RULE_OK, else -1 */

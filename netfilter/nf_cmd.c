@@ -14,14 +14,14 @@
 #include "common/json.h"
 #include "netfilter/nf.h"
 
-static const char *const colour_names[CFG_NCOLOURS] = {"blue", "green"};
-
+/* A colour, or "none" for the -1 that nf_state uses when no single colour
+ * is live. */
 static const char *cname(int c)
 {
-	return c == CFG_BLUE || c == CFG_GREEN ? colour_names[c] : "none";
+	return c == CFG_BLUE || c == CFG_GREEN ? cfg_colour_name((enum cfg_colour)c) : "none";
 }
 
-static const char *state_name(enum nf_rule_state s)
+const char *nf_rule_state_name(enum nf_rule_state s)
 {
 	switch (s) {
 	case NF_RULE_OK:
@@ -34,17 +34,6 @@ static const char *state_name(enum nf_rule_state s)
 		return "duplicate";
 	}
 	return "unknown";
-}
-
-static int parse_colour(const char *s, enum cfg_colour *c)
-{
-	if (strcmp(s, "blue") == 0)
-		*c = CFG_BLUE;
-	else if (strcmp(s, "green") == 0)
-		*c = CFG_GREEN;
-	else
-		return -1;
-	return 0;
 }
 
 static void addr_text(const struct cfg_addr *a, char *out, size_t len)
@@ -99,7 +88,7 @@ static int rules_show(const struct cfg *cfg, int json)
 			jb_str(&jb, "name", cfg->listeners[i].name);
 			jb_str(&jb, "address", a);
 			jb_uint(&jb, "port", cfg->listeners[i].port);
-			jb_str(&jb, "state", state_name(ls->state));
+			jb_str(&jb, "state", nf_rule_state_name(ls->state));
 			jb_str(&jb, "colour", ls->colour >= 0 ? cname(ls->colour) : NULL);
 			jb_uint(&jb, "to_port", ls->to_port);
 			jb_uint(&jb, "blue_port", cfg->instances[CFG_BLUE].ports[i]);
@@ -132,7 +121,7 @@ static int rules_show(const struct cfg *cfg, int json)
 				printf("listener %s %s%s%s:%u -> %u (%s) %s\n", l->name,
 				       l->addr.family == AF_INET6 ? "[" : "", a,
 				       l->addr.family == AF_INET6 ? "]" : "", l->port, ls->to_port,
-				       cname(ls->colour), state_name(ls->state));
+				       cname(ls->colour), nf_rule_state_name(ls->state));
 		}
 		printf("drift: %s\n", st.drift ? st.drift_text : "none");
 		if (warn[0])
@@ -158,12 +147,12 @@ int nf_cmd_rules(const char *cfgpath, int argc, char **argv)
 			return 2;
 		}
 	} else if (strcmp(sub, "install") == 0) {
-		if (argc > 3 || (argc == 3 && parse_colour(argv[2], &c) < 0)) {
+		if (argc > 3 || (argc == 3 && cfg_colour_parse(argv[2], &c) < 0)) {
 			rules_usage();
 			return 2;
 		}
 	} else if (strcmp(sub, "flip") == 0) {
-		if (argc != 3 || parse_colour(argv[2], &c) < 0) {
+		if (argc != 3 || cfg_colour_parse(argv[2], &c) < 0) {
 			rules_usage();
 			return 2;
 		}
@@ -244,7 +233,7 @@ int nf_cmd_flows(const char *cfgpath, int argc, char **argv)
 		jb_init(&jb);
 		jb_obj_begin(&jb, NULL);
 		for (int c = 0; c < CFG_NCOLOURS; c++) {
-			jb_obj_begin(&jb, colour_names[c]);
+			jb_obj_begin(&jb, cfg_colour_name((enum cfg_colour)c));
 			jb_uint(&jb, "syn", fl[c].syn);
 			jb_uint(&jb, "established", fl[c].established);
 			jb_uint(&jb, "closing", fl[c].closing);
@@ -258,8 +247,9 @@ int nf_cmd_flows(const char *cfgpath, int argc, char **argv)
 		printf("%-8s %10s %12s %10s %10s\n", "instance", "syn", "established", "closing",
 		       "total");
 		for (int c = 0; c < CFG_NCOLOURS; c++)
-			printf("%-8s %10llu %12llu %10llu %10llu\n", colour_names[c],
-			       (unsigned long long)fl[c].syn, (unsigned long long)fl[c].established,
+			printf("%-8s %10llu %12llu %10llu %10llu\n",
+			       cfg_colour_name((enum cfg_colour)c), (unsigned long long)fl[c].syn,
+			       (unsigned long long)fl[c].established,
 			       (unsigned long long)fl[c].closing, (unsigned long long)fl[c].total);
 	}
 	cfg_free(cfg);

@@ -27,17 +27,6 @@ static const char *colour_name(int c)
 	return c == CFG_BLUE ? "blue" : c == CFG_GREEN ? "green" : "none";
 }
 
-static int parse_colour(const char *s, enum cfg_colour *c)
-{
-	if (strcmp(s, "blue") == 0)
-		*c = CFG_BLUE;
-	else if (strcmp(s, "green") == 0)
-		*c = CFG_GREEN;
-	else
-		return -1;
-	return 0;
-}
-
 static int add_listener(struct cfg *cfg, const char *spec)
 {
 	char addr[64];
@@ -62,21 +51,6 @@ static int add_listener(struct cfg *cfg, const char *spec)
 	cfg->instances[CFG_GREEN].ports[i] = (uint16_t)green;
 	cfg->nlisteners++;
 	return 0;
-}
-
-static const char *state_name(enum nf_rule_state s)
-{
-	switch (s) {
-	case NF_RULE_OK:
-		return "ok";
-	case NF_RULE_MISSING:
-		return "missing";
-	case NF_RULE_FOREIGN:
-		return "foreign";
-	case NF_RULE_DUPLICATE:
-		return "duplicate";
-	}
-	return "?";
 }
 
 int main(int argc, char **argv)
@@ -105,11 +79,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: nfctl [-w MS] -l ADDR,PORT,BLUE,GREEN ... COMMAND\n");
 		return 2;
 	}
-	if (strcmp(argv[i], "install") == 0 && i + 1 < argc && parse_colour(argv[i + 1], &c) == 0) {
+	if (strcmp(argv[i], "install") == 0 && i + 1 < argc &&
+	    cfg_colour_parse(argv[i + 1], &c) == 0) {
 		if (nf_install(&cfg, c, err, sizeof(err)) < 0)
 			goto fail;
 	} else if (strcmp(argv[i], "flip") == 0 && i + 1 < argc &&
-	           parse_colour(argv[i + 1], &c) == 0) {
+	           cfg_colour_parse(argv[i + 1], &c) == 0) {
 		if (nf_flip(&cfg, c, err, sizeof(err)) < 0)
 			goto fail;
 	} else if (strcmp(argv[i], "remove") == 0) {
@@ -122,7 +97,8 @@ int main(int argc, char **argv)
 			goto fail;
 		printf("live %s\n", colour_name(st.live));
 		for (int k = 0; k < st.nlisteners; k++)
-			printf("listener %d %s %s %u\n", k, state_name(st.listeners[k].state),
+			printf("listener %d %s %s %u\n", k,
+			       nf_rule_state_name(st.listeners[k].state),
 			       colour_name(st.listeners[k].colour), st.listeners[k].to_port);
 		printf("drift %s\n", st.drift ? st.drift_text : "none");
 	} else if (strcmp(argv[i], "flows") == 0) {
