@@ -96,14 +96,15 @@ const struct cert_item *cert_store_lookup(const struct cert_store *store, const 
 int cert_item_use(const struct cert_item *item, SSL *ssl);
 /*
  * Decoded leaves and keys are cached process-wide, in a bounded CLOCK cache
- * shared by every store: an item keeps only its leaf's and key's DER (~600 +
- * 120 bytes for ECDSA), while a decoded leaf and a key that has signed cost
- * ~12 KB, so the bound is what caps memory once many certificates have
- * served. A miss decodes both again (about 0.23 ms, against 4 us for a hit).
+ * shared by every store: an item keeps only its leaf's DER and its key's
+ * at-rest form (~600 + 100 bytes for ECDSA), while a decoded leaf and key
+ * cost ~10 KB, so the bound is what caps memory once many certificates have
+ * served. A miss decodes both again (about 0.2 ms, against 3 us for a hit).
  * Thread-safe; cert_item_use() takes references of its own, so eviction
- * never frees a leaf or key that a handshake is installing.
+ * never frees a leaf or key that a handshake is installing. The limit is
+ * certs.cache_size.
  */
-#define CERT_LEAF_CACHE_DEFAULT 3072
+#define CERT_LEAF_CACHE_DEFAULT CFG_CERTS_CACHE_SIZE_DEFAULT
 /* Sets the maximum number of cached leaves (0: decode on every use) and
  * evicts down to it. */
 void cert_leaf_cache_set_limit(size_t n);

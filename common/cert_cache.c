@@ -2,16 +2,17 @@
  * cert_cache: a process-wide, bounded CLOCK cache of decoded serving
  * material: each entry is one item's leaf X509 and private key.
  *
- * An item keeps its leaf and its private key as DER (about 600 + 120 bytes
- * for ECDSA). Decoded, the leaf costs about 5 KB, and the key about 4 KB
- * once its first handshake has exported it to the provider that signs
- * (OpenSSL caches that export inside the EVP_PKEY). Keeping both forever
- * took a store of 10,000 certificates that had all served to 13 KB per
- * certificate, over the 8 KB budget. This cache holds at most `limit`
- * entries across all stores of the process (items are shared between a
- * store and its reloads, so one global bound is the one that matches
- * memory), and evicts with CLOCK: a hit only sets a flag, so the hit path
- * writes no shared list.
+ * An item keeps its leaf as DER and its private key in a compact at-rest
+ * form (about 600 + 100 bytes for ECDSA). Decoded, the leaf costs about
+ * 5 KB and the key about 2 KB (a provider-native key built from the raw
+ * scalar, cert_load.c), and the leaf's decode alone costs ~190 us, most of it
+ * OpenSSL 3.0 building a public-key decoder. Keeping both for every item
+ * would make memory grow with the number of certificates that have ever
+ * served, so this cache holds at most `limit` entries (certs.cache_size)
+ * across all stores of the process (items are shared between a store and
+ * its reloads, so one global bound is the one that matches memory), and
+ * evicts with CLOCK: a hit only sets a flag, so the hit path writes no
+ * shared list.
  *
  * Concurrency. cert_item_use() runs on every worker thread, so:
  *
@@ -23,7 +24,7 @@
  *   that got the pointers still holds its own until SSL_use_cert_and_key()
  *   has taken OpenSSL's. A bare atomic pointer would have the classic race:
  *   load the pointer, the evictor frees, up_ref of freed memory.
- * - Misses decode outside every lock (about 0.23 ms), then take the global
+ * - Misses decode outside every lock (about 0.2 ms), then take the global
  *   cache lock to insert and evict. A miss costs a decode anyway, so one
  *   short global critical section per miss is not a bottleneck.
  * - Lock order is cache lock, then one stripe lock; no path holds two

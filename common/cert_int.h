@@ -56,8 +56,13 @@ struct cert_item {
 	unsigned char *leaf_der;
 	size_t leaf_der_len;
 	STACK_OF(X509) * chain; /* owns one reference per element */
-	unsigned char *key_der; /* ECPrivateKey or RSAPrivateKey DER */
-	size_t key_der_len;
+	/* The private key at rest (cert_load.c): an EC key as its big-endian
+	 * scalar (key_priv_len bytes) followed by its uncompressed public
+	 * point, on curve key_nid, so that a serving thread can build a
+	 * provider-native key without a decoder; RSA as RSAPrivateKey DER. */
+	unsigned char *key_der;
+	size_t key_der_len, key_priv_len;
+	int key_nid;
 	int is_ec;
 	time_t not_before, not_after;
 	unsigned char sha256[32];
@@ -151,7 +156,7 @@ void cert_chain_pool_free(struct cert_chain_pool *pool);
 /* The library context this serving thread decodes leaves in. */
 OSSL_LIB_CTX *cert_serve_ctx(void);
 
-/* Decodes the item's private key from key_der; NULL on failure. */
+/* Builds the item's private key from its at-rest form; NULL on failure. */
 EVP_PKEY *cert_item_key_decode(const struct cert_item *item);
 
 /* cert_cache.c */

@@ -1018,6 +1018,7 @@ static const struct cfg_key cfg_certs_keys[] = {
     CFG_KE(struct cfg, "expired", certs.expired, cfg_expired_names),
     CFG_K(struct cfg, "max_file_size", CFG_T_SIZE, certs.max_file_size, 1024, 1LL << 30),
     CFG_K(struct cfg, "load_threads", CFG_T_INT, certs.load_threads, 0, 256),
+    CFG_K(struct cfg, "cache_size", CFG_T_INT, certs.cache_size, 0, 10000000),
     CFG_END,
 };
 
@@ -1272,6 +1273,7 @@ void cfg_defaults(struct cfg *cfg)
 	snprintf(cfg->certs.directory, sizeof(cfg->certs.directory), "%s", "/etc/switchyard/certs");
 	cfg->certs.expired = CFG_EXPIRED_SERVE;
 	cfg->certs.max_file_size = 1u << 20;
+	cfg->certs.cache_size = CFG_CERTS_CACHE_SIZE_DEFAULT;
 
 	cfg->backend.balance = CFG_BALANCE_ROUNDROBIN;
 	cfg->backend.proxy_protocol = CFG_PP_NONE;

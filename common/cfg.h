@@ -107,12 +107,17 @@ struct cfg_tls {
 	int session_cache;                 /* server-side cache, default 0 */
 };
 
+/* Enough decoded certificates for 10,000 names to serve from memory (about
+ * 10 KB each for ECDSA P-256; docs/certificates.md). */
+#define CFG_CERTS_CACHE_SIZE_DEFAULT 10000
+
 struct cfg_certs {
 	char directory[CFG_STR_MAX];    /* default /etc/switchyard/certs */
 	char default_cert[CFG_STR_MAX]; /* file name inside directory; "" = none */
 	enum cfg_expired expired;       /* default serve (with a warning) */
 	uint32_t max_file_size;         /* bytes, default 1 MiB */
 	int load_threads;               /* 0 = number of CPUs */
+	int cache_size;                 /* decoded leaves and keys kept, 0 = none */
 };
 
 struct cfg_backend {

@@ -62,6 +62,22 @@ static uint32_t active_conns(struct px_proc *p)
 	return atomic_load(&p->global.active);
 }
 
+/* The decoded-certificate cache: a miss rate that stays high means
+ * certs.cache_size is smaller than the set of names being served. */
+static void status_cert_cache(struct json_buf *r)
+{
+	struct cert_leaf_cache_stats cs;
+
+	cert_leaf_cache_stats(&cs);
+	jb_obj_begin(r, "cert_cache");
+	jb_uint(r, "limit", cs.limit);
+	jb_uint(r, "cached", cs.cached);
+	jb_uint(r, "hits", cs.hits);
+	jb_uint(r, "misses", cs.misses);
+	jb_uint(r, "evictions", cs.evictions);
+	jb_obj_end(r);
+}
+
 static void cmd_status(struct px_proc *p, struct json_buf *r)
 {
 	int st = atomic_load(&p->state);
@@ -83,6 +99,7 @@ static void cmd_status(struct px_proc *p, struct json_buf *r)
 	jb_uint(r, "warned", p->c_warned);
 	jb_uint(r, "names", p->c_names);
 	jb_obj_end(r);
+	status_cert_cache(r);
 	pthread_mutex_unlock(&p->reload_lock);
 	jb_uint(r, "active", active_conns(p));
 	jb_arr_begin(r, "listeners");

@@ -231,6 +231,7 @@ int main(int argc, char **argv)
 		fatalx("%s", err);
 
 	atomic_store(&p->load_total, count_files(p->certdir));
+	cert_leaf_cache_set_limit((size_t)p->cfg->certs.cache_size);
 	cert_opts_from_cfg(&opts, p->cfg);
 	opts.progress = &p->load_done;
 	uint64_t t0 = px_now_ms();

@@ -2,7 +2,9 @@
 # switchyard-proxy start-up progress: while the initial certificate load runs,
 # `status` answers "loading" with `loaded` (files processed so far, from the
 # store's progress counter) rising towards `total`; once ready, loaded equals
-# total and every file is accounted for.
+# total and every file is accounted for. Then the decoded-certificate cache:
+# certs.cache_size bounds it, and status counts its hits, misses and
+# evictions.
 . "$(dirname "$0")/lib.sh"
 . "$SY_ROOT/tests/tools/px_lib.sh"
 require_root
@@ -14,7 +16,8 @@ px_certs $N
 px_backend
 SOCK=$T_TMP/blue.sock
 # One loader thread keeps the load long enough (about a second) to watch.
-PX_CERTS_EXTRA="  load_threads: 1" px_config "$T_TMP/a.yaml"
+PX_CERTS_EXTRA="  load_threads: 1
+  cache_size: 2" px_config "$T_TMP/a.yaml"
 bg ip netns exec "$NS" "$PX_BIN" -c "$T_TMP/a.yaml" -i blue
 PX_PID=$LAST_PID
 # Poll status on one control connection until ready; print one
@@ -46,4 +49,18 @@ check "loaded never goes down and never passes total" \
 	bash -c "awk '\$2 < prev || \$2 > \$3 {bad = 1} {prev = \$2} END {exit bad}' $T_TMP/samples"
 check "serves after the load" \
 	in_ns "$PX_TOOLS/tls_check" echo -c 127.0.0.1:8443 -a "$CA" -s site3000.example.test -b 1000 -k 1
+
+# The cache: three names through a cache of two, then the last one again.
+for n in 1 2 3 3; do
+	check "serves site$n" in_ns "$PX_TOOLS/tls_check" echo -c 127.0.0.1:8443 -a "$CA" \
+		-s site$n.example.test -b 100 -k 1
+done
+cache() { px_get "$SOCK" status "cert_cache.$1"; }
+say "cert_cache: limit $(cache limit) cached $(cache cached) hits $(cache hits)" \
+	"misses $(cache misses) evictions $(cache evictions)"
+check "the cache limit is certs.cache_size" test "$(cache limit)" = 2
+check "the cache holds no more than its limit" test "$(cache cached)" = 2
+check "four distinct certificates were decoded (site3000, 1, 2, 3)" test "$(cache misses)" = 4
+check "the repeated name was a hit" test "$(cache hits)" = 1
+check "two entries were evicted to stay within the limit" test "$(cache evictions)" = 2
 say "PASS"

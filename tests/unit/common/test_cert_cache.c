@@ -1,7 +1,9 @@
 /* Unit tests for the bounded leaf cache (common/cert_cache.c): eviction,
- * CLOCK's second chance, a limit of 0, and concurrent use from worker
- * threads while the cache evicts and reloads free cached items. Under ASan
- * (`make check`) the concurrent test catches any use of an evicted leaf. */
+ * CLOCK's second chance, a limit of 0, concurrent use from worker threads
+ * while the cache evicts and reloads free cached items, and every at-rest
+ * key form signing for real once served. Under ASan (`make check`) the
+ * concurrent test catches any use of an evicted leaf. */
+#define OPENSSL_SUPPRESS_DEPRECATED /* EC_KEY_set_asn1_flag: explicit curve */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -264,13 +266,99 @@ static void test_concurrent_use(void **state)
 	}
 }
 
+/* Writes a self-signed site for name with key, its key PEM traditional or
+ * PKCS#8. */
+static void key_site(const char *d, const char *file, const char *name, EVP_PKEY *k, int trad)
+{
+	X509 *c = tc_cert(k, &name, 1, NULL, NULL, NULL, 0);
+	BIO *b = BIO_new(BIO_s_mem());
+
+	assert_non_null(c);
+	tc_pem(b, &c, 1, k, trad);
+	tc_write_bio(d, file, b);
+	BIO_free(b);
+	X509_free(c);
+}
+
+/*
+ * Every way an item keeps its key at rest (cert_load.c: raw scalar and point
+ * for named EC curves, ECPrivateKey DER otherwise, RSAPrivateKey DER) must
+ * give back a key that signs for the served certificate: a wrong byte order
+ * of the scalar or a mismatched curve would pass the public-key comparison
+ * and fail only here.
+ */
+static void test_key_forms(void **state)
+{
+	static const char *names[] = {"p256.example", "p384.example", "rsa.example",
+	                              "explicit.example"};
+	char *d = tc_tmpdir();
+	EVP_PKEY *p384 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
+	EVP_PKEY *rsa = tc_key(1), *p256 = tc_fresh_key(), *expl = tc_fresh_key();
+	EC_KEY *ec = EVP_PKEY_get1_EC_KEY(expl);
+	EVP_PKEY *expl_legacy = EVP_PKEY_new();
+	struct cert_store *st;
+	struct cert_report *rep = NULL;
+	struct cert_opts o;
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+	(void)state;
+	/* A P-256 key written with explicit curve parameters. */
+	assert_non_null(ec);
+	EC_KEY_set_asn1_flag(ec, OPENSSL_EC_EXPLICIT_CURVE);
+	assert_int_equal(EVP_PKEY_assign_EC_KEY(expl_legacy, ec), 1);
+	key_site(d, "p256.pem", names[0], p256, 0);
+	key_site(d, "p384.pem", names[1], p384, 1);
+	key_site(d, "rsa.pem", names[2], rsa, 0);
+	key_site(d, "explicit.pem", names[3], expl_legacy, 1);
+	cert_opts_defaults(&o);
+	st = cert_store_load(d, &o, &rep);
+	assert_non_null(st);
+	assert_int_equal(cert_report_nloaded(rep), 4);
+	cert_report_free(rep);
+	for (int pass = 0; pass < 2; pass++) {
+		/* Pass 0 decodes (cache misses), pass 1 serves from the cache. */
+		for (int i = 0; i < 4; i++) {
+			const struct cert_item *it =
+			    cert_store_lookup(st, names[i], strlen(names[i]), 1, NULL);
+			SSL *ssl = SSL_new(ctx);
+			unsigned char sig[512], msg[32] = "switchyard key form test";
+			size_t siglen = sizeof(sig);
+			EVP_MD_CTX *mc = EVP_MD_CTX_new();
+
+			assert_non_null(it);
+			assert_int_equal(cert_item_use(it, ssl), 0);
+			assert_true(serves(ssl, it));
+			assert_int_equal(EVP_DigestSignInit(mc, NULL, EVP_sha256(), NULL,
+			                                    SSL_get_privatekey(ssl)),
+			                 1);
+			assert_int_equal(EVP_DigestSign(mc, sig, &siglen, msg, sizeof(msg)), 1);
+			EVP_MD_CTX_reset(mc);
+			assert_int_equal(
+			    EVP_DigestVerifyInit(mc, NULL, EVP_sha256(), NULL,
+			                         X509_get0_pubkey(SSL_get_certificate(ssl))),
+			    1);
+			assert_int_equal(EVP_DigestVerify(mc, sig, siglen, msg, sizeof(msg)), 1);
+			EVP_MD_CTX_free(mc);
+			SSL_free(ssl);
+		}
+	}
+	cert_store_unref(st);
+	SSL_CTX_free(ctx);
+	EVP_PKEY_free(p384);
+	EVP_PKEY_free(rsa);
+	EVP_PKEY_free(p256);
+	EVP_PKEY_free(expl);
+	EVP_PKEY_free(expl_legacy);
+	tc_rmdir(d);
+	free(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_eviction),
-	    cmocka_unit_test(test_clock_second_chance),
-	    cmocka_unit_test(test_limit_zero),
-	    cmocka_unit_test(test_concurrent_use),
+	    cmocka_unit_test(test_eviction),   cmocka_unit_test(test_clock_second_chance),
+	    cmocka_unit_test(test_limit_zero), cmocka_unit_test(test_concurrent_use),
+	    cmocka_unit_test(test_key_forms),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

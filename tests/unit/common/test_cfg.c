@@ -110,6 +110,7 @@ static void test_full_valid(void **state)
 	    "  expired: skip\n"
 	    "  max_file_size: 2MiB\n"
 	    "  load_threads: 4\n"
+	    "  cache_size: 2500\n"
 	    "backend:\n"
 	    "  balance: leastconn\n"
 	    "  proxy_protocol: v2\n"
@@ -197,6 +198,7 @@ static void test_full_valid(void **state)
 	assert_int_equal(c->certs.expired, CFG_EXPIRED_SKIP);
 	assert_int_equal(c->certs.max_file_size, 2 << 20);
 	assert_int_equal(c->certs.load_threads, 4);
+	assert_int_equal(c->certs.cache_size, 2500);
 
 	assert_int_equal(c->backend.balance, CFG_BALANCE_LEASTCONN);
 	assert_int_equal(c->backend.proxy_protocol, CFG_PP_V2);
@@ -274,6 +276,7 @@ static void check_defaults(const struct cfg *c)
 	assert_int_equal(c->certs.expired, CFG_EXPIRED_SERVE);
 	assert_int_equal(c->certs.max_file_size, 1 << 20);
 	assert_int_equal(c->certs.load_threads, 0);
+	assert_int_equal(c->certs.cache_size, CFG_CERTS_CACHE_SIZE_DEFAULT);
 	assert_int_equal(c->backend.balance, CFG_BALANCE_ROUNDROBIN);
 	assert_int_equal(c->backend.proxy_protocol, CFG_PP_NONE);
 	assert_int_equal(c->backend.retries, 2);
