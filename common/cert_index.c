@@ -290,42 +290,21 @@ static int claim(struct cert_store *st, const struct cert_item *b)
 	return 0;
 }
 
-int cert_index_update(struct cert_store *st, const struct cert_store *old)
+int cert_index_update(struct cert_store *st, const struct cert_store *old,
+                      const struct cert_delta *d)
 {
-	const struct cert_item *rm[CERT_INDEX_PATCH_MAX], *add[CERT_INDEX_PATCH_MAX];
-	size_t nrm = 0, nadd = 0, i = 0, j = 0;
-
-	if (old == NULL || old->ndups > 0 || old->exact.ents == NULL || old->wild.ents == NULL)
+	if (old == NULL || old->ndups > 0 || old->exact.ents == NULL || old->wild.ents == NULL ||
+	    d->nrm > CERT_INDEX_PATCH_MAX || d->nadd > CERT_INDEX_PATCH_MAX)
 		return -1;
-	/* Reused items are the same pointers, and both file lists are sorted:
-	 * one walk in step finds the items that were added or removed. */
-	while (i < old->nfiles || j < st->nfiles) {
-		int c = i == old->nfiles  ? 1
-		        : j == st->nfiles ? -1
-		                          : strcmp(old->files[i].name, st->files[j].name);
-		const struct cert_item *a = c <= 0 ? old->files[i].item : NULL;
-		const struct cert_item *b = c >= 0 ? st->files[j].item : NULL;
-
-		if (a != b) {
-			if (nrm == CERT_INDEX_PATCH_MAX || nadd == CERT_INDEX_PATCH_MAX)
-				return -1;
-			if (a != NULL)
-				rm[nrm++] = a;
-			if (b != NULL)
-				add[nadd++] = b;
-		}
-		i += c <= 0;
-		j += c >= 0;
-	}
 	if (index_copy(&st->exact, &old->exact) < 0 || index_copy(&st->wild, &old->wild) < 0)
 		goto fail;
-	for (i = 0; i < nrm; i++)
-		if (unclaim(st, rm[i]) < 0)
+	for (size_t i = 0; i < d->nrm; i++)
+		if (unclaim(st, d->rm[i]) < 0)
 			goto fail;
-	for (i = 0; i < nadd; i++)
-		if (claim(st, add[i]) < 0)
+	for (size_t i = 0; i < d->nadd; i++)
+		if (claim(st, d->add[i]) < 0)
 			goto fail;
-	st->nitems = old->nitems - nrm + nadd;
+	st->nitems = old->nitems - d->nrm + d->nadd;
 	st->nnames = st->exact.n + st->wild.n;
 	return 0;
 fail:

@@ -16,6 +16,17 @@
 
 #define CERT_NAME_MAX 253
 
+/* cert_arena.c: strings that are freed together (cert_arena.c says why). A
+ * zeroed struct is an empty arena. */
+struct cert_arena {
+	struct cert_arena_blk *head;
+};
+/* A copy of s in the arena, or NULL when out of memory. */
+char *cert_arena_strdup(struct cert_arena *a, const char *s);
+/* Gives every string of `from` to `to`; `from` is left empty. */
+void cert_arena_move(struct cert_arena *to, struct cert_arena *from);
+void cert_arena_free(struct cert_arena *a);
+
 /* What identifies a file's content without reading it. */
 struct cert_stat {
 	dev_t dev;
@@ -74,7 +85,7 @@ struct cert_item {
 /* One directory entry's verdict, kept by the store so that a reload can
  * reuse both good items and the verdict on bad files without re-reading. */
 struct cert_file {
-	char *name; /* base name */
+	const char *name; /* base name, in the store's arena */
 	struct cert_stat st, key_st;
 	int has_key_file;       /* NAME.key was read too */
 	unsigned char hash[32]; /* SHA-256 of the file bytes (+ key file bytes) */
@@ -115,11 +126,14 @@ struct cert_store {
 	size_t ndups; /* names claimed twice for one key type (warned) */
 	const struct cert_item *def;
 	struct cert_chain_pool *pool;
+	struct cert_arena names; /* the files' names */
 };
 
 struct cert_report {
 	size_t nfiles, nloaded, nskipped, nwarned, nignored, nnames;
 	char *fatal;
+	struct cert_arena strs; /* entries' file names and messages, changed names */
+	int unsorted;           /* ents are not in cmp order */
 	char **changed;
 	size_t nchanged;
 	time_t soonest;
@@ -173,10 +187,19 @@ void cert_item_cache_drop(struct cert_item *item);
  * long, has an empty label or a character outside [a-z0-9-_*]. */
 int cert_name_norm(const char *name, size_t len, char *out);
 int cert_index_build(struct cert_store *st);
-/* Builds st's index by patching old's, when only a few items differ and
- * neither store has a duplicate name; returns -1 when a full build is
- * needed (st's index is then untouched). */
-int cert_index_update(struct cert_store *st, const struct cert_store *old);
+/* What a reload changed between the previous store and the new one: the
+ * items dropped and the items added (a replaced file's are in both). Items a
+ * reload reuses are the same pointers in both stores, so they are in
+ * neither list. */
+struct cert_delta {
+	const struct cert_item **rm, **add;
+	size_t nrm, nadd, caprm, capadd;
+};
+/* Builds st's index by patching old's with delta d, when only a few items
+ * differ and neither store has a duplicate name; returns -1 when a full
+ * build is needed (st's index is then untouched). */
+int cert_index_update(struct cert_store *st, const struct cert_store *old,
+                      const struct cert_delta *d);
 void cert_index_free(struct cert_store *st);
 const struct cert_name_ent *cert_index_find(const struct cert_index *ix, const char *key,
                                             size_t len);

@@ -18,16 +18,19 @@ void cert_report_free(struct cert_report *rep)
 {
 	if (rep == NULL)
 		return;
-	for (size_t i = 0; i < rep->nents; i++) {
-		free(rep->ents[i].file);
-		free(rep->ents[i].msg);
-	}
 	free(rep->ents);
-	for (size_t i = 0; i < rep->nchanged; i++)
-		free(rep->changed[i]);
 	free(rep->changed);
+	cert_arena_free(&rep->strs);
 	free(rep->fatal);
 	free(rep);
+}
+
+static int cmp_ent(const void *a, const void *b)
+{
+	const struct cert_rep_ent *x = a, *y = b;
+	int c = strcmp(x->file, y->file);
+
+	return c != 0 ? c : (int)x->sev - (int)y->sev;
 }
 
 int cert_report_add(struct cert_report *rep, const char *file, enum cert_sev sev, const char *msg)
@@ -44,14 +47,15 @@ int cert_report_add(struct cert_report *rep, const char *file, enum cert_sev sev
 		rep->cap = nc;
 	}
 	e = &rep->ents[rep->nents];
-	e->file = strdup(file);
-	e->msg = msg != NULL ? strdup(msg) : NULL;
+	e->file = cert_arena_strdup(&rep->strs, file);
+	e->msg = msg != NULL ? cert_arena_strdup(&rep->strs, msg) : NULL;
 	e->sev = sev;
-	if (e->file == NULL || (msg != NULL && e->msg == NULL)) {
-		free(e->file);
-		free(e->msg);
+	if (e->file == NULL || (msg != NULL && e->msg == NULL))
 		return -1;
-	}
+	/* Entries usually arrive in order (a store's files are sorted);
+	 * noting it here spares cert_report_sort a pass over every entry. */
+	if (rep->nents > 0 && cmp_ent(&rep->ents[rep->nents - 1], e) > 0)
+		rep->unsorted = 1;
 	rep->nents++;
 	return 0;
 }
@@ -77,19 +81,11 @@ int cert_report_add_changed(struct cert_report *rep, const char *name)
 	if (nc == NULL)
 		return -1;
 	rep->changed = nc;
-	rep->changed[rep->nchanged] = strdup(name);
+	rep->changed[rep->nchanged] = cert_arena_strdup(&rep->strs, name);
 	if (rep->changed[rep->nchanged] == NULL)
 		return -1;
 	rep->nchanged++;
 	return 0;
-}
-
-static int cmp_ent(const void *a, const void *b)
-{
-	const struct cert_rep_ent *x = a, *y = b;
-	int c = strcmp(x->file, y->file);
-
-	return c != 0 ? c : (int)x->sev - (int)y->sev;
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -99,26 +95,17 @@ static int cmp_str(const void *a, const void *b)
 
 void cert_report_sort(struct cert_report *rep)
 {
-	size_t k = 0;
+	size_t k = 0, i;
 
-	size_t i;
-
-	/* Entries usually arrive in order (the store's files are sorted), and
-	 * a reload sorts twice; checking first saves most of a reload's
-	 * string comparisons. */
-	for (i = 1; i < rep->nents; i++)
-		if (cmp_ent(&rep->ents[i - 1], &rep->ents[i]) > 0)
-			break;
-	if (i < rep->nents)
+	if (rep->unsorted)
 		qsort(rep->ents, rep->nents, sizeof(*rep->ents), cmp_ent);
+	rep->unsorted = 0;
 	if (rep->nchanged > 1)
 		qsort(rep->changed, rep->nchanged, sizeof(*rep->changed), cmp_str);
 	/* A name can be reported twice (changed in both directions). */
 	for (i = 0; i < rep->nchanged; i++) {
-		if (k > 0 && strcmp(rep->changed[k - 1], rep->changed[i]) == 0) {
-			free(rep->changed[i]);
+		if (k > 0 && strcmp(rep->changed[k - 1], rep->changed[i]) == 0)
 			continue;
-		}
 		rep->changed[k++] = rep->changed[i];
 	}
 	rep->nchanged = k;

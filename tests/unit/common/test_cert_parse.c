@@ -518,8 +518,9 @@ static void test_reload_patch_matches_build(void **state)
 	tc_site(d, "r.pem", (const char *[]){"n3.example", "rsa-only.example"}, 2, &rsa);
 	cur = cert_store_load(d, &o, &rep);
 	cert_report_free(rep);
-	for (int step = 0; step < 6; step++) {
+	for (int step = 0; step < 8; step++) {
 		struct cert_store *n;
+		size_t want_changed = SIZE_MAX;
 
 		switch (step) {
 		case 0: /* new names for one file */
@@ -545,13 +546,44 @@ static void test_reload_patch_matches_build(void **state)
 			tc_site(d, "f09.pem", (const char *[]){"n9.example", "n8.example"}, 2,
 			        NULL);
 			break;
-		default: /* and back to no duplicate */
+		case 5: /* and back to no duplicate */
 			tc_site(d, "f09.pem", (const char *[]){"n9.example"}, 1, NULL);
 			tc_site(d, "f03.pem", (const char *[]){"n3.example"}, 1, NULL);
 			break;
+		case 6: /* the directory grows past the listing a reload sizes
+		         * from the previous store: the stat pipeline stops early */
+			for (int i = 0; i < 60; i++) {
+				const char *nmp = nm;
+
+				snprintf(nm, sizeof(nm), "g%d.example", i);
+				snprintf(file, sizeof(file), "g%02d.pem", i);
+				tc_site(d, file, &nmp, 1, NULL);
+			}
+			want_changed = 60;
+			break;
+		default: { /* a NAME.crt + NAME.key pair: a listing unlike the store's */
+			EVP_PKEY *k = tc_key(0);
+			X509 *c =
+			    tc_cert(k, (const char *[]){"pair.example"}, 1, NULL, NULL, NULL, 0);
+			BIO *b = BIO_new(BIO_s_mem());
+
+			tc_pem(b, &c, 1, NULL, 0);
+			tc_write_bio(d, "pair.crt", b);
+			BIO_free(b);
+			b = BIO_new(BIO_s_mem());
+			tc_pem(b, NULL, 0, k, 0);
+			tc_write_bio(d, "pair.key", b);
+			BIO_free(b);
+			X509_free(c);
+			EVP_PKEY_free(k);
+			want_changed = 1;
+			break;
+		}
 		}
 		n = cert_store_reload(cur, d, &o, &rep);
 		assert_non_null(n);
+		if (want_changed != SIZE_MAX)
+			assert_int_equal(cert_report_nchanged(rep), want_changed);
 		cert_report_free(rep);
 		fresh = cert_store_load(d, &o, &rep);
 		cert_report_free(rep);
