@@ -21,22 +21,29 @@ unshare -n bash -c "'$NFB' flips 1000 10 0 | sed 's/^/empty nat table:        /'
 unshare -n "$NFB" flips 1000 5 5 | sed 's/^/dual stack, 2 commits:  /'
 
 # 5,000 foreign rules: 4,000 in a chain of their own, 1,000 in PREROUTING
-# after our jump, all loaded in one iptables-legacy-restore.
-{
+# after our jump, all loaded in one iptables-legacy-restore. Twice: with
+# DNAT targets (what docker and kube-proxy write; the kernel checks each
+# DNAT rule against conntrack on every table replace) and with RETURN.
+foreign() {
 	echo "*nat"
 	echo ":FOREIGN - [0:0]"
 	for i in $(seq 1 4000); do
-		echo "-A FOREIGN -d 10.$((i / 250)).$((i % 250)).1/32 -p tcp -m tcp --dport $((2000 + i % 1000)) -j DNAT --to-destination 10.9.9.9"
+		echo "-A FOREIGN -d 10.$((i / 250)).$((i % 250)).1/32 -p tcp -m tcp --dport $((2000 + i % 1000)) -j $1"
 	done
 	for i in $(seq 1 1000); do
 		echo "-A PREROUTING -s 10.8.$((i / 250)).$((i % 250))/32 -j FOREIGN"
 	done
 	echo "COMMIT"
-} >"$TMP/foreign.rules"
-unshare -n bash -c "iptables-legacy-restore -w <'$TMP/foreign.rules' &&
-	echo \"foreign rules loaded: \$(iptables-legacy-save -t nat | grep -c '^-A')\" &&
+}
+foreign "DNAT --to-destination 10.9.9.9" >"$TMP/dnat.rules"
+foreign RETURN >"$TMP/return.rules"
+for kind in dnat return; do
+	unshare -n bash -c "iptables-legacy-restore -w <'$TMP/$kind.rules' &&
+	echo \"foreign rules loaded ($kind): \$(iptables-legacy-save -t nat | grep -c '^-A')\" &&
 	'$NFB' flips 1000 10 0 | sed 's/^/5000 foreign rules:     /' &&
-	'$NFB' raw 1000 | sed 's/^/  bare libiptc floor:    /'"
+	'$NFB' raw 1000 | sed 's/^/  bare libiptc floor:    /' &&
+	'$NFB' kernel 300 | sed 's/^/  kernel floor:         /'"
+done
 
 echo "-- flow count (streaming ctnetlink dump, kernel-side filter)"
 unshare -n bash -c "'$NFB' ctfill 1000 >/dev/null && '$NFB' count 20 | sed 's/^/1,000 entries:    /'"

@@ -9,6 +9,12 @@
  *                           N bare libiptc swaps of the first rule of
  *                           SWITCHYARD (init + replace + commit + free), no
  *                           lock and no read-back
+ *   nfbench kernel N        the kernel's own share of that floor: N times
+ *                           the two socket options every x_tables writer
+ *                           needs, without libiptc: IPT_SO_GET_ENTRIES (read
+ *                           the nat table) and IPT_SO_SET_REPLACE of the same
+ *                           bytes (+ IPT_SO_SET_ADD_COUNTERS, as libiptc);
+ *                           medians of each
  *   nfbench ctfill N        creates N TCP conntrack entries through
  *                           ctnetlink, a tenth of them looking like flows
  *                           pinned to blue (service port 443, instance 8443)
@@ -20,7 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <libiptc/libiptc.h>
 #include <linux/netfilter/nf_conntrack_tcp.h>
@@ -131,6 +139,91 @@ static int bench_raw(int n)
 	return failed ? 1 : 0;
 }
 
+/*
+ * Reads the nat table and writes the same bytes back, as any x_tables writer
+ * must at least do (libiptc adds parsing the blob into chains and serialising
+ * it again). No edit: the entry count is unchanged, so nothing else in the
+ * namespace notices.
+ */
+static int kernel_swap(int s, double *get_us, double *set_us)
+{
+	struct ipt_getinfo info;
+	socklen_t l = sizeof(info);
+	struct ipt_get_entries *ge = NULL;
+	struct ipt_replace *r = NULL;
+	struct xt_counters_info *ac = NULL;
+	size_t nc;
+	double t0 = now_us(), t1;
+	int rc = -1;
+
+	memset(&info, 0, sizeof(info));
+	snprintf(info.name, sizeof(info.name), "nat");
+	if (getsockopt(s, IPPROTO_IP, IPT_SO_GET_INFO, &info, &l) < 0)
+		return -1;
+	nc = info.num_entries;
+	ge = malloc(sizeof(*ge) + info.size);
+	r = malloc(sizeof(*r) + info.size);
+	ac = malloc(sizeof(*ac) + nc * sizeof(struct xt_counters));
+	if (ge == NULL || r == NULL || ac == NULL)
+		goto out;
+	memset(ge, 0, sizeof(*ge));
+	snprintf(ge->name, sizeof(ge->name), "nat");
+	ge->size = info.size;
+	l = (socklen_t)(sizeof(*ge) + info.size);
+	if (getsockopt(s, IPPROTO_IP, IPT_SO_GET_ENTRIES, ge, &l) < 0)
+		goto out;
+	t1 = now_us();
+	memset(r, 0, sizeof(*r));
+	snprintf(r->name, sizeof(r->name), "nat");
+	r->valid_hooks = info.valid_hooks;
+	r->num_entries = info.num_entries;
+	r->size = info.size;
+	memcpy(r->hook_entry, info.hook_entry, sizeof(r->hook_entry));
+	memcpy(r->underflow, info.underflow, sizeof(r->underflow));
+	r->num_counters = (unsigned)nc;
+	r->counters = ac->counters; /* the kernel returns the old counters here */
+	memcpy(r->entries, ge->entrytable, info.size);
+	if (setsockopt(s, IPPROTO_IP, IPT_SO_SET_REPLACE, r, (socklen_t)(sizeof(*r) + info.size)) <
+	    0)
+		goto out;
+	memset(ac->name, 0, sizeof(ac->name));
+	snprintf(ac->name, sizeof(ac->name), "nat");
+	ac->num_counters = (unsigned)nc;
+	if (setsockopt(s, IPPROTO_IP, IPT_SO_SET_ADD_COUNTERS, ac,
+	               (socklen_t)(sizeof(*ac) + nc * sizeof(struct xt_counters))) < 0)
+		goto out;
+	*get_us = t1 - t0;
+	*set_us = now_us() - t1;
+	rc = 0;
+out:
+	free(ge);
+	free(r);
+	free(ac);
+	return rc;
+}
+
+static int bench_kernel(int n)
+{
+	double *g = calloc((size_t)n * 2, sizeof(double)), *w = g + n;
+	int s = socket(AF_INET, SOCK_RAW, IPPROTO_RAW), failed = 0;
+
+	if (g == NULL || s < 0) {
+		perror("nfbench kernel");
+		return 1;
+	}
+	for (int i = 0; i < n; i++)
+		if (kernel_swap(s, &g[i], &w[i]) < 0)
+			failed++;
+	close(s);
+	qsort(g, (size_t)n, sizeof(double), cmp_d);
+	qsort(w, (size_t)n, sizeof(double), cmp_d);
+	printf("kernel swaps %d failed %d get_entries median_us %.1f replace+add_counters "
+	       "median_us %.1f sum %.1f\n",
+	       n, failed, g[n / 2], w[n / 2], g[n / 2] + w[n / 2]);
+	free(g);
+	return failed ? 1 : 0;
+}
+
 /* nfnl_ct_add() does not send the TCP state, so the entry would stay in
  * state NONE; append CTA_PROTOINFO by hand to make it ESTABLISHED. */
 static int add_established(struct nl_sock *sk, const struct nfnl_ct *ct)
@@ -229,10 +322,13 @@ int main(int argc, char **argv)
 		return bench_flips(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
 	if (argc == 3 && strcmp(argv[1], "raw") == 0)
 		return bench_raw(atoi(argv[2]));
+	if (argc == 3 && strcmp(argv[1], "kernel") == 0)
+		return bench_kernel(atoi(argv[2]));
 	if (argc == 3 && strcmp(argv[1], "ctfill") == 0)
 		return ctfill(atol(argv[2]));
 	if (argc == 3 && strcmp(argv[1], "count") == 0)
 		return bench_count(atoi(argv[2]));
-	fprintf(stderr, "usage: nfbench flips N V4 V6 | raw N | ctfill N | count REPS\n");
+	fprintf(stderr,
+	        "usage: nfbench flips N V4 V6 | raw N | kernel N | ctfill N | count REPS\n");
 	return 2;
 }
