@@ -71,7 +71,8 @@ void px_conn_close(struct px_conn *c, enum px_reason reason)
 	PX_INC(w->st.reasons[reason]);
 	if (p->cfg->proxy.access_log) {
 		char cli[80];
-		const char *srv = c->srv >= 0 ? p->servers[c->srv].name : "-";
+		int si = c->srv >= 0 ? c->srv : c->last_srv;
+		const char *srv = si >= 0 ? p->servers[si].name : "-";
 		addr_text(&c->peer, cli, sizeof(cli));
 		log_info("access client=%s sni=%s listener=%s backend=%s in=%llu out=%llu ms=%llu "
 		         "end=%s",
@@ -188,6 +189,7 @@ void px_conn_accepted(struct px_worker *w, int fd, const struct sockaddr_storage
 	c->cfd = fd;
 	c->sfd = -1;
 	c->srv = -1;
+	c->last_srv = -1;
 	c->heap_idx = -1;
 	c->grp = grp;
 	c->peer = *peer;
@@ -336,6 +338,7 @@ static void conn_connect(struct px_conn *c)
 	}
 	s = &p->servers[c->srv];
 	atomic_fetch_add(&s->active, 1);
+	c->last_srv = c->srv;
 	c->tries++;
 	c->sfd = socket(s->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->sfd < 0) {

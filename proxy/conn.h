@@ -48,7 +48,8 @@ struct px_conn {
 	unsigned flags;
 	struct px_buf c2s, s2c;
 	struct px_lgroup *grp;
-	int srv;   /* server index, -1 before connect */
+	int srv;      /* server index, -1 before connect (and after giving up) */
+	int last_srv; /* the last server tried, -1 if none: for the access log */
 	int tries; /* connect attempts made */
 	int heap_idx;
 	uint64_t deadline;

@@ -109,8 +109,9 @@ check "access: stalled handshake" wait_for 10 grep -Eq \
 kill "$BE_PID"; wait "$BE_PID" 2>/dev/null
 echo hi | in_ns openssl s_client -connect 127.0.0.1:8443 -servername site3.example.test \
 	-CAfile "$CA" >/dev/null 2>&1
+# The line names the server whose connect failed (the last one tried).
 check "access: refused backend" wait_for 10 grep -Eq \
-	'access client=127\.0\.0\.1:[0-9]+ sni=site3.example.test listener=https backend=[^ ]+ in=[0-9]+ out=0 ms=[0-9]+ end=(connect_fail|no_backend)$' "$LOG"
+	'access client=127\.0\.0\.1:[0-9]+ sni=site3.example.test listener=https backend=server0 in=[0-9]+ out=0 ms=[0-9]+ end=(connect_fail|no_backend)$' "$LOG"
 check "one access line per accepted connection" \
 	test "$(grep -c ' access client=' "$LOG")" -eq "$(st stats accepted)"
 say "PASS"
