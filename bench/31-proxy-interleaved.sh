@@ -9,7 +9,11 @@
 #         TLS 1.3 handshakes + 64-byte echo at -k 64: "us_per_conn".
 #   bulk: BULK (100 MB) echoed through one connection: MB/s and server CPU s.
 # Env: THREADS (2), SERVERS ("sy ha"; "sb" adds $SB_PROXY on 8446),
-#      SY_EXTRA (one more line under proxy: in the switchyard config).
+#      SY_EXTRA (one more line under proxy: in the switchyard configs, sy's
+#      and sb's), SB_EXTRA (one more line under proxy: in sb's config only; it
+#      must not repeat a key of SY_EXTRA, a duplicate key is a config error).
+#      Both accept strategies of one binary side by side:
+#        SERVERS="sy sb" SB_PROXY=build/switchyard-proxy SB_EXTRA="accept: reuseport"
 set -u
 BUILD=$1; MODE=$2; REPS=${3:-5}; T=${THREADS:-2}
 cd "$(dirname "$0")/.."
@@ -76,7 +80,7 @@ backend be
 	server s1 127.0.0.1:9000
 EOC
 ip netns exec "$NS" "$PROXY" -c "$TMP/sy.yaml" -i blue 2>"$TMP/sy.log" & SY=$!; PIDS+=($SY)
-SB=0; if [[ "${SERVERS:-sy ha}" == *sb* ]]; then sed 's/8443/8446/; s/blue.sock/sb.sock/; s/blue.pid/sb.pid/' "$TMP/sy.yaml" > "$TMP/sb.yaml"; ip netns exec "$NS" "${SB_PROXY:?set SB_PROXY for sb}" -c "$TMP/sb.yaml" -i blue 2>"$TMP/sb.log" & SB=$!; PIDS+=($SB); fi
+SB=0; if [[ "${SERVERS:-sy ha}" == *sb* ]]; then sed 's/8443/8446/; s/blue.sock/sb.sock/; s/blue.pid/sb.pid/' "$TMP/sy.yaml" | awk '{print} /^proxy:/ && ENVIRON["SB_EXTRA"] != "" {print "  " ENVIRON["SB_EXTRA"]}' > "$TMP/sb.yaml"; ip netns exec "$NS" "${SB_PROXY:?set SB_PROXY for sb}" -c "$TMP/sb.yaml" -i blue 2>"$TMP/sb.log" & SB=$!; PIDS+=($SB); fi
 HA=0; if [[ "${SERVERS:-sy ha}" == *ha* ]]; then ip netns exec "$NS" haproxy -db -f "$TMP/ha.cfg" 2>"$TMP/ha.log" & HA=$!; PIDS+=($HA); fi
 for s in ${SERVERS:-sy ha}; do case $s in sy) port=8443;; ha) port=8444;; sb) port=8446;; esac
   for ((i=0;i<3000;i++)); do in_ns ss -Hltn "sport = :$port" | grep -q . && break; sleep 0.1; done

@@ -821,7 +821,7 @@ static void cfg_bind(struct cfg_ctx *ctx, const struct cfg_key *key, yaml_node_t
 
 	(void)key;
 	memset(inst->bind, 0, sizeof(inst->bind));
-	cnt = cfg_each(ctx, n, path, 1, 4, "bind addresses", cfg_bind_item, inst);
+	cnt = cfg_each(ctx, n, path, 1, CFG_MAX_BIND, "bind addresses", cfg_bind_item, inst);
 	if (cnt == 0)
 		cfg_err(ctx, &n->start_mark, path, "at least one bind address is required");
 	/* Entries that failed to parse have family 0; drop them. */
@@ -916,6 +916,7 @@ static void cfg_log_level(struct cfg_ctx *ctx, const struct cfg_key *key, yaml_n
 }
 
 static const char *const cfg_log_names[] = {"stderr", "syslog", NULL};
+static const char *const cfg_accept_names[] = {"shared", "reuseport", NULL};
 
 static const struct cfg_key cfg_timeout_keys[] = {
     CFG_K(struct cfg, "handshake", CFG_T_DUR, proxy.handshake_timeout_ms, 1, CFG_U32_MAX),
@@ -931,6 +932,7 @@ static const struct cfg_key cfg_proxy_keys[] = {
     CFG_KF("cpu_map", cfg_cpu_map, 0),
     CFG_K(struct cfg, "maxconn", CFG_T_INT, proxy.maxconn, 1, 10000000),
     CFG_K(struct cfg, "backlog", CFG_T_INT, proxy.backlog, 1, 65535),
+    CFG_KE(struct cfg, "accept", proxy.accept, cfg_accept_names),
     CFG_K(struct cfg, "buffer_size", CFG_T_SIZE, proxy.buffer_size, 1024, 16 << 20),
     CFG_KM("timeouts", cfg_timeout_keys),
     CFG_KS(struct cfg, "user", proxy.user, 0),
@@ -1254,6 +1256,7 @@ void cfg_defaults(struct cfg *cfg)
 		cfg->proxy.cpu_map[i] = -1;
 	cfg->proxy.maxconn = 20000;
 	cfg->proxy.backlog = 4096;
+	cfg->proxy.accept = CFG_ACCEPT_SHARED;
 	cfg->proxy.buffer_size = 16384;
 	cfg->proxy.handshake_timeout_ms = 10000;
 	cfg->proxy.connect_timeout_ms = 5000;

@@ -20,6 +20,7 @@
 
 #define CFG_DEFAULT_PATH  "/etc/switchyard/switchyard.yaml"
 #define CFG_MAX_LISTENERS 16
+#define CFG_MAX_BIND      4 /* bind addresses per instance */
 #define CFG_MAX_SERVERS   64
 #define CFG_MAX_CPUS      256
 #define CFG_MAX_ALPN      8
@@ -58,7 +59,7 @@ struct cfg_listener {
 struct cfg_instance {
 	/* Bind addresses; default "0.0.0.0" and "::" (see facts.md: a
 	 * PREROUTING REDIRECT rewrites to the interface's primary address). */
-	struct cfg_addr bind[4];
+	struct cfg_addr bind[CFG_MAX_BIND];
 	int nbind;
 	uint16_t ports[CFG_MAX_LISTENERS]; /* one per listener, same order; required */
 	char control_socket[CFG_STR_MAX];  /* default STATE_DIR/<colour>.sock */
@@ -69,6 +70,9 @@ enum cfg_balance { CFG_BALANCE_ROUNDROBIN = 0, CFG_BALANCE_LEASTCONN };
 enum cfg_proxy_protocol { CFG_PP_NONE = 0, CFG_PP_V1, CFG_PP_V2 };
 enum cfg_expired { CFG_EXPIRED_SERVE = 0, CFG_EXPIRED_SKIP };
 enum cfg_log_target { CFG_LOG_STDERR = 0, CFG_LOG_SYSLOG };
+/* proxy.accept: one listening socket per address shared by every worker, or
+ * one SO_REUSEPORT socket per address and worker (docs/proxy.md). */
+enum cfg_accept { CFG_ACCEPT_SHARED = 0, CFG_ACCEPT_REUSEPORT };
 
 struct cfg_server {
 	struct cfg_addr addr;
@@ -80,9 +84,10 @@ struct cfg_proxy {
 	int threads;               /* 0 = number of CPUs (default) */
 	int cpu_map[CFG_MAX_CPUS]; /* cpu_map[i] = CPU for thread i, -1 = unpinned */
 	int ncpu_map;
-	uint32_t maxconn;     /* global, default 20000 */
-	int backlog;          /* default 4096 */
-	uint32_t buffer_size; /* per direction per connection, default 16384 */
+	uint32_t maxconn;       /* global, default 20000 */
+	int backlog;            /* default 4096 */
+	enum cfg_accept accept; /* default shared */
+	uint32_t buffer_size;   /* per direction per connection, default 16384 */
 	/* Timeouts in milliseconds. */
 	uint32_t handshake_timeout_ms; /* default 10000 */
 	uint32_t connect_timeout_ms;   /* default 5000 */

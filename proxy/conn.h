@@ -50,7 +50,7 @@ struct px_conn {
 	struct px_lgroup *grp;
 	int srv;      /* server index, -1 before connect (and after giving up) */
 	int last_srv; /* the last server tried, -1 if none: for the access log */
-	int tries; /* connect attempts made */
+	int tries;    /* connect attempts made */
 	int heap_idx;
 	uint64_t deadline;
 	uint64_t t_start, last_c, last_s;

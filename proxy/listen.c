@@ -1,6 +1,9 @@
 /*
- * listen: the instance's listening sockets, one per bind address and
- * service listener, shared by every worker (see worker.c).
+ * listen: the instance's listening sockets, one per service listener and bind
+ * address. With proxy.accept shared (the default) every worker polls each of
+ * them (see worker.c); with reuseport every worker gets its own SO_REUSEPORT
+ * socket per listener and address, and the kernel spreads new connections
+ * over them by a hash of the addresses and ports (docs/proxy.md).
  */
 #include "proxy/px.h"
 
@@ -13,11 +16,52 @@
 
 #include "common/log.h"
 
-int px_listen_open(struct px_proc *p, char *err, size_t errlen)
+/* Opens, binds and listens one socket; returns it, or -1 with errno kept. */
+static int lsock_open(const struct sockaddr_storage *ss, socklen_t sl, int reuseport, int backlog)
+{
+	int one = 1, fd, e;
+
+	fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* Every socket of a SO_REUSEPORT group must set it before bind(), and
+	 * the kernel only groups sockets of the same effective user: all of
+	 * them are bound here, before privileges are dropped. */
+	if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+		goto fail;
+	/* "::" must not also take the IPv4 port: 0.0.0.0 is bound by its own
+	 * socket. */
+	if (ss->ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)ss, sl) < 0 || listen(fd, backlog) < 0)
+		goto fail;
+	return fd;
+fail:
+	e = errno;
+	close(fd);
+	errno = e;
+	return -1;
+}
+
+int px_listen_open(struct px_proc *p, int nworkers, char *err, size_t errlen)
 {
 	const struct cfg *cfg = p->cfg;
 	const struct cfg_instance *ins = &cfg->instances[p->colour];
+	int reuseport = cfg->proxy.accept == CFG_ACCEPT_REUSEPORT;
+	int per_addr = reuseport ? nworkers : 1;
 
+	if (per_addr < 1 || per_addr > PX_MAX_THREADS) {
+		snprintf(err, errlen, "%d workers: expected 1..%d", per_addr, PX_MAX_THREADS);
+		return -1;
+	}
+	if (cfg->nlisteners * ins->nbind * per_addr > PX_MAX_LISTEN_FD) {
+		snprintf(err, errlen,
+		         "%d listening sockets needed (listeners x bind addresses%s), at most %d",
+		         cfg->nlisteners * ins->nbind * per_addr, reuseport ? " x threads" : "",
+		         PX_MAX_LISTEN_FD);
+		return -1;
+	}
 	p->ngroups = cfg->nlisteners;
 	p->global.max = cfg->proxy.maxconn;
 	for (int l = 0; l < cfg->nlisteners; l++) {
@@ -28,39 +72,30 @@ int px_listen_open(struct px_proc *p, char *err, size_t errlen)
 		for (int b = 0; b < ins->nbind; b++) {
 			struct sockaddr_storage ss;
 			socklen_t sl = cfg_sockaddr(&ins->bind[b], g->port, &ss);
-			int one = 1, fd;
+			int k;
 
-			if (p->nlsock == PX_MAX_LISTEN_FD) {
-				snprintf(err, errlen, "too many listening sockets");
-				return -1;
+			for (k = 0; k < per_addr; k++) {
+				int fd = lsock_open(&ss, sl, reuseport, cfg->proxy.backlog);
+
+				if (fd < 0 && k == 0 && ss.ss_family == AF_INET6 &&
+				    errno == EAFNOSUPPORT) {
+					log_warnx("IPv6 is not available: not binding %s",
+					          ins->bind[b].text);
+					break;
+				}
+				if (fd < 0) {
+					snprintf(err, errlen, "listener %s: bind %s port %u: %s",
+					         g->name, ins->bind[b].text, g->port,
+					         strerror(errno));
+					return -1;
+				}
+				p->lsock[p->nlsock].fd = fd;
+				p->lsock[p->nlsock].grp = g;
+				p->lsock[p->nlsock].owner = reuseport ? k : -1;
+				p->nlsock++;
 			}
-			fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-			if (fd < 0 && ss.ss_family == AF_INET6 && errno == EAFNOSUPPORT) {
-				log_warnx("IPv6 is not available: not binding %s",
-				          ins->bind[b].text);
-				continue;
-			}
-			if (fd < 0) {
-				snprintf(err, errlen, "socket: %s", strerror(errno));
-				return -1;
-			}
-			setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-			/* "::" must not also take the IPv4 port: 0.0.0.0 is
-			 * bound by its own socket. */
-			if (ss.ss_family == AF_INET6)
-				setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-			if (bind(fd, (struct sockaddr *)&ss, sl) < 0 ||
-			    listen(fd, cfg->proxy.backlog) < 0) {
-				int e = errno;
-				close(fd);
-				snprintf(err, errlen, "listener %s: bind %s port %u: %s", g->name,
-				         ins->bind[b].text, g->port, strerror(e));
-				return -1;
-			}
-			p->lsock[p->nlsock].fd = fd;
-			p->lsock[p->nlsock].grp = g;
-			p->nlsock++;
-			g->nbound++;
+			if (k == per_addr)
+				g->nbound++;
 		}
 	}
 	return 0;

@@ -170,7 +170,7 @@ int main(int argc, char **argv)
 	struct ctl_server *ctl;
 	char err[512];
 	sigset_t sigs;
-	int opt, sfd, listeners_closed = 0;
+	int opt, sfd, nw, listeners_closed = 0;
 
 	while ((opt = getopt(argc, argv, "c:i:d:fh")) != -1) {
 		switch (opt) {
@@ -245,11 +245,15 @@ int main(int argc, char **argv)
 	         p->certdir, (unsigned long long)(px_now_ms() - t0));
 	cert_report_free(rep);
 
-	if (px_listen_open(p, err, sizeof(err)) < 0)
+	/* The count is taken once, since with proxy.accept reuseport each
+	 * worker owns listening sockets; p->nworkers is set only once the
+	 * workers are about to exist, because the control thread reads it. */
+	nw = nworkers(p->cfg);
+	if (px_listen_open(p, nw, err, sizeof(err)) < 0)
 		fatalx("%s", err);
 	drop_privileges(&p->cfg->proxy);
 
-	p->nworkers = nworkers(p->cfg);
+	p->nworkers = nw;
 	for (int i = 0; i < p->nworkers; i++) {
 		p->workers[i] = px_worker_new(p, i);
 		if (p->workers[i] == NULL || px_worker_start(p->workers[i]) < 0)
@@ -258,7 +262,9 @@ int main(int argc, char **argv)
 	if (px_health_start(p) < 0)
 		log_warn("active health checks not started");
 	atomic_store(&p->state, PX_READY);
-	log_info("ready: %d listening sockets, %d workers", p->nlsock, p->nworkers);
+	log_info("ready: %d listening sockets (accept: %s), %d workers", p->nlsock,
+	         p->cfg->proxy.accept == CFG_ACCEPT_REUSEPORT ? "reuseport" : "shared",
+	         p->nworkers);
 
 	for (;;) {
 		struct pollfd pfd = {.fd = sfd, .events = POLLIN};

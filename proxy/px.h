@@ -26,8 +26,10 @@
 #include "common/cert.h"
 #include "common/cfg.h"
 
-#define PX_MAX_THREADS   64
-#define PX_MAX_LISTEN_FD (CFG_MAX_LISTENERS * 4)
+#define PX_MAX_THREADS 64
+/* Listening sockets: one per listener and bind address, times the workers
+ * with proxy.accept reuseport; sized so that every valid config fits. */
+#define PX_MAX_LISTEN_FD (CFG_MAX_LISTENERS * CFG_MAX_BIND * PX_MAX_THREADS)
 
 /* Why a connection ended; one counter each (stats "close" object). */
 enum px_reason {
@@ -95,17 +97,18 @@ int px_limit_take(struct px_limit *l, uint64_t now_ms);
 int px_limit_put(struct px_limit *l, uint64_t now_ms);
 uint64_t px_limit_ms(struct px_limit *l, uint64_t now_ms);
 
-/* One service listener of the config (its sockets are in px_proc.lfd). */
+/* One service listener of the config (its sockets are in px_proc.lsock). */
 struct px_lgroup {
 	char name[CFG_NAME_MAX];
 	uint16_t port;
-	int nbound;
+	int nbound; /* bind addresses with listening sockets */
 	struct px_limit limit;
 };
 
 struct px_lsock {
 	int fd;
 	struct px_lgroup *grp;
+	int owner; /* worker index (proxy.accept reuseport), or -1: shared by all */
 };
 
 struct px_server {
@@ -201,7 +204,10 @@ const struct px_stats *px_worker_stats(const struct px_worker *w);
 uint32_t px_worker_nconns(const struct px_worker *w);
 
 /* listen.c */
-int px_listen_open(struct px_proc *p, char *err, size_t errlen);
+/* Opens every listening socket: one per listener and bind address, and with
+ * proxy.accept reuseport that many for each of the nworkers workers (owner
+ * 0..nworkers-1). Returns 0, or -1 with err filled. */
+int px_listen_open(struct px_proc *p, int nworkers, char *err, size_t errlen);
 void px_listen_close(struct px_proc *p);
 
 /* tls.c */

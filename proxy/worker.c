@@ -1,9 +1,11 @@
 /*
- * worker: one epoll loop per thread. Every worker has the same listening
- * sockets in its own epoll set with EPOLLEXCLUSIVE (see docs/proxy.md for why
- * not SO_REUSEPORT), a timer min-heap for its connections, and pauses
- * accepting while a connection limit is reached so that new connections wait
- * in the kernel's accept queue instead of being accepted and closed.
+ * worker: one epoll loop per thread. With proxy.accept shared (the default)
+ * every worker has the same listening sockets in its own epoll set with
+ * EPOLLEXCLUSIVE; with reuseport each worker polls only the SO_REUSEPORT
+ * sockets it owns (docs/proxy.md compares the two). A worker keeps a timer
+ * min-heap for its connections, and pauses accepting while a connection limit
+ * is reached so that new connections wait in the kernel's accept queue
+ * instead of being accepted and closed.
  */
 #include "proxy/conn.h"
 
@@ -181,11 +183,24 @@ void px_buf_put(struct px_worker *w, unsigned char *b)
 
 /* ---- listeners ---- */
 
+/* Whether this worker polls listening socket i: a shared socket is polled by
+ * every worker, a SO_REUSEPORT one only by the worker that owns it. */
+static int lsock_mine(const struct px_worker *w, int i)
+{
+	int owner = w->p->lsock[i].owner;
+
+	return owner < 0 || owner == w->id;
+}
+
 static void listener_reg(struct px_worker *w, int i, int on)
 {
-	struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &w->lev[i]};
+	/* A shared socket is in every worker's epoll set: EPOLLEXCLUSIVE wakes
+	 * one of them per connection rather than all. An owned socket is in
+	 * this set only. */
+	uint32_t excl = w->p->lsock[i].owner < 0 ? EPOLLEXCLUSIVE : 0;
+	struct epoll_event ev = {.events = EPOLLIN | excl, .data.ptr = &w->lev[i]};
 
-	if (w->lregistered[i] == on)
+	if (w->lregistered[i] == on || (on && !lsock_mine(w, i)))
 		return;
 	if (on) {
 		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->p->lsock[i].fd, &ev) == 0)
@@ -206,7 +221,7 @@ static void listeners_resume(struct px_worker *w)
 		return;
 	for (int i = 0; i < p->nlsock; i++) {
 		struct px_lgroup *g = p->lsock[i].grp;
-		if (w->lregistered[i])
+		if (w->lregistered[i] || !lsock_mine(w, i))
 			continue;
 		if ((p->global.max && atomic_load(&p->global.active) >= p->global.max) ||
 		    (g->limit.max && atomic_load(&g->limit.active) >= g->limit.max)) {
@@ -218,6 +233,19 @@ static void listeners_resume(struct px_worker *w)
 	w->npaused = still;
 }
 
+/* Takes this worker's registered sockets of grp (NULL: of every listener)
+ * out of its epoll set until listeners_resume() finds room again. */
+static void listeners_pause(struct px_worker *w, const struct px_lgroup *grp)
+{
+	for (int i = 0; i < w->p->nlsock; i++)
+		if (w->lregistered[i] && (grp == NULL || w->p->lsock[i].grp == grp)) {
+			listener_reg(w, i, 0);
+			w->npaused++;
+		}
+}
+
+/* Only sockets of this worker are ever registered (listener_reg), so this
+ * takes all of them out; main closes them once every worker has acked. */
 static void listeners_stop(struct px_worker *w)
 {
 	for (int i = 0; i < w->p->nlsock; i++)
@@ -241,18 +269,12 @@ static void do_accept(struct px_worker *w, int li)
 		 * connection must stay in the kernel queue, not be accepted and
 		 * closed. */
 		if (px_limit_take(&p->global, w->now) < 0) {
-			for (int i = 0; i < p->nlsock; i++)
-				listener_reg(w, i, 0);
-			w->npaused = p->nlsock;
+			listeners_pause(w, NULL);
 			return;
 		}
 		if (px_limit_take(&ls->grp->limit, w->now) < 0) {
 			px_limit_put(&p->global, w->now);
-			for (int i = 0; i < p->nlsock; i++)
-				if (p->lsock[i].grp == ls->grp && w->lregistered[i]) {
-					listener_reg(w, i, 0);
-					w->npaused++;
-				}
+			listeners_pause(w, ls->grp);
 			return;
 		}
 		fd = accept4(ls->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);

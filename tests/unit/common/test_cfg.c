@@ -88,6 +88,7 @@ static void test_full_valid(void **state)
 	    "  cpu_map: [0, 1]\n"
 	    "  maxconn: 1000\n"
 	    "  backlog: 512\n"
+	    "  accept: reuseport\n"
 	    "  buffer_size: 32k\n"
 	    "  timeouts: {handshake: 5s, connect: 500ms, client: 2m, server: 90, "
 	    "hard_stop_after: 1h}\n"
@@ -171,6 +172,7 @@ static void test_full_valid(void **state)
 	assert_int_equal(c->proxy.cpu_map[2], -1);
 	assert_int_equal(c->proxy.maxconn, 1000);
 	assert_int_equal(c->proxy.backlog, 512);
+	assert_int_equal(c->proxy.accept, CFG_ACCEPT_REUSEPORT);
 	assert_int_equal(c->proxy.buffer_size, 32768);
 	assert_int_equal(c->proxy.handshake_timeout_ms, 5000);
 	assert_int_equal(c->proxy.connect_timeout_ms, 500);
@@ -253,6 +255,7 @@ static void check_defaults(const struct cfg *c)
 	assert_int_equal(c->proxy.cpu_map[0], -1);
 	assert_int_equal(c->proxy.maxconn, 20000);
 	assert_int_equal(c->proxy.backlog, 4096);
+	assert_int_equal(c->proxy.accept, CFG_ACCEPT_SHARED);
 	assert_int_equal(c->proxy.buffer_size, 16384);
 	assert_int_equal(c->proxy.handshake_timeout_ms, 10000);
 	assert_int_equal(c->proxy.connect_timeout_ms, 5000);
@@ -470,7 +473,7 @@ static void test_bad_enum(void **state)
 	                 "certificates: {expired: maybe}\n"
 	                 "supervisor: {initial_live: red}\n"
 	                 "tls: {min_version: \"1.1\"}\n"
-	                 "proxy: {log: file, log_level: loud}\n",
+	                 "proxy: {log: file, log_level: loud, accept: bogus}\n",
 	            "t.yaml:8:1: key 'backend2': unknown key\n"
 	            "t.yaml:9:25: key 'certificates.expired': expected one of serve, skip, got "
 	            "'maybe'\n"
@@ -479,7 +482,9 @@ static void test_bad_enum(void **state)
 	            "t.yaml:11:20: key 'tls.min_version': expected \"1.2\" or \"1.3\", got '1.1'\n"
 	            "t.yaml:12:14: key 'proxy.log': expected one of stderr, syslog, got 'file'\n"
 	            "t.yaml:12:31: key 'proxy.log_level': expected one of error, warning, info, "
-	            "debug, got 'loud'\n");
+	            "debug, got 'loud'\n"
+	            "t.yaml:12:45: key 'proxy.accept': expected one of shared, reuseport, got "
+	            "'bogus'\n");
 	expect_errs(
 	    "listeners: [{port: 443}]\n"
 	    "instances: {blue: {ports: [1]}, green: {ports: [2]}}\n"
