@@ -280,14 +280,26 @@ static void cmd_sample(struct px_proc *p, const char *arg, struct json_buf *r)
 	if (n > 1000)
 		n = 1000;
 	st = cert_slot_acquire(p->slot);
-	size_t nn = st ? cert_store_nnames(st) : 0;
+	size_t nn = st ? cert_store_nnames(st) : 0, pick[1000], k = 0;
+
+	/* Distinct names (Floyd's sampling): a health gate that checks the
+	 * same name twice checks one fewer. With n >= nn every name is
+	 * listed once. */
+	for (size_t j = nn > (size_t)n ? nn - (size_t)n : 0; j < nn; j++) {
+		uint64_t x = 0;
+		size_t t;
+		int taken = 0;
+
+		RAND_bytes((unsigned char *)&x, sizeof(x));
+		t = (size_t)(x % (j + 1));
+		for (size_t i = 0; i < k && !taken; i++)
+			taken = pick[i] == t;
+		pick[k++] = taken ? j : t;
+	}
 	jb_bool(r, "ok", 1);
 	jb_arr_begin(r, "names");
-	for (long i = 0; i < n && nn > 0; i++) {
-		uint64_t x = 0;
-		RAND_bytes((unsigned char *)&x, sizeof(x));
-		jb_str(r, NULL, cert_store_name_at(st, (size_t)(x % nn)));
-	}
+	for (size_t i = 0; i < k; i++)
+		jb_str(r, NULL, cert_store_name_at(st, pick[i]));
 	jb_arr_end(r);
 	cert_store_unref(st);
 }

@@ -52,6 +52,13 @@ for line in "garbage" "stats extra args ok?" "$(head -c 6000 /dev/zero | tr '\0'
 done
 check "sample 5 returns 5 names" test "$(px_ctl "$T_TMP/blue.sock" "sample 5" |
 	$PYTHON -c 'import json,sys; print(len(json.load(sys.stdin)["names"]))')" -eq 5
+# Distinct names, never one twice: 50, and the most a sample gives (1,000;
+# the store has a few more).
+distinct() { px_ctl "$T_TMP/blue.sock" "sample $1" |
+	$PYTHON -c 'import json,sys; n=json.load(sys.stdin)["names"]; print(len(n), len(set(n)))'; }
+check "sample 50 returns 50 distinct names" test "$(distinct 50)" = "50 50"
+check "the store has more than 1,000 names" test "$(px_get "$T_TMP/blue.sock" status certs.names)" -gt 1000
+check "sample 1000 returns 1000 distinct names" test "$(distinct 1000)" = "1000 1000"
 check "still serving after garbage" \
 	in_ns "$PX_TOOLS/tls_check" names -c 127.0.0.1:8443 -a "$CA" -n "$T_TMP/pki/names.txt" -m 5
 kill "$PX_PID"; wait "$PX_PID" 2>/dev/null
