@@ -134,9 +134,15 @@ install: $(BINS)
 	install -m 0755 $(BUILD)/switchyard-proxy $(DESTDIR)$(PREFIX)/sbin/switchyard-proxy
 	install -d $(DESTDIR)$(PREFIX)/share/doc/switchyard $(DESTDIR)$(PREFIX)/lib/systemd/system
 	install -m 0644 README.md BENCHMARKS.md docs/*.md etc/switchyard.yaml \
-		scripts/switchyard-certsync.cron $(DESTDIR)$(PREFIX)/share/doc/switchyard/
-	install -m 0644 scripts/switchyard.service scripts/switchyard-certsync.service \
-		scripts/switchyard-certsync.timer $(DESTDIR)$(PREFIX)/lib/systemd/system/
+		$(DESTDIR)$(PREFIX)/share/doc/switchyard/
+	# The units and the cron example name the binaries by path: written
+	# for /usr/local, rewritten here for PREFIX.
+	for f in switchyard.service switchyard-certsync.service switchyard-certsync.timer; do \
+		sed 's|/usr/local/|$(PREFIX)/|g' scripts/$$f >$(DESTDIR)$(PREFIX)/lib/systemd/system/$$f && \
+		chmod 0644 $(DESTDIR)$(PREFIX)/lib/systemd/system/$$f || exit 1; \
+	done
+	sed 's|/usr/local/|$(PREFIX)/|g' scripts/switchyard-certsync.cron \
+		>$(DESTDIR)$(PREFIX)/share/doc/switchyard/switchyard-certsync.cron
 
 clean:
 	rm -rf build build-san

@@ -119,8 +119,11 @@ static int nworkers(const struct cfg *cfg)
 
 	if (n < 1)
 		n = 1;
-	if (n > PX_MAX_THREADS)
+	if (n > PX_MAX_THREADS) {
+		log_warnx("proxy.threads: %ld workers asked for, %d is the most; using %d", n,
+		          PX_MAX_THREADS, PX_MAX_THREADS);
 		n = PX_MAX_THREADS;
+	}
 	return (int)n;
 }
 
@@ -246,19 +249,21 @@ int main(int argc, char **argv)
 	cert_report_free(rep);
 
 	/* The count is taken once, since with proxy.accept reuseport each
-	 * worker owns listening sockets; p->nworkers is set only once the
-	 * workers are about to exist, because the control thread reads it. */
+	 * worker owns listening sockets; p->nworkers is set only once every
+	 * worker exists, because the control thread and the workers
+	 * themselves (px_workers_wake_all) walk that many. */
 	nw = nworkers(p->cfg);
 	if (px_listen_open(p, nw, err, sizeof(err)) < 0)
 		fatalx("%s", err);
 	drop_privileges(&p->cfg->proxy);
 
-	p->nworkers = nw;
-	for (int i = 0; i < p->nworkers; i++) {
-		p->workers[i] = px_worker_new(p, i);
-		if (p->workers[i] == NULL || px_worker_start(p->workers[i]) < 0)
+	for (int i = 0; i < nw; i++)
+		if ((p->workers[i] = px_worker_new(p, i)) == NULL)
 			fatal("worker %d", i);
-	}
+	p->nworkers = nw;
+	for (int i = 0; i < nw; i++)
+		if (px_worker_start(p->workers[i]) < 0)
+			fatal("worker %d", i);
 	if (px_health_start(p) < 0)
 		log_warn("active health checks not started");
 	atomic_store(&p->state, PX_READY);
