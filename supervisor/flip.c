@@ -38,6 +38,15 @@ static void state_path(const struct cfg *cfg, char *out, size_t outlen)
 	snprintf(out, outlen, "%s/switchyardd.state", cfg->supervisor.state_dir);
 }
 
+/*
+ * The state file: the live colour, the rollback target and the last
+ * SV_FLIPS_KEPT flip records, so that an operator who restarts switchyardd
+ * (or a crash) still sees what happened in `switchyard status`. One record
+ * per line, oldest first:
+ *   flip AT FROM TO REASON RESULT FROM_GEN TO_GEN GATE_MS COMMIT_US LATENCY_US DRAIN_MS
+ * FROM is "-" when there was no live instance. REASON and RESULT are single
+ * words (rec_flip's callers pass literals).
+ */
 void sv_state_save(struct sv *sv)
 {
 	char path[PATH_MAX], tmp[PATH_MAX + 8];
@@ -55,9 +64,62 @@ void sv_state_save(struct sv *sv)
 	if (sv->prev_live >= 0)
 		fprintf(f, "prev %s %llu\n", cfg_colour_name((enum cfg_colour)sv->prev_live),
 		        (unsigned long long)sv->prev_gen);
+	for (uint64_t i = sv->nflips > SV_FLIPS_KEPT ? sv->nflips - SV_FLIPS_KEPT : 0;
+	     i < sv->nflips; i++) {
+		const struct sv_flip_rec *r = &sv->flips[i % SV_FLIPS_KEPT];
+
+		fprintf(f, "flip %lld %s %s %s %s %llu %llu %lld %lld %lld %lld\n",
+		        (long long)r->at,
+		        r->from >= 0 ? cfg_colour_name((enum cfg_colour)r->from) : "-",
+		        cfg_colour_name((enum cfg_colour)r->to), r->reason, r->result,
+		        (unsigned long long)r->from_gen, (unsigned long long)r->to_gen,
+		        (long long)r->gate_ms, (long long)r->commit_us, (long long)r->latency_us,
+		        (long long)r->drain_ms);
+	}
 	pthread_mutex_unlock(&sv->lock);
 	if (fclose(f) != 0 || rename(tmp, path) < 0)
 		log_warn("cannot save %s", path);
+}
+
+void sv_state_load_flips(struct sv *sv)
+{
+	char path[PATH_MAX], line[512], from[16], to[16], reason[32], result[48];
+	long long at, gate, commit, lat, drain;
+	unsigned long long fg, tg;
+	enum cfg_colour fc, tc;
+	FILE *f;
+
+	state_path(sv->cfg, path, sizeof(path));
+	f = fopen(path, "re");
+	if (f == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		struct sv_flip_rec *r;
+
+		/* A line that does not parse (an older or damaged file) is
+		 * skipped: the history is for reading, nothing depends on it. */
+		if (sscanf(line, "flip %lld %15s %15s %31s %47s %llu %llu %lld %lld %lld %lld", &at,
+		           from, to, reason, result, &fg, &tg, &gate, &commit, &lat,
+		           &drain) != 11 ||
+		    cfg_colour_parse(to, &tc) < 0 ||
+		    (strcmp(from, "-") != 0 && cfg_colour_parse(from, &fc) < 0))
+			continue;
+		r = &sv->flips[sv->nflips++ % SV_FLIPS_KEPT];
+		memset(r, 0, sizeof(*r));
+		r->used = 1;
+		r->at = (time_t)at;
+		r->from = strcmp(from, "-") == 0 ? -1 : (int)fc;
+		r->to = (int)tc;
+		snprintf(r->reason, sizeof(r->reason), "%s", reason);
+		snprintf(r->result, sizeof(r->result), "%s", result);
+		r->from_gen = fg;
+		r->to_gen = tg;
+		r->gate_ms = gate;
+		r->commit_us = commit;
+		r->latency_us = lat;
+		r->drain_ms = drain;
+	}
+	fclose(f);
 }
 
 int sv_state_load_live(const struct cfg *cfg)
@@ -150,6 +212,7 @@ static int commit_flip(struct sv *sv, enum cfg_colour from, enum cfg_colour to, 
 		rec_flip(sv, from, to, reason, "commit-failed", gate_ms, sv_now_us() - t0, -1);
 		sv->flips_failed++;
 		pthread_mutex_unlock(&sv->lock);
+		sv_state_save(sv);
 		log_warnx("flip %s -> %s (%s): %s", cfg_colour_name(from), cfg_colour_name(to),
 		          reason, out->error);
 		return -1;
@@ -270,6 +333,7 @@ int sv_flip_to(struct sv *sv, enum cfg_colour to, const char *reason, int flags,
 			sv->gate_refusals++;
 			sv->flips_failed++;
 			pthread_mutex_unlock(&sv->lock);
+			sv_state_save(sv);
 			log_warnx("flip %s -> %s (%s): %s", cfg_colour_name(from),
 			          cfg_colour_name(to), reason, out->error);
 			return -1;
@@ -602,7 +666,7 @@ void sv_drain_watch(struct sv *sv)
 {
 	const struct cfg_supervisor *cs = &sv->cfg->supervisor;
 	int64_t now = sv_now_ms();
-	int draining = 0;
+	int draining = 0, save = 0;
 
 	pthread_mutex_lock(&sv->lock);
 	for (int c = 0; c < CFG_NCOLOURS; c++)
@@ -642,6 +706,7 @@ void sv_drain_watch(struct sv *sv)
 		if (rec->used && rec->from == c && rec->drain_ms < 0) {
 			rec->drain_ms = elapsed;
 			snprintf(rec->result, sizeof(rec->result), "%s", result);
+			save = 1;
 		}
 		in->state = SV_STANDBY;
 		log_info("%s: %s after %lld ms (%llu pinned flows, %llu active); now standby",
@@ -657,6 +722,8 @@ void sv_drain_watch(struct sv *sv)
 		}
 	}
 	pthread_mutex_unlock(&sv->lock);
+	if (save)
+		sv_state_save(sv); /* the drain time and result, for the history */
 }
 
 void sv_drift_check(struct sv *sv)

@@ -240,9 +240,13 @@ void sv_wait_event(struct sv *sv, int timeout_ms);
 /* Writes the status object (fields of the reply, "ok" included). */
 void sv_status_json(struct sv *sv, struct json_buf *jb);
 void sv_set_phase(struct sv *sv, const char *name, const char *phase, int inst);
-/* Persists the live colour (fallback when the kernel has no rules). */
+/* Persists the live colour (fallback when the kernel has no rules), the
+ * rollback target and the flip history, atomically (write and rename). */
 void sv_state_save(struct sv *sv);
 int sv_state_load_live(const struct cfg *cfg);
+/* Restores the flip history saved by sv_state_save into sv->flips (at
+ * start, before any flip). */
+void sv_state_load_flips(struct sv *sv);
 /* The rollback target saved by the last flip; -1 if none. */
 int sv_state_load_prev(const struct cfg *cfg, int *prev, uint64_t *gen);
 

@@ -253,6 +253,7 @@ int main(int argc, char **argv)
 		snprintf(sv->rules_text, sizeof(sv->rules_text), "ok");
 	}
 	sv_tickets_tick(sv);
+	sv_state_load_flips(sv);
 
 	for (int c = 0; c < CFG_NCOLOURS; c++)
 		sv_inst_start_or_adopt(sv, (enum cfg_colour)c);
@@ -266,7 +267,19 @@ int main(int argc, char **argv)
 		if (c != sv->live && !in->is_child && sv_state_serving(in->state)) {
 			in->state = SV_DRAINING;
 			in->drain_start = sv_now_ms();
+			/* The restored flip away from it whose drain was never
+			 * recorded, so that the drain's end lands in it;
+			 * otherwise slot 0, which sv_drain_watch only writes
+			 * if it matches (from and drain_ms). */
 			in->drain_flip = 0;
+			for (uint64_t i = sv->nflips; i-- > 0 && i + SV_FLIPS_KEPT >= sv->nflips;) {
+				const struct sv_flip_rec *r = &sv->flips[i % SV_FLIPS_KEPT];
+
+				if (r->from == c && strcmp(r->result, "draining") == 0) {
+					in->drain_flip = (int)(i % SV_FLIPS_KEPT);
+					break;
+				}
+			}
 		}
 	}
 

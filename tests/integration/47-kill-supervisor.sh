@@ -1,8 +1,8 @@
 #!/bin/bash
 # kill -9 the supervisor in the middle of a flip: traffic continues (the
 # instances run in their own sessions), and a restarted supervisor adopts
-# both instances (same pids, no duplicates) and reports a state consistent
-# with the kernel's rules.
+# both instances (same pids, no duplicates), reports a state consistent with
+# the kernel's rules, and still shows the flip history from before the kill.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-sv.sh"
 
@@ -14,6 +14,11 @@ gpid=$(sv_status '.instances[] | select(.colour == "green") | .pid')
 sv_load_bg "$T_TMP/load.json" "$T_TMP/load.err" --threads 8 --duration 12 --json
 sleep 1
 for i in 1 2 3; do svc flip >/dev/null || fail "flip $i"; done
+# The three flips as status shows them, oldest first (at, from, to, result
+# without the drain outcome, which may still change).
+hist() { sv_status '[.flips[] | "\(.at) \(.from) \(.to) \(.from_generation) \(.to_generation) \(.commit_us) \(.latency_us)"] | join(",")'; }
+before=$(hist)
+[ "$(sv_status '.flips | length')" -eq 3 ] || fail "want 3 flips in the history: $before"
 svc flip >/dev/null 2>&1 &
 sleep 0.0$((RANDOM % 9 + 1))
 say "kill -9 switchyardd (pid $SV_PID) during a flip"
@@ -35,6 +40,10 @@ sv_ns iptables-legacy -t nat -S SWITCHYARD | grep -q -- "--to-ports $port" ||
 	fail "status says $live but the kernel redirects elsewhere: $(sv_ns iptables-legacy -t nat -S SWITCHYARD)"
 [ "$(sv_status ".instances[] | select(.colour == \"$live\") | .state")" = live ] || fail "live instance state"
 say "ok: adopted both, live $live matches the kernel"
+after=$(hist)
+check "the flip history survived the restart" test "${after#"$before"}" != "$after"
+say "history before: $before"
+say "history after:  $after"
 
 wait "$LOAD"
 cat "$T_TMP/load.json"
