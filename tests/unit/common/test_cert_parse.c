@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/time.h>
 
 #include <cmocka.h>
@@ -391,15 +392,15 @@ static void test_delta_reload(void **state)
 
 struct hammer {
 	struct cert_slot *slot;
-	volatile int stop;
-	long reads;
+	atomic_int stop;
+	atomic_long reads;
 };
 
 static void *reader(void *arg)
 {
 	struct hammer *h = arg;
 
-	while (!h->stop) {
+	while (!atomic_load(&h->stop)) {
 		struct cert_store *st = cert_slot_acquire(h->slot);
 
 		if (st != NULL) {
@@ -409,7 +410,7 @@ static void *reader(void *arg)
 				abort();
 			cert_store_unref(st);
 		}
-		h->reads++;
+		atomic_fetch_add(&h->reads, 1);
 	}
 	return NULL;
 }
@@ -447,9 +448,10 @@ static void test_slot_publish(void **state)
 		assert_non_null(n);
 		cert_slot_publish(h.slot, n);
 	}
-	h.stop = 1;
+	atomic_store(&h.stop, 1);
 	for (int i = 0; i < 2; i++)
 		pthread_join(t[i], NULL);
+	assert_true(atomic_load(&h.reads) > 0);
 	/* The first store is still usable through the reference we held. */
 	assert_non_null(cert_store_lookup(held, "a.example", 9, 1, NULL));
 	assert_int_equal(cert_store_generation(held), 1);
@@ -597,6 +599,87 @@ static void test_reload_patch_matches_build(void **state)
 	free(d);
 }
 
+/* Writes n junk files NAME%04d.pem from `from` on: each is a certificate
+ * file that fails to parse, which is all a test of the directory scan
+ * needs, at a fraction of the cost of real certificates. */
+static void junk_files(const char *d, const char *prefix, int from, int n)
+{
+	char file[64];
+
+	for (int i = from; i < from + n; i++) {
+		snprintf(file, sizeof(file), "%s%04d.pem", prefix, i);
+		tc_write(d, file, "junk\n", 5);
+	}
+}
+
+static void counts(struct cert_report *rep, size_t files, size_t loaded, size_t changed)
+{
+	assert_int_equal(cert_report_nfiles(rep), files);
+	assert_int_equal(cert_report_nloaded(rep), loaded);
+	assert_int_equal(cert_report_nskipped(rep), files - loaded);
+	assert_int_equal(cert_report_nchanged(rep), changed);
+}
+
+/*
+ * A directory large enough that a reload stats on several threads while it
+ * lists (cert_store.c: the stat pipeline starts at 1,024 files per thread),
+ * then one that grew past the listing the reload sized from the previous
+ * store, so the pipeline stops mid-listing with its threads running. Under
+ * ASan (`make check`) a stat thread reading a moved array would show here.
+ */
+static void test_reload_large_dir(void **state)
+{
+	char *d = tc_tmpdir();
+	struct cert_opts o;
+	struct cert_report *rep = NULL;
+	struct cert_store *cur, *n;
+
+	(void)state;
+	cert_opts_defaults(&o);
+	junk_files(d, "j", 0, 3000);
+	tc_site(d, "a.pem", (const char *[]){"a.example"}, 1, NULL);
+	tc_site(d, "b.pem", (const char *[]){"b.example"}, 1, NULL);
+	cur = cert_store_load(d, &o, &rep);
+	assert_non_null(cur);
+	counts(rep, 3002, 2, 0);
+	cert_report_free(rep);
+
+	/* Nothing changed. */
+	n = cert_store_reload(cur, d, &o, &rep);
+	assert_non_null(n);
+	counts(rep, 3002, 2, 0);
+	cert_report_free(rep);
+	cert_store_unref(cur);
+	cur = n;
+
+	/* 600 more files (past the 3002 + 3002/8 + 16 pre-sized) and a new
+	 * certificate among them. */
+	junk_files(d, "k", 0, 600);
+	tc_site(d, "c.pem", (const char *[]){"c.example"}, 1, NULL);
+	n = cert_store_reload(cur, d, &o, &rep);
+	assert_non_null(n);
+	counts(rep, 3603, 3, 1);
+	assert_true(has_changed(rep, "c.example"));
+	assert_non_null(cert_store_lookup(n, "c.example", 9, 1, NULL));
+	cert_report_free(rep);
+	cert_store_unref(cur);
+	cur = n;
+
+	/* One certificate replaced in the big directory: both of its names
+	 * are served by a new item. */
+	tc_site(d, "a.pem", (const char *[]){"a.example", "a2.example"}, 2, NULL);
+	n = cert_store_reload(cur, d, &o, &rep);
+	assert_non_null(n);
+	counts(rep, 3603, 3, 2);
+	assert_true(has_changed(rep, "a.example"));
+	assert_true(has_changed(rep, "a2.example"));
+	cert_report_free(rep);
+	cert_store_unref(cur);
+	cert_store_unref(n);
+	tc_rmdir(d);
+	free(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -605,6 +688,7 @@ int main(void)
 	    cmocka_unit_test(test_delta_reload),
 	    cmocka_unit_test(test_slot_publish),
 	    cmocka_unit_test(test_reload_patch_matches_build),
+	    cmocka_unit_test(test_reload_large_dir),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
