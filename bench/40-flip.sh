@@ -64,6 +64,14 @@ for port in 8443 9443; do
 		-n "$SV_PKI/names.txt" >/dev/null || fail "serving every name on port $port"
 done
 echo "memory, both instances, every one of the 10,000 names served by each: $(both_rss) MB RSS (target < 263 MB)"
+# After a flip the old live instance drains into standby and gives its
+# decoded certificates back (cache-trim): the pair's usual state.
+old=$(sv_status .live)
+svc flip --force >/dev/null || fail "flip"
+wait_until 60 sh -c "$SY_BUILD/switchyard -c $SV_CONF status --json | jq -e '.instances[] | select(.colour == \"$old\" and .state == \"standby\")' >/dev/null" ||
+	fail "$old did not drain into standby"
+sleep 1
+echo "memory, both instances, after a flip (the old live drained into standby): $(both_rss) MB RSS"
 
 sv_load_bg "$T_TMP/load.json" "$T_TMP/load.err" --threads 32 --duration 900 --json
 sleep 2

@@ -108,6 +108,9 @@ int cert_item_use(const struct cert_item *item, SSL *ssl);
 /* Sets the maximum number of cached leaves (0: decode on every use) and
  * evicts down to it. */
 void cert_leaf_cache_set_limit(size_t n);
+/* Evicts every cached entry, keeping the limit (a standby instance gives
+ * its decoded certificates back); returns how many were evicted. */
+size_t cert_leaf_cache_trim(void);
 struct cert_leaf_cache_stats {
 	size_t limit, cached;
 	unsigned long hits, misses, evictions; /* since the process started */

@@ -119,13 +119,17 @@ static void free_all(struct victim *v, size_t n)
 	}
 }
 
-void cert_leaf_cache_set_limit(size_t n)
+/* Evicts down to n entries (n < limit empties part of the cache without
+ * changing the limit); returns how many were evicted. */
+static size_t evict_to(size_t n, int set_limit)
 {
 	struct victim *v = NULL, one;
-	size_t nv = 0;
+	size_t nv = 0, evicted;
 
 	pthread_mutex_lock(&cache_lock);
-	limit = n;
+	if (set_limit)
+		limit = n;
+	evicted = ring_n > n ? ring_n - n : 0;
 	if (ring_n > n)
 		v = malloc((ring_n - n) * sizeof(*v));
 	while (ring_n > n) {
@@ -139,6 +143,17 @@ void cert_leaf_cache_set_limit(size_t n)
 	pthread_mutex_unlock(&cache_lock);
 	free_all(v, nv);
 	free(v);
+	return evicted;
+}
+
+void cert_leaf_cache_set_limit(size_t n)
+{
+	evict_to(n, 1);
+}
+
+size_t cert_leaf_cache_trim(void)
+{
+	return evict_to(0, 0);
 }
 
 void cert_leaf_cache_stats(struct cert_leaf_cache_stats *s)

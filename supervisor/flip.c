@@ -666,7 +666,7 @@ void sv_drain_watch(struct sv *sv)
 {
 	const struct cfg_supervisor *cs = &sv->cfg->supervisor;
 	int64_t now = sv_now_ms();
-	int draining = 0, save = 0;
+	int draining = 0, save = 0, trim[CFG_NCOLOURS] = {0};
 
 	pthread_mutex_lock(&sv->lock);
 	for (int c = 0; c < CFG_NCOLOURS; c++)
@@ -709,6 +709,7 @@ void sv_drain_watch(struct sv *sv)
 			save = 1;
 		}
 		in->state = SV_STANDBY;
+		trim[c] = strcmp(result, "hard-stopped") != 0;
 		log_info("%s: %s after %lld ms (%llu pinned flows, %llu active); now standby",
 		         cfg_colour_name(in->colour), result, (long long)elapsed,
 		         (unsigned long long)pinned, (unsigned long long)in->active);
@@ -724,6 +725,22 @@ void sv_drain_watch(struct sv *sv)
 	pthread_mutex_unlock(&sv->lock);
 	if (save)
 		sv_state_save(sv); /* the drain time and result, for the history */
+	/* A standby keeps its certificate store (the rollback target) but not
+	 * the decoded certificates it served while live: up to
+	 * certs.cache_size of them, about 100 MB for 10,000 ECDSA
+	 * certificates, which would otherwise double the pair's memory. A
+	 * rollback rebuilds them on demand, about 0.2 ms per first handshake
+	 * with each certificate. */
+	for (int c = 0; c < CFG_NCOLOURS; c++) {
+		char err[256], *reply = NULL;
+
+		if (!trim[c])
+			continue;
+		if (sv_inst_request(sv, (enum cfg_colour)c, "cache-trim", &reply, 2000, err,
+		                    sizeof(err)) < 0)
+			log_warnx("%s: cache-trim: %s", cfg_colour_name((enum cfg_colour)c), err);
+		free(reply);
+	}
 }
 
 void sv_drift_check(struct sv *sv)

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Rollback: a reload brings a changed certificate live; `switchyard
 # rollback` flips back to the instance that still holds the previous
-# generation, and the previous certificate is served again.
+# generation, and the previous certificate is served again. An instance that
+# has drained into standby gives its decoded certificates back (cache-trim).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-sv.sh"
 
@@ -35,3 +36,27 @@ check "rollback again" svc rollback
 [ "$(sv_served "$NAME")" = "$after" ] || fail "rolling forward did not serve the new certificate"
 sv_load --threads 4 --duration 2 >/dev/null || fail "traffic failed after rollbacks"
 say "ok: traffic clean after rollbacks"
+
+# $old served while live; after the last rollback it drained into standby.
+inst_cache() {
+	/usr/bin/python3 - "$T_TMP/state/$1.sock" "$2" <<'EOP'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(10)
+s.connect(sys.argv[1])
+s.sendall(b"status\n")
+buf = b""
+while not buf.endswith(b"\n"):
+    d = s.recv(65536)
+    if not d:
+        break
+    buf += d
+print(json.loads(buf)["cert_cache"][sys.argv[2]])
+EOP
+}
+standby() { [ "$(sv_status ".instances[] | select(.colour == \"$old\") | .state")" = standby ]; }
+check "$old drained into standby" wait_until 40 standby
+check "the standby's cache was emptied" wait_until 10 test "$(inst_cache "$old" cached)" -eq 0
+check "it had entries to give back" test "$(inst_cache "$old" evictions)" -gt 0
+live=$(sv_status .live)
+check "the live instance keeps its cache" test "$(inst_cache "$live" cached)" -gt 0

@@ -182,6 +182,34 @@ static void test_limit_zero(void **state)
 	SSL_CTX_free(ctx);
 }
 
+/* cache-trim on a standby: every entry goes, the limit stays, and the next
+ * use decodes again and is cached again. */
+static void test_trim(void **state)
+{
+	struct cert_store *st = load();
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	struct cert_leaf_cache_stats a, b;
+
+	(void)state;
+	cert_leaf_cache_set_limit(5);
+	for (int i = 0; i < 4; i++)
+		use(ctx, item(st, i));
+	cert_leaf_cache_stats(&a);
+	assert_int_equal(a.cached, 4);
+	assert_int_equal(cert_leaf_cache_trim(), 4);
+	cert_leaf_cache_stats(&b);
+	assert_int_equal(b.cached, 0);
+	assert_int_equal(b.limit, 5);
+	assert_int_equal(b.evictions - a.evictions, 4);
+	assert_int_equal(cert_leaf_cache_trim(), 0);
+	use(ctx, item(st, 0));
+	cert_leaf_cache_stats(&a);
+	assert_int_equal(a.cached, 1);
+	assert_int_equal(a.misses - b.misses, 1);
+	cert_store_unref(st);
+	SSL_CTX_free(ctx);
+}
+
 struct hammer {
 	struct cert_slot *slot;
 	SSL_CTX *ctx;
@@ -358,7 +386,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_eviction),   cmocka_unit_test(test_clock_second_chance),
 	    cmocka_unit_test(test_limit_zero), cmocka_unit_test(test_concurrent_use),
-	    cmocka_unit_test(test_key_forms),
+	    cmocka_unit_test(test_key_forms),  cmocka_unit_test(test_trim),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
