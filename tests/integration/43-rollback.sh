@@ -5,6 +5,7 @@
 # has drained into standby gives its decoded certificates back (cache-trim).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-sv.sh"
+. "$SY_ROOT/tests/tools/px_lib.sh" # px_get: one field of an instance's reply
 
 sv_setup 20
 sv_start
@@ -38,22 +39,7 @@ sv_load --threads 4 --duration 2 >/dev/null || fail "traffic failed after rollba
 say "ok: traffic clean after rollbacks"
 
 # $old served while live; after the last rollback it drained into standby.
-inst_cache() {
-	/usr/bin/python3 - "$T_TMP/state/$1.sock" "$2" <<'EOP'
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.settimeout(10)
-s.connect(sys.argv[1])
-s.sendall(b"status\n")
-buf = b""
-while not buf.endswith(b"\n"):
-    d = s.recv(65536)
-    if not d:
-        break
-    buf += d
-print(json.loads(buf)["cert_cache"][sys.argv[2]])
-EOP
-}
+inst_cache() { px_get "$T_TMP/state/$1.sock" status "cert_cache.$2"; }
 standby() { [ "$(sv_status ".instances[] | select(.colour == \"$old\") | .state")" = standby ]; }
 check "$old drained into standby" wait_until 40 standby
 check "the standby's cache was emptied" wait_until 10 test "$(inst_cache "$old" cached)" -eq 0

@@ -124,6 +124,24 @@ static __attribute__((unused)) void tc_write_bio(const char *dir, const char *fi
 	tc_write(dir, file, p, (size_t)n);
 }
 
+/* Writes NAME.crt (certs) and NAME.key (key; traditional or PKCS#8). */
+static __attribute__((unused)) void tc_pair(const char *dir, const char *name, X509 *const *certs,
+                                            int ncerts, EVP_PKEY *key, int traditional)
+{
+	char file[256];
+	BIO *b = BIO_new(BIO_s_mem());
+
+	tc_pem(b, certs, ncerts, NULL, 0);
+	snprintf(file, sizeof(file), "%s.crt", name);
+	tc_write_bio(dir, file, b);
+	BIO_free(b);
+	b = BIO_new(BIO_s_mem());
+	tc_pem(b, NULL, 0, key, traditional);
+	snprintf(file, sizeof(file), "%s.key", name);
+	tc_write_bio(dir, file, b);
+	BIO_free(b);
+}
+
 /* Writes a combined PEM (leaf + key) for sans; returns 0. */
 static __attribute__((unused)) int tc_site(const char *dir, const char *file,
                                            const char *const *sans, int nsans,

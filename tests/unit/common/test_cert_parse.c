@@ -77,16 +77,9 @@ static int setup(void **state)
 	unrelated = tc_cert(other, NULL, 0, &(struct tc_opts){.cn = "Unrelated"}, NULL, NULL, 1);
 
 	/* pair.crt (leaf + CA) + pair.key */
-	b = BIO_new(BIO_s_mem());
 	certs[0] = leaf;
 	certs[1] = ca;
-	tc_pem(b, certs, 2, NULL, 0);
-	tc_write_bio(dir, "pair.crt", b);
-	BIO_free(b);
-	b = BIO_new(BIO_s_mem());
-	tc_pem(b, NULL, 0, k, 1);
-	tc_write_bio(dir, "pair.key", b);
-	BIO_free(b);
+	tc_pair(dir, "pair", certs, 2, k, 1);
 	/* Key first, then leaf and chain: fine. */
 	b = BIO_new(BIO_s_mem());
 	certs[0] = leaf2;
@@ -567,15 +560,8 @@ static void test_reload_patch_matches_build(void **state)
 			EVP_PKEY *k = tc_key(0);
 			X509 *c =
 			    tc_cert(k, (const char *[]){"pair.example"}, 1, NULL, NULL, NULL, 0);
-			BIO *b = BIO_new(BIO_s_mem());
 
-			tc_pem(b, &c, 1, NULL, 0);
-			tc_write_bio(d, "pair.crt", b);
-			BIO_free(b);
-			b = BIO_new(BIO_s_mem());
-			tc_pem(b, NULL, 0, k, 0);
-			tc_write_bio(d, "pair.key", b);
-			BIO_free(b);
+			tc_pair(d, "pair", &c, 1, k, 0);
 			X509_free(c);
 			EVP_PKEY_free(k);
 			want_changed = 1;
