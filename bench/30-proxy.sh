@@ -16,8 +16,9 @@
 #                    request each), and the growth over the RSS before them.
 #                    (9,500 because the hard descriptor limit here is 20,000
 #                    and each proxied connection holds two.)
-# Env: BENCH_CONNS (default 4000), BENCH_IDLE (default 10000), BENCH_SERVERS
-# (default "switchyard haproxy").
+# Env: BENCH_CONNS (default 4000), BENCH_IDLE (default 9500), BENCH_SERVERS
+# (default "switchyard haproxy"), TICKETS (on|off, default on: session
+# tickets on both servers or on neither, see bench/lib-proxy.sh).
 set -u
 BUILD=${1:-build}
 : "${SY_BENCH_CACHE:=/var/tmp/switchyard-bench}"
@@ -39,6 +40,7 @@ cleanup() {
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
+. "$(dirname "$0")/lib-proxy.sh"
 
 [ "$(id -u)" -eq 0 ] || { echo "skip: needs root for a network namespace"; exit 0; }
 for f in "$LG" "$ECHO" "$PROXY"; do [ -x "$f" ] || { echo "skip: $f not built"; exit 0; }; done
@@ -67,69 +69,13 @@ wait_port() {
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kb() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
 
-sy_config() {
-	cat >"$TMP/sy.yaml" <<EOC
-listeners:
-  - name: https
-    port: 443
-instances:
-  blue:
-    bind: ["127.0.0.1"]
-    ports: [8443]
-    control_socket: $TMP/blue.sock
-    pid_file: $TMP/blue.pid
-  green:
-    bind: ["127.0.0.1"]
-    ports: [8444]
-    control_socket: $TMP/green.sock
-    pid_file: $TMP/green.pid
-proxy:
-  threads: $1
-  maxconn: 9900
-  backlog: 4096
-  timeouts:
-    client: 300s
-    server: 300s
-  log_level: warning
-certificates:
-  directory: $PKI/certs
-tls:
-  ticket_key_file: ""
-backend:
-  servers: ["127.0.0.1:9000"]
-  health:
-    check_interval: 0
-supervisor:
-  state_dir: $TMP
-EOC
-}
-
-ha_config() {
-	cat >"$TMP/ha.cfg" <<EOC
-global
-	nbthread $1
-	maxconn 9900
-	ssl-default-bind-options ssl-min-ver TLSv1.2
-defaults
-	mode tcp
-	timeout connect 5s
-	timeout client 300s
-	timeout server 300s
-frontend fe
-	bind 127.0.0.1:8443 ssl crt $PKI/certs
-	default_backend be
-backend be
-	server s1 127.0.0.1:9000
-EOC
-}
-
 # start NAME THREADS: starts the server, sets SPID.
 start() {
 	if [ "$1" = switchyard ]; then
-		sy_config "$2"
+		sy_config "$TMP/sy.yaml" sy 8443 "$2"
 		ip netns exec "$NS" "$PROXY" -c "$TMP/sy.yaml" -i blue 2>"$TMP/sy.log" &
 	else
-		ha_config "$2"
+		ha_config "$TMP/ha.cfg" 8443 "$2"
 		ip netns exec "$NS" haproxy -db -f "$TMP/ha.cfg" 2>"$TMP/ha.log" &
 	fi
 	SPID=$!
@@ -172,7 +118,7 @@ cpu_run() {
 
 NNAMES=$(wc -l <"$PKI/names.txt")
 declare -A R
-echo "machine: $(nproc) cores; $CONNS connections per CPU run; $IDLE idle connections"
+echo "machine: $(nproc) cores; $CONNS connections per CPU run; $IDLE idle connections; session tickets $TICKETS"
 for server in ${BENCH_SERVERS:-switchyard haproxy}; do
 	if [ $server = haproxy ] && ! command -v haproxy >/dev/null; then
 		echo "haproxy not installed: skipping it"

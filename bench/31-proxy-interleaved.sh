@@ -8,7 +8,9 @@
 #   cpu:  warm-up (one handshake per name), then per rep CONNS (2000) new
 #         TLS 1.3 handshakes + 64-byte echo at -k 64: "us_per_conn".
 #   bulk: BULK (100 MB) echoed through one connection: MB/s and server CPU s.
+# The configurations are bench/lib-proxy.sh's.
 # Env: THREADS (2), SERVERS ("sy ha"; "sb" adds $SB_PROXY on 8446),
+#      TICKETS (on|off, default on: session tickets on every server or on none),
 #      SY_EXTRA (one more line under proxy: in the switchyard configs, sy's
 #      and sb's), SB_EXTRA (one more line under proxy: in sb's config only; it
 #      must not repeat a key of SY_EXTRA, a duplicate key is a config error).
@@ -28,65 +30,18 @@ ulimit -n "$(ulimit -Hn)"
 ip netns add "$NS" && ip -n "$NS" link set lo up
 in_ns() { ip netns exec "$NS" "$@"; }
 in_ns "$ECHO" -l 127.0.0.1:9000 & PIDS+=($!)
-cat >"$TMP/sy.yaml" <<EOC
-listeners:
-  - name: https
-    port: 443
-instances:
-  blue:
-    bind: ["127.0.0.1"]
-    ports: [8443]
-    control_socket: $TMP/blue.sock
-    pid_file: $TMP/blue.pid
-  green:
-    bind: ["127.0.0.1"]
-    ports: [8445]
-    control_socket: $TMP/green.sock
-    pid_file: $TMP/green.pid
-proxy:
-  threads: $T
-  maxconn: 9900
-  backlog: 4096
-  timeouts:
-    client: 300s
-    server: 300s
-  log_level: warning
-  ${SY_EXTRA:-}
-certificates:
-  directory: $PKI/certs
-tls:
-  ticket_key_file: ""
-backend:
-  servers: ["127.0.0.1:9000"]
-  health:
-    check_interval: 0
-supervisor:
-  state_dir: $TMP
-EOC
-cat >"$TMP/ha.cfg" <<EOC
-global
-	nbthread $T
-	maxconn 9900
-	ssl-default-bind-options ssl-min-ver TLSv1.2
-defaults
-	mode tcp
-	timeout connect 5s
-	timeout client 300s
-	timeout server 300s
-frontend fe
-	bind 127.0.0.1:8444 ssl crt $PKI/certs
-	default_backend be
-backend be
-	server s1 127.0.0.1:9000
-EOC
+. bench/lib-proxy.sh
+sy_config "$TMP/sy.yaml" sy 8443 "$T" "${SY_EXTRA:-}"
+ha_config "$TMP/ha.cfg" 8444 "$T"
 ip netns exec "$NS" "$PROXY" -c "$TMP/sy.yaml" -i blue 2>"$TMP/sy.log" & SY=$!; PIDS+=($SY)
-SB=0; if [[ "${SERVERS:-sy ha}" == *sb* ]]; then sed 's/8443/8446/; s/blue.sock/sb.sock/; s/blue.pid/sb.pid/' "$TMP/sy.yaml" | awk '{print} /^proxy:/ && ENVIRON["SB_EXTRA"] != "" {print "  " ENVIRON["SB_EXTRA"]}' > "$TMP/sb.yaml"; ip netns exec "$NS" "${SB_PROXY:?set SB_PROXY for sb}" -c "$TMP/sb.yaml" -i blue 2>"$TMP/sb.log" & SB=$!; PIDS+=($SB); fi
+SB=0; if [[ "${SERVERS:-sy ha}" == *sb* ]]; then sy_config "$TMP/sb.yaml" sb 8446 "$T" "${SY_EXTRA:-}${SB_EXTRA:+
+  $SB_EXTRA}"; ip netns exec "$NS" "${SB_PROXY:?set SB_PROXY for sb}" -c "$TMP/sb.yaml" -i blue 2>"$TMP/sb.log" & SB=$!; PIDS+=($SB); fi
 HA=0; if [[ "${SERVERS:-sy ha}" == *ha* ]]; then ip netns exec "$NS" haproxy -db -f "$TMP/ha.cfg" 2>"$TMP/ha.log" & HA=$!; PIDS+=($HA); fi
 for s in ${SERVERS:-sy ha}; do case $s in sy) port=8443;; ha) port=8444;; sb) port=8446;; esac
   for ((i=0;i<3000;i++)); do in_ns ss -Hltn "sport = :$port" | grep -q . && break; sleep 0.1; done
 done
 sleep 1
-echo "sy pid $SY ha pid $HA"
+echo "sy pid $SY ha pid $HA threads $T session tickets $TICKETS"
 cpu_ticks() { cat /proc/$1/task/*/schedstat | awk '{s+=$1} END{printf "%.0f", s/1e3}'; }
 NNAMES=$(wc -l <"$PKI/names.txt")
 if [ "$MODE" = cpu ]; then
