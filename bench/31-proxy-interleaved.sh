@@ -17,6 +17,10 @@
 #      Both accept strategies of one binary side by side:
 #        SERVERS="sy sb" SB_PROXY=build/switchyard-proxy SB_EXTRA="accept: reuseport"
 set -u
+if [ $# -lt 2 ]; then
+	# make bench (bench/run.sh) passes only BUILD: both comparisons.
+	bash "$0" "${1:-build}" cpu && exec bash "$0" "${1:-build}" bulk
+fi
 BUILD=$1; MODE=$2; REPS=${3:-5}; T=${THREADS:-2}
 cd "$(dirname "$0")/.."
 PKI=${SY_BENCH_CACHE:-/var/tmp/switchyard-bench}/ec10k
