@@ -14,8 +14,11 @@
 #      SY_EXTRA (one more line under proxy: in the switchyard configs, sy's
 #      and sb's), SB_EXTRA (one more line under proxy: in sb's config only; it
 #      must not repeat a key of SY_EXTRA, a duplicate key is a config error).
+#      SB_THREADS (sb's worker count, default THREADS).
 #      Both accept strategies of one binary side by side:
 #        SERVERS="sy sb" SB_PROXY=build/switchyard-proxy SB_EXTRA="accept: reuseport"
+#      2 workers and 1 worker in the same run (the scaling figure):
+#        SERVERS="sy sb" SB_PROXY=build/switchyard-proxy SB_THREADS=1
 set -u
 if [ $# -lt 2 ]; then
 	# make bench (bench/run.sh) passes only BUILD: both comparisons.
@@ -38,7 +41,7 @@ in_ns "$ECHO" -l 127.0.0.1:9000 & PIDS+=($!)
 sy_config "$TMP/sy.yaml" sy 8443 "$T" "${SY_EXTRA:-}"
 ha_config "$TMP/ha.cfg" 8444 "$T"
 ip netns exec "$NS" "$PROXY" -c "$TMP/sy.yaml" -i blue 2>"$TMP/sy.log" & SY=$!; PIDS+=($SY)
-SB=0; if [[ "${SERVERS:-sy ha}" == *sb* ]]; then sy_config "$TMP/sb.yaml" sb 8446 "$T" "${SY_EXTRA:-}${SB_EXTRA:+
+SB=0; if [[ "${SERVERS:-sy ha}" == *sb* ]]; then sy_config "$TMP/sb.yaml" sb 8446 "${SB_THREADS:-$T}" "${SY_EXTRA:-}${SB_EXTRA:+
   $SB_EXTRA}"; ip netns exec "$NS" "${SB_PROXY:?set SB_PROXY for sb}" -c "$TMP/sb.yaml" -i blue 2>"$TMP/sb.log" & SB=$!; PIDS+=($SB); fi
 HA=0; if [[ "${SERVERS:-sy ha}" == *ha* ]]; then ip netns exec "$NS" haproxy -db -f "$TMP/ha.cfg" 2>"$TMP/ha.log" & HA=$!; PIDS+=($HA); fi
 for s in ${SERVERS:-sy ha}; do case $s in sy) port=8443;; ha) port=8444;; sb) port=8446;; esac
