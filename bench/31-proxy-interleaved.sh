@@ -38,13 +38,16 @@ ip netns add "$NS" && ip -n "$NS" link set lo up
 in_ns() { ip netns exec "$NS" "$@"; }
 in_ns "$ECHO" -l 127.0.0.1:9000 & PIDS+=($!)
 . bench/lib-proxy.sh
-sy_config "$TMP/sy.yaml" sy 8443 "$T" "${SY_EXTRA:-}"
-ha_config "$TMP/ha.cfg" 8444 "$T"
+# Each server's port (and, once started, its pid in PID): every loop reads these.
+declare -A PORT=([sy]=8443 [ha]=8444 [sb]=8446)
+sy_config "$TMP/sy.yaml" sy "${PORT[sy]}" "$T" "${SY_EXTRA:-}"
+ha_config "$TMP/ha.cfg" "${PORT[ha]}" "$T"
 ip netns exec "$NS" "$PROXY" -c "$TMP/sy.yaml" -i blue 2>"$TMP/sy.log" & SY=$!; PIDS+=($SY)
-SB=0; if [[ "${SERVERS:-sy ha}" == *sb* ]]; then sy_config "$TMP/sb.yaml" sb 8446 "${SB_THREADS:-$T}" "${SY_EXTRA:-}${SB_EXTRA:+
+SB=0; if [[ "${SERVERS:-sy ha}" == *sb* ]]; then sy_config "$TMP/sb.yaml" sb "${PORT[sb]}" "${SB_THREADS:-$T}" "${SY_EXTRA:-}${SB_EXTRA:+
   $SB_EXTRA}"; ip netns exec "$NS" "${SB_PROXY:?set SB_PROXY for sb}" -c "$TMP/sb.yaml" -i blue 2>"$TMP/sb.log" & SB=$!; PIDS+=($SB); fi
 HA=0; if [[ "${SERVERS:-sy ha}" == *ha* ]]; then ip netns exec "$NS" haproxy -db -f "$TMP/ha.cfg" 2>"$TMP/ha.log" & HA=$!; PIDS+=($HA); fi
-for s in ${SERVERS:-sy ha}; do case $s in sy) port=8443;; ha) port=8444;; sb) port=8446;; esac
+declare -A PID=([sy]=$SY [ha]=$HA [sb]=$SB)
+for s in ${SERVERS:-sy ha}; do port=${PORT[$s]}
   for ((i=0;i<3000;i++)); do in_ns ss -Hltn "sport = :$port" | grep -q . && break; sleep 0.1; done
 done
 sleep 1
@@ -52,11 +55,11 @@ echo "sy pid $SY ha pid $HA threads $T session tickets $TICKETS"
 cpu_ticks() { cat /proc/$1/task/*/schedstat | awk '{s+=$1} END{printf "%.0f", s/1e3}'; }
 NNAMES=$(wc -l <"$PKI/names.txt")
 if [ "$MODE" = cpu ]; then
-  for s in ${SERVERS:-sy ha}; do case $s in sy) port=8443;; ha) port=8444;; sb) port=8446;; esac; in_ns "$LG" -c 127.0.0.1:$port -a "$PKI/ca.pem" -n "$PKI/names.txt" -k 32 -N "$NNAMES" --seq --tls13 >/dev/null; done
+  for s in ${SERVERS:-sy ha}; do port=${PORT[$s]}; in_ns "$LG" -c 127.0.0.1:$port -a "$PKI/ca.pem" -n "$PKI/names.txt" -k 32 -N "$NNAMES" --seq --tls13 >/dev/null; done
 fi
 for ((r=1;r<=REPS;r++)); do
   for s in ${SERVERS:-sy ha}; do
-    case $s in sy) port=8443; pid=$SY;; ha) port=8444; pid=$HA;; sb) port=8446; pid=$SB;; esac
+    port=${PORT[$s]}; pid=${PID[$s]}
     if [ "$MODE" = bulk ]; then
       t0=$(cpu_ticks $pid)
       mb=$(in_ns "$LG" -c 127.0.0.1:$port -a "$PKI/ca.pem" -n "$PKI/names.txt" --bulk ${BULK:-100000000} | awk '/bulk_MBps/{print $2}')
