@@ -1256,7 +1256,7 @@ void cfg_defaults(struct cfg *cfg)
 		cfg->proxy.cpu_map[i] = -1;
 	cfg->proxy.maxconn = 20000;
 	cfg->proxy.backlog = 4096;
-	cfg->proxy.accept = CFG_ACCEPT_SHARED;
+	cfg->proxy.accept = CFG_ACCEPT_REUSEPORT;
 	cfg->proxy.buffer_size = 16384;
 	cfg->proxy.handshake_timeout_ms = 10000;
 	cfg->proxy.connect_timeout_ms = 5000;

@@ -70,8 +70,9 @@ enum cfg_balance { CFG_BALANCE_ROUNDROBIN = 0, CFG_BALANCE_LEASTCONN };
 enum cfg_proxy_protocol { CFG_PP_NONE = 0, CFG_PP_V1, CFG_PP_V2 };
 enum cfg_expired { CFG_EXPIRED_SERVE = 0, CFG_EXPIRED_SKIP };
 enum cfg_log_target { CFG_LOG_STDERR = 0, CFG_LOG_SYSLOG };
-/* proxy.accept: one listening socket per address shared by every worker, or
- * one SO_REUSEPORT socket per address and worker (docs/proxy.md). */
+/* proxy.accept: one SO_REUSEPORT socket per address and worker (the
+ * default), or one listening socket per address shared by every worker
+ * (docs/proxy.md). */
 enum cfg_accept { CFG_ACCEPT_SHARED = 0, CFG_ACCEPT_REUSEPORT };
 
 struct cfg_server {

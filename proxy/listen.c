@@ -1,9 +1,9 @@
 /*
- * listen: the instance's listening sockets, one per service listener and bind
- * address. With proxy.accept shared (the default) every worker polls each of
- * them (see worker.c); with reuseport every worker gets its own SO_REUSEPORT
- * socket per listener and address, and the kernel spreads new connections
- * over them by a hash of the addresses and ports (docs/proxy.md).
+ * listen: the instance's listening sockets. With proxy.accept reuseport (the
+ * default) every worker gets its own SO_REUSEPORT socket per listener and
+ * bind address, and the kernel spreads new connections over them by a hash
+ * of the addresses and ports; with shared there is one socket per listener
+ * and address, which every worker polls (see worker.c, docs/proxy.md).
  */
 #include "proxy/px.h"
 
@@ -44,6 +44,32 @@ fail:
 	return -1;
 }
 
+/*
+ * SO_REUSEPORT lets any process of the same user that also sets it bind a
+ * port that is already listening, and take a share of its connections. A
+ * second instance of the same colour started by mistake would do exactly
+ * that, silently. So before the group is created, one plain socket (no
+ * SO_REUSEPORT) is bound to the address: the kernel refuses it with
+ * EADDRINUSE if anything listens there, as it refuses a shared listener.
+ * Returns 0, or -1 with errno kept.
+ */
+static int lsock_probe(const struct sockaddr_storage *ss, socklen_t sl)
+{
+	int one = 1, fd, rc, e;
+
+	fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ss->ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	rc = bind(fd, (const struct sockaddr *)ss, sl);
+	e = errno;
+	close(fd);
+	errno = e;
+	return rc;
+}
+
 int px_listen_open(struct px_proc *p, int nworkers, char *err, size_t errlen)
 {
 	const struct cfg *cfg = p->cfg;
@@ -75,7 +101,9 @@ int px_listen_open(struct px_proc *p, int nworkers, char *err, size_t errlen)
 			int k;
 
 			for (k = 0; k < per_addr; k++) {
-				int fd = lsock_open(&ss, sl, reuseport, cfg->proxy.backlog);
+				int fd = reuseport && k == 0 && lsock_probe(&ss, sl) < 0
+				             ? -1
+				             : lsock_open(&ss, sl, reuseport, cfg->proxy.backlog);
 
 				if (fd < 0 && k == 0 && ss.ss_family == AF_INET6 &&
 				    errno == EAFNOSUPPORT) {

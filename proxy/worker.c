@@ -1,8 +1,8 @@
 /*
- * worker: one epoll loop per thread. With proxy.accept shared (the default)
- * every worker has the same listening sockets in its own epoll set with
- * EPOLLEXCLUSIVE; with reuseport each worker polls only the SO_REUSEPORT
- * sockets it owns (docs/proxy.md compares the two). A worker keeps a timer
+ * worker: one epoll loop per thread. With proxy.accept reuseport (the
+ * default) each worker polls only the SO_REUSEPORT sockets it owns; with
+ * shared every worker has the same listening sockets in its own epoll set
+ * with EPOLLEXCLUSIVE (docs/proxy.md compares the two). A worker keeps a timer
  * min-heap for its connections, and pauses accepting while a connection limit
  * is reached so that new connections wait in the kernel's accept queue
  * instead of being accepted and closed.

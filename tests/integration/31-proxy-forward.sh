@@ -4,7 +4,8 @@
 # half-close works both ways; a client stalled in the handshake is cut; a
 # refusing server is retried on the next one; with no server up the client is
 # closed cleanly; the PROXY v2 header reaches the backend with the right
-# TLVs; with either proxy.accept strategy (shared, reuseport), at maxconn
+# TLVs; with either proxy.accept strategy (shared, reuseport: a second
+# instance on the same ports fails to bind with either), at maxconn
 # extra clients wait in the accept queue and are served, and SIGTERM lets
 # transfers in flight finish.
 . "$(dirname "$0")/lib.sh"
@@ -108,6 +109,17 @@ for mode in shared reuseport; do
 	[ "$mode" = reuseport ] && want=4
 	check "$mode: $want listening sockets" test "$(nlisten)" -eq "$want"
 	check "$mode: status says bound" is status listeners.0.bound true
+	# A second instance on the same ports (its own control socket and pid
+	# file) must fail to bind rather than take a share of the connections,
+	# which SO_REUSEPORT alone would let it do.
+	sed "s|$T_TMP/blue\.|$T_TMP/dup.|" "$T_TMP/d-$mode.yaml" >"$T_TMP/dup.yaml"
+	dup_rc=0
+	in_ns timeout 60 "$PX_BIN" -c "$T_TMP/dup.yaml" -i blue 2>"$T_TMP/dup.log" || dup_rc=$?
+	check "$mode: a second instance on the same ports exits with an error" \
+		test "$dup_rc" -ne 0 -a "$dup_rc" -ne 124
+	check "$mode: ... naming the listener and the address in use" \
+		grep -q "listener https: bind 127.0.0.1 port 8443: Address already in use" "$T_TMP/dup.log"
+	check "$mode: ... and the first instance still has all its sockets" test "$(nlisten)" -eq "$want"
 	# tls_check has no handshake timeout: a socket that no worker polls
 	# would hang it, hence the timeout.
 	check "$mode: 40 concurrent clients through maxconn 2, all served" \

@@ -88,7 +88,7 @@ static void test_full_valid(void **state)
 	    "  cpu_map: [0, 1]\n"
 	    "  maxconn: 1000\n"
 	    "  backlog: 512\n"
-	    "  accept: reuseport\n"
+	    "  accept: shared\n"
 	    "  buffer_size: 32k\n"
 	    "  timeouts: {handshake: 5s, connect: 500ms, client: 2m, server: 90, "
 	    "hard_stop_after: 1h}\n"
@@ -172,7 +172,7 @@ static void test_full_valid(void **state)
 	assert_int_equal(c->proxy.cpu_map[2], -1);
 	assert_int_equal(c->proxy.maxconn, 1000);
 	assert_int_equal(c->proxy.backlog, 512);
-	assert_int_equal(c->proxy.accept, CFG_ACCEPT_REUSEPORT);
+	assert_int_equal(c->proxy.accept, CFG_ACCEPT_SHARED);
 	assert_int_equal(c->proxy.buffer_size, 32768);
 	assert_int_equal(c->proxy.handshake_timeout_ms, 5000);
 	assert_int_equal(c->proxy.connect_timeout_ms, 500);
@@ -255,7 +255,7 @@ static void check_defaults(const struct cfg *c)
 	assert_int_equal(c->proxy.cpu_map[0], -1);
 	assert_int_equal(c->proxy.maxconn, 20000);
 	assert_int_equal(c->proxy.backlog, 4096);
-	assert_int_equal(c->proxy.accept, CFG_ACCEPT_SHARED);
+	assert_int_equal(c->proxy.accept, CFG_ACCEPT_REUSEPORT);
 	assert_int_equal(c->proxy.buffer_size, 16384);
 	assert_int_equal(c->proxy.handshake_timeout_ms, 10000);
 	assert_int_equal(c->proxy.connect_timeout_ms, 5000);
