@@ -27,7 +27,7 @@
 #      work and slept in epoll_wait. Each wake-up costs CPU (cold caches), so
 #      compare servers at similar sleep counts.
 #      Both accept strategies of one binary side by side:
-#        SERVERS="sy sb" SB_PROXY=build/switchyard-proxy SB_EXTRA="accept: reuseport"
+#        SERVERS="sy sb" SB_PROXY=build/switchyard-proxy SB_EXTRA="accept: shared"
 #      2 workers and 1 worker in the same run (the scaling figure):
 #        SERVERS="sy sb" SB_PROXY=build/switchyard-proxy SB_THREADS=1
 set -u
