@@ -55,8 +55,15 @@ declare -A PORT=([sy]=8443 [ha]=8444 [sb]=8446)
 sy_config "$TMP/sy.yaml" sy "${PORT[sy]}" "$T" "${SY_EXTRA:-}"
 ha_config "$TMP/ha.cfg" "${PORT[ha]}" "$T"
 ip netns exec "$NS" $ON_SRV "$PROXY" -c "$TMP/sy.yaml" -i blue 2>"$TMP/sy.log" & SY=$!; PIDS+=($SY)
-SB=0; if [[ "${SERVERS:-sy ha}" == *sb* ]]; then [ "${SB_TICKETS:-$TICKETS}" = off ] && SY_TICKET_FILE=; sy_config "$TMP/sb.yaml" sb "${PORT[sb]}" "${SB_THREADS:-$T}" "${SY_EXTRA:-}${SB_EXTRA:+
-  $SB_EXTRA}"; ip netns exec "$NS" $ON_SRV "${SB_PROXY:?set SB_PROXY for sb}" -c "$TMP/sb.yaml" -i blue 2>"$TMP/sb.log" & SB=$!; PIDS+=($SB); fi
+SB=0
+if [[ "${SERVERS:-sy ha}" == *sb* ]]; then
+  # sy_config reads SY_TICKET_FILE; the prefix assignment changes it for
+  # sb's config only.
+  sb_tickets=$SY_TICKET_FILE; [ "${SB_TICKETS:-$TICKETS}" = off ] && sb_tickets=
+  SY_TICKET_FILE=$sb_tickets sy_config "$TMP/sb.yaml" sb "${PORT[sb]}" "${SB_THREADS:-$T}" "${SY_EXTRA:-}${SB_EXTRA:+
+  $SB_EXTRA}"
+  ip netns exec "$NS" $ON_SRV "${SB_PROXY:?set SB_PROXY for sb}" -c "$TMP/sb.yaml" -i blue 2>"$TMP/sb.log" & SB=$!; PIDS+=($SB)
+fi
 HA=0; if [[ "${SERVERS:-sy ha}" == *ha* ]]; then ip netns exec "$NS" $ON_SRV haproxy -db -f "$TMP/ha.cfg" 2>"$TMP/ha.log" & HA=$!; PIDS+=($HA); fi
 declare -A PID=([sy]=$SY [ha]=$HA [sb]=$SB)
 for s in ${SERVERS:-sy ha}; do port=${PORT[$s]}

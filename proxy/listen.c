@@ -16,10 +16,21 @@
 
 #include "common/log.h"
 
-/* Opens, binds and listens one socket; returns it, or -1 with errno kept. */
-static int lsock_open(const struct sockaddr_storage *ss, socklen_t sl, int reuseport, int backlog)
+/* Closes fd and returns -1 with errno as it was before the close. */
+static int lsock_fail(int fd)
 {
-	int one = 1, fd, e;
+	int e = errno;
+
+	close(fd);
+	errno = e;
+	return -1;
+}
+
+/* Opens and binds one socket with the options every listening socket has;
+ * returns it, or -1 with errno kept. */
+static int lsock_bind(const struct sockaddr_storage *ss, socklen_t sl, int reuseport)
+{
+	int one = 1, fd;
 
 	fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -29,19 +40,24 @@ static int lsock_open(const struct sockaddr_storage *ss, socklen_t sl, int reuse
 	 * the kernel only groups sockets of the same effective user: all of
 	 * them are bound here, before privileges are dropped. */
 	if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
-		goto fail;
+		return lsock_fail(fd);
 	/* "::" must not also take the IPv4 port: 0.0.0.0 is bound by its own
 	 * socket. */
 	if (ss->ss_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (bind(fd, (const struct sockaddr *)ss, sl) < 0 || listen(fd, backlog) < 0)
-		goto fail;
+	if (bind(fd, (const struct sockaddr *)ss, sl) < 0)
+		return lsock_fail(fd);
 	return fd;
-fail:
-	e = errno;
-	close(fd);
-	errno = e;
-	return -1;
+}
+
+/* Opens, binds and listens one socket; returns it, or -1 with errno kept. */
+static int lsock_open(const struct sockaddr_storage *ss, socklen_t sl, int reuseport, int backlog)
+{
+	int fd = lsock_bind(ss, sl, reuseport);
+
+	if (fd >= 0 && listen(fd, backlog) < 0)
+		return lsock_fail(fd);
+	return fd;
 }
 
 /*
@@ -55,19 +71,12 @@ fail:
  */
 static int lsock_probe(const struct sockaddr_storage *ss, socklen_t sl)
 {
-	int one = 1, fd, rc, e;
+	int fd = lsock_bind(ss, sl, 0);
 
-	fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (ss->ss_family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	rc = bind(fd, (const struct sockaddr *)ss, sl);
-	e = errno;
 	close(fd);
-	errno = e;
-	return rc;
+	return 0;
 }
 
 int px_listen_open(struct px_proc *p, int nworkers, char *err, size_t errlen)
