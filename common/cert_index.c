@@ -60,6 +60,14 @@ static uint32_t name_hash(const char *s, size_t len)
 	return h;
 }
 
+/*
+ * Every probe loop below is bounded by the table's capacity. The tables keep
+ * their load factor at or below one half (index_reserve), so a probe ends at
+ * an empty slot long before that bound; the bound is what makes the loops
+ * finite even if a bug ever let a table fill up, because a full table with
+ * an unbounded probe turns every lookup miss (any unknown SNI) into an
+ * endless loop on a worker thread.
+ */
 const struct cert_name_ent *cert_index_find(const struct cert_index *ix, const char *key,
                                             size_t len)
 {
@@ -70,7 +78,8 @@ const struct cert_name_ent *cert_index_find(const struct cert_index *ix, const c
 		return NULL;
 	h = name_hash(key, len);
 	mask = ix->cap - 1;
-	for (i = h & mask;; i = (i + 1) & mask) {
+	i = h & mask;
+	for (size_t step = 0; step < ix->cap; step++, i = (i + 1) & mask) {
 		const struct cert_name_ent *e = &ix->ents[i];
 
 		if (e->key == NULL)
@@ -78,38 +87,77 @@ const struct cert_name_ent *cert_index_find(const struct cert_index *ix, const c
 		if (e->hash == h && e->len == len && memcmp(e->key, key, len) == 0)
 			return e;
 	}
+	return NULL;
+}
+
+/* The smallest power-of-two capacity (at least 16) that holds n entries at a
+ * load factor of at most one half. */
+static size_t index_cap_for(size_t n)
+{
+	size_t cap = 16;
+
+	while (cap / 2 < n)
+		cap *= 2;
+	return cap;
 }
 
 static int index_init(struct cert_index *ix, size_t n)
 {
-	ix->cap = 16;
-	while (ix->cap < n * 2)
-		ix->cap *= 2;
+	ix->cap = index_cap_for(n);
 	ix->ents = calloc(ix->cap, sizeof(*ix->ents));
 	ix->n = 0;
 	return ix->ents == NULL ? -1 : 0;
 }
 
-/* Returns the entry for key, inserting an empty one if needed. */
+/* Places e into a table known to have room and not to hold its key, and
+ * returns the slot it took. */
+static struct cert_name_ent *index_place(struct cert_index *ix, const struct cert_name_ent *e)
+{
+	size_t mask = ix->cap - 1, i = e->hash & mask;
+
+	while (ix->ents[i].key != NULL)
+		i = (i + 1) & mask; /* ends: the caller keeps a free slot */
+	ix->ents[i] = *e;
+	ix->n++;
+	return &ix->ents[i];
+}
+
+/* Makes room for one more entry: when it would push the load factor past
+ * one half, the table is rehashed into one twice the size. */
+static int index_reserve(struct cert_index *ix)
+{
+	struct cert_index big;
+
+	if ((ix->n + 1) * 2 <= ix->cap)
+		return 0;
+	if (index_init(&big, ix->n + 1) < 0)
+		return -1;
+	for (size_t i = 0; i < ix->cap; i++)
+		if (ix->ents[i].key != NULL)
+			index_place(&big, &ix->ents[i]);
+	free(ix->ents);
+	*ix = big;
+	return 0;
+}
+
+/* Returns the entry for key, inserting an empty one if needed (growing the
+ * table first when that would pass the load factor); NULL only when out of
+ * memory. */
 static struct cert_name_ent *index_upsert(struct cert_index *ix, const char *key, const char *name)
 {
-	size_t len = strlen(key), mask = ix->cap - 1, i;
-	uint32_t h = name_hash(key, len);
+	size_t len = strlen(key);
+	struct cert_name_ent *e = (struct cert_name_ent *)cert_index_find(ix, key, len), ne;
 
-	for (i = h & mask;; i = (i + 1) & mask) {
-		struct cert_name_ent *e = &ix->ents[i];
-
-		if (e->key == NULL) {
-			e->key = key;
-			e->name = name;
-			e->hash = h;
-			e->len = (uint32_t)len;
-			ix->n++;
-			return e;
-		}
-		if (e->hash == h && e->len == len && memcmp(e->key, key, len) == 0)
-			return e;
-	}
+	if (e != NULL)
+		return e;
+	if (index_reserve(ix) < 0)
+		return NULL;
+	memset(&ne, 0, sizeof(ne));
+	ne.key = key;
+	ne.name = name;
+	ne.hash = name_hash(key, len);
+	ne.len = (uint32_t)len;
+	return index_place(ix, &ne);
 }
 
 void cert_index_free(struct cert_store *st)
@@ -149,15 +197,24 @@ static void dup_warn(struct cert_file *loser, const char *name, const char *winn
 
 int cert_index_build(struct cert_store *st)
 {
-	size_t total = 0;
+	size_t nexact = 0, nwild = 0;
 
+	/* Each table is sized from the names it will hold. Wildcards are half
+	 * or more of all names on a platform of wildcard-only and apex plus
+	 * wildcard certificates, so no fixed share of the total fits. */
 	for (size_t i = 0; i < st->nfiles; i++) {
+		const struct cert_item *it = st->files[i].item;
+
 		free(st->files[i].dupmsg);
 		st->files[i].dupmsg = NULL;
-		if (st->files[i].item != NULL)
-			total += st->files[i].item->nnames;
+		for (size_t j = 0; it != NULL && j < it->nnames; j++) {
+			if (it->names[j][0] == '*')
+				nwild++;
+			else
+				nexact++;
+		}
 	}
-	if (index_init(&st->exact, total) < 0 || index_init(&st->wild, total / 4 + 1) < 0)
+	if (index_init(&st->exact, nexact) < 0 || index_init(&st->wild, nwild) < 0)
 		return -1;
 	/* Files are sorted by name, so the first claimant of a name is the one
 	 * with the smallest file name: the documented, deterministic winner. */
@@ -174,6 +231,8 @@ int cert_index_build(struct cert_store *st)
 			const struct cert_item **slot;
 
 			e = index_upsert(wild ? &st->wild : &st->exact, wild ? n + 2 : n, n);
+			if (e == NULL)
+				return -1;
 			slot = it->is_ec ? &e->ec : &e->rsa;
 			if (*slot == NULL) {
 				*slot = it;
@@ -205,7 +264,7 @@ static void index_delete(struct cert_index *ix, struct cert_name_ent *e)
 {
 	size_t mask = ix->cap - 1, i = (size_t)(e - ix->ents), j = i;
 
-	for (;;) {
+	for (size_t step = 1; step < ix->cap; step++) {
 		size_t k;
 
 		j = (j + 1) & mask;
@@ -279,9 +338,9 @@ static int claim(struct cert_store *st, const struct cert_item *b)
 		struct cert_name_ent *e;
 		const struct cert_item **slot;
 
-		if ((ix->n + 1) * 2 > ix->cap)
-			return -1; /* keep the load factor of a full build */
 		e = index_upsert(ix, wild ? n + 2 : n, n);
+		if (e == NULL)
+			return -1;
 		slot = b->is_ec ? &e->ec : &e->rsa;
 		if (*slot != NULL)
 			return -1;

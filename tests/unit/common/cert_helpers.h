@@ -177,4 +177,35 @@ static __attribute__((unused)) void tc_rmdir(const char *dir)
 		fprintf(stderr, "cannot remove %s\n", dir);
 }
 
+/* Every name of either store resolves to the same file in both (cmocka
+ * asserts: include this header after cmocka.h). */
+static __attribute__((unused)) void tc_same_lookups(const struct cert_store *a,
+                                                    const struct cert_store *b)
+{
+	const struct cert_store *st[2] = {a, b};
+
+	assert_int_equal(cert_store_nnames(a), cert_store_nnames(b));
+	assert_int_equal(cert_store_nitems(a), cert_store_nitems(b));
+	for (int s = 0; s < 2; s++)
+		for (size_t i = 0; i < cert_store_nnames(st[s]); i++) {
+			const char *n = cert_store_name_at(st[s], i);
+			char q[300];
+
+			/* A wildcard is probed with a host under it. */
+			snprintf(q, sizeof(q), "%s%s", n[0] == '*' ? "h" : "",
+			         n[0] == '*' ? n + 1 : n);
+			for (unsigned fl = 0; fl < 2; fl++) {
+				const struct cert_item *x =
+				    cert_store_lookup(a, q, strlen(q), fl, NULL);
+				const struct cert_item *y =
+				    cert_store_lookup(b, q, strlen(q), fl, NULL);
+
+				assert_true((x == NULL) == (y == NULL));
+				if (x != NULL)
+					assert_string_equal(cert_item_file(x), cert_item_file(y));
+			}
+			assert_string_equal(cert_store_name_at(a, i), cert_store_name_at(b, i));
+		}
+}
+
 #endif

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -74,6 +75,14 @@ static const char *who(const struct cert_store *st, const char *name, unsigned f
 		return "-";
 	}
 	return def ? "default" : cert_item_file(it);
+}
+
+static void unlink_site(const char *d, const char *file)
+{
+	char path[4200];
+
+	snprintf(path, sizeof(path), "%s/%s", d, file);
+	assert_int_equal(unlink(path), 0);
 }
 
 static void test_exact_and_case(void **state)
@@ -249,13 +258,155 @@ static void test_name_listing(void **state)
 	cert_store_unref(st);
 }
 
+/*
+ * Regression for a full wildcard table: the table used to be sized from a
+ * quarter of all names, so a set where wildcards are more than that left
+ * no empty slot, and every probe for an unknown name (any SNI nobody
+ * covers) looped forever. An alarm turns a hang into a failure.
+ */
+static struct cert_store *load_dir(const char *d)
+{
+	struct cert_opts o;
+	struct cert_report *rep = NULL;
+	struct cert_store *st;
+
+	cert_opts_defaults(&o);
+	st = cert_store_load(d, &o, &rep);
+	assert_non_null(st);
+	assert_int_equal(cert_report_nskipped(rep), 0);
+	cert_report_free(rep);
+	return st;
+}
+
+/* n wildcard-only certificates (SAN *.tenantI.example only) into d. */
+static void wild_only(const char *d, int from, int n)
+{
+	char nm[64], file[64];
+
+	for (int i = from; i < from + n; i++) {
+		const char *names[1] = {nm};
+
+		snprintf(nm, sizeof(nm), "*.tenant%d.example", i);
+		snprintf(file, sizeof(file), "wild%04d.pem", i);
+		tc_site(d, file, names, 1, NULL);
+	}
+}
+
+static void expect_tenants(const struct cert_store *st, int from, int n)
+{
+	char q[64], file[64];
+
+	for (int i = from; i < from + n; i++) {
+		const struct cert_item *it;
+
+		snprintf(q, sizeof(q), "www.tenant%d.example", i);
+		snprintf(file, sizeof(file), "wild%04d.pem", i);
+		it = cert_store_lookup(st, q, strlen(q), 1, NULL);
+		assert_non_null(it);
+		assert_string_equal(cert_item_file(it), file);
+	}
+}
+
+static void test_wildcard_heavy_sets(void **state)
+{
+	static const int sizes[] = {16, 1000};
+	char *d = tc_tmpdir();
+
+	(void)state;
+	alarm(60);
+	tc_site(d, "site1.pem", (const char *[]){"site1.example"}, 1, NULL);
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		struct cert_store *st;
+
+		wild_only(d, k == 0 ? 0 : sizes[k - 1], sizes[k] - (k == 0 ? 0 : sizes[k - 1]));
+		st = load_dir(d);
+		assert_int_equal(cert_store_nnames(st), (size_t)sizes[k] + 1);
+		expect_tenants(st, 0, sizes[k]);
+		assert_string_equal(who(st, "site1.example", 1), "site1.pem");
+		assert_string_equal(who(st, "x.unknown.example", 1), "-");
+		assert_string_equal(who(st, "unknown", 1), "-");
+		assert_string_equal(who(st, "a.b.tenant1.example", 1), "-");
+		cert_store_unref(st);
+	}
+	/* Only wildcards: no exact name at all. */
+	unlink_site(d, "site1.pem");
+	{
+		struct cert_store *st = load_dir(d);
+
+		assert_string_equal(who(st, "x.unknown.example", 1), "-");
+		assert_string_equal(who(st, "tenant5.example", 1), "-");
+		expect_tenants(st, 990, 10);
+		cert_store_unref(st);
+	}
+	alarm(0);
+	tc_rmdir(d);
+	free(d);
+}
+
+/* A delta reload that adds many names grows the tables it patches instead
+ * of filling them, and gives exactly what a full build gives. */
+static void test_delta_grows_tables(void **state)
+{
+	char *d = tc_tmpdir(), nm[64], file[64];
+	struct cert_opts o;
+	struct cert_report *rep = NULL;
+	struct cert_store *cur, *n, *fresh;
+
+	(void)state;
+	alarm(60);
+	cert_opts_defaults(&o);
+	tc_site(d, "site1.pem", (const char *[]){"site1.example"}, 1, NULL);
+	wild_only(d, 0, 3);
+	cur = load_dir(d);
+	for (int round = 0; round < 3; round++) {
+		/* 40 wildcard-only and 40 exact files: past every table's cap. */
+		wild_only(d, 3 + round * 40, 40);
+		for (int i = 0; i < 40; i++) {
+			const char *names[1] = {nm};
+
+			snprintf(nm, sizeof(nm), "exact%d.example", round * 40 + i);
+			snprintf(file, sizeof(file), "exact%04d.pem", round * 40 + i);
+			tc_site(d, file, names, 1, NULL);
+		}
+		n = cert_store_reload(cur, d, &o, &rep);
+		assert_non_null(n);
+		assert_int_equal(cert_report_nchanged(rep), 80);
+		cert_report_free(rep);
+		fresh = load_dir(d);
+		tc_same_lookups(n, fresh);
+		assert_string_equal(who(n, "x.unknown.example", 1), "-");
+		cert_store_unref(fresh);
+		cert_store_unref(cur);
+		cur = n;
+	}
+	/* And removals from the grown tables. */
+	for (int i = 0; i < 100; i++) {
+		snprintf(file, sizeof(file), "wild%04d.pem", i);
+		unlink_site(d, file);
+	}
+	n = cert_store_reload(cur, d, &o, &rep);
+	assert_non_null(n);
+	cert_report_free(rep);
+	fresh = load_dir(d);
+	tc_same_lookups(n, fresh);
+	expect_tenants(n, 100, 23);
+	assert_string_equal(who(n, "www.tenant5.example", 1), "-");
+	cert_store_unref(fresh);
+	cert_store_unref(cur);
+	cert_store_unref(n);
+	alarm(0);
+	tc_rmdir(d);
+	free(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_exact_and_case), cmocka_unit_test(test_wildcard_one_label),
-	    cmocka_unit_test(test_bad_names),      cmocka_unit_test(test_default),
-	    cmocka_unit_test(test_no_default),     cmocka_unit_test(test_duplicates_and_dual),
-	    cmocka_unit_test(test_name_listing),
+	    cmocka_unit_test(test_exact_and_case),     cmocka_unit_test(test_wildcard_one_label),
+	    cmocka_unit_test(test_bad_names),          cmocka_unit_test(test_default),
+	    cmocka_unit_test(test_no_default),         cmocka_unit_test(test_duplicates_and_dual),
+	    cmocka_unit_test(test_name_listing),       cmocka_unit_test(test_wildcard_heavy_sets),
+	    cmocka_unit_test(test_delta_grows_tables),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
