@@ -853,6 +853,7 @@ static int cs_expiring(const struct cs_run *r, const struct cs_unit *u)
 static int cs_supervisor(struct cs_run *r, const char *line, int timeout_ms)
 {
 	char err[512], *reply = NULL;
+	struct json_doc *doc;
 	int ok = 0;
 
 	if (ctl_request(r->cfg->supervisor.control_socket, line, &reply, timeout_ms, err,
@@ -860,15 +861,17 @@ static int cs_supervisor(struct cs_run *r, const char *line, int timeout_ms)
 		cs_err(r, "switchyardd is not reachable, nothing was promoted: %s", err);
 		return -1;
 	}
-	if (json_get_bool(reply, "ok", &ok) < 0 || !ok) {
-		char why[1024] = "no reason given";
+	doc = json_parse(reply, NULL, 0);
+	free(reply);
+	if (json_get_bool(doc, "ok", &ok) < 0 || !ok) {
+		const char *why = json_str(doc, "error");
 
-		json_get_str(reply, "error", why, sizeof(why));
-		cs_err(r, "switchyardd refused '%s': %s", line, why);
-		free(reply);
+		cs_err(r, "switchyardd refused '%s': %s", line,
+		       why != NULL ? why : "no reason given");
+		json_doc_free(doc);
 		return -1;
 	}
-	free(reply);
+	json_doc_free(doc);
 	return 0;
 }
 

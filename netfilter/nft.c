@@ -128,7 +128,8 @@ static char *run_nft(const char *nft)
 void nf_check_nft(char *warn, size_t warnlen)
 {
 	char nft[512], list[768] = "";
-	char *doc;
+	char *text;
+	struct json_doc *doc;
 	int n, found = 0;
 
 	if (warn == NULL || warnlen == 0)
@@ -136,34 +137,33 @@ void nf_check_nft(char *warn, size_t warnlen)
 	warn[0] = '\0';
 	if (find_nft(nft, sizeof(nft)) < 0)
 		return;
-	doc = run_nft(nft);
-	if (doc == NULL)
+	text = run_nft(nft);
+	if (text == NULL)
 		return;
+	doc = json_parse(text, NULL, 0);
+	free(text);
 	n = json_array_len(doc, "nftables");
 	for (int i = 0; i < n && i < NFT_MAX_SEEN; i++) {
 		char path[64], type[32], hook[32], family[16], table[64], name[64];
+		const struct json_doc *ch;
 		int64_t prio = 0;
 
-		snprintf(path, sizeof(path), "nftables.%d.chain.type", i);
-		if (json_get_str(doc, path, type, sizeof(type)) < 0 || strcmp(type, "nat") != 0)
+		snprintf(path, sizeof(path), "nftables.%d.chain", i);
+		ch = json_at(doc, path);
+		if (json_get_str(ch, "type", type, sizeof(type)) < 0 || strcmp(type, "nat") != 0)
 			continue;
-		snprintf(path, sizeof(path), "nftables.%d.chain.hook", i);
-		if (json_get_str(doc, path, hook, sizeof(hook)) < 0 ||
+		if (json_get_str(ch, "hook", hook, sizeof(hook)) < 0 ||
 		    (strcmp(hook, "prerouting") != 0 && strcmp(hook, "output") != 0))
 			continue;
-		snprintf(path, sizeof(path), "nftables.%d.chain.family", i);
-		if (json_get_str(doc, path, family, sizeof(family)) < 0 ||
+		if (json_get_str(ch, "family", family, sizeof(family)) < 0 ||
 		    (strcmp(family, "ip") != 0 && strcmp(family, "ip6") != 0 &&
 		     strcmp(family, "inet") != 0))
 			continue;
-		snprintf(path, sizeof(path), "nftables.%d.chain.table", i);
-		if (json_get_str(doc, path, table, sizeof(table)) < 0)
+		if (json_get_str(ch, "table", table, sizeof(table)) < 0)
 			table[0] = '\0';
-		snprintf(path, sizeof(path), "nftables.%d.chain.name", i);
-		if (json_get_str(doc, path, name, sizeof(name)) < 0)
+		if (json_get_str(ch, "name", name, sizeof(name)) < 0)
 			name[0] = '\0';
-		snprintf(path, sizeof(path), "nftables.%d.chain.prio", i);
-		json_get_i64(doc, path, &prio);
+		(void)json_get_i64(ch, "prio", &prio);
 		if (found++ < 8) {
 			size_t used = strlen(list);
 
@@ -171,7 +171,7 @@ void nf_check_nft(char *warn, size_t warnlen)
 			         used ? ", " : "", family, table, name, hook, (long long)prio);
 		}
 	}
-	free(doc);
+	json_doc_free(doc);
 	if (found > 0)
 		snprintf(
 		    warn, warnlen,

@@ -42,13 +42,16 @@ static int socket_path(const char *cfgpath, char *out, size_t outlen)
 	return 0;
 }
 
-/* Sends one request; returns an exit code and the reply in *reply. */
-static int request(const char *path, const char *line, int timeout_ms, char **reply)
+/* Sends one request; returns an exit code, the reply's text in *reply and
+ * the parsed reply in *doc (both the caller's to free). */
+static int request(const char *path, const char *line, int timeout_ms, char **reply,
+                   struct json_doc **doc)
 {
 	char err[512];
 	struct stat st;
 
 	*reply = NULL;
+	*doc = NULL;
 	if (stat(path, &st) < 0 && errno == ENOENT) {
 		fprintf(stderr, "switchyard: switchyardd is not running (no socket at %s)\n", path);
 		return SV_EXIT_NOT_RUN;
@@ -63,29 +66,30 @@ static int request(const char *path, const char *line, int timeout_ms, char **re
 		fprintf(stderr, "switchyard: %s\n", err);
 		return SV_EXIT_PROTOCOL;
 	}
-	if (json_validate(*reply) != 0) {
-		fprintf(stderr, "switchyard: malformed reply from switchyardd: %.200s\n", *reply);
+	*doc = json_parse(*reply, err, sizeof(err));
+	if (*doc == NULL) {
+		fprintf(stderr, "switchyard: malformed reply from switchyardd (%s): %.200s\n", err,
+		        *reply);
 		return SV_EXIT_PROTOCOL;
 	}
 	return SV_EXIT_OK;
 }
 
-static int reply_ok(const char *reply)
+static int reply_ok(const struct json_doc *reply)
 {
 	int ok = 0;
 
 	return json_get_bool(reply, "ok", &ok) == 0 && ok;
 }
 
-static void print_error(const char *what, const char *reply)
+static void print_error(const char *what, const struct json_doc *reply)
 {
-	char err[1024] = "unknown error";
+	const char *err = json_str(reply, "error");
 
-	(void)json_get_str(reply, "error", err, sizeof(err));
-	fprintf(stderr, "switchyard %s: %s\n", what, err);
+	fprintf(stderr, "switchyard %s: %s\n", what, err != NULL ? err : "unknown error");
 }
 
-static int64_t geti(const char *doc, const char *path)
+static int64_t geti(const struct json_doc *doc, const char *path)
 {
 	int64_t v = 0;
 
@@ -113,7 +117,7 @@ static void fmt_ms(int64_t ms, char *out, size_t outlen)
 		snprintf(out, outlen, "%.1f s", (double)ms / 1000);
 }
 
-static void print_status(const char *doc)
+static void print_status(const struct json_doc *doc)
 {
 	char live[16] = "?", rules[300] = "", s[64], opname[32], phase[32];
 	int n;
@@ -131,31 +135,25 @@ static void print_status(const char *doc)
 	       "CERTS", "ACTIVE", "PINNED", "RESTARTS");
 	n = json_array_len(doc, "instances");
 	for (int i = 0; i < n; i++) {
-		char p[64], colour[16] = "", state[16] = "", set[128] = "", err[300] = "";
+		char p[32], colour[16] = "", state[16] = "", set[128] = "", err[300] = "";
 		char stbuf[40];
+		const struct json_doc *in;
 
-		snprintf(p, sizeof(p), "instances.%d.colour", i);
-		(void)json_get_str(doc, p, colour, sizeof(colour));
-		snprintf(p, sizeof(p), "instances.%d.state", i);
-		(void)json_get_str(doc, p, state, sizeof(state));
-		snprintf(p, sizeof(p), "instances.%d.set", i);
-		(void)json_get_str(doc, p, set, sizeof(set));
+		snprintf(p, sizeof(p), "instances.%d", i);
+		in = json_at(doc, p);
+		(void)json_get_str(in, "colour", colour, sizeof(colour));
+		(void)json_get_str(in, "state", state, sizeof(state));
+		(void)json_get_str(in, "set", set, sizeof(set));
 		snprintf(stbuf, sizeof(stbuf), "%s", state);
-		if (strcmp(state, "loading") == 0) {
-			char a[32], b[32];
-
-			snprintf(a, sizeof(a), "instances.%d.loaded", i);
-			snprintf(b, sizeof(b), "instances.%d.total", i);
-			snprintf(stbuf, sizeof(stbuf), "loading %lld/%lld", (long long)geti(doc, a),
-			         (long long)geti(doc, b));
-		}
-#define F(field) (snprintf(p, sizeof(p), "instances.%d." field, i), (long long)geti(doc, p))
+		if (strcmp(state, "loading") == 0)
+			snprintf(stbuf, sizeof(stbuf), "loading %lld/%lld",
+			         (long long)geti(in, "loaded"), (long long)geti(in, "total"));
+#define F(field) ((long long)geti(in, field))
 		printf("%-6s %-9s %8lld %5lld %-20.20s %8lld %7lld %7lld %8lld\n", colour, stbuf,
 		       F("pid"), F("generation"), set, F("certs"), F("active"),
 		       F("pinned.syn") + F("pinned.established"), F("restarts"));
 #undef F
-		snprintf(p, sizeof(p), "instances.%d.last_error", i);
-		if (json_get_str(doc, p, err, sizeof(err)) == 0)
+		if (json_get_str(in, "last_error", err, sizeof(err)) == 0)
 			printf("       last error: %s\n", err);
 	}
 	if (json_get_str(doc, "rollback.to", s, sizeof(s)) == 0) {
@@ -172,31 +170,25 @@ static void print_status(const char *doc)
 		       "WHEN (UTC)", "FROM -> TO", "REASON", "RESULT", "GATE", "COMMIT", "LATENCY",
 		       "DRAIN");
 	for (int i = n > 10 ? n - 10 : 0; i < n; i++) {
-		char p[64], from[16] = "-", to[16] = "", reason[16] = "", result[32] = "";
+		char p[32], from[16] = "-", to[16] = "", reason[16] = "", result[32] = "";
 		char when[32], g[32], c[32], l[32], d[32];
+		const struct json_doc *fl;
 		time_t at;
 		struct tm tm;
 
-		snprintf(p, sizeof(p), "flips.%d.from", i);
-		(void)json_get_str(doc, p, from, sizeof(from));
-		snprintf(p, sizeof(p), "flips.%d.to", i);
-		(void)json_get_str(doc, p, to, sizeof(to));
-		snprintf(p, sizeof(p), "flips.%d.reason", i);
-		(void)json_get_str(doc, p, reason, sizeof(reason));
-		snprintf(p, sizeof(p), "flips.%d.result", i);
-		(void)json_get_str(doc, p, result, sizeof(result));
-		snprintf(p, sizeof(p), "flips.%d.at", i);
-		at = (time_t)geti(doc, p);
+		snprintf(p, sizeof(p), "flips.%d", i);
+		fl = json_at(doc, p);
+		(void)json_get_str(fl, "from", from, sizeof(from));
+		(void)json_get_str(fl, "to", to, sizeof(to));
+		(void)json_get_str(fl, "reason", reason, sizeof(reason));
+		(void)json_get_str(fl, "result", result, sizeof(result));
+		at = (time_t)geti(fl, "at");
 		gmtime_r(&at, &tm);
 		strftime(when, sizeof(when), "%F %T", &tm);
-		snprintf(p, sizeof(p), "flips.%d.gate_ms", i);
-		fmt_ms(geti(doc, p), g, sizeof(g));
-		snprintf(p, sizeof(p), "flips.%d.commit_us", i);
-		fmt_us(geti(doc, p), c, sizeof(c));
-		snprintf(p, sizeof(p), "flips.%d.latency_us", i);
-		fmt_us(geti(doc, p), l, sizeof(l));
-		snprintf(p, sizeof(p), "flips.%d.drain_ms", i);
-		fmt_ms(geti(doc, p), d, sizeof(d));
+		fmt_ms(geti(fl, "gate_ms"), g, sizeof(g));
+		fmt_us(geti(fl, "commit_us"), c, sizeof(c));
+		fmt_us(geti(fl, "latency_us"), l, sizeof(l));
+		fmt_ms(geti(fl, "drain_ms"), d, sizeof(d));
 		snprintf(s, sizeof(s), "%s -> %s", from, to);
 		printf("  %-19s %-14s %-9s %-13s %9s %9s %9s %9s\n", when, s, reason, result, g, c,
 		       l, d);
@@ -216,6 +208,7 @@ static int get_path(const char *cfgpath, char *path, size_t len)
 int sv_cmd_status(const char *cfgpath, int argc, char **argv)
 {
 	char path[CFG_STR_MAX], *reply;
+	struct json_doc *doc;
 	int json = 0, rc;
 
 	for (int i = 1; i < argc; i++) {
@@ -228,23 +221,21 @@ int sv_cmd_status(const char *cfgpath, int argc, char **argv)
 	}
 	if (get_path(cfgpath, path, sizeof(path)) < 0)
 		return SV_EXIT_CONFIG;
-	rc = request(path, "status", 10000, &reply);
-	if (rc != SV_EXIT_OK)
-		return rc;
-	if (!reply_ok(reply)) {
-		print_error("status", reply);
-		free(reply);
-		return SV_EXIT_FAILED;
-	}
-	if (json)
+	rc = request(path, "status", 10000, &reply, &doc);
+	if (rc == SV_EXIT_OK && !reply_ok(doc)) {
+		print_error("status", doc);
+		rc = SV_EXIT_FAILED;
+	} else if (rc == SV_EXIT_OK && json) {
 		printf("%s\n", reply);
-	else
-		print_status(reply);
+	} else if (rc == SV_EXIT_OK) {
+		print_status(doc);
+	}
+	json_doc_free(doc);
 	free(reply);
-	return SV_EXIT_OK;
+	return rc;
 }
 
-static void print_flip(const char *what, const char *reply)
+static void print_flip(const char *what, const struct json_doc *reply)
 {
 	char from[16] = "?", to[16] = "?", c[32], l[32], g[80];
 	int flipped = 0;
@@ -268,12 +259,12 @@ static void print_flip(const char *what, const char *reply)
 	       what, from, to, (long long)geti(reply, "generation"), g, c, l, from);
 }
 
-static int op_result(const char *what, const char *reply, int json)
+static int op_result(const char *what, const char *text, const struct json_doc *reply, int json)
 {
 	int refused = 0;
 
 	if (json)
-		printf("%s\n", reply);
+		printf("%s\n", text);
 	if (!reply_ok(reply)) {
 		if (!json)
 			print_error(what, reply);
@@ -288,6 +279,7 @@ static int op_result(const char *what, const char *reply, int json)
 int sv_cmd_flip(const char *cfgpath, int argc, char **argv)
 {
 	char path[CFG_STR_MAX], *reply;
+	struct json_doc *doc;
 	int force = 0, json = 0, rc;
 
 	for (int i = 1; i < argc; i++) {
@@ -302,10 +294,10 @@ int sv_cmd_flip(const char *cfgpath, int argc, char **argv)
 	}
 	if (get_path(cfgpath, path, sizeof(path)) < 0)
 		return SV_EXIT_CONFIG;
-	rc = request(path, force ? "flip --force" : "flip", CLI_LONG_TIMEOUT_MS, &reply);
-	if (rc != SV_EXIT_OK)
-		return rc;
-	rc = op_result("flip", reply, json);
+	rc = request(path, force ? "flip --force" : "flip", CLI_LONG_TIMEOUT_MS, &reply, &doc);
+	if (rc == SV_EXIT_OK)
+		rc = op_result("flip", reply, doc, json);
+	json_doc_free(doc);
 	free(reply);
 	return rc;
 }
@@ -313,6 +305,7 @@ int sv_cmd_flip(const char *cfgpath, int argc, char **argv)
 int sv_cmd_rollback(const char *cfgpath, int argc, char **argv)
 {
 	char path[CFG_STR_MAX], *reply;
+	struct json_doc *doc;
 	int json = argc == 2 && strcmp(argv[1], "--json") == 0, rc;
 
 	if (argc > 1 && !json) {
@@ -321,10 +314,10 @@ int sv_cmd_rollback(const char *cfgpath, int argc, char **argv)
 	}
 	if (get_path(cfgpath, path, sizeof(path)) < 0)
 		return SV_EXIT_CONFIG;
-	rc = request(path, "rollback", CLI_LONG_TIMEOUT_MS, &reply);
-	if (rc != SV_EXIT_OK)
-		return rc;
-	rc = op_result("rollback", reply, json);
+	rc = request(path, "rollback", CLI_LONG_TIMEOUT_MS, &reply, &doc);
+	if (rc == SV_EXIT_OK)
+		rc = op_result("rollback", reply, doc, json);
+	json_doc_free(doc);
 	free(reply);
 	return rc;
 }
@@ -333,6 +326,7 @@ struct reload_job {
 	const char *path;
 	char line[CTL_LINE_MAX];
 	char *reply;
+	struct json_doc *doc;
 	int rc;
 	volatile int done;
 };
@@ -341,14 +335,14 @@ static void *reload_thread(void *arg)
 {
 	struct reload_job *job = arg;
 
-	job->rc = request(job->path, job->line, CLI_LONG_TIMEOUT_MS, &job->reply);
+	job->rc = request(job->path, job->line, CLI_LONG_TIMEOUT_MS, &job->reply, &job->doc);
 	job->done = 1;
 	return NULL;
 }
 
 /* One progress update from a status reply: a bar on a TTY, a plain line
  * whenever the phase changes otherwise. */
-static void progress(const char *st, int tty, char *last, size_t lastlen)
+static void progress(const struct json_doc *st, int tty, char *last, size_t lastlen)
 {
 	char phase[32] = "", inst[16] = "", now[64];
 	int64_t loaded = geti(st, "op.loaded"), total = geti(st, "op.total");
@@ -430,52 +424,61 @@ int sv_cmd_reload(const char *cfgpath, int argc, char **argv)
 	}
 	while (!job.done) {
 		char *st = NULL, err[256];
+		struct json_doc *sd;
 
 		usleep(100 * 1000);
 		if (quiet || job.done)
 			continue;
-		if (ctl_request(path, "status", &st, 2000, err, sizeof(err)) == 0)
-			progress(st, tty, last, sizeof(last));
+		if (ctl_request(path, "status", &st, 2000, err, sizeof(err)) == 0 &&
+		    (sd = json_parse(st, NULL, 0)) != NULL) {
+			progress(sd, tty, last, sizeof(last));
+			json_doc_free(sd);
+		}
 		free(st);
 	}
 	pthread_join(t, NULL);
 	if (tty && last[0] != '\0' && !quiet)
 		fprintf(stderr, "\n");
-	if (job.rc != SV_EXIT_OK)
+	if (job.rc != SV_EXIT_OK) {
+		json_doc_free(job.doc);
+		free(job.reply);
 		return job.rc;
+	}
 	if (json) {
 		printf("%s\n", job.reply);
-	} else if (reply_ok(job.reply)) {
+	} else if (reply_ok(job.doc)) {
 		char inst[16] = "", d[CFG_STR_MAX] = "";
 
-		(void)json_get_str(job.reply, "instance", inst, sizeof(inst));
-		(void)json_get_str(job.reply, "directory", d, sizeof(d));
+		(void)json_get_str(job.doc, "instance", inst, sizeof(inst));
+		(void)json_get_str(job.doc, "directory", d, sizeof(d));
 		printf("reload: %s loaded %s: generation %lld, %lld certificates, %lld changed, "
 		       "%lld ms%s\n",
-		       inst, d, (long long)geti(job.reply, "generation"),
-		       (long long)geti(job.reply, "loaded"), (long long)geti(job.reply, "nchanged"),
-		       (long long)geti(job.reply, "load_ms"),
-		       geti(job.reply, "restarted") ? " (restarted)" : "");
+		       inst, d, (long long)geti(job.doc, "generation"),
+		       (long long)geti(job.doc, "loaded"), (long long)geti(job.doc, "nchanged"),
+		       (long long)geti(job.doc, "load_ms"),
+		       geti(job.doc, "restarted") ? " (restarted)" : "");
 		if (!no_flip)
-			print_flip("flip", job.reply);
+			print_flip("flip", job.doc);
 	}
 	rc = SV_EXIT_OK;
-	if (!reply_ok(job.reply)) {
+	if (!reply_ok(job.doc)) {
 		int refused = 0;
 
 		if (!json)
-			print_error("reload", job.reply);
-		(void)json_get_bool(job.reply, "gate_refused", &refused);
+			print_error("reload", job.doc);
+		(void)json_get_bool(job.doc, "gate_refused", &refused);
 		rc = refused ? SV_EXIT_GATE : SV_EXIT_FAILED;
 	}
+	json_doc_free(job.doc);
 	free(job.reply);
 	return rc;
 }
 
 int sv_cmd_metrics(const char *cfgpath, int argc, char **argv)
 {
-	char path[CFG_STR_MAX], *reply, *text;
-	struct json_val v;
+	char path[CFG_STR_MAX], *reply;
+	struct json_doc *doc;
+	const char *text;
 	int rc;
 
 	(void)argv;
@@ -485,29 +488,23 @@ int sv_cmd_metrics(const char *cfgpath, int argc, char **argv)
 	}
 	if (get_path(cfgpath, path, sizeof(path)) < 0)
 		return SV_EXIT_CONFIG;
-	rc = request(path, "metrics", 10000, &reply);
-	if (rc != SV_EXIT_OK)
-		return rc;
-	if (!reply_ok(reply) || json_find(reply, "text", &v) < 0 || v.type != JSON_STR) {
-		print_error("metrics", reply);
-		free(reply);
-		return SV_EXIT_FAILED;
+	rc = request(path, "metrics", 10000, &reply, &doc);
+	text = json_str(doc, "text");
+	if (rc == SV_EXIT_OK && (!reply_ok(doc) || text == NULL)) {
+		print_error("metrics", doc);
+		rc = SV_EXIT_FAILED;
+	} else if (rc == SV_EXIT_OK) {
+		fputs(text, stdout);
 	}
-	text = malloc(v.len + 1);
-	if (text == NULL || json_get_str(reply, "text", text, v.len + 1) < 0) {
-		free(text);
-		free(reply);
-		return SV_EXIT_FAILED;
-	}
-	fputs(text, stdout);
-	free(text);
+	json_doc_free(doc);
 	free(reply);
-	return SV_EXIT_OK;
+	return rc;
 }
 
 int sv_cmd_shutdown(const char *cfgpath, int argc, char **argv)
 {
 	char path[CFG_STR_MAX], *reply;
+	struct json_doc *doc;
 	struct stat st;
 	int rc;
 
@@ -518,10 +515,13 @@ int sv_cmd_shutdown(const char *cfgpath, int argc, char **argv)
 	}
 	if (get_path(cfgpath, path, sizeof(path)) < 0)
 		return SV_EXIT_CONFIG;
-	rc = request(path, "shutdown", 10000, &reply);
-	if (rc != SV_EXIT_OK)
+	rc = request(path, "shutdown", 10000, &reply, &doc);
+	if (rc != SV_EXIT_OK) {
+		free(reply);
 		return rc;
-	rc = reply_ok(reply) ? SV_EXIT_OK : SV_EXIT_FAILED;
+	}
+	rc = reply_ok(doc) ? SV_EXIT_OK : SV_EXIT_FAILED;
+	json_doc_free(doc);
 	free(reply);
 	/* Wait for the socket to go: the supervisor removes it last. */
 	for (int i = 0; rc == SV_EXIT_OK && i < 300 && stat(path, &st) == 0; i++)

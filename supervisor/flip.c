@@ -265,7 +265,6 @@ void sv_flip_out_json(const struct sv_flip_out *out, struct json_buf *jb)
 	if (out->ok) {
 		jb_int(jb, "commit_us", out->commit_us);
 		jb_int(jb, "latency_us", out->latency_us);
-		jb_uint(jb, "generation", out->to_gen);
 	}
 }
 
@@ -389,6 +388,8 @@ int sv_op_flip(struct sv *sv, int force, struct json_buf *reply)
 	jb_bool(reply, "ok", rc == 0);
 	if (rc < 0)
 		jb_str(reply, "error", out.error);
+	if (out.ok)
+		jb_uint(reply, "generation", out.to_gen);
 	sv_flip_out_json(&out, reply);
 	return rc;
 }
@@ -430,6 +431,8 @@ int sv_op_rollback(struct sv *sv, int force, struct json_buf *reply)
 	jb_bool(reply, "ok", rc == 0);
 	if (rc < 0)
 		jb_str(reply, "error", msg);
+	if (out.ok)
+		jb_uint(reply, "generation", out.to_gen);
 	sv_flip_out_json(&out, reply);
 	return rc;
 }
@@ -474,9 +477,10 @@ int sv_op_reload(struct sv *sv, const char *dir, int no_flip, int restart, struc
 	enum cfg_colour to;
 	struct sv_inst *in;
 	char err[600] = "", line[CTL_LINE_MAX], *r = NULL, why[64] = "";
+	struct json_doc *doc = NULL;
 	int64_t t0 = sv_now_ms(), load_ms = 0, v;
 	uint64_t generation = 0, nchanged = 0, loaded = 0;
-	int rc = -1;
+	int rc = -1, ok = 0;
 
 	memset(&out, 0, sizeof(out));
 	out.from = out.to = -1;
@@ -541,28 +545,31 @@ int sv_op_reload(struct sv *sv, const char *dir, int no_flip, int restart, struc
 		pthread_mutex_unlock(&sv->lock);
 		if (v < 0)
 			goto done;
-		if (json_get_bool(r, "ok", (int *)&v) < 0 || !v) {
-			if (json_get_str(r, "error", err, sizeof(err)) < 0)
+		doc = json_parse(r, NULL, 0);
+		if (json_get_bool(doc, "ok", &ok) < 0 || !ok) {
+			if (json_get_str(doc, "error", err, sizeof(err)) < 0)
 				snprintf(err, sizeof(err), "malformed reply to reload-certs");
 			goto done;
 		}
 		pthread_mutex_lock(&sv->lock);
 		sv_inst_free_changed(in);
-		if (json_get_i64(r, "generation", &v) == 0)
+		if (json_get_i64(doc, "generation", &v) == 0)
 			in->generation = (uint64_t)v;
-		if (json_get_i64(r, "nchanged", &v) == 0)
+		if (json_get_i64(doc, "nchanged", &v) == 0)
 			nchanged = (uint64_t)v;
-		if (json_get_i64(r, "loaded", &v) == 0)
+		if (json_get_i64(doc, "loaded", &v) == 0)
 			loaded = (uint64_t)v;
-		v = json_array_len(r, "changed");
+		v = json_array_len(doc, "changed");
 		if (v > 0)
 			in->changed = calloc((size_t)v, sizeof(char *));
 		for (int64_t i = 0; in->changed != NULL && i < v; i++) {
-			char path[32], name[300];
+			char path[32];
+			const char *name;
 
 			snprintf(path, sizeof(path), "changed.%lld", (long long)i);
-			if (json_get_str(r, path, name, sizeof(name)) == 0)
-				in->changed[in->nchanged++] = strdup(name);
+			name = json_str(doc, path);
+			if (name != NULL && (in->changed[in->nchanged] = strdup(name)) != NULL)
+				in->nchanged++;
 		}
 		sv_inst_set_dir(in, dir);
 		/* It now holds a new set: it is a fresh candidate, no longer
@@ -590,6 +597,7 @@ int sv_op_reload(struct sv *sv, const char *dir, int no_flip, int restart, struc
 done:
 	sv_set_phase(sv, NULL, NULL, -1);
 	pthread_mutex_unlock(&sv->op);
+	json_doc_free(doc);
 	free(r);
 	jb_bool(reply, "ok", rc == 0);
 	if (rc < 0)

@@ -141,6 +141,7 @@ static int check_name(struct sv *sv, enum cfg_colour c, SSL_CTX *ctx,
 	char *reply = NULL, line[CTL_LINE_MAX], file[CFG_STR_MAX], path[2 * CFG_STR_MAX + 2];
 	char claimed[80] = "", want_hex[65], got_hex[65], sni[300], e2[256];
 	unsigned char want[32], got[32];
+	struct json_doc *doc;
 	int ok = 0, rc = -1;
 
 	snprintf(line, sizeof(line), "cert %s", gn->name);
@@ -148,21 +149,23 @@ static int check_name(struct sv *sv, enum cfg_colour c, SSL_CTX *ctx,
 		snprintf(err, errlen, "%s: cert query failed: %s", gn->name, e2);
 		return -1;
 	}
-	if (json_get_bool(reply, "ok", &ok) < 0 || !ok) {
-		free(reply);
+	doc = json_parse(reply, NULL, 0);
+	free(reply);
+	if (json_get_bool(doc, "ok", &ok) < 0 || !ok) {
+		json_doc_free(doc);
 		if (!gn->must_serve)
 			return 1; /* a removed name, nothing serves it */
 		snprintf(err, errlen, "%s: the instance serves nothing for it", gn->name);
 		return -1;
 	}
-	if (json_get_str(reply, "file", file, sizeof(file)) < 0 || file[0] == '\0' ||
+	if (json_get_str(doc, "file", file, sizeof(file)) < 0 || file[0] == '\0' ||
 	    strchr(file, '/') != NULL) {
 		snprintf(err, errlen, "%s: malformed cert reply", gn->name);
-		free(reply);
+		json_doc_free(doc);
 		return -1;
 	}
-	(void)json_get_str(reply, "sha256", claimed, sizeof(claimed));
-	free(reply);
+	(void)json_get_str(doc, "sha256", claimed, sizeof(claimed));
+	json_doc_free(doc);
 	snprintf(path, sizeof(path), "%s/%s", certs_dir, file);
 	if (sv_gate_file_sha256(path, want, e2, sizeof(e2)) < 0) {
 		snprintf(err, errlen, "%s: expected certificate: %s", gn->name, e2);
@@ -271,6 +274,7 @@ int sv_gate_run(struct sv *sv, enum cfg_colour c, char **changed, size_t nchange
 		names[n++].must_serve = 0;
 	}
 	if (cs->gate_sample > 0) {
+		struct json_doc *doc;
 		int len;
 
 		snprintf(line, sizeof(line), "sample %u",
@@ -279,16 +283,18 @@ int sv_gate_run(struct sv *sv, enum cfg_colour c, char **changed, size_t nchange
 			snprintf(res->error, sizeof(res->error), "sample: %.400s", err);
 			goto out;
 		}
-		len = json_array_len(reply, "names");
+		doc = json_parse(reply, NULL, 0);
+		len = json_array_len(doc, "names");
 		for (int i = 0; i < len && n < cap; i++) {
 			char path[32], name[300];
 
 			snprintf(path, sizeof(path), "names.%d", i);
-			if (json_get_str(reply, path, name, sizeof(name)) == 0) {
+			if (json_get_str(doc, path, name, sizeof(name)) == 0) {
 				names[n].name = strdup(name);
 				names[n++].must_serve = 1;
 			}
 		}
+		json_doc_free(doc);
 	}
 	if (n == 0) {
 		/* An empty set would pass vacuously; an instance serving no

@@ -147,7 +147,7 @@ static time_t mtime_of(const char *path)
 }
 
 /* Applies one status reply from the proxy. Caller holds sv->lock. */
-static void apply_status(struct sv *sv, struct sv_inst *in, const char *reply)
+static void apply_status(struct sv *sv, struct sv_inst *in, const struct json_doc *reply)
 {
 	char state[32] = "";
 	int64_t v;
@@ -267,6 +267,7 @@ int sv_inst_start_or_adopt(struct sv *sv, enum cfg_colour c)
 	const char *colour = cfg_colour_name(c);
 	pid_t pid = read_pid_file(sv->cfg->instances[c].pid_file);
 	char err[256], got[16], *reply = NULL;
+	struct json_doc *doc;
 	int64_t deadline = sv_now_ms() + 3000, v;
 
 	if (pid > 0 && kill(pid, 0) == 0 && proc_is_instance(pid, c)) {
@@ -277,9 +278,11 @@ int sv_inst_start_or_adopt(struct sv *sv, enum cfg_colour c)
 				break;
 			usleep(100 * 1000);
 		}
-		if (reply != NULL && json_get_str(reply, "instance", got, sizeof(got)) == 0 &&
+		doc = reply != NULL ? json_parse(reply, NULL, 0) : NULL;
+		free(reply);
+		if (json_get_str(doc, "instance", got, sizeof(got)) == 0 &&
 		    strcmp(got, colour) == 0 &&
-		    (json_get_i64(reply, "pid", &v) < 0 || (pid_t)v == pid)) {
+		    (json_get_i64(doc, "pid", &v) < 0 || (pid_t)v == pid)) {
 			pthread_mutex_lock(&sv->lock);
 			in->pid = pid;
 			in->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
@@ -289,15 +292,15 @@ int sv_inst_start_or_adopt(struct sv *sv, enum cfg_colour c)
 			in->bin_mtime = mtime_of(sv->proxy_bin);
 			in->cfg_mtime = mtime_of(sv->cfgpath);
 			sv_inst_set_dir(in, sv->cfg->certs.directory);
-			apply_status(sv, in, reply);
+			apply_status(sv, in, doc);
 			pthread_mutex_unlock(&sv->lock);
 			log_info("%s: adopted running instance (pid %ld, %s, generation %llu)",
 			         colour, (long)pid, sv_state_name(in->state),
 			         (unsigned long long)in->generation);
-			free(reply);
+			json_doc_free(doc);
 			return 0;
 		}
-		free(reply);
+		json_doc_free(doc);
 		/* Alive but not answering as itself: a wedged process would
 		 * keep the ports, so it is replaced. */
 		log_warnx("%s: pid %ld does not answer on %s; killing it", colour, (long)pid,
@@ -444,10 +447,15 @@ void sv_inst_poll(struct sv *sv)
 			continue;
 		if (sv_inst_request(sv, (enum cfg_colour)c, "status", &reply, 500, err,
 		                    sizeof(err)) == 0) {
+			/* Parsed before taking the lock, which the control
+			 * thread and the flip path wait on. */
+			struct json_doc *doc = json_parse(reply, NULL, 0);
+
 			pthread_mutex_lock(&sv->lock);
-			if (in->pid > 0)
-				apply_status(sv, in, reply);
+			if (in->pid > 0 && doc != NULL)
+				apply_status(sv, in, doc);
 			pthread_mutex_unlock(&sv->lock);
+			json_doc_free(doc);
 		}
 		free(reply);
 	}

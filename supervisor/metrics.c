@@ -91,14 +91,16 @@ static void stats_metrics(struct sv *sv, struct mbuf *b)
 	    "accepted",   "handshakes_ok", "unknown_sni", "default_cert", "backend_connect_fail",
 	    "no_backend", "bytes_in",      "bytes_out"};
 	static const char *kinds[] = {"timeout", "alert", "no_cert", "protocol", "other"};
-	char *replies[CFG_NCOLOURS] = {NULL, NULL};
+	struct json_doc *replies[CFG_NCOLOURS] = {NULL, NULL};
 
 	for (int c = 0; c < CFG_NCOLOURS; c++) {
-		char err[256];
+		char err[256], *text = NULL;
 
-		if (sv->inst[c].pid > 0 && !sv->inst[c].reloading)
-			(void)sv_inst_request(sv, (enum cfg_colour)c, "stats", &replies[c], 1000,
-			                      err, sizeof(err));
+		if (sv->inst[c].pid > 0 && !sv->inst[c].reloading &&
+		    sv_inst_request(sv, (enum cfg_colour)c, "stats", &text, 1000, err,
+		                    sizeof(err)) == 0)
+			replies[c] = json_parse(text, NULL, 0);
+		free(text);
 	}
 	for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++) {
 		mb_printf(b, "# TYPE switchyard_proxy_%s_total counter\n", fields[f]);
@@ -127,8 +129,8 @@ static void stats_metrics(struct sv *sv, struct mbuf *b)
 				          (long long)v);
 		}
 	}
-	free(replies[0]);
-	free(replies[1]);
+	json_doc_free(replies[0]);
+	json_doc_free(replies[1]);
 }
 
 char *sv_metrics_text(struct sv *sv)

@@ -225,7 +225,9 @@ struct sv_flip_out {
  * command arrived. Returns 0 or -1 (out->error says why). */
 int sv_flip_to(struct sv *sv, enum cfg_colour to, const char *reason, int flags, int64_t t_cmd_us,
                struct sv_flip_out *out);
-/* Writes the fields of out into an open reply object. */
+/* Writes the fields of out into an open reply object, all but the
+ * generation: flip and rollback add the new live generation, reload the one
+ * it loaded (the same instance), so that no reply names it twice. */
 void sv_flip_out_json(const struct sv_flip_out *out, struct json_buf *jb);
 int sv_op_flip(struct sv *sv, int force, struct json_buf *reply);
 int sv_op_rollback(struct sv *sv, int force, struct json_buf *reply);
