@@ -97,6 +97,14 @@ static int64_t geti(const struct json_doc *doc, const char *path)
 	return v;
 }
 
+static int getb(const struct json_doc *doc, const char *path)
+{
+	int v = 0;
+
+	(void)json_get_bool(doc, path, &v);
+	return v;
+}
+
 static void fmt_us(int64_t us, char *out, size_t outlen)
 {
 	if (us < 0)
@@ -456,7 +464,7 @@ int sv_cmd_reload(const char *cfgpath, int argc, char **argv)
 		       inst, d, (long long)geti(job.doc, "generation"),
 		       (long long)geti(job.doc, "loaded"), (long long)geti(job.doc, "nchanged"),
 		       (long long)geti(job.doc, "load_ms"),
-		       geti(job.doc, "restarted") ? " (restarted)" : "");
+		       getb(job.doc, "restarted") ? " (restarted)" : "");
 		if (!no_flip)
 			print_flip("flip", job.doc);
 	}

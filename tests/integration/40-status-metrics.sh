@@ -2,7 +2,9 @@
 # The basics around a running supervisor: systemd readiness (READY=1 on
 # $NOTIFY_SOCKET once the live instance serves), `switchyard status` in
 # text and JSON, `switchyard metrics` and the localhost HTTP listener, and
-# the ticket key file shared by both instances.
+# the ticket key file shared by both instances; then the --json output of
+# status, flip and reload (one line, jq parses it, no key twice) and the
+# human flip, status and reload lines.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-sv.sh"
 
@@ -30,8 +32,14 @@ cat "$T_TMP/status.txt"
 grep -q "^live: blue" "$T_TMP/status.txt" || fail "status text lacks the live colour"
 grep -Eq "^green +ready" "$T_TMP/status.txt" || fail "status text lacks green ready"
 [ "$(sv_status '.instances[0].certs')" -eq 20 ] || fail "certs count"
-check "flip" svc flip
+svc flip >"$T_TMP/flip.txt" || fail "flip"
+cat "$T_TMP/flip.txt"
+grep -Eq '^flip: blue -> green \(generation [0-9]+\); gate passed in [0-9]+ ms \([0-9]+ names\), commit [0-9.]+ ms, command to commit [0-9.]+ ms; blue is draining$' \
+	"$T_TMP/flip.txt" || fail "flip text changed shape"
 svc status | grep -q "blue -> green" || fail "status lacks the flip"
+grep -Eq '^ +STATE +PID +GEN SET +CERTS +ACTIVE +PINNED RESTARTS$' "$T_TMP/status.txt" ||
+	fail "status text header changed shape"
+
 
 svc metrics >"$T_TMP/metrics.txt" || fail "metrics"
 for m in 'switchyard_live{colour="green"} 1' 'switchyard_flips_total{result="ok"} 1' \
@@ -48,3 +56,37 @@ say "ok: metrics over the CLI and HTTP on localhost"
 [ "$(wc -l <"$T_TMP/state/ticket.keys")" -eq 3 ] || fail "ticket key file"
 [ "$(stat -c %a "$T_TMP/state/ticket.keys")" = 600 ] || fail "ticket key file mode"
 say "ok: ticket keys created (3 keys, mode 600)"
+
+# The rest flips more than once: it runs after the counts above.
+# --json output: one line that jq parses, each key once. jq keeps the last
+# of two equal keys without a word, so the raw text is counted as well.
+json_once() { # FILE: one line, valid JSON, no key twice in the top object
+	[ "$(wc -l <"$1")" -eq 1 ] || fail "$1: not one line"
+	jq -e 'type == "object"' "$1" >/dev/null || fail "$1: jq cannot parse it: $(cat "$1")"
+	[ "$(grep -o '"generation":' "$1" | wc -l)" -eq 1 ] ||
+		fail "$1: \"generation\" more or less than once: $(cat "$1")"
+}
+svc status --json >"$T_TMP/status.json" || fail "status --json"
+jq -e '.ok == true and (.instances | length == 2)' "$T_TMP/status.json" >/dev/null ||
+	fail "status --json: $(cat "$T_TMP/status.json")"
+[ "$(wc -l <"$T_TMP/status.json")" -eq 1 ] || fail "status --json is not one line"
+svc reload --json --quiet >"$T_TMP/reload.json" || fail "reload --json: $(cat "$T_TMP/reload.json")"
+json_once "$T_TMP/reload.json"
+inst=$(jq -r .instance "$T_TMP/reload.json")
+gen=$(jq -r .generation "$T_TMP/reload.json")
+jq -e '.ok and .flipped and .to == .instance' "$T_TMP/reload.json" >/dev/null ||
+	fail "reload --json: $(cat "$T_TMP/reload.json")"
+[ "$(sv_status ".instances[] | select(.colour == \"$inst\") | .generation")" = "$gen" ] ||
+	fail "reload --json generation $gen is not $inst's"
+svc flip --json >"$T_TMP/flip.json" || fail "flip --json"
+json_once "$T_TMP/flip.json"
+say "ok: status, reload and flip --json parse with jq, generation once"
+
+# The human reload line, --restart included (a boolean field).
+svc reload --restart --quiet >"$T_TMP/reload.txt" || fail "reload --restart: $(cat "$T_TMP/reload.txt")"
+cat "$T_TMP/reload.txt"
+grep -Eq "^reload: (blue|green) loaded $SV_PKI/certs: generation [0-9]+, 20 certificates, [0-9]+ changed, [0-9]+ ms \(restarted\)$" \
+	"$T_TMP/reload.txt" || fail "reload text changed shape or lacks (restarted)"
+grep -Eq '^flip: (blue|green) -> (blue|green) \(generation [0-9]+\); gate passed' "$T_TMP/reload.txt" ||
+	fail "reload text lacks the flip line"
+say "ok: human flip, status and reload lines"
