@@ -142,7 +142,7 @@ static void jb_add(struct json_buf *jb, const char *key, json_t *v)
 	jb->len++;
 	jb->textlen = 0; /* the text no longer matches the tree */
 	if (jb->depth == 0) {
-		if (jb->root != NULL) {
+		if (jb->root != NULL || key != NULL) {
 			jb->bad = 1;
 			json_decref(v);
 			return;

@@ -27,10 +27,10 @@
 struct json_t; /* jansson's value type */
 
 /* Writer. Keys are ignored inside arrays (pass NULL). A value inside an
- * object without a key, a second value at the top level, nesting deeper
- * than JB_MAX_DEPTH or jb_raw text that does not parse is a bug in the
- * caller: jb_cstr() then returns a fixed error object, as it does after an
- * allocation failure. */
+ * object without a key, a key outside any object, a second value at the
+ * top level, nesting deeper than JB_MAX_DEPTH or jb_raw text that does not
+ * parse is a bug in the caller: jb_cstr() then returns a fixed error
+ * object, as it does after an allocation failure. */
 struct json_buf {
 	size_t len; /* values written since jb_init/jb_reset; 0: nothing yet */
 	int oom;    /* an allocation failed */

@@ -219,6 +219,11 @@ static void test_writer_misuse(void **state)
 	jb_obj_end(&jb);
 	assert_string_equal(jb_cstr(&jb), bad_text);
 	jb_free(&jb);
+	/* A key outside any object. */
+	jb_init(&jb);
+	jb_bool(&jb, "ok", 1);
+	assert_string_equal(jb_cstr(&jb), bad_text);
+	jb_free(&jb);
 	/* Two top-level values. */
 	jb_init(&jb);
 	jb_int(&jb, NULL, 1);
