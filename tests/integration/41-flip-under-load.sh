@@ -13,7 +13,7 @@ sv_start
 
 say "64 clients; $FLIPS_MIN flips meanwhile"
 sv_load_bg "$T_TMP/load.json" "$T_TMP/load.err" --threads 64 --duration 300 --json
-sleep 2
+sv_wait_traffic "$(sv_status .live)" 64 || fail "the load did not start"
 flips=0 refused=0
 end=$((SECONDS + 110))
 # Skip parsing the YAML file on every one of hundreds of invocations.
@@ -29,7 +29,6 @@ while [ $SECONDS -lt $end ] && [ "$flips" -lt "$FLIPS_MIN" ]; do
 		cat "$T_TMP/flip.err"
 	fi
 done
-sleep 1
 kill -TERM "$LOAD"
 wait "$LOAD"
 cat "$T_TMP/load.json"
