@@ -142,17 +142,14 @@ check "install green repairs duplicates" nf install green
 same "IPv4 after third repair" "$(expect4 9443 9080)" "$(save4)"
 
 # The lock: held by someone else, we wait a bounded time and name the holder.
-# -o: the sleep must not inherit the lock, so killing flock releases it.
-flock -o "$XTABLES_LOCKFILE" sleep 8 &
-holder=$!
-T_PIDS+=("$holder")
-for _ in $(seq 50); do grep -q FLOCK /proc/locks && break; sleep 0.05; done
+lock_hold "$XTABLES_LOCKFILE"
+holder=$LOCK_PID
 start=$SECONDS
 err=$(in_ns "$NFCTL" -w 500 "${L[@]}" flip blue 2>&1) && fail "flip succeeded while the lock was held"
 echo "$err"
 echo "$err" | grep -q "xtables lock .* is held by pid $holder (flock)" || fail "error should name the lock holder: $err"
 [ $((SECONDS - start)) -lt 10 ] || fail "lock wait was not bounded"
-kill "$holder"; wait "$holder" 2>/dev/null
+lock_release
 same "IPv4 unchanged by the failed flip" "$(expect4 9443 9080)" "$(save4)"
 
 # Without CAP_NET_ADMIN the error says so.

@@ -72,15 +72,12 @@ check "rules install repairs" sy rules install
 sy rules show >/dev/null || fail "no drift after repair"
 
 # The lock holder is named.
-flock -o "$XTABLES_LOCKFILE" sleep 8 &
-holder=$!
-T_PIDS+=("$holder")
-for _ in $(seq 50); do grep -q FLOCK /proc/locks && break; sleep 0.05; done
+lock_hold "$XTABLES_LOCKFILE"
+holder=$LOCK_PID
 err=$(sy rules flip blue 2>&1) && fail "flip succeeded while the lock was held"
 echo "$err"
 echo "$err" | grep -q "held by pid $holder (flock)" || fail "lock error should name the holder"
-kill "$holder"
-wait "$holder" 2>/dev/null
+lock_release
 
 # Without CAP_NET_ADMIN.
 err=$(ip netns exec "$NS" setpriv --bounding-set=-net_admin,-net_raw --inh-caps=-net_admin,-net_raw \

@@ -29,18 +29,21 @@ check "half-close both ways: all data back, then close_notify" \
 check "bytes_in counted" test "$(px_get "$SOCK" stats bytes_in)" -ge 172000000
 
 : >"$T_TMP/pp.log"
-(sleep 0.5) | in_ns openssl s_client -connect 127.0.0.1:8443 -servername site3.example.test \
-	-alpn http/1.1 -CAfile "$CA" -quiet -no_ign_eof >/dev/null 2>&1
-sleep 0.2
+# The backend logs the header as soon as the proxy has connected to it,
+# which comes after the handshake: wait for the line, not for a fixed time.
+pp_logged() { grep -q "^PP2 " "$T_TMP/pp.log"; }
+px_s_client - "^(New|Reused)," -connect 127.0.0.1:8443 -servername site3.example.test \
+	-alpn http/1.1 -CAfile "$CA" -no_ign_eof >/dev/null
+check "PROXY v2 header received" wait_for 10 pp_logged
 cat "$T_TMP/pp.log"
 check "PROXY v2: source address" grep -q "^PP2 src=127.0.0.1:[0-9]* dst=127.0.0.1:8443" "$T_TMP/pp.log"
 check "PROXY v2: authority TLV is the SNI" grep -q "authority=site3.example.test" "$T_TMP/pp.log"
 check "PROXY v2: ALPN TLV" grep -q "alpn=http/1.1" "$T_TMP/pp.log"
 check "PROXY v2: SSL version sub-TLV" grep -q "ssl_version=TLSv1.3" "$T_TMP/pp.log"
 : >"$T_TMP/pp.log"
-(sleep 0.5) | in_ns openssl s_client -connect [::1]:8443 -servername site3.example.test \
-	-CAfile "$CA" -quiet -no_ign_eof >/dev/null 2>&1
-sleep 0.2
+px_s_client - "^(New|Reused)," -connect [::1]:8443 -servername site3.example.test \
+	-CAfile "$CA" -no_ign_eof >/dev/null
+check "PROXY v2 header received over IPv6" wait_for 10 pp_logged
 check "PROXY v2 over IPv6" grep -q "^PP2 src=::1:[0-9]* dst=::1:8443" "$T_TMP/pp.log"
 
 # A client that connects and never sends a ClientHello is cut at the timeout.
@@ -127,9 +130,9 @@ for mode in shared reuseport; do
 		-s site1.example.test -b 20000 -k 40
 	check "$mode: accepted = 40" is stats accepted 40
 
-	px_hold 8443 site1.example.test 30
+	px_hold 8443 site1.example.test
 	h1=$HOLD_PID
-	px_hold 8443 site1.example.test 30
+	px_hold 8443 site1.example.test
 	h2=$HOLD_PID
 	check "$mode: two connections active at the limit" wait_for 10 is status active 2
 	in_ns "$PX_TOOLS/tls_check" echo -c 127.0.0.1:8443 -a "$CA" -s site2.example.test \

@@ -51,7 +51,7 @@ check "servers idle again" wait_for 10 total_active_is 0
 # previous one reached its server, so the counts are settled).
 holds=()
 for i in 1 2 3; do
-	px_hold 8443 site2.example.test 30
+	px_hold 8443 site2.example.test
 	holds+=("$HOLD_PID")
 	check "hold $i reached a server" wait_for 10 total_active_is "$i"
 done

@@ -43,10 +43,10 @@ check "all 20 certificates served after the drop (chain + name)" \
 check "data forwarded after the drop (8 x 500 KB)" \
 	in_ns "$PX_TOOLS/tls_check" echo -c 127.0.0.1:8443 -a "$CA" -s site1.example.test -b 500000 -k 8
 rm -f "$T_TMP/sess"
-(sleep 0.3) | in_ns openssl s_client -tls1_3 -connect 127.0.0.1:8443 -servername site2.example.test \
-	-CAfile "$CA" -sess_out "$T_TMP/sess" -no_ign_eof >/dev/null 2>&1
-out=$( (sleep 0.3) | in_ns openssl s_client -tls1_3 -connect 127.0.0.1:8443 \
-	-servername site2.example.test -CAfile "$CA" -sess_in "$T_TMP/sess" -no_ign_eof 2>&1)
+px_s_client "$T_TMP/sess" "END SSL SESSION" -tls1_3 -connect 127.0.0.1:8443 \
+	-servername site2.example.test -CAfile "$CA" -sess_out "$T_TMP/sess" -no_ign_eof >/dev/null
+out=$(px_s_client - "^(New|Reused)," -tls1_3 -connect 127.0.0.1:8443 \
+	-servername site2.example.test -CAfile "$CA" -sess_in "$T_TMP/sess" -no_ign_eof)
 check "session tickets (keys read before the drop) resume" grep -q "^Reused" <<<"$out"
 
 # The certificates cannot be re-read as nobody: the reload must fail or keep

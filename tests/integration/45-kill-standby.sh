@@ -10,7 +10,9 @@ sv_start
 live=$(sv_status .live)
 standby=$([ "$live" = blue ] && echo green || echo blue)
 
-sv_load_bg "$T_TMP/load.json" "$T_TMP/load.err" --threads 8 --duration 30 --json
+# The clients run until stopped: they span the kill and the respawn.
+sv_load_bg "$T_TMP/load.json" "$T_TMP/load.err" --threads 8 --duration 300 --json
+sv_wait_traffic "$live" 8 || fail "the load did not start"
 
 oldpid=$(sv_status ".instances[] | select(.colour == \"$standby\") | .pid")
 pidfile=$T_TMP/state/$standby.pid
@@ -41,6 +43,7 @@ back() {
 }
 wait_until 60 back || { sv_dump_logs; fail "$standby was not respawned"; }
 say "ok: $standby respawned and ready (pid $(sv_status ".instances[] | select(.colour == \"$standby\") | .pid"))"
+check "the same clients are still served by $live" sv_wait_traffic "$live" 8
 kill -TERM "$LOAD"
 wait "$LOAD"
 cat "$T_TMP/load.json"

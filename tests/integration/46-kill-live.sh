@@ -11,8 +11,10 @@ live=$(sv_status .live)
 other=$([ "$live" = blue ] && echo green || echo blue)
 pid=$(sv_status ".instances[] | select(.colour == \"$live\") | .pid")
 
-sv_load_bg "$T_TMP/load1.json" "$T_TMP/load1.err" --threads 16 --duration 6 --json
-sleep 2
+# The load runs until stopped: it is in flight when the live instance dies
+# and still running after the failover, whatever the machine's speed.
+sv_load_bg "$T_TMP/load1.json" "$T_TMP/load1.err" --threads 16 --duration 300 --json
+sv_wait_traffic "$live" 32 || fail "the load did not start"
 say "killing the live instance $live (pid $pid)"
 t0=$(date +%s%N)
 kill -9 "$pid"
@@ -21,6 +23,8 @@ wait_until 5 sh -c "[ \"\$($SY_BUILD/switchyard -c $SV_CONF status --json | jq -
 ms=$((($(date +%s%N) - t0) / 1000000))
 say "failover seen by the CLI after $ms ms"
 [ "$(sv_status .flips[-1].reason)" = failover ] || fail "last flip is not recorded as a failover"
+check "the same clients go on, served by $other" sv_wait_traffic "$other" 32
+kill -TERM "$LOAD"
 wait "$LOAD"
 cat "$T_TMP/load1.json"
 ok1=$(jq .ok "$T_TMP/load1.json")

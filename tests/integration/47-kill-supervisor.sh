@@ -11,8 +11,10 @@ sv_start
 bpid=$(sv_status '.instances[] | select(.colour == "blue") | .pid')
 gpid=$(sv_status '.instances[] | select(.colour == "green") | .pid')
 
-sv_load_bg "$T_TMP/load.json" "$T_TMP/load.err" --threads 8 --duration 12 --json
-sleep 1
+# The load runs until stopped, so it spans the kill and the restart however
+# long they take.
+sv_load_bg "$T_TMP/load.json" "$T_TMP/load.err" --threads 8 --duration 300 --json
+sv_wait_traffic "$(sv_status .live)" 8 || fail "the load did not start"
 for i in 1 2 3; do svc flip >/dev/null || fail "flip $i"; done
 # The three flips as status shows them, oldest first (at, from, to, result
 # without the drain outcome, which may still change).
@@ -24,7 +26,9 @@ sleep 0.0$((RANDOM % 9 + 1))
 say "kill -9 switchyardd (pid $SV_PID) during a flip"
 kill -9 "$SV_PID"
 wait "$SV_PID" 2>/dev/null
-sleep 2
+# Whichever colour the interrupted flip left live, one of them serves.
+traffic_on_either() { sv_wait_traffic blue 8 2 || sv_wait_traffic green 8 2; }
+check "traffic goes on while the supervisor is dead" wait_until 10 traffic_on_either
 kill -0 "$bpid" && kill -0 "$gpid" || fail "an instance died with the supervisor"
 
 say "restarting switchyardd"
@@ -45,6 +49,7 @@ check "the flip history survived the restart" test "${after#"$before"}" != "$aft
 say "history before: $before"
 say "history after:  $after"
 
+kill -TERM "$LOAD"
 wait "$LOAD"
 cat "$T_TMP/load.json"
 [ "$(jq .failed "$T_TMP/load.json")" -eq 0 ] || fail "traffic failed: $(cat "$T_TMP/load.json")"

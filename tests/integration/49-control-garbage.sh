@@ -39,10 +39,13 @@ expect_error "bad reload option" 'b"reload --certs relative/dir\n"'
 expect_error "flip with junk" 'b"flip --sideways\n"'
 
 # A client that connects and says nothing must not block anyone.
-/usr/bin/python3 -c "import socket,time; s=socket.socket(socket.AF_UNIX); s.connect('$SOCK'); time.sleep(5)" &
-T_PIDS+=($!)
-sleep 0.2
+# It stays connected until killed, and the check waits until it is.
+/usr/bin/python3 -c "import socket,time; s=socket.socket(socket.AF_UNIX); s.connect('$SOCK'); open('$T_TMP/idle.up', 'w').close(); time.sleep(600)" &
+idle=$!
+T_PIDS+=("$idle")
+check "the silent client is connected" wait_until 30 test -e "$T_TMP/idle.up"
 check "status still answers" svc status
+kill "$idle"
 kill -0 "$SV_PID" || fail "switchyardd died"
 
 # Several requests on one connection, replies in order.

@@ -117,15 +117,20 @@ write_cfg "$T_TMP/cmd-hang.yaml" "  source: { command: \"sleep 30\" }
 [ "$(current)" = "$before" ] || fail "current changed after a timeout"
 
 say "two runs at once: the second exits at once with the 'running' code"
-write_cfg "$T_TMP/slow.yaml" "  source: { command: \"sleep 3; cp $SRC/*.pem {dir}/\" }"
+# The first run's source command says it has started, then waits for the
+# test's go (bounded, 30 s): the second run starts while the first is
+# certainly running, however slow the machine.
+write_cfg "$T_TMP/slow.yaml" "  source: { command: \"touch $T_TMP/slow.up; for i in \$(seq 300); do [ -e $T_TMP/slow.go ] && break; sleep 0.1; done; cp $SRC/*.pem {dir}/\" }"
 "$SY" certsync -c "$T_TMP/slow.yaml" --no-reload >"$T_TMP/out1" 2>&1 &
 slow=$!
-sleep 1
+for ((i = 0; i < 300; i++)); do [ -e "$T_TMP/slow.up" ] && break; sleep 0.1; done
+[ -e "$T_TMP/slow.up" ] || fail "the first run's source command did not start"
 "$SY" certsync -c "$CFG" --no-reload >"$T_TMP/out2" 2>&1; rc=$?
+touch "$T_TMP/slow.go"
 cat "$T_TMP/out2"
 [ $rc -eq 4 ] || fail "overlapping run: expected exit 4, got $rc"
 grep -q "another run" "$T_TMP/out2" || fail "overlapping run did not say so"
-wait $slow
+wait $slow || { cat "$T_TMP/out1"; fail "the first run failed"; }
 
 say "kill -9 at arbitrary points: current is always a complete set"
 # Each round replaces 300 certificates, so a run lasts long enough for the

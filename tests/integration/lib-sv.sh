@@ -141,6 +141,43 @@ sv_load_bg() {
 	T_PIDS+=("$LOAD")
 }
 
+# sv_accepted COLOUR: connections that instance has accepted so far, as
+# the supervisor's metrics report them (the C client starts fast on a
+# loaded machine, where a Python one can take seconds), or, while the
+# supervisor is down, as the instance's own control socket does.
+sv_accepted() {
+	svc metrics 2>/dev/null | awk -v m="switchyard_proxy_accepted_total{colour=\"$1\"}" \
+		'$1 == m {print $2; found = 1} END {exit !found}' && return 0
+	/usr/bin/python3 - "$T_TMP/state/$1.sock" <<'EOP'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(10)
+s.connect(sys.argv[1])
+s.sendall(b"stats\n")
+buf = b""
+while not buf.endswith(b"\n"):
+    d = s.recv(65536)
+    if not d:
+        break
+    buf += d
+print(json.loads(buf)["accepted"])
+EOP
+}
+
+# sv_wait_traffic COLOUR N [SECONDS]: waits (30 s unless told, by the clock:
+# a poll can take a second on a loaded machine) until COLOUR has accepted N
+# more connections than when called: a load started in the background is
+# running (or still running), however long it took to start.
+sv_wait_traffic() {
+	local base n end=$((SECONDS + ${3:-30}))
+	base=$(sv_accepted "$1") || return 1
+	while [ "$SECONDS" -le "$end" ]; do
+		n=$(sv_accepted "$1") && [ "$n" -ge $((base + $2)) ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 # sv_served NAME: SHA-256 of the certificate served for NAME on the service address.
 sv_served() {
 	echo | sv_ns openssl s_client -connect "$SV_ADDR:443" -servername "$1" 2>/dev/null |

@@ -74,6 +74,27 @@ wait_port() {
 	return 1
 }
 
+# lock_hold FILE: flock(1) holds FILE's lock in the background until
+# lock_release; sets LOCK_PID (flock itself: lock holders are named after
+# their command). Returns once the lock is held.
+lock_hold() {
+	rm -f "$T_TMP/lock.fifo"
+	mkfifo "$T_TMP/lock.fifo" || fail "mkfifo"
+	# -o: cat must not inherit the lock, so flock's exit releases it. cat
+	# lives until the write end of the FIFO is closed by lock_release, so
+	# the lock is held exactly as long as the test says, never for a guessed
+	# time. Opening the write end blocks until cat has opened the FIFO,
+	# which flock does only after it has taken the lock.
+	flock -o "$1" cat "$T_TMP/lock.fifo" >/dev/null &
+	LOCK_PID=$!
+	T_PIDS+=("$LOCK_PID")
+	exec {LOCK_FD}>"$T_TMP/lock.fifo"
+}
+lock_release() {
+	exec {LOCK_FD}>&-
+	wait "$LOCK_PID" 2>/dev/null
+}
+
 # gen_certs DIR COUNT [TYPE]: test certificates via the gencerts tool
 # (DIR/ca.pem is the root to verify with, DIR/certs/ the served directory,
 # DIR/names.txt lists "NAME FILE" pairs).

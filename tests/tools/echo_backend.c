@@ -6,7 +6,14 @@
  *   PP1 <the header line>
  *   PPERR <why>     (connection then closed)
  *
- *   echo_backend -l ADDR:PORT [-p] [-o FILE]
+ * With -H BYTES every connection is held once BYTES bytes have been echoed
+ * on it: the backend stops reading and writing it, prints "HELD" (one line
+ * per connection) and waits for SIGUSR1, which releases every held
+ * connection and ends holding for good. Tests use it to keep transfers in
+ * flight on purpose, however fast or slow the machine is, instead of
+ * hoping that a large transfer is still running when they look.
+ *
+ *   echo_backend -l ADDR:PORT [-p] [-o FILE] [-H BYTES]
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -17,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -26,10 +34,15 @@ struct ec {
 	int fd;
 	int pp; /* header still expected */
 	uint32_t off, len;
+	long long echoed;
+	struct ec *next_held;
 	unsigned char buf[BUFSZ];
 };
 
 static FILE *out;
+static long long hold_at; /* -H: 0 = never hold */
+static int released;      /* SIGUSR1 came: hold nothing any more */
+static struct ec *held;   /* connections waiting for SIGUSR1 */
 
 static int parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *sl)
 {
@@ -166,9 +179,22 @@ static void ec_io(int ep, struct ec *c)
 			}
 			c->off += (uint32_t)n;
 			c->len -= (uint32_t)n;
+			c->echoed += n;
 			continue;
 		}
 		c->off = 0;
+		if (hold_at > 0 && !released && c->echoed >= hold_at) {
+			/* Everything read so far is echoed; read no more until
+			 * released. The fd leaves the epoll set: with only its
+			 * events cleared, a hang-up would still be reported, over
+			 * and over (EPOLLHUP cannot be masked). */
+			epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+			c->next_held = held;
+			held = c;
+			fprintf(out, "HELD\n");
+			fflush(out);
+			return;
+		}
 		if (c->pp) {
 			/* Keep header bytes at the start until complete. */
 		}
@@ -233,10 +259,12 @@ int main(int argc, char **argv)
 	const char *laddr = NULL;
 	int opt, pp = 0, one = 1, lfd, ep;
 	struct epoll_event ev, evs[256];
-	static int lmark;
+	static int lmark, smark;
+	sigset_t usr1;
+	int sfd;
 
 	out = stdout;
-	while ((opt = getopt(argc, argv, "l:po:")) != -1) {
+	while ((opt = getopt(argc, argv, "l:po:H:")) != -1) {
 		switch (opt) {
 		case 'l':
 			laddr = optarg;
@@ -251,8 +279,12 @@ int main(int argc, char **argv)
 				return 1;
 			}
 			break;
+		case 'H':
+			hold_at = atoll(optarg);
+			break;
 		default:
-			fprintf(stderr, "usage: echo_backend -l ADDR:PORT [-p] [-o FILE]\n");
+			fprintf(stderr,
+			        "usage: echo_backend -l ADDR:PORT [-p] [-o FILE] [-H BYTES]\n");
 			return 2;
 		}
 	}
@@ -261,6 +293,16 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* SIGUSR1 is blocked before the port is bound: a test sends it only
+	 * after it has seen HELD lines, so it can never arrive unhandled. */
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &usr1, NULL);
+	sfd = signalfd(-1, &usr1, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sfd < 0) {
+		perror("echo_backend: signalfd");
+		return 1;
+	}
 	lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0);
 	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(lfd, (struct sockaddr *)&ss, sl) < 0 || listen(lfd, 4096) < 0) {
@@ -271,6 +313,9 @@ int main(int argc, char **argv)
 	ev.events = EPOLLIN;
 	ev.data.ptr = &lmark;
 	epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
+	ev.events = EPOLLIN;
+	ev.data.ptr = &smark;
+	epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &ev);
 	for (;;) {
 		int n = epoll_wait(ep, evs, 256, -1);
 		for (int i = 0; i < n; i++) {
@@ -287,6 +332,19 @@ int main(int argc, char **argv)
 					ev.events = EPOLLIN;
 					ev.data.ptr = c;
 					epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+				}
+				continue;
+			}
+			if (evs[i].data.ptr == &smark) {
+				struct signalfd_siginfo si;
+				while (read(sfd, &si, sizeof(si)) == sizeof(si))
+					released = 1;
+				while (held != NULL) {
+					struct ec *h = held;
+					struct epoll_event hev = {.events = EPOLLIN, .data.ptr = h};
+					held = h->next_held;
+					epoll_ctl(ep, EPOLL_CTL_ADD, h->fd, &hev);
+					ec_io(ep, h);
 				}
 				continue;
 			}

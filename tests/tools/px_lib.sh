@@ -133,7 +133,8 @@ px_backend() {
 }
 
 # px_backend_on PORT [ARGS]: another echo backend on 127.0.0.1:PORT in $NS;
-# sets BE_PID.
+# sets BE_PID. With "-H BYTES -o FILE" it holds every connection after
+# BYTES echoed bytes until px_release (see px_wait_held).
 px_backend_on() {
 	local port=$1; shift
 	bg ip netns exec "$NS" "$PX_TOOLS/echo_backend" -l "127.0.0.1:$port" "$@"
@@ -152,12 +153,44 @@ wait_for() {
 	return 1
 }
 
-# px_hold PORT SNI SECONDS: a TLS client that holds one proxied connection
-# open for SECONDS in the background; sets HOLD_PID.
+# px_wait_held FILE COUNT: waits (up to 30 s) until a backend started with
+# -H has written COUNT "HELD" lines to FILE, i.e. COUNT transfers are
+# stopped mid-way and stay in flight until px_release.
+px_wait_held() {
+	wait_for 30 px_held_at_least "$1" "$2"
+}
+px_held_at_least() {
+	[ "$(grep -c '^HELD$' "$1" 2>/dev/null)" -ge "$2" ]
+}
+
+# px_release PID: lets the held connections of echo backend PID go on.
+px_release() {
+	kill -USR1 "$1"
+}
+
+# px_hold PORT SNI: a TLS client that holds one proxied connection open in
+# the background until it is killed; sets HOLD_PID.
 px_hold() {
+	[ -p "$T_TMP/hold.fifo" ] || mkfifo "$T_TMP/hold.fifo"
 	# Not through in_ns: $! must be openssl itself (ip netns exec execs
-	# it), so that killing HOLD_PID really closes the connection.
-	(sleep "$3") | ip netns exec "$NS" openssl s_client -connect "127.0.0.1:$1" \
-		-servername "$2" -CAfile "$CA" -quiet -no_ign_eof >/dev/null 2>&1 &
+	# it), so that killing HOLD_PID really closes the connection. Its stdin
+	# is the FIFO opened read-write: that never blocks, and since openssl
+	# itself is a writer, it never sees end-of-file.
+	ip netns exec "$NS" openssl s_client -connect "127.0.0.1:$1" -servername "$2" \
+		-CAfile "$CA" -quiet -no_ign_eof <>"$T_TMP/hold.fifo" >/dev/null 2>&1 &
 	HOLD_PID=$!
+}
+
+# px_s_client FILE REGEX ARGS...: runs `openssl s_client ARGS` in $NS and
+# prints its output. Its stdin stays open until FILE (- for its own output)
+# matches REGEX, at most 10 s: s_client quits at end-of-file on stdin, and a
+# fixed delay instead would cut a slow handshake, or a TLS 1.3 session
+# ticket that arrives after the handshake, short on a busy machine.
+px_s_client() {
+	local file=$1 re=$2 out=$T_TMP/s_client.out
+	shift 2
+	[ "$file" = - ] && file=$out
+	: >"$out"
+	wait_for 10 grep -Eq "$re" "$file" | in_ns openssl s_client "$@" >"$out" 2>&1
+	cat "$out"
 }
