@@ -4,14 +4,16 @@
 # forth (health gate included) 200 times (about 45 s on an idle 2-core
 # machine; the loop allows up to 110 s on a busy one).
 # Expected: 200 flips and 0 failed connections, whatever the kind.
+# 41-flip-under-load-mixed.sh runs this body on a mixed set; it sets
+# SV_NCERTS, SV_MIX (lib-sv.sh) and SV_FLIPS_MIN.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-sv.sh"
 
 FLIPS_MIN=${SV_FLIPS_MIN:-200}
-SV_GATE_SAMPLE=5 sv_setup 200
+SV_GATE_SAMPLE=5 sv_setup "${SV_NCERTS:-200}"
 sv_start
 
-say "64 clients; $FLIPS_MIN flips meanwhile"
+say "64 clients over $(wc -l <"$SV_PKI/names.txt") names; $FLIPS_MIN flips meanwhile"
 sv_load_bg "$T_TMP/load.json" "$T_TMP/load.err" --threads 64 --duration 300 --json
 sleep 2
 flips=0 refused=0
