@@ -80,8 +80,9 @@ struct gen {
 	const char *domain;
 	char **names; /* from --names-from, or NULL */
 	int nnames;
-	/* The intermediate, as DER, so every thread can decode it in its own
-	 * library context (see facts.md: the default context serializes). */
+	/* The intermediates, as DER, so every thread can decode them in its own
+	 * library context: decoding in the default one serializes the threads
+	 * on its locks (docs/certificates.md). */
 	unsigned char *int_der, *intkey_der, *int2_der, *int2key_der;
 	int int_der_len, intkey_der_len, int2_der_len, int2key_der_len;
 	atomic_int next;
