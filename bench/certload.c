@@ -18,10 +18,15 @@
  *                                      ("RSS after every cert served once")
  *            [--cache N]               leaf cache limit (default
  *                                      CERT_LEAF_CACHE_DEFAULT; 0 = none)
+ *            [--lookups HITS MISSES]   ns of CPU per cert_store_lookup for
+ *                                      the names of HITS (each must be
+ *                                      found) and of MISSES (none may be;
+ *                                      first word of each line)
  *   certload --exec CMD [ARGS...]      run CMD, print its wall time and max RSS
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -436,9 +441,118 @@ static void serve_all(struct cert_store *st, long r0)
 	SSL_CTX_free(cctx);
 }
 
+/* The first word of every line of path, for --lookups. */
+static char **read_names(const char *path, size_t *n)
+{
+	FILE *f = fopen(path, "r");
+	char line[1024], **v = NULL;
+
+	*n = 0;
+	if (f == NULL) {
+		perror(path);
+		return NULL;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char **nv;
+
+		line[strcspn(line, " \t\r\n")] = '\0';
+		if (line[0] == '\0')
+			continue;
+		nv = realloc(v, (*n + 1) * sizeof(*v));
+		if (nv == NULL)
+			break;
+		v = nv;
+		if ((v[*n] = strdup(line)) == NULL)
+			break;
+		(*n)++;
+	}
+	fclose(f);
+	return v;
+}
+
+/*
+ * ns of CPU per cert_store_lookup over the names of path in a fixed random
+ * order, the best of nine passes of at least 500,000 lookups each (CPU time, which other work on a
+ * shared machine does not inflate). want_hit says whether every name must be
+ * found; a name that is not is counted in *wrong.
+ */
+static double lookup_ns(const struct cert_store *st, const char *path, int want_hit, size_t *n,
+                        size_t *wrong)
+{
+	char **v = read_names(path, n);
+	size_t *len, reps;
+	double best = 0;
+
+	*wrong = 0;
+	if (v == NULL || *n == 0 || (len = malloc(*n * sizeof(*len))) == NULL)
+		return -1;
+	for (size_t i = 0; i < *n; i++) {
+		int def = 0;
+
+		len[i] = strlen(v[i]);
+		if ((cert_store_lookup(st, v[i], len[i], CERT_LOOKUP_ECDSA_OK, &def) != NULL) !=
+		    want_hit)
+			(*wrong)++;
+	}
+	/* In file order, consecutive names (site1, site2, ...) hash close
+	 * together and the lookups ride the cache; a fixed shuffle gives
+	 * every set the random order real SNI traffic has. */
+	for (size_t i = *n - 1, x = 88172645463325252u; i > 0; i--) {
+		size_t j, tl;
+		char *t;
+
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		j = x % (i + 1);
+		t = v[i];
+		v[i] = v[j];
+		v[j] = t;
+		tl = len[i];
+		len[i] = len[j];
+		len[j] = tl;
+	}
+	reps = 500000 / *n + 1;
+	for (int pass = 0; pass < 9; pass++) {
+		volatile uintptr_t sink = 0;
+		double t0 = thread_cpu(), ns;
+
+		for (size_t r = 0; r < reps; r++)
+			for (size_t i = 0; i < *n; i++)
+				sink += (uintptr_t)cert_store_lookup(st, v[i], len[i],
+				                                     CERT_LOOKUP_ECDSA_OK, NULL);
+		ns = (thread_cpu() - t0) * 1e9 / (double)(reps * *n);
+		if (pass == 0 || ns < best)
+			best = ns;
+		(void)sink;
+	}
+	for (size_t i = 0; i < *n; i++)
+		free(v[i]);
+	free(v);
+	free(len);
+	return best;
+}
+
+/* --lookups HITS MISSES: prints ns per lookup for names that are found and
+ * names that are not. Returns -1 if a list did not behave as named. */
+static int lookups(const struct cert_store *st, const char *hits, const char *misses)
+{
+	size_t nh, nm, wh, wm;
+	double h = lookup_ns(st, hits, 1, &nh, &wh), m = lookup_ns(st, misses, 0, &nm, &wm);
+
+	printf("lookup: hit %.0f ns (%zu names), miss %.0f ns (%zu names), per cert_store_lookup, "
+	       "CPU, best of 9\n",
+	       h, nh, m, nm);
+	if (h < 0 || m < 0 || wh > 0 || wm > 0) {
+		fprintf(stderr, "certload: %zu hits not found, %zu misses found\n", wh, wm);
+		return -1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	const char *dir = NULL, *delta_src = NULL, *delta_dst = NULL;
+	const char *dir = NULL, *delta_src = NULL, *delta_dst = NULL, *hits = NULL, *misses = NULL;
 	struct cert_opts opts;
 	struct cert_report *rep = NULL;
 	struct cert_store *st;
@@ -463,7 +577,10 @@ int main(int argc, char **argv)
 			cert_leaf_cache_set_limit((size_t)atol(argv[++i]));
 		else if (strcmp(argv[i], "--handshakes") == 0 && i + 1 < argc)
 			nhs = atoi(argv[++i]);
-		else if (strcmp(argv[i], "--delta") == 0 && i + 2 < argc) {
+		else if (strcmp(argv[i], "--lookups") == 0 && i + 2 < argc) {
+			hits = argv[++i];
+			misses = argv[++i];
+		} else if (strcmp(argv[i], "--delta") == 0 && i + 2 < argc) {
 			delta_src = argv[++i];
 			delta_dst = argv[++i];
 		} else if (dir == NULL && argv[i][0] != '-')
@@ -472,7 +589,7 @@ int main(int argc, char **argv)
 			fprintf(stderr,
 			        "usage: certload DIR [--threads N] [--expect-loaded N] "
 			        "[--delta NEWFILE TARGET] [--handshakes N] [--materialize]\n"
-			        "               [--serve-all] [--cache N]\n"
+			        "               [--serve-all] [--cache N] [--lookups HITS MISSES]\n"
 			        "       certload --exec CMD [ARGS...]\n");
 			return 2;
 		}
@@ -544,6 +661,8 @@ int main(int argc, char **argv)
 		SSL_free(ssl);
 		SSL_CTX_free(ctx);
 	}
+	if (hits != NULL && lookups(st, hits, misses) < 0)
+		return 1;
 	if (serve)
 		serve_all(st, r0);
 	if (nhs > 0 && handshakes(dir, st, nhs) < 0)

@@ -4,6 +4,7 @@
 # sv_setup NCERTS [KEY=VALUE...]: a namespace with a service address
 #   (SV_ADDR:443 on a veth inside it), NCERTS test certificates, an nginx
 #   backend on 127.0.0.1:8080 and a switchyard config in $SV_CONF.
+#   With SV_MIX=1 the certificates are a mixed set (gencerts --mix NCERTS).
 # sv_start: starts switchyardd -f in the namespace and waits until both
 #   instances serve and the rules are in.
 # svc ARGS...: runs the switchyard command in the namespace.
@@ -59,6 +60,9 @@ sv_setup() {
 	if [ -n "${SV_PKI_FROM:-}" ]; then
 		# Benchmarks reuse a cached set; a copy, because they change files.
 		cp -a "$SV_PKI_FROM" "$SV_PKI" || fail "copy $SV_PKI_FROM"
+	elif [ -n "${SV_MIX:-}" ]; then
+		"$SY_BUILD/tests/tools/gencerts" --out "$SV_PKI" --mix "$n" >/dev/null ||
+			fail "gencerts --mix $n"
 	else
 		gen_certs "$SV_PKI" "$n"
 	fi

@@ -6,6 +6,8 @@
  *            [--start I] [--threads T] [--key-pool P]
  *   gencerts --out DIR --one NAME --file OUT [--type ec|rsa] [--serial S]
  *            [--expired 1]
+ *   gencerts --out DIR --mix N [--domain D] [--start I] [--threads T]
+ *            [--key-pool P]
  *
  * DIR/ca.pem + ca.key is a self-signed root (the trust anchor), DIR/int.pem +
  * int.key one intermediate. Both are created on the first run and reused by
@@ -25,11 +27,28 @@
  * --key-pool P reuses P keys round-robin instead of one key per certificate.
  * It exists because RSA-2048 key generation costs tens of milliseconds; the
  * store's load cost does not depend on whether keys are distinct.
+ *
+ * --mix N writes N files in the shapes real platforms hold, repeating a plan
+ * of 100 (mix_plan below): single names, apex plus wildcard, wildcard only,
+ * multi-SAN certificates of 20 to 100 names mixing exact and wildcard names,
+ * ECDSA certificates with an RSA twin for the same names, RSA only, IDN
+ * (punycode) names, expired and not yet valid. Every second file chains
+ * through two intermediates (leaf, DIR/int2.pem, DIR/int.pem; int2 is issued
+ * by int). It reuses a pool of keys (--key-pool, default 64 ECDSA; at most 2
+ * RSA), so a few thousand files take about a second. Lists, "HOST FILE" per
+ * covered name with wildcards instantiated:
+ *   names.txt     every name a client accepting ECDSA is served, valid now;
+ *   rsa.txt       names an RSA-only client gets another file for (twins,
+ *                 RSA only);
+ *   expired.txt, notyet.txt   names of expired and not yet valid files;
+ *   uncovered.txt one name per line that no certificate covers (beside a
+ *                 wildcard's parent, two labels under a wildcard, ...).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,24 +66,32 @@
 #include <openssl/x509v3.h>
 
 enum gen_kind { GEN_SITE, GEN_WILD, GEN_EXPIRED };
+/* Validity of a leaf: valid now, expired yesterday, valid from tomorrow. */
+enum gen_valid { VALID_NOW, VALID_EXPIRED, VALID_LATER };
+/* The lists DIR gets (names.txt etc.); the classic mode writes the first two. */
+enum gen_list { L_NAMES, L_EXPIRED, L_NOTYET, L_RSA, L_UNCOVERED, L__COUNT };
+static const char *const list_files[L__COUNT] = {"names.txt", "expired.txt", "notyet.txt",
+                                                 "rsa.txt", "uncovered.txt"};
 
 struct gen {
 	const char *out;
 	int count, wildcards, expired, split, start, threads, key_pool;
-	int rsa;
+	int rsa, mix;
 	const char *domain;
 	char **names; /* from --names-from, or NULL */
 	int nnames;
-	/* The intermediate, as DER, so every thread can decode it in its own
-	 * library context (see facts.md: the default context serializes). */
-	unsigned char *int_der, *intkey_der;
-	int int_der_len, intkey_der_len;
+	/* The intermediates, as DER, so every thread can decode them in its own
+	 * library context: decoding in the default one serializes the threads
+	 * on its locks (docs/certificates.md). */
+	unsigned char *int_der, *intkey_der, *int2_der, *int2key_der;
+	int int_der_len, intkey_der_len, int2_der_len, int2key_der_len;
 	atomic_int next;
 	int total;
 	atomic_int failed;
-	FILE *names_fp, *expired_fp;
+	FILE *lists[L__COUNT];
 	pthread_mutex_t names_lock;
-	EVP_PKEY **pool; /* key pool, filled lazily per slot */
+	EVP_PKEY **pool[2]; /* key pools (ECDSA, RSA), filled lazily per slot */
+	int pool_size[2];
 	pthread_mutex_t pool_lock;
 };
 
@@ -99,7 +126,8 @@ static EVP_PKEY *keygen(OSSL_LIB_CTX *lctx, int rsa)
 
 /*
  * Builds and signs one certificate. issuer/ikey NULL means self-signed.
- * ca != 0 makes a CA certificate; san (may be NULL) is the DNS name.
+ * ca != 0 makes a CA certificate; san (may be NULL) is the DNS name, or a
+ * whole subjectAltName value when it starts with "DNS:".
  */
 static X509 *make_cert(OSSL_LIB_CTX *lctx, EVP_PKEY *key, const char *cn, const char *san,
                        X509 *issuer, EVP_PKEY *ikey, int ca, long from, long to, long serial)
@@ -155,7 +183,8 @@ static X509 *make_cert(OSSL_LIB_CTX *lctx, EVP_PKEY *key, const char *cn, const 
 		if (add_ext(c, issuer, NID_basic_constraints, "CA:FALSE") < 0 ||
 		    add_ext(c, issuer, NID_ext_key_usage, "serverAuth") < 0 ||
 		    add_ext(c, issuer, NID_authority_key_identifier, "keyid") < 0 ||
-		    add_ext(c, issuer, NID_subject_alt_name, buf) < 0)
+		    add_ext(c, issuer, NID_subject_alt_name,
+		            strncmp(san, "DNS:", 4) == 0 ? san : buf) < 0)
 			goto out;
 	}
 	if (!X509_sign(c, ikey != NULL ? ikey : key, EVP_sha256()))
@@ -216,6 +245,14 @@ static int write_bio(const char *path, BIO *b, mode_t mode)
 	return write_file(path, p, (size_t)n, mode);
 }
 
+static int put_chain(BIO *b, X509 *const *chain, int nchain)
+{
+	for (int i = 0; i < nchain; i++)
+		if (!PEM_write_bio_X509(b, chain[i]))
+			return 0;
+	return 1;
+}
+
 static int put_key(BIO *b, EVP_PKEY *key, int traditional)
 {
 	if (traditional)
@@ -224,22 +261,32 @@ static int put_key(BIO *b, EVP_PKEY *key, int traditional)
 }
 
 /*
- * Issues one leaf for host (the SAN/CN) and writes it. file is the base name
+ * Issues one leaf for host (the CN; also the SAN unless san is given, see
+ * make_cert) and writes it. chain[0..nchain) follows the leaf in the file,
+ * chain[0] is its issuer and ikey that issuer's key. file is the base name
  * without extension. split writes file.crt + file.key. idx only varies the
  * key encoding and position.
  */
-static int issue(OSSL_LIB_CTX *lctx, const char *dir, const char *host, const char *file,
-                 X509 *icert, EVP_PKEY *ikey, EVP_PKEY *key, int idx, int split, int expired,
-                 long serial, const char *outpath)
+static int issue(OSSL_LIB_CTX *lctx, const char *dir, const char *host, const char *san,
+                 const char *file, X509 *const *chain, int nchain, EVP_PKEY *ikey, EVP_PKEY *key,
+                 int idx, int split, enum gen_valid valid, long serial, const char *outpath)
 {
 	X509 *leaf;
 	BIO *b = NULL, *kb = NULL;
 	char path[4200];
 	int rc = -1;
 	int trad = idx % 2, key_first = (idx % 3) == 2;
-	long from = expired ? -60L * 86400 : -86400L, to = expired ? -86400L : 397L * 86400;
+	long from = -86400L, to = 397L * 86400;
 
-	leaf = make_cert(lctx, key, host, host, icert, ikey, 0, from, to, serial);
+	if (valid == VALID_EXPIRED) {
+		from = -60L * 86400;
+		to = -86400L;
+	} else if (valid == VALID_LATER) {
+		from = 86400L;
+		to = 90L * 86400;
+	}
+	leaf = make_cert(lctx, key, host, san != NULL ? san : host, chain[0], ikey, 0, from, to,
+	                 serial);
 	if (leaf == NULL)
 		return -1;
 	b = BIO_new(BIO_s_mem());
@@ -247,7 +294,7 @@ static int issue(OSSL_LIB_CTX *lctx, const char *dir, const char *host, const ch
 		goto out;
 	if (split) {
 		kb = BIO_new(BIO_s_mem());
-		if (kb == NULL || !PEM_write_bio_X509(b, leaf) || !PEM_write_bio_X509(b, icert) ||
+		if (kb == NULL || !PEM_write_bio_X509(b, leaf) || !put_chain(b, chain, nchain) ||
 		    !put_key(kb, key, trad))
 			goto out;
 		snprintf(path, sizeof(path), "%s/%s.key", dir, file);
@@ -259,7 +306,7 @@ static int issue(OSSL_LIB_CTX *lctx, const char *dir, const char *host, const ch
 	} else {
 		if (key_first && !put_key(b, key, trad))
 			goto out;
-		if (!PEM_write_bio_X509(b, leaf) || !PEM_write_bio_X509(b, icert))
+		if (!PEM_write_bio_X509(b, leaf) || !put_chain(b, chain, nchain))
 			goto out;
 		if (!key_first && !put_key(b, key, trad))
 			goto out;
@@ -278,27 +325,28 @@ out:
 	return rc;
 }
 
-static EVP_PKEY *pool_key(struct gen *g, OSSL_LIB_CTX *lctx, int i)
+static EVP_PKEY *pool_key(struct gen *g, OSSL_LIB_CTX *lctx, int i, int rsa)
 {
-	EVP_PKEY *k;
+	EVP_PKEY **slot, *k;
 
-	if (g->key_pool <= 0)
-		return keygen(lctx, g->rsa);
+	if (g->pool_size[rsa] <= 0)
+		return keygen(lctx, rsa);
 	/* Pooled keys live in the default context so any thread can sign with
 	 * them; only their public half is used here. */
+	slot = &g->pool[rsa][i % g->pool_size[rsa]];
 	pthread_mutex_lock(&g->pool_lock);
-	k = g->pool[i % g->key_pool];
+	k = *slot;
 	pthread_mutex_unlock(&g->pool_lock);
 	if (k == NULL) {
-		k = keygen(NULL, g->rsa);
+		k = keygen(NULL, rsa);
 		if (k == NULL)
 			return NULL;
 		pthread_mutex_lock(&g->pool_lock);
-		if (g->pool[i % g->key_pool] == NULL) {
-			g->pool[i % g->key_pool] = k;
+		if (*slot == NULL) {
+			*slot = k;
 		} else {
 			EVP_PKEY_free(k);
-			k = g->pool[i % g->key_pool];
+			k = *slot;
 		}
 		pthread_mutex_unlock(&g->pool_lock);
 	}
@@ -306,82 +354,285 @@ static EVP_PKEY *pool_key(struct gen *g, OSSL_LIB_CTX *lctx, int i)
 	return k;
 }
 
+static void put_line(struct gen *g, enum gen_list l, const char *line)
+{
+	pthread_mutex_lock(&g->names_lock);
+	fputs(line, g->lists[l]);
+	pthread_mutex_unlock(&g->names_lock);
+}
+
+/* One file of the classic mode: sites, then wildcards, then expired. */
+static int classic_one(struct gen *g, OSSL_LIB_CTX *lctx, const char *certs, X509 *icert,
+                       EVP_PKEY *ikey, int i)
+{
+	char host[300], file[300], line[700];
+	int n = g->start + i, kind, split = 0, rc;
+	EVP_PKEY *key;
+
+	if (i < g->count) {
+		kind = GEN_SITE;
+		split = i < g->split;
+		if (g->names != NULL) {
+			snprintf(host, sizeof(host), "%s", g->names[i]);
+			snprintf(file, sizeof(file), "%s", g->names[i]);
+			for (size_t k = 0; file[k] != '\0'; k++)
+				if (file[k] == '*' || file[k] == '/')
+					file[k] = '_';
+		} else {
+			snprintf(host, sizeof(host), "site%d.%s", n, g->domain);
+			snprintf(file, sizeof(file), "site%d", n);
+		}
+	} else if (i < g->count + g->wildcards) {
+		kind = GEN_WILD;
+		n = g->start + i - g->count;
+		snprintf(host, sizeof(host), "*.wild%d.%s", n, g->domain);
+		snprintf(file, sizeof(file), "wild%d", n);
+	} else {
+		kind = GEN_EXPIRED;
+		n = g->start + i - g->count - g->wildcards;
+		snprintf(host, sizeof(host), "expired%d.%s", n, g->domain);
+		snprintf(file, sizeof(file), "expired%d", n);
+	}
+	key = pool_key(g, lctx, i, g->rsa);
+	rc = key == NULL ? -1
+	                 : issue(lctx, certs, host, NULL, file, &icert, 1, ikey, key, i, split,
+	                         kind == GEN_EXPIRED ? VALID_EXPIRED : VALID_NOW, 0, NULL);
+	EVP_PKEY_free(key);
+	if (rc < 0)
+		return -1;
+	snprintf(line, sizeof(line), "%s%s %s%s\n", kind == GEN_WILD ? "host" : "",
+	         kind == GEN_WILD ? host + 1 : host, file, split ? ".crt" : ".pem");
+	put_line(g, kind == GEN_EXPIRED ? L_EXPIRED : L_NAMES, line);
+	return 0;
+}
+
+/*
+ * The --mix plan: file i gets the shape of the first row whose bound exceeds
+ * i % 100. The shares follow what a SaaS platform holds: mostly single names,
+ * many apex + wildcard and wildcard-only certificates, some large multi-SAN
+ * ones, and a few of every other kind.
+ */
+enum mix_kind {
+	MIX_SITE,
+	MIX_APEX,
+	MIX_WILD,
+	MIX_MULTI,
+	MIX_TWIN,
+	MIX_IDN,
+	MIX_RSA,
+	MIX_OLD,
+	MIX_NEW
+};
+static const struct {
+	int below;
+	enum mix_kind kind;
+} mix_plan[] = {{48, MIX_SITE}, {63, MIX_APEX}, {77, MIX_WILD}, {80, MIX_MULTI}, {88, MIX_TWIN},
+                {92, MIX_IDN},  {94, MIX_RSA},  {97, MIX_OLD},  {100, MIX_NEW}};
+
+/* A SAN list under construction, and the list lines that go with it. */
+struct mix_out {
+	char cn[300], san[8192], lines[16384], unc[1024];
+	size_t sanlen, linelen, unclen;
+};
+
+/* Adds name to the SAN list; its "HOST FILE" line uses inst (the name with
+ * a wildcard instantiated) when given. */
+static void mix_name(struct mix_out *o, const char *file, const char *inst, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void mix_name(struct mix_out *o, const char *file, const char *inst, const char *fmt, ...)
+{
+	char name[300];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(name, sizeof(name), fmt, ap);
+	va_end(ap);
+	if (o->sanlen == 0)
+		snprintf(o->cn, sizeof(o->cn), "%s", name);
+	o->sanlen += (size_t)snprintf(o->san + o->sanlen, sizeof(o->san) - o->sanlen, "%sDNS:%s",
+	                              o->sanlen ? "," : "", name);
+	if (name[0] == '*')
+		o->linelen += (size_t)snprintf(o->lines + o->linelen, sizeof(o->lines) - o->linelen,
+		                               "%s%s %s.pem\n", inst, name + 1, file);
+	else
+		o->linelen += (size_t)snprintf(o->lines + o->linelen, sizeof(o->lines) - o->linelen,
+		                               "%s %s.pem\n", name, file);
+}
+
+static void mix_uncovered(struct mix_out *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void mix_uncovered(struct mix_out *o, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	o->unclen += (size_t)vsnprintf(o->unc + o->unclen, sizeof(o->unc) - o->unclen, fmt, ap);
+	va_end(ap);
+	o->unclen += (size_t)snprintf(o->unc + o->unclen, sizeof(o->unc) - o->unclen, "\n");
+}
+
+/* One file of --mix. chain1 is {int}, chain2 {int2, int}; ikeys their keys. */
+static int mix_one(struct gen *g, OSSL_LIB_CTX *lctx, const char *certs, X509 *const *chain1,
+                   X509 *const *chain2, EVP_PKEY *const *ikeys, int i)
+{
+	struct mix_out *o = calloc(1, sizeof(*o));
+	const char *d = g->domain;
+	char file[300];
+	int n = g->start + i, r = i % 100, two = i % 2, rsa = 0, rc = -1, k = 0, m;
+	enum gen_list list = L_NAMES;
+	enum gen_valid valid = VALID_NOW;
+	enum mix_kind kind;
+	EVP_PKEY *key;
+
+	if (o == NULL)
+		return -1;
+	while (mix_plan[k].below <= r)
+		k++;
+	kind = mix_plan[k].kind;
+	switch (kind) {
+	case MIX_SITE:
+		snprintf(file, sizeof(file), "site%d", n);
+		mix_name(o, file, NULL, "site%d.%s", n, d);
+		mix_uncovered(o, "x.site%d.%s", n, d);
+		break;
+	case MIX_APEX:
+		snprintf(file, sizeof(file), "apex%d", n);
+		mix_name(o, file, NULL, "apex%d.%s", n, d);
+		mix_name(o, file, "www", "*.apex%d.%s", n, d);
+		mix_uncovered(o, "a.b.apex%d.%s", n, d);
+		break;
+	case MIX_WILD:
+		snprintf(file, sizeof(file), "wc%d", n);
+		mix_name(o, file, "host", "*.wc%d.%s", n, d);
+		mix_uncovered(o, "wc%d.%s", n, d);
+		mix_uncovered(o, "a.b.wc%d.%s", n, d);
+		break;
+	case MIX_MULTI:
+		/* 20 to 100 names: exact, apex + wildcard pairs, wildcard only. */
+		snprintf(file, sizeof(file), "multi%d", n);
+		m = 20 + (n * 37) % 81;
+		for (k = 0; k < m; k++) {
+			if (k % 4 == 0)
+				mix_name(o, file, NULL, "m%d-%d.%s", n, k, d);
+			else if (k % 4 == 1)
+				mix_name(o, file, "h1", "*.m%d-%d.%s", n, k - 1, d);
+			else if (k % 4 == 2)
+				mix_name(o, file, "h2", "*.mw%d-%d.%s", n, k, d);
+			else
+				mix_name(o, file, NULL, "www.m%d-%d.%s", n, k, d);
+		}
+		mix_uncovered(o, "mw%d-2.%s", n, d);
+		mix_uncovered(o, "m%d-%d.%s", n, m + 3, d);
+		break;
+	case MIX_TWIN:
+		/* Even rows are the ECDSA file, odd rows its RSA twin: the same
+		 * names, so only the client's signature algorithms decide. */
+		rsa = r % 2;
+		snprintf(file, sizeof(file), "twin%d%s", n - rsa, rsa ? "-rsa" : "");
+		mix_name(o, file, NULL, "twin%d.%s", n - rsa, d);
+		mix_name(o, file, "api", "*.twin%d.%s", n - rsa, d);
+		if (rsa)
+			list = L_RSA;
+		else
+			mix_uncovered(o, "a.b.twin%d.%s", n, d);
+		break;
+	case MIX_IDN:
+		/* bücher, café and münchen in their ACE (punycode) form. */
+		snprintf(file, sizeof(file), "idn%d", n);
+		mix_name(o, file, NULL, "xn--bcher-kva.idn%d.%s", n, d);
+		mix_name(o, file, NULL, "xn--caf-dma.idn%d.%s", n, d);
+		mix_name(o, file, "host", "*.xn--mnchen-3ya.idn%d.%s", n, d);
+		mix_uncovered(o, "xn--mnchen-3ya.idn%d.%s", n, d);
+		break;
+	case MIX_RSA:
+		rsa = 1;
+		snprintf(file, sizeof(file), "rsa%d", n);
+		mix_name(o, file, NULL, "rsa%d.%s", n, d);
+		break;
+	case MIX_OLD:
+		snprintf(file, sizeof(file), "expired%d", n);
+		mix_name(o, file, NULL, "expired%d.%s", n, d);
+		list = L_EXPIRED;
+		valid = VALID_EXPIRED;
+		break;
+	case MIX_NEW:
+		snprintf(file, sizeof(file), "future%d", n);
+		mix_name(o, file, NULL, "future%d.%s", n, d);
+		list = L_NOTYET;
+		valid = VALID_LATER;
+		break;
+	}
+	mix_uncovered(o, "nobody%d.%s", n, d);
+	key = pool_key(g, lctx, i, rsa);
+	if (key != NULL && issue(lctx, certs, o->cn, o->san, file, two ? chain2 : chain1,
+	                         two ? 2 : 1, ikeys[two], key, i, 0, valid, 0, NULL) == 0) {
+		put_line(g, list, o->lines);
+		if (kind == MIX_RSA)
+			put_line(g, L_RSA, o->lines);
+		put_line(g, L_UNCOVERED, o->unc);
+		rc = 0;
+	}
+	EVP_PKEY_free(key);
+	free(o);
+	return rc;
+}
+
+static X509 *der_cert(OSSL_LIB_CTX *lctx, const unsigned char *der, int len)
+{
+	X509 *x = X509_new_ex(lctx, NULL);
+
+	if (x != NULL && d2i_X509(&x, &der, len) == NULL) {
+		X509_free(x);
+		x = NULL;
+	}
+	return x;
+}
+
 static void *worker(void *arg)
 {
 	struct gen *g = arg;
 	OSSL_LIB_CTX *lctx = OSSL_LIB_CTX_new();
 	const unsigned char *p;
-	X509 *icert = NULL;
-	EVP_PKEY *ikey = NULL;
-	char certs[4200], host[300], file[300], line[700];
-	int i;
+	X509 *chain1[1] = {NULL}, *chain2[2] = {NULL, NULL};
+	EVP_PKEY *ikeys[2] = {NULL, NULL};
+	char certs[4200];
+	int i, ok = 0;
 
-	if (lctx == NULL)
-		goto out;
-	icert = X509_new_ex(lctx, NULL);
-	p = g->int_der;
-	if (icert == NULL || d2i_X509(&icert, &p, g->int_der_len) == NULL)
+	if (lctx == NULL || (chain1[0] = der_cert(lctx, g->int_der, g->int_der_len)) == NULL)
 		goto out;
 	p = g->intkey_der;
-	ikey = d2i_AutoPrivateKey_ex(NULL, &p, g->intkey_der_len, lctx, NULL);
-	if (ikey == NULL)
+	if ((ikeys[0] = d2i_AutoPrivateKey_ex(NULL, &p, g->intkey_der_len, lctx, NULL)) == NULL)
 		goto out;
+	if (g->mix) {
+		chain2[1] = chain1[0];
+		chain2[0] = der_cert(lctx, g->int2_der, g->int2_der_len);
+		p = g->int2key_der;
+		ikeys[1] = d2i_AutoPrivateKey_ex(NULL, &p, g->int2key_der_len, lctx, NULL);
+		if (chain2[0] == NULL || ikeys[1] == NULL)
+			goto out;
+	}
+	ok = 1;
 	snprintf(certs, sizeof(certs), "%s/certs", g->out);
 	while ((i = atomic_fetch_add(&g->next, 1)) < g->total) {
-		int n = g->start + i, kind, split = 0, rc;
-		EVP_PKEY *key;
+		int rc = g->mix ? mix_one(g, lctx, certs, chain1, chain2, ikeys, i)
+		                : classic_one(g, lctx, certs, chain1[0], ikeys[0], i);
 
-		if (i < g->count) {
-			kind = GEN_SITE;
-			split = i < g->split;
-			if (g->names != NULL) {
-				size_t k;
-
-				snprintf(host, sizeof(host), "%s", g->names[i]);
-				snprintf(file, sizeof(file), "%s", g->names[i]);
-				for (k = 0; file[k] != '\0'; k++)
-					if (file[k] == '*' || file[k] == '/')
-						file[k] = '_';
-			} else {
-				snprintf(host, sizeof(host), "site%d.%s", n, g->domain);
-				snprintf(file, sizeof(file), "site%d", n);
-			}
-		} else if (i < g->count + g->wildcards) {
-			kind = GEN_WILD;
-			n = g->start + i - g->count;
-			snprintf(host, sizeof(host), "*.wild%d.%s", n, g->domain);
-			snprintf(file, sizeof(file), "wild%d", n);
-		} else {
-			kind = GEN_EXPIRED;
-			n = g->start + i - g->count - g->wildcards;
-			snprintf(host, sizeof(host), "expired%d.%s", n, g->domain);
-			snprintf(file, sizeof(file), "expired%d", n);
-		}
-		key = pool_key(g, lctx, i);
-		rc = key == NULL ? -1
-		                 : issue(lctx, certs, host, file, icert, ikey, key, i, split,
-		                         kind == GEN_EXPIRED, 0, NULL);
-		EVP_PKEY_free(key);
 		if (rc < 0) {
-			fprintf(stderr, "gencerts: cannot issue %s\n", host);
+			fprintf(stderr, "gencerts: cannot issue certificate #%d\n", g->start + i);
 			ERR_print_errors_fp(stderr);
 			atomic_fetch_add(&g->failed, 1);
-			continue;
 		}
-		snprintf(line, sizeof(line), "%s%s %s%s\n", kind == GEN_WILD ? "host" : "",
-		         kind == GEN_WILD ? host + 1 : host, file, split ? ".crt" : ".pem");
-		pthread_mutex_lock(&g->names_lock);
-		fputs(line, kind == GEN_EXPIRED ? g->expired_fp : g->names_fp);
-		pthread_mutex_unlock(&g->names_lock);
 	}
 out:
-	if (lctx == NULL || ikey == NULL) {
+	if (!ok) {
 		fprintf(stderr, "gencerts: worker setup failed\n");
 		ERR_print_errors_fp(stderr);
 		atomic_fetch_add(&g->failed, 1);
 	}
-	X509_free(icert);
-	EVP_PKEY_free(ikey);
+	X509_free(chain1[0]);
+	X509_free(chain2[0]);
+	EVP_PKEY_free(ikeys[0]);
+	EVP_PKEY_free(ikeys[1]);
 	OSSL_LIB_CTX_free(lctx);
 	return NULL;
 }
@@ -467,6 +718,31 @@ static void ca_setup(const char *dir, X509 **icert, EVP_PKEY **ikey)
 	EVP_PKEY_free(cakey);
 }
 
+/* Loads DIR's second intermediate (issued by the first), creating it on the
+ * first --mix run. */
+static void int2_setup(const char *dir, X509 *icert, EVP_PKEY *ikey, X509 **i2, EVP_PKEY **k2)
+{
+	char path[4200];
+
+	snprintf(path, sizeof(path), "%s/int2.pem", dir);
+	if (access(path, F_OK) == 0) {
+		*i2 = read_cert(path);
+		snprintf(path, sizeof(path), "%s/int2.key", dir);
+		*k2 = read_key(path);
+		if (*i2 == NULL || *k2 == NULL)
+			die("DIR/int2.pem exists but int2.pem/int2.key cannot be read");
+		return;
+	}
+	*k2 = keygen(NULL, 0);
+	if (*k2 == NULL)
+		die("CA key generation failed");
+	*i2 = make_cert(NULL, *k2, "Switchyard Test Intermediate CA 2", NULL, icert, ikey, 1,
+	                -3650L * 86400, 3650L * 86400, 0);
+	if (*i2 == NULL)
+		die("cannot make the second intermediate CA");
+	write_cert_key(dir, "int2", *i2, *k2);
+}
+
 static void usage(void)
 {
 	fprintf(stderr,
@@ -474,7 +750,9 @@ static void usage(void)
 	        "                [--names-from FILE] [--wildcards K] [--expired K] [--split K]\n"
 	        "                [--start I] [--threads T] [--key-pool P]\n"
 	        "       gencerts --out DIR --one NAME --file OUT [--type ec|rsa] [--serial S]\n"
-	        "                [--expired 1]\n");
+	        "                [--expired 1]\n"
+	        "       gencerts --out DIR --mix N [--domain D] [--start I] [--threads T]\n"
+	        "                [--key-pool P]\n");
 	exit(2);
 }
 
@@ -506,14 +784,15 @@ int main(int argc, char **argv)
 	    {"domain", 1, NULL, 'd'},  {"names-from", 1, NULL, 'N'}, {"wildcards", 1, NULL, 'w'},
 	    {"expired", 1, NULL, 'e'}, {"split", 1, NULL, 's'},      {"start", 1, NULL, 'S'},
 	    {"threads", 1, NULL, 'T'}, {"one", 1, NULL, '1'},        {"file", 1, NULL, 'f'},
-	    {"serial", 1, NULL, 'r'},  {"key-pool", 1, NULL, 'k'},   {NULL, 0, NULL, 0}};
+	    {"serial", 1, NULL, 'r'},  {"key-pool", 1, NULL, 'k'},   {"mix", 1, NULL, 'm'},
+	    {NULL, 0, NULL, 0}};
 	struct gen g;
 	const char *one = NULL, *onefile = NULL, *names_from = NULL;
 	long serial = 0;
 	int c, start_given = 0;
 	char path[4200];
-	X509 *icert = NULL;
-	EVP_PKEY *ikey = NULL;
+	X509 *icert = NULL, *i2 = NULL;
+	EVP_PKEY *ikey = NULL, *k2 = NULL;
 	pthread_t *tids;
 	struct timespec t0, t1;
 
@@ -568,12 +847,15 @@ int main(int argc, char **argv)
 		case 'k':
 			g.key_pool = atoi(optarg);
 			break;
+		case 'm':
+			g.mix = atoi(optarg);
+			break;
 		default:
 			usage();
 		}
 	}
 	if (g.out == NULL || optind != argc || (one == NULL && g.count < 0) ||
-	    (one != NULL && onefile == NULL))
+	    (one != NULL && onefile == NULL) || (g.mix > 0 && (one != NULL || g.count > 0)))
 		usage();
 	if (mkdir(g.out, 0755) < 0 && errno != EEXIST)
 		die("cannot create --out directory");
@@ -585,8 +867,9 @@ int main(int argc, char **argv)
 	if (one != NULL) {
 		EVP_PKEY *key = keygen(NULL, g.rsa);
 
-		if (key == NULL || issue(NULL, g.out, one, one, icert, ikey, key, 0, 0,
-		                         g.expired > 0, serial, onefile) < 0)
+		if (key == NULL ||
+		    issue(NULL, g.out, one, NULL, one, &icert, 1, ikey, key, 0, 0,
+		          g.expired > 0 ? VALID_EXPIRED : VALID_NOW, serial, onefile) < 0)
 			die("cannot issue the certificate");
 		EVP_PKEY_free(key);
 		X509_free(icert);
@@ -604,15 +887,28 @@ int main(int argc, char **argv)
 	g.intkey_der_len = i2d_PrivateKey(ikey, &g.intkey_der);
 	if (g.int_der_len <= 0 || g.intkey_der_len <= 0)
 		die("cannot encode the intermediate");
-	snprintf(path, sizeof(path), "%s/names.txt", g.out);
-	g.names_fp = fopen(path, start_given ? "a" : "w");
-	snprintf(path, sizeof(path), "%s/expired.txt", g.out);
-	g.expired_fp = fopen(path, start_given ? "a" : "w");
-	if (g.names_fp == NULL || g.expired_fp == NULL)
-		die("cannot write names.txt");
-	if (g.key_pool > 0) {
-		g.pool = calloc((size_t)g.key_pool, sizeof(EVP_PKEY *));
-		if (g.pool == NULL)
+	if (g.mix > 0) {
+		int2_setup(g.out, icert, ikey, &i2, &k2);
+		g.int2_der_len = i2d_X509(i2, &g.int2_der);
+		g.int2key_der_len = i2d_PrivateKey(k2, &g.int2key_der);
+		if (g.int2_der_len <= 0 || g.int2key_der_len <= 0)
+			die("cannot encode the second intermediate");
+		if (g.key_pool <= 0)
+			g.key_pool = 64;
+	}
+	for (int l = 0; l < (g.mix > 0 ? L__COUNT : L_EXPIRED + 1); l++) {
+		snprintf(path, sizeof(path), "%s/%s", g.out, list_files[l]);
+		g.lists[l] = fopen(path, start_given ? "a" : "w");
+		if (g.lists[l] == NULL)
+			die("cannot write the name lists (names.txt, ...)");
+	}
+	/* A mixed set needs few RSA keys: each costs ~180 ms to generate. */
+	g.pool_size[g.rsa] = g.key_pool;
+	if (g.mix > 0)
+		g.pool_size[1] = g.key_pool < 2 ? g.key_pool : 2;
+	for (int t = 0; t < 2; t++) {
+		if (g.pool_size[t] > 0 &&
+		    (g.pool[t] = calloc((size_t)g.pool_size[t], sizeof(EVP_PKEY *))) == NULL)
 			die("out of memory");
 	}
 	pthread_mutex_init(&g.names_lock, NULL);
@@ -621,7 +917,7 @@ int main(int argc, char **argv)
 		g.threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
 	if (g.threads <= 0)
 		g.threads = 1;
-	g.total = g.count + g.wildcards + g.expired;
+	g.total = g.mix > 0 ? g.mix : g.count + g.wildcards + g.expired;
 	tids = calloc((size_t)g.threads, sizeof(*tids));
 	if (tids == NULL)
 		die("out of memory");
@@ -632,21 +928,31 @@ int main(int argc, char **argv)
 	for (int i = 0; i < g.threads; i++)
 		pthread_join(tids[i], NULL);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	fclose(g.names_fp);
-	fclose(g.expired_fp);
+	for (int l = 0; l < L__COUNT; l++)
+		if (g.lists[l] != NULL)
+			fclose(g.lists[l]);
 	fprintf(stderr, "gencerts: %d certificates (%s) in %s/certs in %.2f s\n", g.total,
-	        g.rsa ? "RSA-2048" : "ECDSA P-256", g.out,
-	        (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
-	for (int i = 0; i < g.key_pool; i++)
-		EVP_PKEY_free(g.pool[i]);
-	free(g.pool);
+	        g.mix > 0 ? "mixed"
+	        : g.rsa   ? "RSA-2048"
+	                  : "ECDSA P-256",
+	        g.out, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	for (int t = 0; t < 2; t++) {
+		for (int i = 0; i < g.pool_size[t]; i++)
+			EVP_PKEY_free(g.pool[t][i]);
+		free(g.pool[t]);
+	}
 	for (int i = 0; i < g.nnames; i++)
 		free(g.names[i]);
 	free(g.names);
 	free(tids);
 	OPENSSL_free(g.int_der);
 	OPENSSL_clear_free(g.intkey_der, (size_t)g.intkey_der_len);
+	OPENSSL_free(g.int2_der);
+	if (g.int2key_der != NULL)
+		OPENSSL_clear_free(g.int2key_der, (size_t)g.int2key_der_len);
 	X509_free(icert);
+	X509_free(i2);
 	EVP_PKEY_free(ikey);
+	EVP_PKEY_free(k2);
 	return atomic_load(&g.failed) > 0 ? 1 : 0;
 }
