@@ -64,6 +64,13 @@ struct cert_store *cert_store_load(const char *dir, const struct cert_opts *opts
 struct cert_store *cert_store_reload(struct cert_store *old, const char *dir,
                                      const struct cert_opts *opts, struct cert_report **rep);
 
+/*
+ * The number of entries of dir a load will process, for progress reports:
+ * everything but dot files and NAME.key files (a NAME.crt + NAME.key pair
+ * counts once). 0 if dir cannot be read.
+ */
+uint64_t cert_dir_nfiles(const char *dir);
+
 /* Reference counting; thread-safe. cert_store_unref(NULL) is a no-op. */
 struct cert_store *cert_store_ref(struct cert_store *store);
 void cert_store_unref(struct cert_store *store);

@@ -322,6 +322,24 @@ done:
  * (*.pem, *.crt) get their stat tuple and their NAME.key partner; other
  * entries are reported as ignored. Returns -1 if dir cannot be read.
  */
+uint64_t cert_dir_nfiles(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	uint64_t n = 0;
+
+	if (d == NULL)
+		return 0;
+	while ((e = readdir(d)) != NULL) {
+		size_t l = strlen(e->d_name);
+
+		if (e->d_name[0] != '.' && !(l > 4 && strcmp(e->d_name + l - 4, ".key") == 0))
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
 static int scan_dir(const char *dir, struct scan *sc, const struct cert_store *old,
                     struct cert_report *rep)
 {

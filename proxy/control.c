@@ -90,8 +90,9 @@ static void cmd_status(struct px_proc *p, struct json_buf *r)
 	jb_str(r, "state", state_names[st]);
 	pthread_mutex_lock(&p->reload_lock);
 	jb_uint(r, "loaded",
-	        st == PX_LOADING ? __atomic_load_n(&p->load_done, __ATOMIC_RELAXED)
-	                         : p->c_loaded + p->c_skipped);
+	        st == PX_LOADING || atomic_load(&p->reloading)
+	            ? __atomic_load_n(&p->load_done, __ATOMIC_RELAXED)
+	            : p->c_loaded + p->c_skipped);
 	jb_uint(r, "total", atomic_load(&p->load_total));
 	jb_uint(r, "generation", p->generation);
 	jb_obj_begin(r, "certs");
@@ -190,7 +191,7 @@ static void cmd_reload_certs(struct px_proc *p, const char *arg, struct json_buf
 	struct cert_report *rep = NULL;
 	struct cert_store *old, *nw;
 	const char *dir = arg && *arg ? arg : p->certdir;
-	uint64_t t0 = px_now_ms();
+	uint64_t t0 = px_now_ms(), old_total = atomic_load(&p->load_total);
 	size_t old_names;
 	char kerr[512];
 
@@ -199,20 +200,30 @@ static void cmd_reload_certs(struct px_proc *p, const char *arg, struct json_buf
 		return;
 	}
 	cert_opts_from_cfg(&opts, p->cfg);
+	/* `loaded` and `total` describe the load in progress: a directory
+	 * with fewer files than the last one must not report more files
+	 * loaded than it holds. */
+	__atomic_store_n(&p->load_done, 0, __ATOMIC_RELAXED);
+	atomic_store(&p->load_total, cert_dir_nfiles(dir));
+	atomic_store(&p->reloading, 1);
+	opts.progress = &p->load_done;
 	old = cert_slot_acquire(p->slot);
 	old_names = old ? cert_store_nnames(old) : 0;
 	nw = cert_store_reload(old, dir, &opts, &rep);
 	cert_store_unref(old);
+	atomic_store(&p->reloading, 0);
 	if (nw == NULL) {
 		ctl_reply_error(r, "%s",
 		                rep && cert_report_fatal(rep) ? cert_report_fatal(rep)
 		                                              : "cannot load certificates");
+		atomic_store(&p->load_total, old_total);
 		cert_report_free(rep);
 		return;
 	}
 	if (px_reload_refused(rep, old_names, kerr, sizeof(kerr))) {
 		log_warnx("reload-certs %s: %s", dir, kerr);
 		ctl_reply_error(r, "%s", kerr);
+		atomic_store(&p->load_total, old_total);
 		cert_store_unref(nw);
 		cert_report_free(rep);
 		return;

@@ -147,10 +147,12 @@ struct px_proc {
 	_Atomic int lstop_acks; /* workers that took the listeners out of epoll */
 	uint64_t hard_stop_at;  /* monotonic ms, 0 = none; set by main when stopping */
 
-	/* Initial load progress for `status`: load_done is the store's
+	/* Load progress for `status`, of the initial load and of each
+	 * reload-certs (while `reloading` is set): load_done is the store's
 	 * cert_opts.progress counter (files processed, __atomic builtins). */
 	_Atomic uint64_t load_total;
 	size_t load_done;
+	_Atomic int reloading;
 
 	/* Certificates. */
 	struct cert_slot *slot;

@@ -363,8 +363,11 @@ static void progress(const struct json_doc *st, int tty, char *last, size_t last
 		char bar[31];
 		int fill = 0;
 
-		if (strcmp(phase, "loading") == 0 && total > 0)
-			fill = (int)(30 * loaded / total);
+		/* The figures come from another process (and, on a delta
+		 * reload, from a load that may have just started): clamp
+		 * them rather than trust them with the bar's bounds. */
+		if (strcmp(phase, "loading") == 0 && total > 0 && loaded > 0)
+			fill = loaded >= total ? 30 : (int)(30 * loaded / total);
 		else if (strcmp(phase, "loading") != 0 && strcmp(phase, "waiting") != 0 &&
 		         strcmp(phase, "restart") != 0)
 			fill = 30;

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/cert.h"
 #include "common/ctl.h"
 #include "common/log.h"
 #include "supervisor/sv.h"
@@ -479,7 +480,7 @@ int sv_op_reload(struct sv *sv, const char *dir, int no_flip, int restart, struc
 	char err[600] = "", line[CTL_LINE_MAX], *r = NULL, why[64] = "";
 	struct json_doc *doc = NULL;
 	int64_t t0 = sv_now_ms(), load_ms = 0, v;
-	uint64_t generation = 0, nchanged = 0, loaded = 0;
+	uint64_t generation = 0, nchanged = 0, loaded = 0, total;
 	int rc = -1, ok = 0;
 
 	memset(&out, 0, sizeof(out));
@@ -527,8 +528,15 @@ int sv_op_reload(struct sv *sv, const char *dir, int no_flip, int restart, struc
 	}
 	if (!restart || strcmp(dir, sv->cfg->certs.directory) != 0) {
 		sv_set_phase(sv, "reload", "loading", to);
+		total = cert_dir_nfiles(dir);
 		pthread_mutex_lock(&sv->lock);
 		in->reloading = 1;
+		/* The instance cannot answer `status` while it loads, so the
+		 * figures of its previous load would stand for this one: a
+		 * directory with fewer files then showed more loaded than it
+		 * holds. */
+		in->loaded = 0;
+		in->total = total;
 		pthread_mutex_unlock(&sv->lock);
 		snprintf(line, sizeof(line), "reload-certs %s", dir);
 		/* The delta load runs at low priority, like a preload, and

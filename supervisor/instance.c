@@ -156,9 +156,11 @@ static void apply_status(struct sv *sv, struct sv_inst *in, const struct json_do
 	(void)json_get_str(reply, "state", state, sizeof(state));
 	if (json_get_i64(reply, "generation", &v) == 0)
 		in->generation = (uint64_t)v;
-	if (json_get_i64(reply, "loaded", &v) == 0)
+	/* A poll answered just before a reload-certs began describes the
+	 * previous load; sv_op_reload owns the figures until it ends. */
+	if (!in->reloading && json_get_i64(reply, "loaded", &v) == 0)
 		in->loaded = (uint64_t)v;
-	if (json_get_i64(reply, "total", &v) == 0)
+	if (!in->reloading && json_get_i64(reply, "total", &v) == 0)
 		in->total = (uint64_t)v;
 	if (json_get_i64(reply, "certs.loaded", &v) == 0)
 		in->certs = (uint64_t)v;
