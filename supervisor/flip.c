@@ -479,6 +479,7 @@ int sv_op_reload(struct sv *sv, const char *dir, int no_flip, int restart, struc
 	struct sv_inst *in;
 	char err[600] = "", line[CTL_LINE_MAX], *r = NULL, why[64] = "";
 	struct json_doc *doc = NULL;
+	char esc[1024];
 	int64_t t0 = sv_now_ms(), load_ms = 0, v;
 	uint64_t generation = 0, nchanged = 0, loaded = 0, total;
 	int rc = -1, ok = 0;
@@ -592,8 +593,10 @@ int sv_op_reload(struct sv *sv, const char *dir, int no_flip, int restart, struc
 		loaded = in->certs;
 	pthread_mutex_unlock(&sv->lock);
 	load_ms = sv_now_ms() - t0;
+	/* The directory comes from the control client, with any bytes. */
+	log_escape(esc, sizeof(esc), dir, strlen(dir));
 	log_info("reload: %s loaded %s in %lld ms: generation %llu, %llu changed",
-	         cfg_colour_name(to), dir, (long long)load_ms, (unsigned long long)generation,
+	         cfg_colour_name(to), esc, (long long)load_ms, (unsigned long long)generation,
 	         (unsigned long long)nchanged);
 	if (no_flip) {
 		rc = 0;
