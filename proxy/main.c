@@ -136,6 +136,7 @@ static void reload_certs(struct px_proc *p)
 		cert_store_unref(nw);
 	} else {
 		px_publish(p, nw, rep);
+		px_log_kept("SIGHUP", rep);
 		log_info("SIGHUP: certificates reloaded (%zu changed)", cert_report_nchanged(rep));
 	}
 	cert_report_free(rep);

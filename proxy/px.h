@@ -244,7 +244,10 @@ struct ctl_server *px_control_start(struct px_proc *p, char *err, size_t errlen)
 void px_publish(struct px_proc *p, struct cert_store *store, const struct cert_report *rep);
 /* Returns 1 when a reload must not be published because every file of the
  * directory failed to load while the current store serves names (err then
- * says why); 0 when it may be published. */
+ * says why); 0 when it may be published. Files whose previous version was
+ * kept (cert_report_kept) count as failed here. */
 int px_reload_refused(const struct cert_report *rep, size_t old_names, char *err, size_t errlen);
+/* Logs a warning for each file whose previous version a reload kept. */
+void px_log_kept(const char *what, const struct cert_report *rep);
 
 #endif

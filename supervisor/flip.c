@@ -465,6 +465,31 @@ static int wait_serving(struct sv *sv, enum cfg_colour c, int64_t timeout_ms, in
 	return 0;
 }
 
+/* Copies the files whose previous version the instance kept (its
+ * reload-certs reply's "kept") into the reload's reply, and logs them: the
+ * names stay served, but not with the files on disk. */
+static void kept_json(const struct json_doc *r, struct json_buf *reply)
+{
+	int n = r != NULL ? json_array_len(r, "kept") : 0;
+
+	jb_arr_begin(reply, "kept");
+	for (int i = 0; i < n; i++) {
+		char path[48], file[CFG_STR_MAX] = "", why[600] = "", esc[LOG_ESC_LEN(256)];
+
+		snprintf(path, sizeof(path), "kept.%d.file", i);
+		(void)json_get_str(r, path, file, sizeof(file));
+		snprintf(path, sizeof(path), "kept.%d.error", i);
+		(void)json_get_str(r, path, why, sizeof(why));
+		jb_obj_begin(reply, NULL);
+		jb_str(reply, "file", file);
+		jb_str(reply, "error", why);
+		jb_obj_end(reply);
+		log_warnx("reload: %s was not loaded: %s",
+		          log_escape(esc, sizeof(esc), file, strlen(file)), why);
+	}
+	jb_arr_end(reply);
+}
+
 static int file_changed_since(const char *path, time_t then)
 {
 	struct stat st;
@@ -608,8 +633,6 @@ int sv_op_reload(struct sv *sv, const char *dir, int no_flip, int restart, struc
 done:
 	sv_set_phase(sv, NULL, NULL, -1);
 	pthread_mutex_unlock(&sv->op);
-	json_doc_free(doc);
-	free(r);
 	jb_bool(reply, "ok", rc == 0);
 	if (rc < 0)
 		jb_str(reply, "error", err);
@@ -618,6 +641,9 @@ done:
 	jb_uint(reply, "generation", generation);
 	jb_uint(reply, "loaded", loaded);
 	jb_uint(reply, "nchanged", nchanged);
+	kept_json(doc, reply);
+	json_doc_free(doc);
+	free(r);
 	jb_bool(reply, "restarted", restart);
 	jb_int(reply, "load_ms", load_ms);
 	jb_int(reply, "total_ms", sv_now_ms() - t0);
