@@ -204,7 +204,8 @@ static void cmd_reload_certs(struct px_proc *p, const char *arg, struct json_buf
 	const char *dir = arg && *arg ? arg : p->certdir;
 	uint64_t t0 = px_now_ms(), old_total = atomic_load(&p->load_total);
 	size_t old_names;
-	char kerr[512];
+	/* dir is the control client's: escaped in log lines. */
+	char kerr[512], edir[1024];
 
 	if (atomic_load(&p->state) == PX_LOADING) {
 		ctl_reply_error(r, "still loading certificates");
@@ -232,7 +233,8 @@ static void cmd_reload_certs(struct px_proc *p, const char *arg, struct json_buf
 		return;
 	}
 	if (px_reload_refused(rep, old_names, kerr, sizeof(kerr))) {
-		log_warnx("reload-certs %s: %s", dir, kerr);
+		log_warnx("reload-certs %s: %s", log_escape(edir, sizeof(edir), dir, strlen(dir)),
+		          kerr);
 		ctl_reply_error(r, "%s", kerr);
 		atomic_store(&p->load_total, old_total);
 		cert_store_unref(nw);
@@ -270,7 +272,8 @@ static void cmd_reload_certs(struct px_proc *p, const char *arg, struct json_buf
 		jb_str(r, NULL, cert_report_changed(rep, i));
 	jb_arr_end(r);
 	jb_uint(r, "duration_ms", px_now_ms() - t0);
-	log_info("reload-certs %s: generation %llu, %zu changed", dir,
+	log_info("reload-certs %s: generation %llu, %zu changed",
+	         log_escape(edir, sizeof(edir), dir, strlen(dir)),
 	         (unsigned long long)p->generation, nch);
 	cert_report_free(rep);
 }
