@@ -64,6 +64,17 @@ struct cert_store *cert_store_load(const char *dir, const struct cert_opts *opts
 struct cert_store *cert_store_reload(struct cert_store *old, const char *dir,
                                      const struct cert_opts *opts, struct cert_report **rep);
 
+/*
+ * The number of entries of dir a load will process, for progress reports:
+ * everything but dot files and NAME.key files (a NAME.crt + NAME.key pair
+ * counts once). 0 if dir cannot be read.
+ */
+uint64_t cert_dir_nfiles(const char *dir);
+
+/* Whether file's item is a previous version kept by a reload because the
+ * file's new content failed to load (see cert_report_kept). */
+int cert_store_file_kept(const struct cert_store *store, const char *file);
+
 /* Reference counting; thread-safe. cert_store_unref(NULL) is a no-op. */
 struct cert_store *cert_store_ref(struct cert_store *store);
 void cert_store_unref(struct cert_store *store);
@@ -153,6 +164,15 @@ const char *cert_report_fatal(const struct cert_report *rep);
 /* Names added, changed or removed by a reload, in sorted order. */
 size_t cert_report_nchanged(const struct cert_report *rep);
 const char *cert_report_changed(const struct cert_report *rep, size_t i);
+/*
+ * Files whose new content failed to load on a reload (unreadable, cut short,
+ * invalid) while their previous version was served: the new store keeps the
+ * previous version, so no name goes offline, and reports it here, in file
+ * order: the file name and why its new content was not loaded. Each such
+ * file also has a warning entry and counts as loaded and warned.
+ */
+size_t cert_report_nkept(const struct cert_report *rep);
+const char *cert_report_kept(const struct cert_report *rep, size_t i, const char **why);
 /* Soonest notAfter over the loaded items, 0 if none. */
 time_t cert_report_soonest_expiry(const struct cert_report *rep);
 /* Per-file verdicts, sorted by file name: entry i's file name (inside the

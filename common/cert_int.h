@@ -95,6 +95,10 @@ struct cert_file {
 	char *msg;    /* from loading; survives reloads with the item */
 	char *dupmsg; /* duplicate-name warnings, rebuilt with every index */
 	int kind;     /* CERT_FILE_* */
+	/* The file's new content failed to load on a reload: item is the
+	 * previous version's, and st/hash are the previous version's too, so
+	 * that the next reload looks at the file again. */
+	int kept;
 };
 enum { CERT_FILE_CERT = 0, CERT_FILE_IGNORED, CERT_FILE_DIR };
 
@@ -143,6 +147,10 @@ struct cert_report {
 		char *msg;
 	} * ents;
 	size_t nents, cap;
+	struct cert_rep_kept {
+		char *file, *msg;
+	} * kept;
+	size_t nkept;
 };
 
 /* cert_load.c */
@@ -207,6 +215,7 @@ const struct cert_name_ent *cert_index_find(const struct cert_index *ix, const c
 /* cert_report.c */
 struct cert_report *cert_report_new(void);
 int cert_report_add(struct cert_report *rep, const char *file, enum cert_sev sev, const char *msg);
+int cert_report_add_kept(struct cert_report *rep, const char *file, const char *msg);
 void cert_report_set_fatal(struct cert_report *rep, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 int cert_report_add_changed(struct cert_report *rep, const char *name);

@@ -20,6 +20,7 @@ void cert_report_free(struct cert_report *rep)
 		return;
 	free(rep->ents);
 	free(rep->changed);
+	free(rep->kept);
 	cert_arena_free(&rep->strs);
 	free(rep->fatal);
 	free(rep);
@@ -86,6 +87,35 @@ int cert_report_add_changed(struct cert_report *rep, const char *name)
 		return -1;
 	rep->nchanged++;
 	return 0;
+}
+
+int cert_report_add_kept(struct cert_report *rep, const char *file, const char *msg)
+{
+	struct cert_rep_kept *nk = realloc(rep->kept, (rep->nkept + 1) * sizeof(*nk));
+
+	if (nk == NULL)
+		return -1;
+	rep->kept = nk;
+	nk[rep->nkept].file = cert_arena_strdup(&rep->strs, file);
+	nk[rep->nkept].msg = cert_arena_strdup(&rep->strs, msg != NULL ? msg : "");
+	if (nk[rep->nkept].file == NULL || nk[rep->nkept].msg == NULL)
+		return -1;
+	rep->nkept++;
+	return 0;
+}
+
+size_t cert_report_nkept(const struct cert_report *rep)
+{
+	return rep->nkept;
+}
+
+const char *cert_report_kept(const struct cert_report *rep, size_t i, const char **msg)
+{
+	if (i >= rep->nkept)
+		return NULL;
+	if (msg != NULL)
+		*msg = rep->kept[i].msg;
+	return rep->kept[i].file;
 }
 
 static int cmp_str(const void *a, const void *b)

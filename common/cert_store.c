@@ -34,6 +34,7 @@ struct scan_ent {
 	struct cert_item *item;
 	unsigned char hash[32];
 	int preset; /* the scan already decided: skipped without parsing */
+	int kept;   /* the new content failed; item is the previous version */
 	int need_stat, stat_errno, is_dir;
 };
 
@@ -322,6 +323,24 @@ done:
  * (*.pem, *.crt) get their stat tuple and their NAME.key partner; other
  * entries are reported as ignored. Returns -1 if dir cannot be read.
  */
+uint64_t cert_dir_nfiles(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	uint64_t n = 0;
+
+	if (d == NULL)
+		return 0;
+	while ((e = readdir(d)) != NULL) {
+		size_t l = strlen(e->d_name);
+
+		if (e->d_name[0] != '.' && !(l > 4 && strcmp(e->d_name + l - 4, ".key") == 0))
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
 static int scan_dir(const char *dir, struct scan *sc, const struct cert_store *old,
                     struct cert_report *rep)
 {
@@ -533,6 +552,23 @@ static void parse_one(struct cert_loader *ld, struct job *j, struct scan_ent *e)
 	e->item = cert_load_file(ld, j->sc->dirfd, e->name, e->key_name, j->opts, j->pool, e->hash,
 	                         &e->sev, &msg);
 	e->msg = msg;
+	/* A served file whose renewal cannot be loaded (written 0600 by root
+	 * while the proxy runs as proxy.user, a half-written copy, a key that
+	 * does not match) would take its names offline: the previous version
+	 * stays served instead, and the report says which file and why. Its
+	 * stat tuple and hash stay the previous version's, so the next reload
+	 * tries the file again. */
+	if (e->item == NULL && e->old != NULL && e->old->item != NULL) {
+		e->item = cert_item_ref(e->old->item);
+		e->sev = CERT_WARN;
+		e->msg = cert_strdup_printf("%s; the previous version stays served",
+		                            msg != NULL ? msg : "cannot be loaded");
+		free(msg);
+		e->st = e->old->st;
+		e->key_st = e->old->key_st;
+		memcpy(e->hash, e->old->hash, 32);
+		e->kept = 1;
+	}
 }
 
 static void *parse_worker(void *arg)
@@ -652,6 +688,8 @@ static void report_fill(struct cert_report *rep, const struct cert_store *st)
 			m = cert_strdup_printf("%s; %s", f->msg, f->dupmsg);
 		cert_report_add(rep, f->name, f->sev, m != NULL ? m : f->msg ? f->msg : f->dupmsg);
 		free(m);
+		if (f->kept)
+			cert_report_add_kept(rep, f->name, f->msg);
 		if (f->kind != CERT_FILE_CERT) {
 			rep->nignored++;
 			continue;
@@ -755,6 +793,7 @@ static struct cert_store *assemble(struct scan *sc, const struct cert_store *old
 		f->msg = e->msg;
 		e->msg = NULL;
 		f->kind = e->kind;
+		f->kept = e->kept;
 		k++;
 	}
 	st->nfiles = k;
@@ -849,6 +888,7 @@ static struct cert_store *load(struct cert_store *old, const char *dir,
 			e->item = of->item != NULL ? cert_item_ref(of->item) : NULL;
 			e->sev = of->sev;
 			e->msg = of->msg != NULL ? strdup(of->msg) : NULL;
+			e->kept = of->kept;
 			memcpy(e->hash, of->hash, 32);
 			progress_add(opts, 1);
 			continue;
@@ -933,6 +973,13 @@ struct cert_store *cert_store_reload(struct cert_store *old, const char *dir,
 	free(d.rm);
 	free(d.add);
 	return st;
+}
+
+int cert_store_file_kept(const struct cert_store *store, const char *file)
+{
+	const struct cert_file *f = file != NULL ? file_find(store, file) : NULL;
+
+	return f != NULL && f->kept;
 }
 
 uint64_t cert_store_generation(const struct cert_store *store)

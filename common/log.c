@@ -143,3 +143,41 @@ void log_rl(struct log_ratelimit *rl, enum log_level lvl, const char *fmt, ...)
 	log_vmsg(lvl, 0, fmt, ap);
 	va_end(ap);
 }
+
+const char *log_escape(char *out, size_t outlen, const void *in, size_t inlen)
+{
+	static const char hexd[] = "0123456789abcdef";
+	const unsigned char *p = in;
+	size_t o = 0;
+
+	if (outlen == 0)
+		return out;
+	for (size_t i = 0; i < inlen; i++) {
+		char e[4];
+		size_t n = 0;
+
+		if (p[i] == '\\' || p[i] == '"') {
+			e[n++] = '\\';
+			e[n++] = (char)p[i];
+		} else if (p[i] > 0x20 && p[i] < 0x7f) {
+			e[n++] = (char)p[i];
+		} else {
+			e[n++] = '\\';
+			e[n++] = 'x';
+			e[n++] = hexd[p[i] >> 4];
+			e[n++] = hexd[p[i] & 15];
+		}
+		/* Room for this escape, and for "..." if more input follows. */
+		if (o + n + (i + 1 < inlen ? 3 : 0) >= outlen) {
+			if (outlen > 3 && o + 3 < outlen) {
+				memcpy(out + o, "...", 3);
+				o += 3;
+			}
+			break;
+		}
+		memcpy(out + o, e, n);
+		o += n;
+	}
+	out[o] = '\0';
+	return out;
+}

@@ -13,6 +13,7 @@
 #define SY_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum log_level {
@@ -40,6 +41,19 @@ void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_vmsg(enum log_level lvl, int with_errno, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
+
+/*
+ * Escapes bytes a peer controls (an SNI name, a path in a request) for a log
+ * line: printable ASCII stays, backslash and double quote become \\ and \",
+ * every other byte (space, control characters, newlines, NUL, bytes >= 0x7f)
+ * becomes \xHH. So neither a line nor a key=value field can be split or
+ * forged, and the original bytes can be recovered. out (outlen > 0) is always
+ * NUL-terminated; input that does not fit is cut at a whole escape and ends
+ * with "...".
+ * LOG_ESC_LEN(n) is the size that always fits n input bytes. Returns out.
+ */
+#define LOG_ESC_LEN(n) (4 * (n) + 1)
+const char *log_escape(char *out, size_t outlen, const void *in, size_t inlen);
 
 /* Logs at error level, appends strerror(errno) and exits 1. main() only. */
 void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));

@@ -70,13 +70,16 @@ void px_conn_close(struct px_conn *c, enum px_reason reason)
 
 	PX_INC(w->st.reasons[reason]);
 	if (p->cfg->proxy.access_log) {
-		char cli[80];
+		char cli[80], sni[LOG_ESC_LEN(sizeof(c->sni))];
 		int si = c->srv >= 0 ? c->srv : c->last_srv;
 		const char *srv = si >= 0 ? p->servers[si].name : "-";
 		addr_text(&c->peer, cli, sizeof(cli));
+		/* The name is the client's bytes: escaped, so that a newline
+		 * or a space in it cannot forge a line or a field. */
+		log_escape(sni, sizeof(sni), c->sni, c->sni_len);
 		log_info("access client=%s sni=%s listener=%s backend=%s in=%llu out=%llu ms=%llu "
 		         "end=%s",
-		         cli, c->sni[0] ? c->sni : "-", c->grp->name, srv,
+		         cli, c->sni_len ? sni : "-", c->grp->name, srv,
 		         (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out,
 		         (unsigned long long)(w->now - c->t_start), px_reason_name(reason));
 	}

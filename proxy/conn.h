@@ -57,6 +57,7 @@ struct px_conn {
 	uint64_t bytes_in, bytes_out;
 	struct sockaddr_storage peer;
 	char sni[256];
+	uint16_t sni_len; /* the name may hold any byte, NUL included */
 	char alpn[33];
 };
 

@@ -39,7 +39,7 @@ void px_publish(struct px_proc *p, struct cert_store *store, const struct cert_r
 
 int px_reload_refused(const struct cert_report *rep, size_t old_names, char *err, size_t errlen)
 {
-	size_t skipped = cert_report_nskipped(rep);
+	size_t skipped = cert_report_nskipped(rep) + cert_report_nkept(rep);
 	const char *file = NULL, *msg = NULL;
 	enum cert_sev sev;
 
@@ -48,7 +48,7 @@ int px_reload_refused(const struct cert_report *rep, size_t old_names, char *err
 	 * almost always the directory as a whole (after the privilege drop the
 	 * files are no longer readable, or a half-finished copy), and
 	 * publishing would stop serving every name at once. */
-	if (old_names == 0 || skipped == 0 || cert_report_nloaded(rep) > 0)
+	if (old_names == 0 || skipped == 0 || cert_report_nloaded(rep) > cert_report_nkept(rep))
 		return 0;
 	for (size_t i = 0; i < cert_report_nentries(rep) && msg == NULL; i++)
 		file = cert_report_entry(rep, i, &sev, &msg);
@@ -56,6 +56,17 @@ int px_reload_refused(const struct cert_report *rep, size_t old_names, char *err
 	         "none of the %zu files loaded (%s: %s); keeping the current certificates", skipped,
 	         file ? file : "?", msg ? msg : "?");
 	return 1;
+}
+
+void px_log_kept(const char *what, const struct cert_report *rep)
+{
+	for (size_t i = 0; i < cert_report_nkept(rep); i++) {
+		const char *why = NULL, *file = cert_report_kept(rep, i, &why);
+		char esc[LOG_ESC_LEN(256)];
+
+		log_warnx("%s: %s: %s", what, log_escape(esc, sizeof(esc), file, strlen(file)),
+		          why);
+	}
 }
 
 static uint32_t active_conns(struct px_proc *p)
@@ -90,8 +101,9 @@ static void cmd_status(struct px_proc *p, struct json_buf *r)
 	jb_str(r, "state", state_names[st]);
 	pthread_mutex_lock(&p->reload_lock);
 	jb_uint(r, "loaded",
-	        st == PX_LOADING ? __atomic_load_n(&p->load_done, __ATOMIC_RELAXED)
-	                         : p->c_loaded + p->c_skipped);
+	        st == PX_LOADING || atomic_load(&p->reloading)
+	            ? __atomic_load_n(&p->load_done, __ATOMIC_RELAXED)
+	            : p->c_loaded + p->c_skipped);
 	jb_uint(r, "total", atomic_load(&p->load_total));
 	jb_uint(r, "generation", p->generation);
 	jb_obj_begin(r, "certs");
@@ -190,34 +202,47 @@ static void cmd_reload_certs(struct px_proc *p, const char *arg, struct json_buf
 	struct cert_report *rep = NULL;
 	struct cert_store *old, *nw;
 	const char *dir = arg && *arg ? arg : p->certdir;
-	uint64_t t0 = px_now_ms();
+	uint64_t t0 = px_now_ms(), old_total = atomic_load(&p->load_total);
 	size_t old_names;
-	char kerr[512];
+	/* dir is the control client's: escaped in log lines. */
+	char kerr[512], edir[1024];
 
 	if (atomic_load(&p->state) == PX_LOADING) {
 		ctl_reply_error(r, "still loading certificates");
 		return;
 	}
 	cert_opts_from_cfg(&opts, p->cfg);
+	/* `loaded` and `total` describe the load in progress: a directory
+	 * with fewer files than the last one must not report more files
+	 * loaded than it holds. */
+	__atomic_store_n(&p->load_done, 0, __ATOMIC_RELAXED);
+	atomic_store(&p->load_total, cert_dir_nfiles(dir));
+	atomic_store(&p->reloading, 1);
+	opts.progress = &p->load_done;
 	old = cert_slot_acquire(p->slot);
 	old_names = old ? cert_store_nnames(old) : 0;
 	nw = cert_store_reload(old, dir, &opts, &rep);
 	cert_store_unref(old);
+	atomic_store(&p->reloading, 0);
 	if (nw == NULL) {
 		ctl_reply_error(r, "%s",
 		                rep && cert_report_fatal(rep) ? cert_report_fatal(rep)
 		                                              : "cannot load certificates");
+		atomic_store(&p->load_total, old_total);
 		cert_report_free(rep);
 		return;
 	}
 	if (px_reload_refused(rep, old_names, kerr, sizeof(kerr))) {
-		log_warnx("reload-certs %s: %s", dir, kerr);
+		log_warnx("reload-certs %s: %s", log_escape(edir, sizeof(edir), dir, strlen(dir)),
+		          kerr);
 		ctl_reply_error(r, "%s", kerr);
+		atomic_store(&p->load_total, old_total);
 		cert_store_unref(nw);
 		cert_report_free(rep);
 		return;
 	}
 	px_publish(p, nw, rep);
+	px_log_kept("reload-certs", rep);
 	if (p->tickets_on && px_tickets_load(p, kerr, sizeof(kerr)) < 0)
 		log_warnx("reload-certs: ticket keys not reloaded: %s", kerr);
 	jb_bool(r, "ok", 1);
@@ -229,12 +254,26 @@ static void cmd_reload_certs(struct px_proc *p, const char *arg, struct json_buf
 	pthread_mutex_unlock(&p->reload_lock);
 	size_t nch = cert_report_nchanged(rep);
 	jb_uint(r, "nchanged", nch);
+	/* Files whose new content failed to load: their previous version
+	 * is still served, which the operator must hear about. */
+	jb_uint(r, "nkept", cert_report_nkept(rep));
+	jb_arr_begin(r, "kept");
+	for (size_t i = 0; i < cert_report_nkept(rep) && i < 1000; i++) {
+		const char *why = NULL;
+
+		jb_obj_begin(r, NULL);
+		jb_str(r, "file", cert_report_kept(rep, i, &why));
+		jb_str(r, "error", why);
+		jb_obj_end(r);
+	}
+	jb_arr_end(r);
 	jb_arr_begin(r, "changed");
 	for (size_t i = 0; i < nch && i < 1000; i++)
 		jb_str(r, NULL, cert_report_changed(rep, i));
 	jb_arr_end(r);
 	jb_uint(r, "duration_ms", px_now_ms() - t0);
-	log_info("reload-certs %s: generation %llu, %zu changed", dir,
+	log_info("reload-certs %s: generation %llu, %zu changed",
+	         log_escape(edir, sizeof(edir), dir, strlen(dir)),
 	         (unsigned long long)p->generation, nch);
 	cert_report_free(rep);
 }
@@ -265,6 +304,9 @@ static void cmd_cert(struct px_proc *p, const char *name, struct json_buf *r)
 	jb_str(r, "file", cert_item_file(it));
 	jb_str(r, "sha256", hex);
 	jb_bool(r, "default", def);
+	/* The file on disk is not what is served: the health gate must not
+	 * compare the two. */
+	jb_bool(r, "kept", cert_store_file_kept(st, cert_item_file(it)));
 	cert_store_unref(st);
 }
 

@@ -37,25 +37,6 @@ static void usage(void)
 	exit(2);
 }
 
-static uint64_t count_files(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	uint64_t n = 0;
-
-	if (d == NULL)
-		return 0;
-	/* The store counts a NAME.crt + NAME.key pair as one file: leave the
-	 * .key files out so that `loaded` ends at `total`. */
-	while ((e = readdir(d)) != NULL) {
-		size_t l = strlen(e->d_name);
-		if (e->d_name[0] != '.' && !(l > 4 && strcmp(e->d_name + l - 4, ".key") == 0))
-			n++;
-	}
-	closedir(d);
-	return n;
-}
-
 static void write_pid(const char *path)
 {
 	FILE *f;
@@ -155,6 +136,7 @@ static void reload_certs(struct px_proc *p)
 		cert_store_unref(nw);
 	} else {
 		px_publish(p, nw, rep);
+		px_log_kept("SIGHUP", rep);
 		log_info("SIGHUP: certificates reloaded (%zu changed)", cert_report_nchanged(rep));
 	}
 	cert_report_free(rep);
@@ -233,7 +215,7 @@ int main(int argc, char **argv)
 	if (px_backend_init(p, err, sizeof(err)) < 0)
 		fatalx("%s", err);
 
-	atomic_store(&p->load_total, count_files(p->certdir));
+	atomic_store(&p->load_total, cert_dir_nfiles(p->certdir));
 	cert_leaf_cache_set_limit((size_t)p->cfg->certs.cache_size);
 	cert_opts_from_cfg(&opts, p->cfg);
 	opts.progress = &p->load_done;

@@ -147,10 +147,12 @@ struct px_proc {
 	_Atomic int lstop_acks; /* workers that took the listeners out of epoll */
 	uint64_t hard_stop_at;  /* monotonic ms, 0 = none; set by main when stopping */
 
-	/* Initial load progress for `status`: load_done is the store's
+	/* Load progress for `status`, of the initial load and of each
+	 * reload-certs (while `reloading` is set): load_done is the store's
 	 * cert_opts.progress counter (files processed, __atomic builtins). */
 	_Atomic uint64_t load_total;
 	size_t load_done;
+	_Atomic int reloading;
 
 	/* Certificates. */
 	struct cert_slot *slot;
@@ -242,7 +244,10 @@ struct ctl_server *px_control_start(struct px_proc *p, char *err, size_t errlen)
 void px_publish(struct px_proc *p, struct cert_store *store, const struct cert_report *rep);
 /* Returns 1 when a reload must not be published because every file of the
  * directory failed to load while the current store serves names (err then
- * says why); 0 when it may be published. */
+ * says why); 0 when it may be published. Files whose previous version was
+ * kept (cert_report_kept) count as failed here. */
 int px_reload_refused(const struct cert_report *rep, size_t old_names, char *err, size_t errlen);
+/* Logs a warning for each file whose previous version a reload kept. */
+void px_log_kept(const char *what, const struct cert_report *rep);
 
 #endif

@@ -74,6 +74,7 @@ static int client_hello_cb(SSL *ssl, int *al, void *arg)
 	if (nlen > 0) {
 		memcpy(c->sni, name, nlen);
 		c->sni[nlen] = '\0';
+		c->sni_len = (uint16_t)nlen;
 	}
 	if (ecdsa_ok(ssl))
 		flags |= CERT_LOOKUP_ECDSA_OK;

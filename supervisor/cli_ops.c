@@ -245,7 +245,7 @@ int sv_cmd_status(const char *cfgpath, int argc, char **argv)
 
 static void print_flip(const char *what, const struct json_doc *reply)
 {
-	char from[16] = "?", to[16] = "?", c[32], l[32], g[80];
+	char from[16] = "?", to[16] = "?", c[32], l[32], g[128];
 	int flipped = 0;
 
 	(void)json_get_str(reply, "from", from, sizeof(from));
@@ -259,6 +259,14 @@ static void print_flip(const char *what, const struct json_doc *reply)
 	fmt_us(geti(reply, "latency_us"), l, sizeof(l));
 	if (geti(reply, "gate.ms") < 0)
 		snprintf(g, sizeof(g), "gate skipped");
+	else if (geti(reply, "gate.absent") > 0)
+		/* Removed names pass the gate; the operator still sees how
+		 * many names the flip takes offline. */
+		snprintf(g, sizeof(g),
+		         "gate passed in %lld ms (%lld names, %lld changed names no "
+		         "longer served)",
+		         (long long)geti(reply, "gate.ms"), (long long)geti(reply, "gate.checked"),
+		         (long long)geti(reply, "gate.absent"));
 	else
 		snprintf(g, sizeof(g), "gate passed in %lld ms (%lld names)",
 		         (long long)geti(reply, "gate.ms"), (long long)geti(reply, "gate.checked"));
@@ -363,8 +371,11 @@ static void progress(const struct json_doc *st, int tty, char *last, size_t last
 		char bar[31];
 		int fill = 0;
 
-		if (strcmp(phase, "loading") == 0 && total > 0)
-			fill = (int)(30 * loaded / total);
+		/* The figures come from another process (and, on a delta
+		 * reload, from a load that may have just started): clamp
+		 * them rather than trust them with the bar's bounds. */
+		if (strcmp(phase, "loading") == 0 && total > 0 && loaded > 0)
+			fill = loaded >= total ? 30 : (int)(30 * loaded / total);
 		else if (strcmp(phase, "loading") != 0 && strcmp(phase, "waiting") != 0 &&
 		         strcmp(phase, "restart") != 0)
 			fill = 30;
@@ -378,6 +389,23 @@ static void progress(const struct json_doc *st, int tty, char *last, size_t last
 		fprintf(stderr, "reload: %s: %s\n", inst, phase);
 	}
 	snprintf(last, lastlen, "%s", now);
+}
+
+/* Files whose new content the instance could not load: it serves their
+ * previous version, which must not pass unnoticed. */
+static void print_kept(const struct json_doc *reply)
+{
+	int n = json_array_len(reply, "kept");
+
+	for (int i = 0; i < n; i++) {
+		char p[48], file[CFG_STR_MAX] = "?", why[600] = "?";
+
+		snprintf(p, sizeof(p), "kept.%d.file", i);
+		(void)json_get_str(reply, p, file, sizeof(file));
+		snprintf(p, sizeof(p), "kept.%d.error", i);
+		(void)json_get_str(reply, p, why, sizeof(why));
+		fprintf(stderr, "reload: warning: %s was not loaded: %s\n", file, why);
+	}
 }
 
 int sv_cmd_reload(const char *cfgpath, int argc, char **argv)
@@ -465,6 +493,7 @@ int sv_cmd_reload(const char *cfgpath, int argc, char **argv)
 		       (long long)geti(job.doc, "loaded"), (long long)geti(job.doc, "nchanged"),
 		       (long long)geti(job.doc, "load_ms"),
 		       getb(job.doc, "restarted") ? " (restarted)" : "");
+		print_kept(job.doc);
 		if (!no_flip)
 			print_flip("flip", job.doc);
 	}

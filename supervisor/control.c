@@ -140,6 +140,12 @@ void sv_status_json(struct sv *sv, struct json_buf *jb)
 	jb_uint(jb, "drift_repairs", sv->drift_repairs);
 	jb_uint(jb, "respawns", sv->respawns);
 	jb_obj_end(jb);
+	jb_obj_begin(jb, "tickets");
+	jb_uint(jb, "rotations", sv->ticket_rotations);
+	jb_uint(jb, "failures", sv->ticket_failures);
+	if (sv->ticket_error[0] != '\0')
+		jb_str(jb, "error", sv->ticket_error);
+	jb_obj_end(jb);
 	pthread_mutex_unlock(&sv->lock);
 }
 

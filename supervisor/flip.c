@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/cert.h"
 #include "common/ctl.h"
 #include "common/log.h"
 #include "supervisor/sv.h"
@@ -464,6 +465,31 @@ static int wait_serving(struct sv *sv, enum cfg_colour c, int64_t timeout_ms, in
 	return 0;
 }
 
+/* Copies the files whose previous version the instance kept (its
+ * reload-certs reply's "kept") into the reload's reply, and logs them: the
+ * names stay served, but not with the files on disk. */
+static void kept_json(const struct json_doc *r, struct json_buf *reply)
+{
+	int n = r != NULL ? json_array_len(r, "kept") : 0;
+
+	jb_arr_begin(reply, "kept");
+	for (int i = 0; i < n; i++) {
+		char path[48], file[CFG_STR_MAX] = "", why[600] = "", esc[LOG_ESC_LEN(256)];
+
+		snprintf(path, sizeof(path), "kept.%d.file", i);
+		(void)json_get_str(r, path, file, sizeof(file));
+		snprintf(path, sizeof(path), "kept.%d.error", i);
+		(void)json_get_str(r, path, why, sizeof(why));
+		jb_obj_begin(reply, NULL);
+		jb_str(reply, "file", file);
+		jb_str(reply, "error", why);
+		jb_obj_end(reply);
+		log_warnx("reload: %s was not loaded: %s",
+		          log_escape(esc, sizeof(esc), file, strlen(file)), why);
+	}
+	jb_arr_end(reply);
+}
+
 static int file_changed_since(const char *path, time_t then)
 {
 	struct stat st;
@@ -478,8 +504,9 @@ int sv_op_reload(struct sv *sv, const char *dir, int no_flip, int restart, struc
 	struct sv_inst *in;
 	char err[600] = "", line[CTL_LINE_MAX], *r = NULL, why[64] = "";
 	struct json_doc *doc = NULL;
+	char esc[1024];
 	int64_t t0 = sv_now_ms(), load_ms = 0, v;
-	uint64_t generation = 0, nchanged = 0, loaded = 0;
+	uint64_t generation = 0, nchanged = 0, loaded = 0, total;
 	int rc = -1, ok = 0;
 
 	memset(&out, 0, sizeof(out));
@@ -527,8 +554,15 @@ int sv_op_reload(struct sv *sv, const char *dir, int no_flip, int restart, struc
 	}
 	if (!restart || strcmp(dir, sv->cfg->certs.directory) != 0) {
 		sv_set_phase(sv, "reload", "loading", to);
+		total = cert_dir_nfiles(dir);
 		pthread_mutex_lock(&sv->lock);
 		in->reloading = 1;
+		/* The instance cannot answer `status` while it loads, so the
+		 * figures of its previous load would stand for this one: a
+		 * directory with fewer files then showed more loaded than it
+		 * holds. */
+		in->loaded = 0;
+		in->total = total;
 		pthread_mutex_unlock(&sv->lock);
 		snprintf(line, sizeof(line), "reload-certs %s", dir);
 		/* The delta load runs at low priority, like a preload, and
@@ -584,8 +618,10 @@ int sv_op_reload(struct sv *sv, const char *dir, int no_flip, int restart, struc
 		loaded = in->certs;
 	pthread_mutex_unlock(&sv->lock);
 	load_ms = sv_now_ms() - t0;
+	/* The directory comes from the control client, with any bytes. */
+	log_escape(esc, sizeof(esc), dir, strlen(dir));
 	log_info("reload: %s loaded %s in %lld ms: generation %llu, %llu changed",
-	         cfg_colour_name(to), dir, (long long)load_ms, (unsigned long long)generation,
+	         cfg_colour_name(to), esc, (long long)load_ms, (unsigned long long)generation,
 	         (unsigned long long)nchanged);
 	if (no_flip) {
 		rc = 0;
@@ -597,8 +633,6 @@ int sv_op_reload(struct sv *sv, const char *dir, int no_flip, int restart, struc
 done:
 	sv_set_phase(sv, NULL, NULL, -1);
 	pthread_mutex_unlock(&sv->op);
-	json_doc_free(doc);
-	free(r);
 	jb_bool(reply, "ok", rc == 0);
 	if (rc < 0)
 		jb_str(reply, "error", err);
@@ -607,6 +641,9 @@ done:
 	jb_uint(reply, "generation", generation);
 	jb_uint(reply, "loaded", loaded);
 	jb_uint(reply, "nchanged", nchanged);
+	kept_json(doc, reply);
+	json_doc_free(doc);
+	free(r);
 	jb_bool(reply, "restarted", restart);
 	jb_int(reply, "load_ms", load_ms);
 	jb_int(reply, "total_ms", sv_now_ms() - t0);

@@ -11,6 +11,7 @@
 #include <libgen.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,9 +157,11 @@ static void apply_status(struct sv *sv, struct sv_inst *in, const struct json_do
 	(void)json_get_str(reply, "state", state, sizeof(state));
 	if (json_get_i64(reply, "generation", &v) == 0)
 		in->generation = (uint64_t)v;
-	if (json_get_i64(reply, "loaded", &v) == 0)
+	/* A poll answered just before a reload-certs began describes the
+	 * previous load; sv_op_reload owns the figures until it ends. */
+	if (!in->reloading && json_get_i64(reply, "loaded", &v) == 0)
 		in->loaded = (uint64_t)v;
-	if (json_get_i64(reply, "total", &v) == 0)
+	if (!in->reloading && json_get_i64(reply, "total", &v) == 0)
 		in->total = (uint64_t)v;
 	if (json_get_i64(reply, "certs.loaded", &v) == 0)
 		in->certs = (uint64_t)v;
@@ -461,18 +464,56 @@ void sv_inst_poll(struct sv *sv)
 	}
 }
 
+/* A failed ticket key update is loud: the instances keep encrypting with
+ * old keys (or disagree), so resumption silently degrades to full
+ * handshakes. It is logged as an error, counted, and shown in status until
+ * an update reaches both instances. */
+static void ticket_failure(struct sv *sv, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void ticket_failure(struct sv *sv, const char *fmt, ...)
+{
+	char msg[sizeof(sv->ticket_error)];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_errx("ticket keys: %s", msg);
+	pthread_mutex_lock(&sv->lock);
+	sv->ticket_failures++;
+	snprintf(sv->ticket_error, sizeof(sv->ticket_error), "%s", msg);
+	pthread_mutex_unlock(&sv->lock);
+}
+
 static void tell_instances(struct sv *sv)
 {
+	int failed = 0;
+
 	for (int c = 0; c < CFG_NCOLOURS; c++) {
-		char err[256], *reply = NULL;
+		char err[256] = "", *reply = NULL;
+		struct json_doc *doc = NULL;
+		int ok = 0;
 
 		if (sv->inst[c].pid <= 0 || sv->inst[c].state == SV_FAILED)
 			continue;
 		if (sv_inst_request(sv, (enum cfg_colour)c, "reload-tickets", &reply, 2000, err,
-		                    sizeof(err)) < 0)
-			log_warnx("reload-tickets on %s: %s", cfg_colour_name((enum cfg_colour)c),
-			          err);
+		                    sizeof(err)) == 0 &&
+		    ((doc = json_parse(reply, NULL, 0)) == NULL ||
+		     json_get_bool(doc, "ok", &ok) < 0 || !ok) &&
+		    json_get_str(doc, "error", err, sizeof(err)) < 0)
+			snprintf(err, sizeof(err), "malformed reply to reload-tickets");
+		json_doc_free(doc);
+		if (err[0] != '\0') {
+			ticket_failure(sv, "%s did not take the new keys: %s",
+			               cfg_colour_name((enum cfg_colour)c), err);
+			failed = 1;
+		}
 		free(reply);
+	}
+	if (!failed) {
+		pthread_mutex_lock(&sv->lock);
+		sv->ticket_error[0] = '\0';
+		pthread_mutex_unlock(&sv->lock);
 	}
 }
 
@@ -487,9 +528,9 @@ void sv_tickets_tick(struct sv *sv)
 	if (path[0] == '\0' || now < sv->next_ticket_check)
 		return;
 	sv->next_ticket_check = now + 1000;
-	rc = sv_tickets_ensure(path, sv->cfg->proxy.user, err, sizeof(err));
+	rc = sv_tickets_ensure(path, sv->cfg->proxy.user, sv->cfg->proxy.group, err, sizeof(err));
 	if (rc < 0) {
-		log_warnx("ticket keys: %s", err);
+		ticket_failure(sv, "%s", err);
 		return;
 	}
 	if (rc == 1) {
@@ -504,10 +545,16 @@ void sv_tickets_tick(struct sv *sv)
 	if ((int64_t)(time(NULL) - st.st_mtime) * 1000 <
 	    (int64_t)sv->cfg->supervisor.ticket_rotate_ms)
 		return;
-	if (sv_tickets_rotate(path, sv->cfg->proxy.user, err, sizeof(err)) < 0) {
-		log_warnx("ticket keys: rotation failed: %s", err);
+	if (sv_tickets_rotate(path, sv->cfg->proxy.user, sv->cfg->proxy.group, err, sizeof(err)) <
+	    0) {
+		ticket_failure(sv, "rotation failed: %s", err);
 		return;
 	}
 	log_info("ticket keys: rotated %s", path);
 	tell_instances(sv);
+	/* Counted once the instances were told, so that a reader who sees
+	 * the count move also sees their outcome in ticket_error. */
+	pthread_mutex_lock(&sv->lock);
+	sv->ticket_rotations++;
+	pthread_mutex_unlock(&sv->lock);
 }

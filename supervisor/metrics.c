@@ -166,6 +166,14 @@ char *sv_metrics_text(struct sv *sv)
 	mb_printf(&b, "# TYPE switchyard_drift_repairs_total counter\n");
 	mb_printf(&b, "switchyard_drift_repairs_total %llu\n",
 	          (unsigned long long)sv->drift_repairs);
+	mb_printf(&b, "# TYPE switchyard_ticket_rotations_total counter\n");
+	mb_printf(&b, "switchyard_ticket_rotations_total %llu\n",
+	          (unsigned long long)sv->ticket_rotations);
+	mb_printf(&b, "# HELP switchyard_ticket_failures_total Ticket key file writes and "
+	              "instance re-reads that failed.\n");
+	mb_printf(&b, "# TYPE switchyard_ticket_failures_total counter\n");
+	mb_printf(&b, "switchyard_ticket_failures_total %llu\n",
+	          (unsigned long long)sv->ticket_failures);
 	mb_printf(&b, "# TYPE switchyard_respawns_total counter\n");
 	mb_printf(&b, "switchyard_respawns_total %llu\n", (unsigned long long)sv->respawns);
 	mb_printf(&b, "# HELP switchyard_flip_latency_seconds Flip command to netfilter commit, "

@@ -150,6 +150,11 @@ struct sv {
 	uint64_t prev_gen;
 	/* Counters for metrics. */
 	uint64_t flips_ok, flips_failed, gate_refusals, failovers, drift_repairs, respawns;
+	/* Ticket key rotations, and failures to write the file or to make an
+	 * instance re-read it; ticket_error is the last failure, "" once an
+	 * update reached both instances. */
+	uint64_t ticket_rotations, ticket_failures;
+	char ticket_error[400];
 	double flip_latency_sum_s;
 	uint64_t flip_latency_buckets[8];
 	volatile int stop;     /* SIGTERM: exit, leave the instances running */
@@ -257,9 +262,19 @@ int sv_state_load_prev(const struct cfg *cfg, int *prev, uint64_t *gen);
 #define SV_TICKET_KEYS    3
 /* Creates the key file with SV_TICKET_KEYS fresh keys if it is missing or
  * malformed. Returns 1 if written, 0 if kept, -1 on error. */
-int sv_tickets_ensure(const char *path, const char *user, char *err, size_t errlen);
-/* Drops the oldest key and appends a new one; atomic rename. */
-int sv_tickets_rotate(const char *path, const char *user, char *err, size_t errlen);
+int sv_tickets_ensure(const char *path, const char *user, const char *group, char *err,
+                      size_t errlen);
+/* Drops the oldest key and appends a new one; atomic rename. With user set
+ * (proxy.user, group proxy.group or the user's), the file is written mode
+ * 0640 with the proxy's group, so that the instances can re-read it after
+ * their privilege drop. */
+int sv_tickets_rotate(const char *path, const char *user, const char *group, char *err,
+                      size_t errlen);
+/* With user set: lets the proxy's group search state_dir when it holds the
+ * key file, then checks that every directory above path lets the proxy
+ * through. Returns 0, or -1 with err naming the directory that does not. */
+int sv_tickets_prepare(const char *path, const char *state_dir, const char *user, const char *group,
+                       char *err, size_t errlen);
 /* Number of valid key lines in the file, or -1. */
 int sv_tickets_count(const char *path);
 /* Ensures and rotates per the configuration, and tells both instances. */

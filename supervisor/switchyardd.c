@@ -252,6 +252,13 @@ int main(int argc, char **argv)
 		sv->rules_in = 1;
 		snprintf(sv->rules_text, sizeof(sv->rules_text), "ok");
 	}
+	if (sv->cfg->tls.ticket_key_file[0] != '\0' &&
+	    sv_tickets_prepare(sv->cfg->tls.ticket_key_file, sv->cfg->supervisor.state_dir,
+	                       sv->cfg->proxy.user, sv->cfg->proxy.group, sv->ticket_error,
+	                       sizeof(sv->ticket_error)) < 0) {
+		log_errx("ticket keys: %s", sv->ticket_error);
+		sv->ticket_failures++;
+	}
 	sv_tickets_tick(sv);
 	sv_state_load_flips(sv);
 

@@ -5,9 +5,17 @@
  * decrypt its ticket and pays a full handshake. The supervisor is the only
  * writer; it writes a temporary file and renames it over the old one so an
  * instance never reads a half-written file, then asks both to re-read it.
+ *
+ * With proxy.user set the instances re-read the file after their privilege
+ * drop, so the file is root's, group the proxy's group, mode 0640 (readable,
+ * not writable, by the proxy), and every directory above it must let that
+ * group through: sv_tickets_prepare() gives the state directory group
+ * search permission (0710, no listing) and checks the whole path.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <libgen.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,11 +85,114 @@ static int new_key(char out[B64_LEN + 1], char *err, size_t errlen)
 	return 0;
 }
 
-static int write_keys(const char *path, const char *user, char lines[][B64_LEN + 1], int n,
-                      char *err, size_t errlen)
+/* The proxy's credentials after its drop, as proxy/main.c sets them: the
+ * user's uid, and proxy.group's gid or else the user's primary group. */
+static int proxy_ids(const char *user, const char *group, uid_t *uid, gid_t *gid, char *err,
+                     size_t errlen)
+{
+	struct passwd *pw = getpwnam(user);
+
+	if (pw == NULL) {
+		snprintf(err, errlen, "proxy.user: no user '%s'", user);
+		return -1;
+	}
+	*uid = pw->pw_uid;
+	*gid = pw->pw_gid;
+	if (group != NULL && group[0] != '\0') {
+		struct group *gr = getgrnam(group);
+
+		if (gr == NULL) {
+			snprintf(err, errlen, "proxy.group: no group '%s'", group);
+			return -1;
+		}
+		*gid = gr->gr_gid;
+	}
+	return 0;
+}
+
+/* Whether uid/gid (no supplementary groups: the proxy drops them) may
+ * search directory st. */
+static int may_search(const struct stat *st, uid_t uid, gid_t gid)
+{
+	if (uid == 0)
+		return 1;
+	if (st->st_uid == uid)
+		return (st->st_mode & S_IXUSR) != 0;
+	if (st->st_gid == gid)
+		return (st->st_mode & S_IXGRP) != 0;
+	return (st->st_mode & S_IXOTH) != 0;
+}
+
+int sv_tickets_prepare(const char *path, const char *state_dir, const char *user, const char *group,
+                       char *err, size_t errlen)
+{
+	char tmp[PATH_MAX], dir[PATH_MAX], sd[PATH_MAX], real[PATH_MAX];
+	struct stat st;
+	uid_t uid;
+	gid_t gid;
+
+	if (user == NULL || user[0] == '\0')
+		return 0;
+	if (proxy_ids(user, group, &uid, &gid, err, errlen) < 0)
+		return -1;
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	snprintf(dir, sizeof(dir), "%s", dirname(tmp));
+	/* The state directory is ours: the proxy's group may search it (and
+	 * so open the files it is meant to), not list it. */
+	if (realpath(dir, real) != NULL && realpath(state_dir, sd) != NULL &&
+	    strcmp(real, sd) == 0 && stat(sd, &st) == 0 && !may_search(&st, uid, gid)) {
+		if (chown(sd, (uid_t)-1, gid) < 0 ||
+		    chmod(sd, (st.st_mode & 07707) | S_IXGRP) < 0) {
+			snprintf(err, errlen, "%s: cannot let group %u search it: %s", sd,
+			         (unsigned)gid, strerror(errno));
+			return -1;
+		}
+		log_info("ticket keys: %s is now group %u, mode %04o, so that proxy.user %s can "
+		         "reach %s",
+		         sd, (unsigned)gid, (unsigned)((st.st_mode & 07707) | S_IXGRP), user, path);
+	}
+	/* Every directory from the root down to the file's. */
+	if (realpath(dir, real) == NULL) {
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	/* A file written by an earlier version (the proxy user's, 0600) or
+	 * by hand: the supervisor is its only writer. */
+	if (stat(path, &st) == 0 && (st.st_gid != gid || (st.st_mode & 0777) != 0640) &&
+	    (chown(path, (uid_t)-1, gid) < 0 || chmod(path, 0640) < 0)) {
+		snprintf(err, errlen, "%s: cannot give group %u read access: %s", path,
+		         (unsigned)gid, strerror(errno));
+		return -1;
+	}
+	for (char *p = real;;) {
+		char save;
+
+		p = strchr(p + 1, '/');
+		save = p != NULL ? *p : '\0';
+		if (p != NULL)
+			*p = '\0';
+		if (stat(real[0] != '\0' ? real : "/", &st) == 0 && !may_search(&st, uid, gid)) {
+			snprintf(err, errlen,
+			         "%s (mode %04o, uid %u, gid %u) does not let proxy.user %s reach "
+			         "%s: the instances cannot re-read rotated ticket keys",
+			         real[0] != '\0' ? real : "/", (unsigned)(st.st_mode & 07777),
+			         (unsigned)st.st_uid, (unsigned)st.st_gid, user, path);
+			return -1;
+		}
+		if (p == NULL)
+			break;
+		*p = save;
+	}
+	return 0;
+}
+
+static int write_keys(const char *path, const char *user, const char *group,
+                      char lines[][B64_LEN + 1], int n, char *err, size_t errlen)
 {
 	char tmp[PATH_MAX + 16];
 	int fd, rc = -1;
+	uid_t uid;
+	gid_t gid;
 
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
 		snprintf(err, errlen, "%s: path too long", path);
@@ -93,12 +204,15 @@ static int write_keys(const char *path, const char *user, char lines[][B64_LEN +
 		return -1;
 	}
 	/* The proxies drop privileges after start and re-read the file on
-	 * reload-tickets, so it must belong to their user. */
+	 * reload-tickets: their group may read it, nobody else. */
 	if (user != NULL && user[0] != '\0') {
-		struct passwd *pw = getpwnam(user);
-
-		if (pw != NULL && fchown(fd, pw->pw_uid, pw->pw_gid) < 0)
-			log_warn("%s: chown to %s", tmp, user);
+		if (proxy_ids(user, group, &uid, &gid, err, errlen) < 0)
+			goto out;
+		if (fchown(fd, (uid_t)-1, gid) < 0 || fchmod(fd, 0640) < 0) {
+			snprintf(err, errlen, "%s: cannot give group %u read access: %s", tmp,
+			         (unsigned)gid, strerror(errno));
+			goto out;
+		}
 	}
 	for (int i = 0; i < n; i++) {
 		if (write(fd, lines[i], B64_LEN) != B64_LEN || write(fd, "\n", 1) != 1) {
@@ -131,7 +245,8 @@ int sv_tickets_count(const char *path)
 	return n;
 }
 
-int sv_tickets_ensure(const char *path, const char *user, char *err, size_t errlen)
+int sv_tickets_ensure(const char *path, const char *user, const char *group, char *err,
+                      size_t errlen)
 {
 	char lines[SV_TICKET_KEYS][B64_LEN + 1];
 	int rc;
@@ -141,19 +256,20 @@ int sv_tickets_ensure(const char *path, const char *user, char *err, size_t errl
 	for (int i = 0; i < SV_TICKET_KEYS; i++)
 		if (new_key(lines[i], err, errlen) < 0)
 			return -1;
-	rc = write_keys(path, user, lines, SV_TICKET_KEYS, err, errlen);
+	rc = write_keys(path, user, group, lines, SV_TICKET_KEYS, err, errlen);
 	OPENSSL_cleanse(lines, sizeof(lines));
 	return rc < 0 ? -1 : 1;
 }
 
-int sv_tickets_rotate(const char *path, const char *user, char *err, size_t errlen)
+int sv_tickets_rotate(const char *path, const char *user, const char *group, char *err,
+                      size_t errlen)
 {
 	char lines[SV_TICKET_KEYS][B64_LEN + 1];
 	int n = read_keys(path, lines), rc;
 
 	if (n != SV_TICKET_KEYS) {
 		OPENSSL_cleanse(lines, sizeof(lines));
-		return sv_tickets_ensure(path, user, err, errlen) < 0 ? -1 : 0;
+		return sv_tickets_ensure(path, user, group, err, errlen) < 0 ? -1 : 0;
 	}
 	/* Oldest first: drop line 0, append a fresh key. The fresh key is
 	 * decrypt-only everywhere until the next rotation (docs/control.md). */
@@ -162,7 +278,7 @@ int sv_tickets_rotate(const char *path, const char *user, char *err, size_t errl
 		OPENSSL_cleanse(lines, sizeof(lines));
 		return -1;
 	}
-	rc = write_keys(path, user, lines, SV_TICKET_KEYS, err, errlen);
+	rc = write_keys(path, user, group, lines, SV_TICKET_KEYS, err, errlen);
 	OPENSSL_cleanse(lines, sizeof(lines));
 	return rc;
 }

@@ -637,6 +637,70 @@ static void test_reload_large_dir(void **state)
 	free(d);
 }
 
+/* A served file whose new content fails to load keeps its previous version
+ * (reported, counted as loaded and warned); a new file that fails is skipped
+ * as before; once the file is good again the next reload takes it. */
+static void test_reload_keeps_previous_version(void **state)
+{
+	char *d = tc_tmpdir();
+	struct cert_opts o;
+	struct cert_report *rep = NULL;
+	struct cert_store *s1, *s2, *s3, *s4;
+	const struct cert_item *b1;
+	const char *why = NULL;
+
+	(void)state;
+	cert_opts_defaults(&o);
+	tc_site(d, "a.pem", (const char *[]){"a.example"}, 1, NULL);
+	tc_site(d, "b.pem", (const char *[]){"b.example"}, 1, NULL);
+	s1 = cert_store_load(d, &o, &rep);
+	cert_report_free(rep);
+	b1 = cert_store_lookup(s1, "b.example", 9, 1, NULL);
+	assert_non_null(b1);
+
+	static const char cut[] = "-----BEGIN CERTIFICATE-----\ncut short\n", junk[] = "junk\n";
+
+	tc_write(d, "b.pem", cut, sizeof(cut) - 1);
+	tc_write(d, "e.pem", junk, sizeof(junk) - 1);
+	s2 = cert_store_reload(s1, d, &o, &rep);
+	assert_non_null(s2);
+	assert_ptr_equal(cert_store_lookup(s2, "b.example", 9, 1, NULL), b1);
+	assert_int_equal(cert_report_nkept(rep), 1);
+	assert_string_equal(cert_report_kept(rep, 0, &why), "b.pem");
+	assert_non_null(strstr(why, "the previous version stays served"));
+	assert_null(cert_report_kept(rep, 1, NULL));
+	assert_true(cert_store_file_kept(s2, "b.pem"));
+	assert_false(cert_store_file_kept(s2, "a.pem"));
+	assert_false(cert_store_file_kept(s2, "e.pem"));
+	assert_int_equal(cert_report_nloaded(rep), 2);
+	assert_int_equal(cert_report_nskipped(rep), 1); /* e.pem, never served */
+	assert_int_equal(cert_report_nwarned(rep), 1);
+	assert_int_equal(cert_report_nchanged(rep), 0);
+	cert_report_free(rep);
+
+	/* Still broken: tried again, still kept. */
+	s3 = cert_store_reload(s2, d, &o, &rep);
+	assert_ptr_equal(cert_store_lookup(s3, "b.example", 9, 1, NULL), b1);
+	assert_int_equal(cert_report_nkept(rep), 1);
+	cert_report_free(rep);
+
+	/* Repaired: the new version is served, nothing kept. */
+	tc_site(d, "b.pem", (const char *[]){"b.example"}, 1, &(struct tc_opts){.cn = "new"});
+	s4 = cert_store_reload(s3, d, &o, &rep);
+	assert_non_null(cert_store_lookup(s4, "b.example", 9, 1, NULL));
+	assert_ptr_not_equal(cert_store_lookup(s4, "b.example", 9, 1, NULL), b1);
+	assert_int_equal(cert_report_nkept(rep), 0);
+	assert_false(cert_store_file_kept(s4, "b.pem"));
+	assert_true(has_changed(rep, "b.example"));
+	cert_report_free(rep);
+	cert_store_unref(s1);
+	cert_store_unref(s2);
+	cert_store_unref(s3);
+	cert_store_unref(s4);
+	tc_rmdir(d);
+	free(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -646,6 +710,7 @@ int main(void)
 	    cmocka_unit_test(test_slot_publish),
 	    cmocka_unit_test(test_reload_patch_matches_build),
 	    cmocka_unit_test(test_reload_large_dir),
+	    cmocka_unit_test(test_reload_keeps_previous_version),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
