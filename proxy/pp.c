@@ -119,6 +119,11 @@ int px_pp_build(int version, const struct px_pp_info *in, unsigned char *out, si
 		if (tlv(out, cap, &pos, PP2_TYPE_SSL, ssl, 8 + vl) < 0)
 			return -1;
 	}
+	/* Each TLV's length fits in 16 bits, but their sum may not: the
+	 * header's length field would wrap and the backend would read a
+	 * truncated header followed by garbage. */
+	if (pos - 16 > 0xffff)
+		return -1;
 	out[14] = (unsigned char)((pos - 16) >> 8);
 	out[15] = (unsigned char)(pos - 16);
 	return (int)pos;

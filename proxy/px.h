@@ -228,7 +228,8 @@ int px_health_start(struct px_proc *p);
 void px_health_stop(struct px_proc *p);
 
 /* pp.c: builds a PROXY protocol header (version 1 or 2) into out. Returns
- * its length, or -1 if cap is too small. */
+ * its length, or -1 if cap is too small or a version 2 header would pass
+ * the 65,535 bytes its length field can express. */
 struct px_pp_info {
 	const struct sockaddr_storage *src, *dst;
 	const char *sni;         /* may be NULL */

@@ -87,6 +87,28 @@ static void test_pp2_mixed_families_use_v6(void **state)
 	assert_int_equal(px_pp_build(2, &in, out, 40), -1);
 }
 
+/* Found by tests/fuzz/fuzz_pp: TLVs that each fit in 16 bits of length but
+ * together do not made the header's own 16-bit length field wrap, so a
+ * backend would have read a truncated header and taken the rest as data. */
+static void test_pp2_length_field_overflow(void **state)
+{
+	struct sockaddr_storage a, b;
+	static char sni[40001], alpn[40001];
+	struct px_pp_info in = {&a, &b, sni, alpn, NULL};
+	static unsigned char out[100000];
+
+	(void)state;
+	memset(sni, 'q', sizeof(sni) - 1);
+	memset(alpn, 'x', sizeof(alpn) - 1);
+	v4(&a, "192.0.2.1", 40000);
+	v4(&b, "198.51.100.2", 443);
+	assert_int_equal(px_pp_build(2, &in, out, sizeof(out)), -1);
+	/* The largest header that can be encoded still is. */
+	sni[65535 - 12 - 3 - 3 - 40000] = '\0';
+	assert_int_equal(px_pp_build(2, &in, out, sizeof(out)), 16 + 65535);
+	assert_int_equal((out[14] << 8) | out[15], 65535);
+}
+
 static void test_pp1(void **state)
 {
 	struct sockaddr_storage a, b;
@@ -132,6 +154,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_pp2_v4_tlvs),
 	    cmocka_unit_test(test_pp2_mixed_families_use_v6),
+	    cmocka_unit_test(test_pp2_length_field_overflow),
 	    cmocka_unit_test(test_pp1),
 	    cmocka_unit_test(test_limit),
 	};
