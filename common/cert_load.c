@@ -749,6 +749,25 @@ out:
  * by their encodings. EVP_PKEY_eq would export the legacy key into the
  * certificate's provider first, which costs more than the whole comparison.
  */
+/* Whether a certificate's EC key parameters (a named curve's OID, or
+ * explicit parameters) are those of group. */
+static int ec_params_match(int ptype, const void *pval, const EC_GROUP *group)
+{
+	if (ptype == V_ASN1_OBJECT)
+		return OBJ_obj2nid(pval) != NID_undef &&
+		       OBJ_obj2nid(pval) == EC_GROUP_get_curve_name(group);
+	if (ptype == V_ASN1_SEQUENCE) {
+		const ASN1_STRING *seq = pval;
+		const unsigned char *p = ASN1_STRING_get0_data(seq);
+		EC_GROUP *g = d2i_ECPKParameters(NULL, &p, ASN1_STRING_length(seq));
+		int same = g != NULL && EC_GROUP_cmp(g, group, NULL) == 0;
+
+		EC_GROUP_free(g);
+		return same;
+	}
+	return 0;
+}
+
 static int key_matches(X509 *cert, EVP_PKEY *key)
 {
 	X509_PUBKEY *xpk = X509_get_X509_PUBKEY(cert);
@@ -756,14 +775,25 @@ static int key_matches(X509 *cert, EVP_PKEY *key)
 	unsigned char *enc = NULL;
 	int spklen, enclen = -1, rc = 0;
 	ASN1_OBJECT *alg;
+	X509_ALGOR *pa;
 
-	if (xpk == NULL || !X509_PUBKEY_get0_param(&alg, &spk, &spklen, NULL, xpk))
+	if (xpk == NULL || !X509_PUBKEY_get0_param(&alg, &spk, &spklen, &pa, xpk))
 		return 0;
 	if (EVP_PKEY_get_base_id(key) == EVP_PKEY_EC) {
 		const EC_KEY *ec = EVP_PKEY_get0_EC_KEY(key);
+		const void *curve;
+		int ptype;
 
 		if (OBJ_obj2nid(alg) != NID_X9_62_id_ecPublicKey || ec == NULL ||
 		    EC_KEY_get0_public_key(ec) == NULL)
+			return 0;
+		/* The same point bytes on another curve, or with parameters
+		 * that are no curve at all, are not this key: OpenSSL then
+		 * fails to decode the certificate's key when it serves it, so
+		 * every handshake would fail. The certificate must name the
+		 * key's curve or spell out the same parameters. */
+		X509_ALGOR_get0(NULL, &ptype, &curve, pa);
+		if (!ec_params_match(ptype, curve, EC_KEY_get0_group(ec)))
 			return 0;
 		/* The certificate may use the compressed form. */
 		enclen = (int)EC_POINT_point2buf(EC_KEY_get0_group(ec), EC_KEY_get0_public_key(ec),

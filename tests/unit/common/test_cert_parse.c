@@ -285,6 +285,62 @@ static void test_every_bad_input(void **state)
 	cert_report_free(rep);
 }
 
+/*
+ * Found by tests/fuzz/fuzz_cert: a certificate whose public key carries the
+ * right point but not the key's named curve (here the curve OID's tag
+ * turned into OBJECT DESCRIPTOR) passed the key match, which compared only
+ * the algorithm and the point bytes. `certs check` said OK, yet OpenSSL
+ * cannot decode that public key, so every handshake for its names failed.
+ */
+static void test_spki_curve_mismatch(void **state)
+{
+	static const char *names[] = {"curve.example"};
+	static const unsigned char p256[] = {0x06, 0x08, 0x2a, 0x86, 0x48,
+	                                     0xce, 0x3d, 0x03, 0x01, 0x07};
+	EVP_PKEY *k = tc_key(0);
+	X509 *leaf = tc_cert(k, names, 1, NULL, NULL, NULL, 0);
+	unsigned char *der = NULL, *at;
+	int len = i2d_X509(leaf, &der);
+	char *d = tc_tmpdir();
+	BIO *b = BIO_new(BIO_s_mem());
+	struct cert_opts o;
+	struct cert_report *rep = NULL;
+	struct cert_store *st;
+	const char *msg = NULL;
+
+	(void)state;
+	assert_true(len > 0);
+	at = memmem(der, (size_t)len, p256, sizeof(p256));
+	assert_non_null(at);
+	at[0] = 0x07;
+	assert_true(PEM_write_bio(b, "CERTIFICATE", "", der, len) > 0);
+	tc_pem(b, NULL, 0, k, 0);
+	tc_write_bio(d, "curve.pem", b);
+	cert_opts_defaults(&o);
+	st = cert_store_load(d, &o, &rep);
+	assert_non_null(st);
+	for (size_t i = 0; i < cert_report_nentries(rep); i++) {
+		enum cert_sev sev;
+		const char *f = cert_report_entry(rep, i, &sev, &msg);
+
+		if (strcmp(f, "curve.pem") == 0) {
+			assert_int_equal(sev, CERT_SKIP);
+			assert_non_null(msg);
+			assert_non_null(strstr(msg, "does not match"));
+		}
+	}
+	assert_null(cert_store_lookup(st, "curve.example", 13, 1, NULL));
+	assert_int_equal(cert_report_nloaded(rep), 0);
+	cert_report_free(rep);
+	cert_store_unref(st);
+	BIO_free(b);
+	OPENSSL_free(der);
+	X509_free(leaf);
+	EVP_PKEY_free(k);
+	tc_rmdir(d);
+	free(d);
+}
+
 static void test_item_serves(void **state)
 {
 	struct cert_opts o;
@@ -705,6 +761,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_every_bad_input),
+	    cmocka_unit_test(test_spki_curve_mismatch),
 	    cmocka_unit_test(test_item_serves),
 	    cmocka_unit_test(test_delta_reload),
 	    cmocka_unit_test(test_slot_publish),
