@@ -4,6 +4,8 @@
 #   make test       unit + integration tests (the README's test command)
 #   make check      the same tests, built with ASan + UBSan into build-san/
 #   make lint       clang-format check of every C file
+#   make fuzz       libFuzzer targets (clang, ASan + UBSan) into build-fuzz/, each
+#                   run FUZZ_SECONDS (default 60); FUZZ_TARGETS picks a subset
 #   make bench      benchmarks (bench/run.sh), figures go to stdout
 #   make demo       the whole mission in a private network namespace
 #   make install    PREFIX=/usr/local DESTDIR=
@@ -49,6 +51,14 @@ ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
 endif
+# FUZZ=1 is set by `make fuzz` for its own build (clang only): the library is
+# instrumented for coverage without libFuzzer's main, which only the fuzz
+# targets link. clang does not know gcc's -Wno-format-truncation.
+ifeq ($(FUZZ),1)
+CFLAGS  += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+	-fno-sanitize-recover=undefined -Wno-unknown-warning-option
+LDFLAGS += -fsanitize=fuzzer,address,undefined
+endif
 
 # Programs: each has one file holding main(); everything else in the module
 # folders goes into one static library that all programs link against.
@@ -64,9 +74,19 @@ TOOLS := $(patsubst %.c,$(BUILD)/%,$(TOOL_SRC))
 UNIT_SRC := $(wildcard tests/unit/*/test_*.c)
 UNITS := $(patsubst %.c,$(BUILD)/%,$(UNIT_SRC))
 
-ALL_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC) $(MAINS) $(TOOL_SRC) $(UNIT_SRC))
+# libFuzzer targets: every tests/fuzz/fuzz_*.c is one target (docs/fuzzing.md),
+# with its seeds in tests/fuzz/corpus/<target>/ and an optional dictionary
+# tests/fuzz/<target>.dict. They are built only by `make fuzz`.
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(patsubst %.c,$(BUILD)/%,$(FUZZ_SRC))
+FUZZ_BUILD ?= build-fuzz
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= $(patsubst tests/fuzz/%.c,%,$(FUZZ_SRC))
 
-.PHONY: all deps test check lint format bench demo install clean
+ALL_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC) $(MAINS) $(TOOL_SRC) $(UNIT_SRC) $(FUZZ_SRC))
+
+.PHONY: all deps test check lint format bench demo install clean fuzz fuzz-build
 all: $(BINS) $(TOOLS) $(UNITS)
 
 deps:
@@ -102,6 +122,10 @@ $(UNITS): $(BUILD)/%: $(BUILD)/%.o $(LIB)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
 
+$(FUZZ_BINS): $(BUILD)/%: $(BUILD)/%.o $(LIB)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 # The test command named in the README. tests/run.sh runs every unit test and
 # every numbered integration test, and ends with "N passed, N failed, N skipped".
 test: deps
@@ -112,6 +136,14 @@ check: deps
 	$(Q)$(MAKE) --no-print-directory all BUILD=build-san SAN=1 OPT='-O1 -g'
 	$(Q)ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		tests/run.sh build-san
+
+fuzz-build: $(FUZZ_BINS)
+
+# Fails on any crash, timeout, leak or sanitizer report (tests/fuzz/run.sh).
+fuzz: deps
+	$(Q)$(MAKE) --no-print-directory fuzz-build BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) FUZZ=1 \
+		OPT='-O1 -g'
+	$(Q)tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 C_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find . -name '*.[ch]' -not -path './build*')
 lint:
@@ -147,6 +179,6 @@ install: $(BINS)
 		>$(DESTDIR)$(PREFIX)/share/doc/switchyard/switchyard-certsync.cron
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 -include $(ALL_OBJ:.o=.d)
