@@ -5,7 +5,8 @@
 #   make check      the same tests, built with ASan + UBSan into build-san/
 #   make lint       clang-format check of every C file
 #   make fuzz       libFuzzer targets (clang, ASan + UBSan) into build-fuzz/, each
-#                   run FUZZ_SECONDS (default 60); FUZZ_TARGETS picks a subset
+#                   run FUZZ_SECONDS (default 60); FUZZ_TARGETS picks a subset;
+#                   make fuzz-build only builds them
 #   make bench      benchmarks (bench/run.sh), figures go to stdout
 #   make demo       the whole mission in a private network namespace
 #   make install    PREFIX=/usr/local DESTDIR=
@@ -86,7 +87,7 @@ FUZZ_TARGETS ?= $(patsubst tests/fuzz/%.c,%,$(FUZZ_SRC))
 
 ALL_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC) $(MAINS) $(TOOL_SRC) $(UNIT_SRC) $(FUZZ_SRC))
 
-.PHONY: all deps test check lint format bench demo install clean fuzz fuzz-build
+.PHONY: all deps test check lint format bench demo install clean fuzz fuzz-build fuzz-bins
 all: $(BINS) $(TOOLS) $(UNITS)
 
 deps:
@@ -137,12 +138,15 @@ check: deps
 	$(Q)ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		tests/run.sh build-san
 
-fuzz-build: $(FUZZ_BINS)
+fuzz-bins: $(FUZZ_BINS)
 
-# Fails on any crash, timeout, leak or sanitizer report (tests/fuzz/run.sh).
-fuzz: deps
-	$(Q)$(MAKE) --no-print-directory fuzz-build BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) FUZZ=1 \
+# Builds the fuzz targets only; `make fuzz` also runs them, and fails on any
+# crash, timeout, leak or sanitizer report (tests/fuzz/run.sh).
+fuzz-build: deps
+	$(Q)$(MAKE) --no-print-directory fuzz-bins BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) FUZZ=1 \
 		OPT='-O1 -g'
+
+fuzz: fuzz-build
 	$(Q)tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 C_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find . -name '*.[ch]' -not -path './build*')
