@@ -94,19 +94,24 @@ static void gen_name(unsigned a, unsigned b, char *out, size_t len)
 	}
 }
 
+/* An item and the mark commit uses to find the items no slot holds. */
+struct fitem {
+	struct cert_item it; /* first: a struct cert_item * is a struct fitem * */
+	int live;
+};
+
 static struct cert_item *new_item(struct state *s, int is_ec, size_t n)
 {
-	struct cert_item *it;
+	struct fitem *f;
 
 	if (s->nitems_made == MAX_ITEMS)
 		return NULL;
-	it = calloc(1, sizeof(*it));
-	if (it == NULL || (it->names = calloc(n, sizeof(*it->names))) == NULL)
+	f = calloc(1, sizeof(*f));
+	if (f == NULL || (f->it.names = calloc(n, sizeof(*f->it.names))) == NULL)
 		abort();
-	it->is_ec = is_ec;
-	it->file = NULL;
-	s->items[s->nitems_made++] = it;
-	return it;
+	f->it.is_ec = is_ec;
+	s->items[s->nitems_made++] = &f->it;
+	return &f->it;
 }
 
 static void add_name(struct cert_item *it, const char *name)
@@ -153,8 +158,11 @@ static struct cert_store *store_new(const struct slot *slots)
 	struct cert_store *st = calloc(1, sizeof(*st));
 	size_t n = 0;
 
-	if (st == NULL || (st->files = calloc(NSLOTS, sizeof(*st->files))) == NULL)
+	for (unsigned k = 0; k < NSLOTS; k++)
+		n += slots[k].present != 0;
+	if (st == NULL || (st->files = calloc(n + 1, sizeof(*st->files))) == NULL)
 		abort();
+	n = 0;
 	pthread_mutex_init(&st->order_lock, NULL);
 	for (unsigned k = 0; k < NSLOTS; k++) {
 		if (!slots[k].present)
@@ -361,16 +369,15 @@ static void commit(struct state *s)
 	 * removed; anything of theirs still in the new index is then a
 	 * use-after-free. */
 	store_free(s->st);
+	for (size_t i = 0; i < s->nitems_made; i++)
+		if (s->items[i] != NULL)
+			((struct fitem *)s->items[i])->live = 0;
+	for (unsigned k = 0; k < NSLOTS; k++)
+		if (s->cur[k].present && s->cur[k].item != NULL)
+			((struct fitem *)s->cur[k].item)->live = 1;
 	for (size_t i = 0; i < s->nitems_made; i++) {
-		struct cert_item *it = s->items[i];
-		int live = 0;
-
-		if (it == NULL)
-			continue;
-		for (unsigned k = 0; k < NSLOTS && !live; k++)
-			live = s->cur[k].present && s->cur[k].item == it;
-		if (!live) {
-			item_free(it);
+		if (s->items[i] != NULL && !((struct fitem *)s->items[i])->live) {
+			item_free(s->items[i]);
 			s->items[i] = NULL;
 		}
 	}
