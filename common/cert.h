@@ -39,6 +39,13 @@ struct cert_opts {
 	 * processed, so that another thread can report progress while a large
 	 * directory loads. The caller owns it and zeroes it before the load. */
 	size_t *progress;
+	/* Optional test hook: once hold_after files have been counted in
+	 * progress, each loader thread waits while the file hold_file exists.
+	 * Tests use it to hold a load in progress on purpose instead of
+	 * hoping that a large directory takes long enough (the proxy sets it
+	 * from SWITCHYARD_TEST_LOAD_HOLD=N:PATH). NULL: no hold. */
+	const char *hold_file;
+	size_t hold_after;
 };
 /* Fills opts from a loaded configuration. */
 void cert_opts_from_cfg(struct cert_opts *opts, const struct cfg *cfg);

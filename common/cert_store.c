@@ -530,8 +530,14 @@ struct job {
 /* Counts files processed for a caller that reports load progress. */
 static void progress_add(const struct cert_opts *opts, size_t n)
 {
-	if (opts->progress != NULL)
-		__atomic_add_fetch(opts->progress, n, __ATOMIC_RELAXED);
+	size_t done;
+
+	if (opts->progress == NULL)
+		return;
+	done = __atomic_add_fetch(opts->progress, n, __ATOMIC_RELAXED);
+	if (opts->hold_file != NULL && done >= opts->hold_after)
+		while (access(opts->hold_file, F_OK) == 0)
+			usleep(10000);
 }
 
 static void parse_one(struct cert_loader *ld, struct job *j, struct scan_ent *e)

@@ -113,6 +113,28 @@ static uint32_t total_active(struct px_proc *p)
 	return atomic_load(&p->global.active);
 }
 
+/* SWITCHYARD_TEST_LOAD_HOLD=N:PATH holds the initial load after N files for
+ * as long as PATH exists (struct cert_opts, hold_file): the tests' way to
+ * watch a load in progress, or to kill an instance during one, without
+ * depending on how long a directory takes to load. */
+static void load_hold_hook(struct cert_opts *opts)
+{
+	const char *env = getenv("SWITCHYARD_TEST_LOAD_HOLD");
+	char *end;
+	unsigned long n;
+
+	if (env == NULL || *env == '\0')
+		return;
+	n = strtoul(env, &end, 10);
+	if (*end != ':' || end[1] == '\0') {
+		log_warnx("SWITCHYARD_TEST_LOAD_HOLD=%s: want N:PATH; ignored", env);
+		return;
+	}
+	opts->hold_after = n;
+	opts->hold_file = end + 1;
+	log_info("test hook: the load holds after %lu files while %s exists", n, end + 1);
+}
+
 static void reload_certs(struct px_proc *p)
 {
 	struct cert_opts opts;
@@ -219,6 +241,7 @@ int main(int argc, char **argv)
 	cert_leaf_cache_set_limit((size_t)p->cfg->certs.cache_size);
 	cert_opts_from_cfg(&opts, p->cfg);
 	opts.progress = &p->load_done;
+	load_hold_hook(&opts);
 	uint64_t t0 = px_now_ms();
 	store = cert_store_load(p->certdir, &opts, &rep);
 	if (store == NULL)

@@ -5,7 +5,12 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-sv.sh"
 
-sv_setup 4000
+sv_setup 200
+# The instances' test hook: a load holds after one file while $HOLD exists.
+# Nothing holds at start; the restarted standby holds until it is killed,
+# so the kill lands during its preload on purpose.
+HOLD=$T_TMP/hold
+export SWITCHYARD_TEST_LOAD_HOLD="1:$HOLD"
 sv_start
 live=$(sv_status .live)
 standby=$([ "$live" = blue ] && echo green || echo blue)
@@ -16,11 +21,11 @@ sv_wait_traffic "$live" 8 || fail "the load did not start"
 
 oldpid=$(sv_status ".instances[] | select(.colour == \"$standby\") | .pid")
 pidfile=$T_TMP/state/$standby.pid
+touch "$HOLD"
 svc reload --restart --quiet >"$T_TMP/reload.out" 2>&1 &
 RELOAD=$!
-# switchyardd writes the pid file right after the fork, and 4,000
-# certificates take a while to load: reading the file in a tight loop (no
-# process started per check) catches the new process while it preloads.
+# switchyardd writes the pid file right after the fork; the new process
+# then holds its preload until the hold file goes.
 pid=$oldpid
 for ((i = 0; i < 3000 && pid == oldpid; i++)); do
 	read -r pid <"$pidfile" 2>/dev/null || pid=$oldpid
@@ -28,7 +33,10 @@ for ((i = 0; i < 3000 && pid == oldpid; i++)); do
 done
 [ "$pid" != "$oldpid" ] || fail "$standby was never restarted"
 say "killing $standby (pid $pid) during its preload"
+check "$standby is preloading" test "$(svc status --json |
+	jq -r ".instances[] | select(.colour == \"$standby\") | .state")" = loading
 kill -9 "$pid"
+rm -f "$HOLD"
 wait "$RELOAD"
 rc=$?
 cat "$T_TMP/reload.out"
