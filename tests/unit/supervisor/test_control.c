@@ -71,14 +71,34 @@ static void test_garbage(void **state)
 	expect_error("", "empty");
 	expect_error("   ", "empty");
 	expect_error("launch-missiles", "unknown command");
-	expect_error("status\x01", "control characters");
+	expect_error("status\x01", "control character (byte 0x01 at offset 6)");
 	expect_error("\xff\xfe garbage", "unknown command");
 	expect_error("status a b c d e f g h i", "too many");
-	expect_error("status extra", "unknown command");
-	expect_error("flip --sideways", "unknown command");
+	expect_error("status extra", "'status': unexpected argument 'extra' (usage: status)");
+	expect_error("flip --sideways",
+	             "'flip': unknown option '--sideways' (usage: flip [--force])");
+	expect_error("flip --force --force", "given twice");
 	expect_error("reload --certs relative/dir", "usage");
 	expect_error("reload --bogus", "usage");
+	expect_error("reload --certs", "needs a value");
 	expect_error("rollback", "no previous flip");
+}
+
+static void keep_reply(void *arg, const char *reply)
+{
+	snprintf(arg, 512, "%s", reply);
+}
+
+/* The supervisor refuses a request line with a NUL byte, like the proxy:
+ * both frame their input with the same code. */
+static void test_nul_byte(void **state)
+{
+	static const char in[] = "status\0 --force\n";
+	char reply[512];
+
+	(void)state;
+	assert_int_equal(ctl_feed(sv_ctl_cmds, &sv, in, sizeof(in) - 1, keep_reply, reply), 1);
+	assert_string_equal(reply, "{\"ok\":false,\"error\":\"request contains a NUL byte\"}");
 }
 
 static void test_status_shape(void **state)
@@ -151,17 +171,20 @@ static void *race_thread(void *p)
 	for (int i = 0; i < RACE_ROUNDS; i++) {
 		char err[512];
 		int ok = -1, good;
+		struct json_doc *doc;
 
 		jb_reset(&jb);
 		sv_ctl_handle(&sv, a->line, &jb);
-		good = json_get_bool(jb_cstr(&jb), "ok", &ok) == 0 && ok == a->want_ok;
+		doc = json_parse(jb_cstr(&jb), NULL, 0);
+		good = json_get_bool(doc, "ok", &ok) == 0 && ok == a->want_ok;
 		if (good && !a->want_ok) {
 			char word[80];
 
 			snprintf(word, sizeof(word), "'%s'", a->want_word);
-			good = json_get_str(jb_cstr(&jb), "error", err, sizeof(err)) == 0 &&
+			good = json_get_str(doc, "error", err, sizeof(err)) == 0 &&
 			       strstr(err, word) != NULL;
 		}
+		json_doc_free(doc);
 		if (!good && a->bad++ == 0)
 			snprintf(a->first_bad, sizeof(a->first_bad), "%.500s", jb_cstr(&jb));
 	}
@@ -196,6 +219,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_garbage, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_status_shape, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_concurrent_parse, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_nul_byte, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
