@@ -20,7 +20,7 @@
 #include "common/json.h"
 
 /* --- limits (one place; docs/control.md explains them) ------------------- */
-#define CTL_LINE_MAX 4096 /* bytes in a request line, newline excluded */
+#define CTL_LINE_MAX 4096 /* bytes in a request line, its newline included */
 #define CTL_ARGS_MAX 8    /* words in a request, the command included */
 /* Clients connected at once, and the part of them that only privileged
  * peers (uid 0 or the server's own euid, by SO_PEERCRED) may take. */

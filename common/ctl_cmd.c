@@ -118,7 +118,7 @@ enum ctl_frame ctl_frame_next(struct ctl_framer *f, char **line)
 void ctl_frame_error(enum ctl_frame kind, struct json_buf *reply)
 {
 	if (kind == CTL_FRAME_TOO_LONG)
-		ctl_reply_error(reply, "request line longer than %d bytes", CTL_LINE_MAX);
+		ctl_reply_error(reply, "request line longer than %d bytes", CTL_LINE_MAX - 1);
 	else
 		ctl_reply_error(reply, "request contains a NUL byte");
 }
@@ -262,8 +262,9 @@ int ctl_parse(const struct ctl_cmd *table, const char *line, struct ctl_req *req
 	req->cmd = NULL;
 	req->argc = 0;
 	req->close_after = 0;
-	if (len > CTL_LINE_MAX)
-		return ctl_reply_error(reply, "request line longer than %d bytes", CTL_LINE_MAX);
+	if (len >= CTL_LINE_MAX)
+		return ctl_reply_error(reply, "request line longer than %d bytes",
+		                       CTL_LINE_MAX - 1);
 	for (size_t i = 0; i < len; i++) {
 		unsigned char ch = (unsigned char)line[i];
 
