@@ -62,9 +62,12 @@ struct ctl_server {
 	uint64_t seq;
 	/* mu guards everything below; the clients are the poll thread's. */
 	pthread_mutex_t mu;
-	pthread_cond_t cond;
+	pthread_cond_t cond;    /* a job queued, or stopping */
+	pthread_cond_t idle_cv; /* a slow handler finished */
 	struct ctl_job *queue, **queue_tail, *done;
 	int stopping;
+	int running; /* slow handlers running now */
+	int detach_slow;
 	int refs; /* the poll side plus each worker; the last one frees */
 	struct ctl_client clients[CTL_MAX_CLIENTS];
 };
@@ -110,6 +113,7 @@ static void ctl_srv_unref(struct ctl_server *srv)
 	close(srv->wake[1]);
 	pthread_mutex_destroy(&srv->mu);
 	pthread_cond_destroy(&srv->cond);
+	pthread_cond_destroy(&srv->idle_cv);
 	free(srv);
 }
 
@@ -454,9 +458,12 @@ static void *ctl_worker(void *arg)
 		srv->queue = j->next;
 		if (srv->queue == NULL)
 			srv->queue_tail = &srv->queue;
+		srv->running++;
 		pthread_mutex_unlock(&srv->mu);
 		ctl_run(srv->ctx, &j->req, &j->reply);
 		pthread_mutex_lock(&srv->mu);
+		srv->running--;
+		pthread_cond_broadcast(&srv->idle_cv);
 		j->next = srv->done;
 		srv->done = j;
 		(void)!write(srv->wake[1], "j", 1);
@@ -503,8 +510,10 @@ struct ctl_server *ctl_server_start(const struct ctl_server_cfg *cfg, char *err,
 	srv->ctx = cfg->ctx;
 	srv->euid = geteuid();
 	srv->queue_tail = &srv->queue;
+	srv->detach_slow = cfg->detach_slow;
 	pthread_mutex_init(&srv->mu, NULL);
 	pthread_cond_init(&srv->cond, NULL);
+	pthread_cond_init(&srv->idle_cv, NULL);
 	(void)unlink(cfg->path);
 	srv->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (srv->lfd < 0 || bind(srv->lfd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
@@ -563,6 +572,7 @@ fail:
 	}
 	pthread_mutex_destroy(&srv->mu);
 	pthread_cond_destroy(&srv->cond);
+	pthread_cond_destroy(&srv->idle_cv);
 	free(srv);
 	return NULL;
 }
@@ -582,8 +592,9 @@ void ctl_server_stop(struct ctl_server *srv)
 			ctl_client_drop(&srv->clients[i]);
 	close(srv->lfd);
 	(void)unlink(srv->path);
-	/* Queued jobs never started; a running one finishes on its worker,
-	 * which drops the last reference if it is the last one out. */
+	/* Queued jobs never start. A running one finishes on its worker:
+	 * by default we wait for it, so the caller may free ctx next; with
+	 * detach_slow the worker drops the last reference itself. */
 	pthread_mutex_lock(&srv->mu);
 	while (srv->queue != NULL) {
 		struct ctl_job *j = srv->queue;
@@ -592,6 +603,8 @@ void ctl_server_stop(struct ctl_server *srv)
 		jb_free(&j->reply);
 		free(j);
 	}
+	while (!srv->detach_slow && srv->running > 0)
+		pthread_cond_wait(&srv->idle_cv, &srv->mu);
 	pthread_mutex_unlock(&srv->mu);
 	ctl_srv_unref(srv);
 }

@@ -158,14 +158,17 @@ struct ctl_server_cfg {
 	void *ctx;        /* handed to every handler */
 	int slow_threads; /* workers for CTL_SLOW commands, 1..CTL_SLOW_THREADS_MAX;
 	                     1 serializes them */
+	int detach_slow;  /* ctl_server_stop() does not wait for a running slow
+	                     handler: only for a process that exits right after */
 };
 struct ctl_server;
 /* Creates the socket, chmods it and starts the threads. Returns NULL with
  * err filled on failure. */
 struct ctl_server *ctl_server_start(const struct ctl_server_cfg *cfg, char *err, size_t errlen);
-/* Stops the poll thread, closes every client and unlinks the socket. A
- * slow handler still running finishes on its thread and its reply is
- * dropped. NULL is a no-op. Must not be called from a handler. */
+/* Stops the poll thread, closes every client and unlinks the socket. Slow
+ * requests not started yet are dropped; one still running is waited for
+ * (unless detach_slow), its reply dropped. NULL is a no-op. Must not be
+ * called from a handler. */
 void ctl_server_stop(struct ctl_server *srv);
 
 /* Replaces reply with {"ok":false,"error":...}; returns -1 for handlers. */

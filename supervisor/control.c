@@ -200,6 +200,10 @@ struct ctl_server *sv_ctl_start(struct sv *sv, char *err, size_t errlen)
 	    .cmds = sv_ctl_cmds,
 	    .ctx = sv,
 	    .slow_threads = SV_CTL_SLOW_THREADS,
+	    /* On SIGTERM switchyardd exits at once and a running reload is
+	     * left to the instance (the next switchyardd adopts it), as
+	     * before; nothing is freed after sv_ctl_stop. */
+	    .detach_slow = 1,
 	};
 
 	return ctl_server_start(&sc, err, errlen);

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <stdatomic.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -545,6 +546,37 @@ static void test_reserved_for_privileged(void **state)
 	close(sv[0]);
 }
 
+static atomic_int stop_returned;
+
+static void *stop_thread(void *arg)
+{
+	ctl_server_stop(arg);
+	atomic_store(&stop_returned, 1);
+	return NULL;
+}
+
+/* ctl_server_stop() waits for a slow handler that is running, so the
+ * caller may free what the handler uses (the proxy frees its store). */
+static void test_stop_waits_for_slow(void **state)
+{
+	pthread_t t;
+	int fd;
+
+	fd = raw_connect();
+	assert_int_equal(write(fd, "slow\n", 5), 5);
+	sem_wait(&slow_began);
+	atomic_store(&stop_returned, 0);
+	assert_int_equal(pthread_create(&t, NULL, stop_thread, *state), 0);
+	*state = NULL;
+	/* Held on purpose: the handler cannot finish before the post. */
+	usleep(200000);
+	assert_false(atomic_load(&stop_returned));
+	sem_post(&slow_go);
+	pthread_join(t, NULL);
+	assert_true(atomic_load(&stop_returned));
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -560,6 +592,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_write_timeout, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_flood_evicts_idle, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reserved_for_privileged, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stop_waits_for_slow, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
