@@ -1,11 +1,11 @@
 /*
- * control: the instance's control socket (docs/control.md). The handler runs
- * on the ctl server thread, so a reload that takes seconds never blocks a
- * worker; it only delays other control clients.
+ * control: the instance's control commands (docs/control.md), served by
+ * common/ctl's server thread, so a control client never blocks a worker.
+ * The command table at the end is the one list of commands, arguments and
+ * usage texts.
  */
 #include "proxy/conn.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <malloc.h>
 #include <stdio.h>
@@ -90,8 +90,9 @@ static void status_cert_cache(struct json_buf *r)
 	jb_obj_end(r);
 }
 
-static void cmd_status(struct px_proc *p, struct json_buf *r)
+static int cmd_status(void *ctx, struct ctl_req *req, struct json_buf *r)
 {
+	struct px_proc *p = ctx;
 	int st = atomic_load(&p->state);
 	uint64_t now = px_now_ms();
 
@@ -148,10 +149,13 @@ static void cmd_status(struct px_proc *p, struct json_buf *r)
 	}
 	jb_arr_end(r);
 	jb_uint(r, "uptime_ms", now - p->start_ms);
+	(void)req;
+	return 0;
 }
 
-static void cmd_stats(struct px_proc *p, struct json_buf *r)
+static int cmd_stats(void *ctx, struct ctl_req *req, struct json_buf *r)
 {
+	struct px_proc *p = ctx;
 	struct px_stats sum;
 	uint64_t v;
 
@@ -194,10 +198,14 @@ static void cmd_stats(struct px_proc *p, struct json_buf *r)
 	for (int k = 0; k < PX_R__COUNT; k++)
 		jb_uint(r, px_reason_name((enum px_reason)k), PX_LOAD(sum.reasons[k]));
 	jb_obj_end(r);
+	(void)req;
+	return 0;
 }
 
-static void cmd_reload_certs(struct px_proc *p, const char *arg, struct json_buf *r)
+static int cmd_reload_certs(void *ctx, struct ctl_req *req, struct json_buf *r)
 {
+	struct px_proc *p = ctx;
+	const char *arg = ctl_arg(req, 0);
 	struct cert_opts opts;
 	struct cert_report *rep = NULL;
 	struct cert_store *old, *nw;
@@ -207,10 +215,8 @@ static void cmd_reload_certs(struct px_proc *p, const char *arg, struct json_buf
 	/* dir is the control client's: escaped in log lines. */
 	char kerr[512], edir[1024];
 
-	if (atomic_load(&p->state) == PX_LOADING) {
-		ctl_reply_error(r, "still loading certificates");
-		return;
-	}
+	if (atomic_load(&p->state) == PX_LOADING)
+		return ctl_reply_error(r, "still loading certificates");
 	cert_opts_from_cfg(&opts, p->cfg);
 	/* `loaded` and `total` describe the load in progress: a directory
 	 * with fewer files than the last one must not report more files
@@ -230,7 +236,7 @@ static void cmd_reload_certs(struct px_proc *p, const char *arg, struct json_buf
 		                                              : "cannot load certificates");
 		atomic_store(&p->load_total, old_total);
 		cert_report_free(rep);
-		return;
+		return -1;
 	}
 	if (px_reload_refused(rep, old_names, kerr, sizeof(kerr))) {
 		log_warnx("reload-certs %s: %s", log_escape(edir, sizeof(edir), dir, strlen(dir)),
@@ -239,7 +245,7 @@ static void cmd_reload_certs(struct px_proc *p, const char *arg, struct json_buf
 		atomic_store(&p->load_total, old_total);
 		cert_store_unref(nw);
 		cert_report_free(rep);
-		return;
+		return -1;
 	}
 	px_publish(p, nw, rep);
 	px_log_kept("reload-certs", rep);
@@ -276,25 +282,30 @@ static void cmd_reload_certs(struct px_proc *p, const char *arg, struct json_buf
 	         log_escape(edir, sizeof(edir), dir, strlen(dir)),
 	         (unsigned long long)p->generation, nch);
 	cert_report_free(rep);
+	return 0;
 }
 
-static void cmd_cert(struct px_proc *p, const char *name, struct json_buf *r)
+static int cmd_cert(void *ctx, struct ctl_req *req, struct json_buf *r)
 {
+	struct px_proc *p = ctx;
+	const char *name = ctl_arg(req, 0);
 	struct cert_store *st = cert_slot_acquire(p->slot);
 	const struct cert_item *it;
 	int def = 0;
 	char hex[65];
 
-	if (name == NULL || *name == '\0') {
-		cert_store_unref(st);
-		ctl_reply_error(r, "usage: cert NAME");
-		return;
-	}
 	it = st ? cert_store_lookup(st, name, strlen(name), CERT_LOOKUP_ECDSA_OK, &def) : NULL;
 	if (it == NULL) {
+		char msg[400];
+
 		cert_store_unref(st);
-		ctl_reply_error(r, "no certificate would be served for '%s'", name);
-		return;
+		/* "served": false tells the health gate that the name is absent,
+		 * as opposed to a request that failed. */
+		snprintf(msg, sizeof(msg), "no certificate would be served for '%.300s'", name);
+		jb_bool(r, "ok", 0);
+		jb_str(r, "error", msg);
+		jb_bool(r, "served", 0);
+		return 0;
 	}
 	const unsigned char *h = cert_item_sha256(it);
 	for (int i = 0; i < 32; i++)
@@ -308,18 +319,16 @@ static void cmd_cert(struct px_proc *p, const char *name, struct json_buf *r)
 	 * compare the two. */
 	jb_bool(r, "kept", cert_store_file_kept(st, cert_item_file(it)));
 	cert_store_unref(st);
+	return 0;
 }
 
-static void cmd_sample(struct px_proc *p, const char *arg, struct json_buf *r)
+static int cmd_sample(void *ctx, struct ctl_req *req, struct json_buf *r)
 {
+	struct px_proc *p = ctx;
 	struct cert_store *st;
-	char *end;
-	long n = arg ? strtol(arg, &end, 10) : -1;
+	/* The usage check let only digits through. */
+	long n = strtol(ctl_arg(req, 0), NULL, 10);
 
-	if (arg == NULL || *end != '\0' || n < 0) {
-		ctl_reply_error(r, "usage: sample N");
-		return;
-	}
 	if (n > 1000)
 		n = 1000;
 	st = cert_slot_acquire(p->slot);
@@ -345,99 +354,92 @@ static void cmd_sample(struct px_proc *p, const char *arg, struct json_buf *r)
 		jb_str(r, NULL, cert_store_name_at(st, pick[i]));
 	jb_arr_end(r);
 	cert_store_unref(st);
+	return 0;
 }
 
-static void dispatch(struct px_proc *p, const char *line, struct json_buf *reply, int *close_after);
-
-static void handler(void *arg, const char *line, struct json_buf *reply, int *close_after)
+static int cmd_reload_tickets(void *ctx, struct ctl_req *req, struct json_buf *r)
 {
-	/* Commands write their fields into one open object; ctl_reply_error()
-	 * replaces everything with a complete error object instead. */
-	jb_obj_begin(reply, NULL);
-	dispatch(arg, line, reply, close_after);
-	if (reply->depth > 0)
-		jb_obj_end(reply);
-}
-
-static void dispatch(struct px_proc *p, const char *line, struct json_buf *reply, int *close_after)
-{
-	char cmd[32], rest[CTL_LINE_MAX];
-	const char *a;
-	size_t n = strcspn(line, " \t");
 	char kerr[256];
+	int k = px_tickets_load(ctx, kerr, sizeof(kerr));
 
-	while (n == 0 && (*line == ' ' || *line == '\t')) {
-		line++;
-		n = strcspn(line, " \t");
-	}
-	if (n == 0 || n >= sizeof(cmd)) {
-		ctl_reply_error(reply, "unknown command");
-		return;
-	}
-	memcpy(cmd, line, n);
-	cmd[n] = '\0';
-	a = line + n;
-	while (*a == ' ' || *a == '\t')
-		a++;
-	snprintf(rest, sizeof(rest), "%s", a);
-	for (size_t l = strlen(rest); l > 0 && isspace((unsigned char)rest[l - 1]); l--)
-		rest[l - 1] = '\0';
-
-	if (strcmp(cmd, "status") == 0) {
-		cmd_status(p, reply);
-	} else if (strcmp(cmd, "stats") == 0) {
-		cmd_stats(p, reply);
-	} else if (strcmp(cmd, "reload-certs") == 0) {
-		cmd_reload_certs(p, rest, reply);
-	} else if (strcmp(cmd, "reload-tickets") == 0) {
-		int k = px_tickets_load(p, kerr, sizeof(kerr));
-		if (k < 0) {
-			ctl_reply_error(reply, "%s", kerr);
-			return;
-		}
-		jb_bool(reply, "ok", 1);
-		jb_int(reply, "keys", k);
-	} else if (strcmp(cmd, "cert") == 0) {
-		cmd_cert(p, rest, reply);
-	} else if (strcmp(cmd, "sample") == 0) {
-		cmd_sample(p, rest[0] ? rest : NULL, reply);
-	} else if (strcmp(cmd, "cache-trim") == 0) {
-		/* A standby gives its decoded certificates back: they are
-		 * rebuilt on demand (about 0.2 ms each) if it becomes live
-		 * again. malloc_trim returns the freed pages to the kernel;
-		 * without it glibc keeps them in the workers' arenas. */
-		size_t evicted = cert_leaf_cache_trim();
-
-		malloc_trim(0);
-		jb_bool(reply, "ok", 1);
-		jb_uint(reply, "evicted", evicted);
-	} else if (strcmp(cmd, "drain") == 0) {
-		int ready = PX_READY;
-		/* Draining changes nothing in the data path: listeners stay
-		 * open and accepting (facts.md: closing them would reset what
-		 * the accept queue still holds). */
-		atomic_compare_exchange_strong(&p->state, &ready, PX_DRAINING);
-		jb_bool(reply, "ok", 1);
-		jb_str(reply, "state", state_names[atomic_load(&p->state)]);
-		jb_uint(reply, "active", active_conns(p));
-	} else if (strcmp(cmd, "quit") == 0) {
-		atomic_store(&p->quit_req, 1);
-		jb_bool(reply, "ok", 1);
-		*close_after = 1;
-	} else {
-		/* Echo only printable ASCII: the reply must stay valid UTF-8
-		 * JSON whatever bytes a client sent. */
-		for (char *q = cmd; *q; q++)
-			if (!isprint((unsigned char)*q))
-				*q = '?';
-		ctl_reply_error(reply, "unknown command '%.40s'", cmd);
-	}
+	(void)req;
+	if (k < 0)
+		return ctl_reply_error(r, "%s", kerr);
+	jb_bool(r, "ok", 1);
+	jb_int(r, "keys", k);
+	return 0;
 }
+
+static int cmd_cache_trim(void *ctx, struct ctl_req *req, struct json_buf *r)
+{
+	/* A standby gives its decoded certificates back: they are rebuilt on
+	 * demand (about 0.2 ms each) if it becomes live again. malloc_trim
+	 * returns the freed pages to the kernel; without it glibc keeps them
+	 * in the workers' arenas. */
+	size_t evicted = cert_leaf_cache_trim();
+
+	(void)ctx;
+	(void)req;
+	malloc_trim(0);
+	jb_bool(r, "ok", 1);
+	jb_uint(r, "evicted", evicted);
+	return 0;
+}
+
+static int cmd_drain(void *ctx, struct ctl_req *req, struct json_buf *r)
+{
+	struct px_proc *p = ctx;
+	int ready = PX_READY;
+
+	(void)req;
+	/* Draining changes nothing in the data path: listeners stay open and
+	 * accepting (closing them would reset what the accept queue still
+	 * holds). */
+	atomic_compare_exchange_strong(&p->state, &ready, PX_DRAINING);
+	jb_bool(r, "ok", 1);
+	jb_str(r, "state", state_names[atomic_load(&p->state)]);
+	jb_uint(r, "active", active_conns(p));
+	return 0;
+}
+
+static int cmd_quit(void *ctx, struct ctl_req *req, struct json_buf *r)
+{
+	struct px_proc *p = ctx;
+
+	atomic_store(&p->quit_req, 1);
+	jb_bool(r, "ok", 1);
+	req->close_after = 1;
+	return 0;
+}
+
+/*
+ * The instance's commands (docs/control.md). The reloads are slow: they
+ * run on the control server's single worker thread, which also keeps them
+ * from overlapping, while `status` and `stats` stay answerable.
+ */
+const struct ctl_cmd px_ctl_cmds[] = {
+    {"status", "status", 0, cmd_status},
+    {"stats", "stats", 0, cmd_stats},
+    {"reload-certs", "reload-certs [DIR]", CTL_SLOW, cmd_reload_certs},
+    {"reload-tickets", "reload-tickets", CTL_SLOW, cmd_reload_tickets},
+    {"cert", "cert NAME", 0, cmd_cert},
+    {"sample", "sample N", 0, cmd_sample},
+    {"cache-trim", "cache-trim", 0, cmd_cache_trim},
+    {"drain", "drain", 0, cmd_drain},
+    {"quit", "quit", 0, cmd_quit},
+    {NULL, NULL, 0, NULL},
+};
 
 struct ctl_server *px_control_start(struct px_proc *p, char *err, size_t errlen)
 {
 	const struct cfg *cfg = p->cfg;
+	struct ctl_server_cfg sc = {
+	    .path = cfg->instances[p->colour].control_socket,
+	    .mode = (mode_t)cfg->supervisor.control_mode,
+	    .cmds = px_ctl_cmds,
+	    .ctx = p,
+	    .slow_threads = 1,
+	};
 
-	return ctl_server_start(cfg->instances[p->colour].control_socket,
-	                        (mode_t)cfg->supervisor.control_mode, handler, p, err, errlen);
+	return ctl_server_start(&sc, err, errlen);
 }

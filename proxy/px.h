@@ -25,6 +25,7 @@
 
 #include "common/cert.h"
 #include "common/cfg.h"
+#include "common/ctl.h"
 
 #define PX_MAX_THREADS 64
 /* Listening sockets: one per listener and bind address, times the workers
@@ -239,7 +240,8 @@ struct px_pp_info {
 int px_pp_build(int version, const struct px_pp_info *in, unsigned char *out, size_t cap);
 
 /* control.c */
-struct ctl_server;
+/* The instance's command table (proxy/control.c), for tests and fuzzing. */
+extern const struct ctl_cmd px_ctl_cmds[];
 struct ctl_server *px_control_start(struct px_proc *p, char *err, size_t errlen);
 /* Publishes a loaded store and records its report's figures. */
 void px_publish(struct px_proc *p, struct cert_store *store, const struct cert_report *rep);

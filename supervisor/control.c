@@ -1,47 +1,23 @@
 /*
- * control: the supervisor's control socket. Same line protocol as every
- * Switchyard socket (docs/control.md), but served by one thread per
- * connection instead of common/ctl's single poll thread: `reload` can run
- * for minutes and `flip` waits for the gate, and the CLI shows progress by
- * polling `status` on a second connection meanwhile, which a single server
- * thread blocked in a handler could not answer. Operations themselves are
- * serialized by sv->op; `status` and `metrics` never take it.
+ * control: the supervisor's control commands, served by common/ctl like
+ * every Switchyard socket (docs/control.md). `reload` can run for minutes
+ * and `flip` waits for the gate while the CLI polls `status` on a second
+ * connection, so the operations are CTL_SLOW: they run on the server's
+ * worker threads and the poll thread keeps answering. Operations
+ * themselves are serialized by sv->op; `status` never takes it.
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "common/ctl.h"
 #include "common/log.h"
 #include "supervisor/sv.h"
 
-/* Idle connections are closed after this long, so abandoned clients do not
- * pin threads. */
-#define SV_CTL_IDLE_MS 300000
-#define SV_CTL_THREADS 32
-
-struct sv_ctl {
-	struct sv *sv;
-	int lfd;
-	int wake[2];
-	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	pthread_t thread;
-	atomic_int nconn;
-};
-
-struct sv_conn {
-	struct sv_ctl *ctl;
-	int fd;
-};
+/* Workers for the slow commands: operations queue on sv->op anyway, and
+ * two more let `metrics` answer while a reload holds it. */
+#define SV_CTL_SLOW_THREADS 4
 
 void sv_status_json(struct sv *sv, struct json_buf *jb)
 {
@@ -149,283 +125,91 @@ void sv_status_json(struct sv *sv, struct json_buf *jb)
 	pthread_mutex_unlock(&sv->lock);
 }
 
-/* Splits line into at most max words (in place). */
-static int split(char *line, char **argv, int max)
+static int cmd_status(void *ctx, struct ctl_req *req, struct json_buf *reply)
 {
-	int n = 0;
-
-	for (char *p = strtok(line, " \t"); p != NULL; p = strtok(NULL, " \t")) {
-		if (n == max)
-			return -1;
-		argv[n++] = p;
-	}
-	return n;
-}
-
-void sv_ctl_handle(struct sv *sv, const char *line, struct json_buf *reply)
-{
-	char buf[CTL_LINE_MAX + 1], *argv[8];
-	int argc;
-
-	for (const char *p = line; *p != '\0'; p++) {
-		if ((unsigned char)*p < 0x20 && *p != '\t') {
-			ctl_reply_error(reply, "control characters in the request");
-			return;
-		}
-	}
-	snprintf(buf, sizeof(buf), "%s", line);
-	argc = split(buf, argv, 8);
-	if (argc < 0) {
-		ctl_reply_error(reply, "too many arguments");
-		return;
-	}
-	if (argc == 0) {
-		ctl_reply_error(reply, "empty request");
-		return;
-	}
-	jb_obj_begin(reply, NULL);
-	if (strcmp(argv[0], "status") == 0 && argc == 1) {
-		sv_status_json(sv, reply);
-	} else if (strcmp(argv[0], "flip") == 0 &&
-	           (argc == 1 || (argc == 2 && strcmp(argv[1], "--force") == 0))) {
-		sv_op_flip(sv, argc == 2, reply);
-	} else if (strcmp(argv[0], "rollback") == 0 && argc == 1) {
-		sv_op_rollback(sv, 0, reply);
-	} else if (strcmp(argv[0], "reload") == 0) {
-		const char *dir = NULL;
-		int no_flip = 0, restart = 0;
-
-		for (int i = 1; i < argc; i++) {
-			if (strcmp(argv[i], "--no-flip") == 0) {
-				no_flip = 1;
-			} else if (strcmp(argv[i], "--restart") == 0) {
-				restart = 1;
-			} else if (strcmp(argv[i], "--certs") == 0 && i + 1 < argc &&
-			           argv[i + 1][0] == '/') {
-				dir = argv[++i];
-			} else {
-				ctl_reply_error(reply,
-				                "usage: reload [--certs /ABSOLUTE/DIR] [--no-flip] "
-				                "[--restart]");
-				return;
-			}
-		}
-		sv_op_reload(sv, dir, no_flip, restart, reply);
-	} else if (strcmp(argv[0], "metrics") == 0 && argc == 1) {
-		char *text = sv_metrics_text(sv);
-
-		jb_bool(reply, "ok", text != NULL);
-		jb_str(reply, "text", text != NULL ? text : "");
-		free(text);
-	} else if (strcmp(argv[0], "shutdown") == 0 && argc == 1) {
-		sv->shutdown = 1;
-		jb_bool(reply, "ok", 1);
-	} else {
-		char word[40];
-
-		snprintf(word, sizeof(word), "%s", argv[0]);
-		ctl_reply_error(
-		    reply,
-		    "unknown command or arguments '%s' (commands: status, flip "
-		    "[--force], reload [--certs DIR] [--no-flip] [--restart], rollback, "
-		    "metrics, shutdown)",
-		    word);
-		return;
-	}
-	jb_obj_end(reply);
-}
-
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
+	(void)req;
+	sv_status_json(ctx, reply);
 	return 0;
 }
 
-static void *conn_thread(void *arg)
+static int cmd_flip(void *ctx, struct ctl_req *req, struct json_buf *reply)
 {
-	struct sv_conn *conn = arg;
-	struct sv *sv = conn->ctl->sv;
-	char *in = malloc(CTL_LINE_MAX + 2);
-	size_t len = 0;
-	int discarding = 0;
-	struct json_buf jb;
-
-	jb_init(&jb);
-	while (in != NULL && !sv->stop) {
-		struct pollfd p = {.fd = conn->fd, .events = POLLIN};
-		ssize_t n;
-		char *nl;
-
-		if (poll(&p, 1, SV_CTL_IDLE_MS) <= 0)
-			break;
-		n = read(conn->fd, in + len, CTL_LINE_MAX + 1 - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-		while ((nl = memchr(in, '\n', len)) != NULL) {
-			size_t ll = (size_t)(nl - in);
-
-			*nl = '\0';
-			if (ll > 0 && in[ll - 1] == '\r')
-				in[ll - 1] = '\0';
-			jb_reset(&jb);
-			if (discarding) {
-				discarding = 0;
-				ctl_reply_error(&jb, "request line longer than %d bytes",
-				                CTL_LINE_MAX);
-			} else {
-				sv_ctl_handle(sv, in, &jb);
-			}
-			if (write_all(conn->fd, jb_cstr(&jb), strlen(jb_cstr(&jb))) < 0 ||
-			    write_all(conn->fd, "\n", 1) < 0)
-				goto out;
-			memmove(in, nl + 1, len - ll - 1);
-			len -= ll + 1;
-		}
-		if (len > CTL_LINE_MAX) {
-			/* Over-long: drop what we have and everything up to the
-			 * next newline, then answer once. */
-			discarding = 1;
-			len = 0;
-		}
-	}
-out:
-	jb_free(&jb);
-	free(in);
-	close(conn->fd);
-	atomic_fetch_sub(&conn->ctl->nconn, 1);
-	free(conn);
-	return NULL;
+	(void)sv_op_flip(ctx, ctl_flag(req, "--force"), reply);
+	return 0;
 }
 
-static void *accept_thread(void *arg)
+static int cmd_rollback(void *ctx, struct ctl_req *req, struct json_buf *reply)
 {
-	struct sv_ctl *ctl = arg;
-
-	for (;;) {
-		struct pollfd p[2] = {{.fd = ctl->lfd, .events = POLLIN},
-		                      {.fd = ctl->wake[0], .events = POLLIN}};
-		struct sv_conn *conn;
-		pthread_attr_t attr;
-		pthread_t t;
-		int fd;
-
-		if (poll(p, 2, -1) < 0 && errno != EINTR)
-			break;
-		if (p[1].revents)
-			break;
-		if (!(p[0].revents & POLLIN))
-			continue;
-		fd = accept4(ctl->lfd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd < 0)
-			continue;
-		if (atomic_fetch_add(&ctl->nconn, 1) >= SV_CTL_THREADS) {
-			static const char busy[] =
-			    "{\"ok\":false,\"error\":\"too many control connections\"}\n";
-
-			(void)write_all(fd, busy, sizeof(busy) - 1);
-			close(fd);
-			atomic_fetch_sub(&ctl->nconn, 1);
-			continue;
-		}
-		conn = malloc(sizeof(*conn));
-		if (conn == NULL) {
-			close(fd);
-			atomic_fetch_sub(&ctl->nconn, 1);
-			continue;
-		}
-		conn->ctl = ctl;
-		conn->fd = fd;
-		pthread_attr_init(&attr);
-		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		if (pthread_create(&t, &attr, conn_thread, conn) != 0) {
-			close(fd);
-			free(conn);
-			atomic_fetch_sub(&ctl->nconn, 1);
-		}
-		pthread_attr_destroy(&attr);
-	}
-	return NULL;
+	(void)req;
+	(void)sv_op_rollback(ctx, 0, reply);
+	return 0;
 }
 
-struct sv_ctl *sv_ctl_start(struct sv *sv, char *err, size_t errlen)
+static int cmd_reload(void *ctx, struct ctl_req *req, struct json_buf *reply)
 {
-	const char *path = sv->cfg->supervisor.control_socket;
-	struct sv_ctl *ctl = calloc(1, sizeof(*ctl));
-	struct sockaddr_un sun;
-	int fd;
-
-	if (ctl == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
-	ctl->sv = sv;
-	ctl->lfd = ctl->wake[0] = ctl->wake[1] = -1;
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(sun.sun_path)) {
-		snprintf(err, errlen, "%s: socket path too long", path);
-		goto fail;
-	}
-	memcpy(sun.sun_path, path, strlen(path));
-	snprintf(ctl->path, sizeof(ctl->path), "%s", path);
-	/* A socket file nobody answers on is a leftover of a crash; a live
-	 * one means another switchyardd runs. */
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
-		close(fd);
-		snprintf(err, errlen, "%s: another switchyardd is already running", path);
-		goto fail;
-	}
-	if (fd >= 0)
-		close(fd);
-	(void)unlink(path);
-	ctl->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (ctl->lfd < 0 || bind(ctl->lfd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
-	    chmod(path, sv->cfg->supervisor.control_mode) < 0 || listen(ctl->lfd, 64) < 0 ||
-	    pipe2(ctl->wake, O_CLOEXEC) < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		goto fail;
-	}
-	if (pthread_create(&ctl->thread, NULL, accept_thread, ctl) != 0) {
-		snprintf(err, errlen, "cannot start the control thread");
-		goto fail;
-	}
-	return ctl;
-fail:
-	if (ctl->lfd >= 0)
-		close(ctl->lfd);
-	if (ctl->wake[0] >= 0) {
-		close(ctl->wake[0]);
-		close(ctl->wake[1]);
-	}
-	free(ctl);
-	return NULL;
+	(void)sv_op_reload(ctx, ctl_opt(req, "--certs"), ctl_flag(req, "--no-flip"),
+	                   ctl_flag(req, "--restart"), reply);
+	return 0;
 }
 
-void sv_ctl_stop(struct sv_ctl *ctl)
+static int cmd_metrics(void *ctx, struct ctl_req *req, struct json_buf *reply)
 {
-	if (ctl == NULL)
-		return;
-	if (write(ctl->wake[1], "x", 1) < 0)
-		log_warn("control: wake-up");
-	pthread_join(ctl->thread, NULL);
-	close(ctl->lfd);
-	(void)unlink(ctl->path);
-	/* Connection threads are detached; they notice sv->stop or their
-	 * client closing, and the process exits right after this anyway. */
-	close(ctl->wake[0]);
-	close(ctl->wake[1]);
-	free(ctl);
+	char *text = sv_metrics_text(ctx);
+
+	(void)req;
+	jb_bool(reply, "ok", text != NULL);
+	jb_str(reply, "text", text != NULL ? text : "");
+	free(text);
+	return 0;
+}
+
+static int cmd_shutdown(void *ctx, struct ctl_req *req, struct json_buf *reply)
+{
+	struct sv *sv = ctx;
+
+	(void)req;
+	sv->shutdown = 1;
+	jb_bool(reply, "ok", 1);
+	return 0;
+}
+
+/* The supervisor's commands: the one list of names, arguments and usage
+ * texts (docs/operations.md describes them). */
+const struct ctl_cmd sv_ctl_cmds[] = {
+    {"status", "status", 0, cmd_status},
+    {"flip", "flip [--force]", CTL_SLOW, cmd_flip},
+    {"reload", "reload [--certs /DIR] [--no-flip] [--restart]", CTL_SLOW, cmd_reload},
+    {"rollback", "rollback", CTL_SLOW, cmd_rollback},
+    {"metrics", "metrics", CTL_SLOW, cmd_metrics},
+    {"shutdown", "shutdown", 0, cmd_shutdown},
+    {NULL, NULL, 0, NULL},
+};
+
+void sv_ctl_handle(struct sv *sv, const char *line, struct json_buf *reply)
+{
+	int close_after;
+
+	ctl_dispatch_line(sv_ctl_cmds, sv, line, reply, &close_after);
+}
+
+struct ctl_server *sv_ctl_start(struct sv *sv, char *err, size_t errlen)
+{
+	struct ctl_server_cfg sc = {
+	    .path = sv->cfg->supervisor.control_socket,
+	    .mode = (mode_t)sv->cfg->supervisor.control_mode,
+	    .cmds = sv_ctl_cmds,
+	    .ctx = sv,
+	    .slow_threads = SV_CTL_SLOW_THREADS,
+	    /* On SIGTERM switchyardd exits at once and a running reload is
+	     * left to the instance (the next switchyardd adopts it), as
+	     * before; nothing is freed after sv_ctl_stop. */
+	    .detach_slow = 1,
+	};
+
+	return ctl_server_start(&sc, err, errlen);
+}
+
+void sv_ctl_stop(struct ctl_server *ctl)
+{
+	ctl_server_stop(ctl);
 }

@@ -176,6 +176,20 @@ static int check_name(struct sv *sv, enum cfg_colour c, SSL_CTX *ctx,
 	doc = json_parse(reply, NULL, 0);
 	free(reply);
 	if (json_get_bool(doc, "ok", &ok) < 0 || !ok) {
+		int served = 1;
+
+		/* Only the instance's own "nothing is served" answer means
+		 * absent; any other refusal (a control socket full of
+		 * clients, a malformed reply) is a failure that names its
+		 * cause, never a vacuous pass. */
+		(void)json_get_bool(doc, "served", &served);
+		if (served) {
+			if (json_get_str(doc, "error", e2, sizeof(e2)) < 0)
+				snprintf(e2, sizeof(e2), "malformed reply");
+			snprintf(err, errlen, "%s: cert query failed: %s", gn->name, e2);
+			json_doc_free(doc);
+			return -1;
+		}
 		json_doc_free(doc);
 		if (!gn->must_serve)
 			return 1; /* a removed name, nothing serves it */
@@ -318,6 +332,15 @@ int sv_gate_run(struct sv *sv, enum cfg_colour c, char **changed, size_t nchange
 			goto out;
 		}
 		doc = json_parse(reply, NULL, 0);
+		if (json_get_bool(doc, "ok", &len) < 0 || !len) {
+			/* A refusal is not an empty store: say what it was
+			 * (e.g. the instance's control socket is full). */
+			if (json_get_str(doc, "error", err, sizeof(err)) < 0)
+				snprintf(err, sizeof(err), "malformed reply");
+			snprintf(res->error, sizeof(res->error), "sample: %.400s", err);
+			json_doc_free(doc);
+			goto out;
+		}
 		len = json_array_len(doc, "names");
 		for (int i = 0; i < len && n < cap; i++) {
 			char path[32], name[300];

@@ -9,13 +9,13 @@
  *   flip.c         the flip sequence, drain, rollback, failover, drift repair
  *   gate.c         the TLS health gate
  *   tickets.c      session ticket key creation and rotation
- *   control.c      the supervisor's control socket (thread per connection)
+ *   control.c      the supervisor's control commands (served by common/ctl)
  *   metrics.c      Prometheus text and the optional localhost HTTP listener
  *   cli_ops.c      the client side: `switchyard status|flip|reload|...`
  *
- * Threads: the main thread runs sv_tick() every SV_TICK_MS; every control
- * connection has its own thread so that `status` stays answerable while a
- * long `reload` or `flip` runs on another connection. Two locks:
+ * Threads: the main thread runs sv_tick() every SV_TICK_MS; the control
+ * server's poll thread answers `status` while its worker threads run a
+ * long `reload` or `flip` for another connection. Two locks:
  *   sv->lock  protects every field of struct sv and its instances; it is
  *             only ever held for short, non-blocking sections.
  *   sv->op    serializes operations that change which instance is live or
@@ -34,6 +34,7 @@
 #include <time.h>
 
 #include "common/cfg.h"
+#include "common/ctl.h"
 #include "common/json.h"
 #include "netfilter/nf.h"
 
@@ -160,7 +161,7 @@ struct sv {
 	volatile int stop;     /* SIGTERM: exit, leave the instances running */
 	volatile int shutdown; /* `shutdown`: stop the instances too */
 	int notified;
-	struct sv_ctl *ctl;
+	struct ctl_server *ctl;
 	struct sv_metrics *metrics;
 };
 
@@ -281,10 +282,12 @@ int sv_tickets_count(const char *path);
 void sv_tickets_tick(struct sv *sv);
 
 /* --- control.c ----------------------------------------------------------- */
-struct sv_ctl;
-struct sv_ctl *sv_ctl_start(struct sv *sv, char *err, size_t errlen);
-void sv_ctl_stop(struct sv_ctl *ctl);
-/* Handles one request line; exposed for unit tests. */
+/* The supervisor's command table, for tests and fuzzing. Its handlers run
+ * real operations (flip, reload) on the sv they are given. */
+extern const struct ctl_cmd sv_ctl_cmds[];
+struct ctl_server *sv_ctl_start(struct sv *sv, char *err, size_t errlen);
+void sv_ctl_stop(struct ctl_server *ctl);
+/* Handles one request line on the calling thread (tests). */
 void sv_ctl_handle(struct sv *sv, const char *line, struct json_buf *reply);
 
 /* --- metrics.c ----------------------------------------------------------- */
