@@ -18,21 +18,24 @@ check "install blue" nf install blue
 in_ns iptables-legacy -w -t nat -N FOREIGN || fail "create FOREIGN chain"
 in_ns ip6tables-legacy -w -t nat -N FOREIGN || fail "create IPv6 FOREIGN chain"
 
-# The flipper: 1,000 alternating flips, ending on blue, 2 ms apart so that
-# they spread over the writer's rounds.
-nf flips 1000 2000 >"$T_TMP/flips.out" 2>"$T_TMP/flips.err" &
+# The flipper: at least 1,000 alternating flips, ending on blue, 2 ms apart,
+# and on until the writer says stop: the two overlap on purpose.
+STOP=$T_TMP/stop
+nf flips 1000 2000 "$STOP" >"$T_TMP/flips.out" 2>"$T_TMP/flips.err" &
 flipper=$!
 T_PIDS+=("$flipper")
 
 # The writer: adds a rule per round and deletes the one added two rounds
-# before on every other round, until the flipper is done (bounded). Every
+# before on every other round, for at least 50 rounds and until the flipper
+# has done its 1,000 (bounded), then tells the flipper to stop. Every
 # command must succeed; -w makes it wait for the lock as the flips hold it.
 expected4=$T_TMP/expected4
 expected6=$T_TMP/expected6
 : >"$expected4"
 : >"$expected6"
 rounds=0 errors=0
-while kill -0 "$flipper" 2>/dev/null && [ $rounds -lt 3000 ]; do
+while kill -0 "$flipper" 2>/dev/null && [ $rounds -lt 3000 ] &&
+	! { [ $rounds -ge 50 ] && grep -q '^reached' "$T_TMP/flips.out"; }; do
 	port=$((20000 + rounds))
 	case $((rounds % 3)) in
 	0) chain=PREROUTING ;;
@@ -57,15 +60,17 @@ while kill -0 "$flipper" 2>/dev/null && [ $rounds -lt 3000 ]; do
 	fi
 	rounds=$((rounds + 1))
 done
+touch "$STOP"
 wait "$flipper"
 rc=$?
 cat "$T_TMP/flips.out"
 head -5 "$T_TMP/flips.err"
 [ $rc -eq 0 ] || fail "some flips failed"
-grep -q '^flips 1000 failed 0$' "$T_TMP/flips.out" || fail "flipper did not finish 1000 flips"
+grep -q '^reached 1000$' "$T_TMP/flips.out" || fail "flipper did not finish 1000 flips"
+grep -q '^flips [0-9]* failed 0$' "$T_TMP/flips.out" || fail "some flips failed"
 [ $errors -eq 0 ] || fail "$errors iptables-legacy commands failed"
-[ $rounds -ge 10 ] || fail "the writer ran only $rounds rounds alongside the flips"
-say "ok: 1000 flips and $rounds concurrent writer rounds, no error"
+[ $rounds -ge 50 ] || fail "the writer ran only $rounds rounds alongside the flips"
+say "ok: $(sed -n 's/^flips \([0-9]*\).*/\1/p' "$T_TMP/flips.out") flips and $rounds concurrent writer rounds, no error"
 
 # No foreign rule lost: everything that is not ours equals the writer's list.
 foreign() { grep '^-A' | grep -v SWITCHYARD | sort; }
@@ -76,7 +81,7 @@ say "ok: $(wc -l <"$expected4") IPv4 and $(wc -l <"$expected6") IPv6 foreign rul
 # None of ours lost either: exactly our layout, pointing at blue.
 out=$(nf read)
 echo "$out"
-[ "$(echo "$out" | sed -n 1p)" = "live blue" ] || fail "live should be blue after 1000 flips"
+[ "$(echo "$out" | sed -n 1p)" = "live blue" ] || fail "live should be blue after the flips"
 echo "$out" | grep -q '^drift none$' || fail "drift after the concurrent run"
 [ "$(in_ns iptables-legacy-save -t nat | grep -c -- '-j SWITCHYARD')" = 4 ] || fail "IPv4 jumps"
 [ "$(in_ns ip6tables-legacy-save -t nat | grep -c -- '-j SWITCHYARD')" = 2 ] || fail "IPv6 jumps"

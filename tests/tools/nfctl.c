@@ -9,9 +9,10 @@
  * COMMAND is one of: install blue|green, remove, flip blue|green,
  * read (prints "live COLOUR", one "listener I STATE COLOUR PORT" line each,
  * then "drift TEXT" or "drift none"), flows (one "COLOUR syn est closing
- * total" line per colour), flips N [PAUSE_US] (N alternating flips, ending on
- * blue, with an optional pause between them; prints the count that failed and
- * exits 1 if any did).
+ * total" line per colour), flips N [PAUSE_US [STOP_FILE]] (N alternating
+ * flips, ending on blue, with an optional pause between them, and with
+ * STOP_FILE on until that file exists; prints "reached N" once N are done,
+ * then the count done and the count that failed, and exits 1 if any did).
  * Run it only inside a network namespace the test created.
  */
 #include <arpa/inet.h>
@@ -111,19 +112,31 @@ int main(int argc, char **argv)
 			       (unsigned long long)fl[k].syn, (unsigned long long)fl[k].established,
 			       (unsigned long long)fl[k].closing, (unsigned long long)fl[k].total);
 	} else if (strcmp(argv[i], "flips") == 0 && i + 1 < argc) {
-		long n = atol(argv[i + 1]), failed = 0;
+		long n = atol(argv[i + 1]), failed = 0, k;
 		long pause = i + 2 < argc ? atol(argv[i + 2]) : 0;
+		const char *stop = i + 3 < argc ? argv[i + 3] : NULL;
 
-		for (long k = 0; k < n; k++) {
-			if (nf_flip(&cfg, ((n - k) & 1) ? CFG_BLUE : CFG_GREEN, err, sizeof(err)) <
-			    0) {
+		/* Pairs of flips (green, then blue) so that it always ends on
+		 * blue; with STOP_FILE it goes on past n until that file
+		 * exists, so a test can keep it running alongside another
+		 * writer for as long as it needs instead of hoping they
+		 * overlap. */
+		n += n & 1;
+		for (k = 0;; k++) {
+			if (k % 2 == 0 && k >= n && (stop == NULL || access(stop, F_OK) == 0))
+				break;
+			if (k == n) {
+				printf("reached %ld\n", n);
+				fflush(stdout);
+			}
+			if (nf_flip(&cfg, (k & 1) ? CFG_BLUE : CFG_GREEN, err, sizeof(err)) < 0) {
 				failed++;
 				fprintf(stderr, "nfctl: flip %ld: %s\n", k, err);
 			}
 			if (pause > 0)
 				usleep((useconds_t)pause);
 		}
-		printf("flips %ld failed %ld\n", n, failed);
+		printf("flips %ld failed %ld\n", k, failed);
 		return failed ? 1 : 0;
 	} else {
 		fprintf(stderr, "nfctl: unknown command '%s'\n", argv[i]);
