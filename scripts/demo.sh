@@ -135,7 +135,13 @@ echo "starting 16 clients that keep opening verified connections to random domai
 ip netns exec "$NS" "$BUILD/tests/tools/tlsloop" --addr "$ADDR" --port 443 --ca "$PKI/ca.pem" \
 	--names "$PKI/names.txt" --threads 16 --duration 120 $ECHO >"$TMP/load.out" 2>&1 &
 LOAD_PID=$!
-sleep 2
+# Wait until the clients are really connecting, so the reload below happens
+# under traffic whatever the machine's speed.
+for _ in $(seq 200); do
+	in_ns ss -Htn state established "dport = :443" | grep -q . && break
+	sleep 0.05
+done
+in_ns ss -Htn state established "dport = :443" | grep -q . || die "the clients did not start"
 
 step "6. The certificate of $NAME changes on disk"
 "$BUILD/tests/tools/gencerts" --out "$PKI" --one "$NAME" --file "$PKI/certs/$FILE" >/dev/null ||
@@ -149,7 +155,7 @@ echo "certificate served now: $(served)"
 	die "curl failed"
 
 step "8. The clients kept running through the flip"
-sleep 2
+sleep 2 # pacing for whoever watches; tlsloop's own count is the check
 kill -TERM "$LOAD_PID"
 wait "$LOAD_PID"
 LOAD_RC=$?
