@@ -552,6 +552,16 @@ int sv_op_reload(struct sv *sv, const char *dir, int no_flip, int restart, struc
 			goto done;
 		}
 	}
+	if ((!restart || strcmp(dir, sv->cfg->certs.directory) != 0) &&
+	    strpbrk(dir, " \t") != NULL) {
+		/* A request is words separated by blanks (docs/control.md), so a
+		 * directory name with one cannot travel in reload-certs. */
+		snprintf(err, sizeof(err),
+		         "certificate directory '%.300s' contains a blank, which the control "
+		         "protocol cannot carry: rename it",
+		         dir);
+		goto done;
+	}
 	if (!restart || strcmp(dir, sv->cfg->certs.directory) != 0) {
 		sv_set_phase(sv, "reload", "loading", to);
 		total = cert_dir_nfiles(dir);
