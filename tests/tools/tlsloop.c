@@ -18,6 +18,11 @@
  * Failures are counted by kind (connect refused, connect other, handshake,
  * verify, write, read, timeout, bad response), and the summary is printed
  * at the end (one line, or JSON with --json). Exit 0 when nothing failed.
+ * The JSON also gives "last_failed_established_us": the wall-clock time
+ * (CLOCK_REALTIME, µs) at which the latest of the connections that failed
+ * after connect() had succeeded was established, or 0. A failover test
+ * compares it with the moment the new rules were seen: no connection
+ * established after that moment may fail.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -69,6 +74,20 @@ static struct {
 static atomic_ullong n_ok, n_req;
 static atomic_ullong n_fail[F_NKINDS];
 static atomic_int stop_flag;
+static atomic_ullong last_failed_established_us;
+
+/* When this thread's current connection was established, or 0 before
+ * connect() succeeds: count_fail() reads it to tell a failure of an
+ * established connection from a refused one. */
+static _Thread_local unsigned long long t_connected_us;
+
+static unsigned long long realtime_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000;
+}
 
 static void on_signal(int sig)
 {
@@ -81,6 +100,14 @@ static void count_fail(enum fail_kind k, const char *name, const char *detail)
 	static atomic_int printed;
 
 	atomic_fetch_add(&n_fail[k], 1);
+	if (k >= F_HANDSHAKE && t_connected_us != 0) {
+		unsigned long long seen = atomic_load(&last_failed_established_us);
+
+		while (seen < t_connected_us &&
+		       !atomic_compare_exchange_weak(&last_failed_established_us, &seen,
+		                                     t_connected_us))
+			;
+	}
 	if (atomic_fetch_add(&printed, 1) < 20)
 		fprintf(stderr, "tlsloop: %s: %s (%s)\n", kind_names[k], name, detail);
 }
@@ -110,6 +137,7 @@ static SSL *open_conn(const char *name, int *fdp)
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	t_connected_us = 0;
 	if (connect(fd, (struct sockaddr *)&g.ss, g.sslen) < 0) {
 		count_fail(errno == ECONNREFUSED                        ? F_REFUSED
 		           : errno == EINPROGRESS || errno == ETIMEDOUT ? F_TIMEOUT
@@ -118,6 +146,7 @@ static SSL *open_conn(const char *name, int *fdp)
 		close(fd);
 		return NULL;
 	}
+	t_connected_us = realtime_us();
 	ssl = SSL_new(g.ctx);
 	SSL_set_fd(ssl, fd);
 	SSL_set_tlsext_host_name(ssl, name);
@@ -410,7 +439,8 @@ int main(int argc, char **argv)
 		for (int k = 0; k < F_NKINDS; k++)
 			printf(",\"%s\":%llu", kind_names[k],
 			       (unsigned long long)atomic_load(&n_fail[k]));
-		printf("}\n");
+		printf(",\"last_failed_established_us\":%llu}\n",
+		       atomic_load(&last_failed_established_us));
 	} else {
 		printf(
 		    "tlsloop: %llu connections ok, %llu requests, %llu failed in %.1f s (%.0f/s)",
