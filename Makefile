@@ -64,7 +64,7 @@ endif
 # Programs: each has one file holding main(); everything else in the module
 # folders goes into one static library that all programs link against.
 MAINS := proxy/main.c supervisor/switchyardd.c supervisor/switchyard.c
-LIB_SRC := $(filter-out $(MAINS),$(wildcard common/*.c proxy/*.c netfilter/*.c supervisor/*.c certsync/*.c))
+LIB_SRC := $(filter-out $(MAINS),$(wildcard common/*.c certstore/*.c proxy/*.c netfilter/*.c supervisor/*.c certsync/*.c))
 LIB := $(BUILD)/libswitchyard.a
 
 BINS := $(BUILD)/switchyard-proxy $(BUILD)/switchyardd $(BUILD)/switchyard

@@ -40,7 +40,7 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 
-#include "common/cert.h"
+#include "certstore/cert.h"
 
 /* CPU time of this thread: the handshake loop runs on one thread, and CPU
  * time is what other work on a shared machine does not inflate. */

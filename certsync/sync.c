@@ -33,7 +33,7 @@
 
 #include <openssl/evp.h>
 
-#include "common/cert.h"
+#include "certstore/cert.h"
 #include "common/cfg.h"
 #include "common/ctl.h"
 #include "common/json.h"

@@ -23,7 +23,7 @@
 
 #include <openssl/ssl.h>
 
-#include "common/cert.h"
+#include "certstore/cert.h"
 #include "common/cfg.h"
 #include "common/ctl.h"
 

@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "common/cert.h"
+#include "certstore/cert.h"
 #include "common/ctl.h"
 #include "common/log.h"
 #include "supervisor/sv.h"

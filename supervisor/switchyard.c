@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "certsync/cs.h"
-#include "common/cert.h"
+#include "certstore/cert.h"
 #include "common/cfg.h"
 #include "common/log.h"
 #include "netfilter/nf.h"

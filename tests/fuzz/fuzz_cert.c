@@ -29,7 +29,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
-#include "common/cert_int.h"
+#include "certstore/cert_int.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

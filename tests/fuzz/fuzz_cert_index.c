@@ -1,5 +1,5 @@
 /*
- * fuzz_cert_index: the SNI index (common/cert_index.c): full builds, lookups
+ * fuzz_cert_index: the SNI index (certstore/cert_index.c): full builds, lookups
  * and delta updates, each delta checked against a full rebuild of the same
  * set and against a model of what every lookup must return.
  *
@@ -28,7 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/cert_int.h"
+#include "certstore/cert_int.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

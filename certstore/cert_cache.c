@@ -35,7 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/cert_int.h"
+#include "certstore/cert_int.h"
 
 #define CERT_CACHE_STRIPES 64
 

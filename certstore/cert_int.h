@@ -1,6 +1,6 @@
 /*
  * cert_int: private structures shared by the cert_*.c files. Nothing outside
- * common/cert_*.c includes this header.
+ * certstore/cert_*.c includes this header.
  */
 #ifndef SY_CERT_INT_H
 #define SY_CERT_INT_H
@@ -12,7 +12,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
-#include "common/cert.h"
+#include "certstore/cert.h"
 
 #define CERT_NAME_MAX 253
 

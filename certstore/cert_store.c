@@ -19,7 +19,7 @@
 
 #include <openssl/err.h>
 
-#include "common/cert_int.h"
+#include "certstore/cert_int.h"
 
 /* One directory entry found by the scan. */
 struct scan_ent {

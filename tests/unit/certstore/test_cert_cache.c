@@ -1,4 +1,4 @@
-/* Unit tests for the bounded leaf cache (common/cert_cache.c): eviction,
+/* Unit tests for the bounded leaf cache (certstore/cert_cache.c): eviction,
  * CLOCK's second chance, a limit of 0, concurrent use from worker threads
  * while the cache evicts and reloads free cached items, and every at-rest
  * key form signing for real once served. Under ASan (`make check`) the
@@ -13,8 +13,8 @@
 
 #include <cmocka.h>
 
-#include "common/cert.h"
-#include "tests/unit/common/cert_helpers.h"
+#include "certstore/cert.h"
+#include "tests/unit/certstore/cert_helpers.h"
 
 #define NSITES 8
 

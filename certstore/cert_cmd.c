@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/cert.h"
+#include "certstore/cert.h"
 #include "common/cfg.h"
 
 static int usage(void)

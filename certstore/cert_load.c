@@ -51,7 +51,7 @@
 #include <openssl/rsa.h>
 #include <openssl/x509v3.h>
 
-#include "common/cert_int.h"
+#include "certstore/cert_int.h"
 
 #define LOADER_CTX_MAX 64
 

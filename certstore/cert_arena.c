@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/cert_int.h"
+#include "certstore/cert_int.h"
 
 #define ARENA_BLOCK (64 * 1024 - 64) /* a little under 64 KB: malloc's header */
 

@@ -8,8 +8,8 @@
 
 #include <cmocka.h>
 
-#include "common/cert.h"
-#include "tests/unit/common/cert_helpers.h"
+#include "certstore/cert.h"
+#include "tests/unit/certstore/cert_helpers.h"
 
 static char *dir;
 

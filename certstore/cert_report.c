@@ -6,7 +6,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "common/cert_int.h"
+#include "certstore/cert_int.h"
 #include "common/json.h"
 
 struct cert_report *cert_report_new(void)

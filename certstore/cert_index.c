@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/cert_int.h"
+#include "certstore/cert_int.h"
 
 int cert_name_norm(const char *name, size_t len, char *out)
 {
