@@ -7,6 +7,8 @@
  * memcpy each and are freed a block at a time. Blocks never move, so a
  * string's address is stable while more are added.
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,4 +64,16 @@ void cert_arena_free(struct cert_arena *a)
 		a->head = b->next;
 		free(b);
 	}
+}
+
+char *cert_strdup_printf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	return s;
 }

@@ -5,7 +5,7 @@
  * An item keeps its leaf as DER and its private key in a compact at-rest
  * form (about 600 + 100 bytes for ECDSA). Decoded, the leaf costs about
  * 5 KB and the key about 2 KB (a provider-native key built from the raw
- * scalar, cert_load.c), and the leaf's decode alone costs ~190 us, most of it
+ * scalar, cert_key.c), and the leaf's decode alone costs ~190 us, most of it
  * OpenSSL 3.0 building a public-key decoder. Keeping both for every item
  * would make memory grow with the number of certificates that have ever
  * served, so this cache holds at most `limit` entries (certs.cache_size)

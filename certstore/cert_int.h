@@ -26,6 +26,9 @@ char *cert_arena_strdup(struct cert_arena *a, const char *s);
 /* Gives every string of `from` to `to`; `from` is left empty. */
 void cert_arena_move(struct cert_arena *to, struct cert_arena *from);
 void cert_arena_free(struct cert_arena *a);
+/* A malloc'ed string formatted as printf would, or NULL when out of memory;
+ * the caller frees it. */
+char *cert_strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* What identifies a file's content without reading it. */
 struct cert_stat {
@@ -67,7 +70,7 @@ struct cert_item {
 	unsigned char *leaf_der;
 	size_t leaf_der_len;
 	STACK_OF(X509) * chain; /* owns one reference per element */
-	/* The private key at rest (cert_load.c): an EC key as its big-endian
+	/* The private key at rest (cert_key.c): an EC key as its big-endian
 	 * scalar (key_priv_len bytes) followed by its uncompressed public
 	 * point, on curve key_nid, so that a serving thread can build a
 	 * provider-native key without a decoder; RSA as RSAPrivateKey DER. */
@@ -175,9 +178,24 @@ void cert_item_unref(struct cert_item *item);
 struct cert_item *cert_item_ref(struct cert_item *item);
 struct cert_chain_pool *cert_chain_pool_new(const struct cert_chain_pool *seed);
 void cert_chain_pool_free(struct cert_chain_pool *pool);
+
+/* cert_key.c */
+/* The two library contexts of loader slot idx (modulo the pool size): one
+ * with the default provider, one with only the "null" provider. They live
+ * as long as the process. Returns 0, or -1 when one cannot be created. */
+int cert_loader_ctx(int idx, OSSL_LIB_CTX **lctx, OSSL_LIB_CTX **nctx);
 /* The library context this serving thread decodes leaves in. */
 OSSL_LIB_CTX *cert_serve_ctx(void);
-
+/* A new EVP_PKEY that takes ownership of ec (or rsa); on failure the key is
+ * freed and NULL returned. */
+EVP_PKEY *cert_key_wrap_ec(EC_KEY *ec);
+EVP_PKEY *cert_key_wrap_rsa(RSA *rsa);
+/* The named curve of an EC key, or NID_undef if TLS could not sign with it
+ * (explicit parameters that match no named curve). */
+int cert_key_curve(const EVP_PKEY *k);
+/* Replaces it->key by its at-rest form in it->key_der (it->key is freed and
+ * set to NULL). Returns 0, or -1 on failure (it->key is then untouched). */
+int cert_item_key_to_rest(struct cert_item *it);
 /* Builds the item's private key from its at-rest form; NULL on failure. */
 EVP_PKEY *cert_item_key_decode(const struct cert_item *item);
 
@@ -220,7 +238,5 @@ void cert_report_set_fatal(struct cert_report *rep, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 int cert_report_add_changed(struct cert_report *rep, const char *name);
 void cert_report_sort(struct cert_report *rep);
-
-char *cert_strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

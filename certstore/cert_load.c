@@ -6,7 +6,7 @@
  *
  * - PEM blocks are split and base64-decoded here instead of going through
  *   PEM_read_bio_*, which runs the generic OSSL_DECODER search for every
- *   object (facts.md: ~565 us per combined file).
+ *   object (~565 us per combined file, measured on the reference machine).
  * - Certificates are decoded with d2i_X509 into an X509 created with
  *   X509_new_ex(libctx), where libctx is private to the loader thread: the
  *   public key inside a certificate is decoded by an OSSL_DECODER, and on the
@@ -43,26 +43,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
-#include <openssl/provider.h>
 #include <openssl/rsa.h>
 #include <openssl/x509v3.h>
 
 #include "certstore/cert_int.h"
-
-#define LOADER_CTX_MAX 64
-
-/* Library contexts of loader threads. They live as long as the process,
- * because objects decoded in a context keep pointers into it (its provider
- * and key management) and items outlive the load that created them. */
-static OSSL_LIB_CTX *ctx_pool[LOADER_CTX_MAX];
-static OSSL_LIB_CTX *null_pool[LOADER_CTX_MAX];
-static pthread_mutex_t ctx_pool_lock = PTHREAD_MUTEX_INITIALIZER;
-static atomic_int serve_slots = LOADER_CTX_MAX / 2;
-static _Thread_local int serve_slot = -1;
 
 struct cert_loader {
 	OSSL_LIB_CTX *lctx; /* default provider: chain certificates, digests */
@@ -85,18 +72,6 @@ struct pem_block {
 
 #define PEM_MAX_BLOCKS 16
 
-char *cert_strdup_printf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s = NULL;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	return s;
-}
-
 /* Maps a base64 character to its value; -2 for whitespace, -3 for '=',
  * -1 for anything else. A table, because decoding is a tenth of a load. */
 static signed char b64_tab[256];
@@ -116,29 +91,11 @@ static void b64_init(void)
 struct cert_loader *cert_loader_new(int idx)
 {
 	struct cert_loader *ld = calloc(1, sizeof(*ld));
-	int slot = idx % LOADER_CTX_MAX;
 
 	pthread_once(&b64_once, b64_init);
 	if (ld == NULL)
 		return NULL;
-	pthread_mutex_lock(&ctx_pool_lock);
-	if (ctx_pool[slot] == NULL)
-		ctx_pool[slot] = OSSL_LIB_CTX_new();
-	if (null_pool[slot] == NULL) {
-		OSSL_LIB_CTX *n = OSSL_LIB_CTX_new();
-
-		/* Loading "null" explicitly keeps the default provider from
-		 * being loaded into this context on its first fetch. */
-		if (n != NULL && OSSL_PROVIDER_load(n, "null") == NULL) {
-			OSSL_LIB_CTX_free(n);
-			n = NULL;
-		}
-		null_pool[slot] = n;
-	}
-	ld->lctx = ctx_pool[slot];
-	ld->nctx = null_pool[slot];
-	pthread_mutex_unlock(&ctx_pool_lock);
-	if (ld->lctx == NULL || ld->nctx == NULL)
+	if (cert_loader_ctx(idx, &ld->lctx, &ld->nctx) < 0)
 		goto fail;
 	/* Fetching once per loader avoids a method lookup per digest. */
 	ld->sha256 = EVP_MD_fetch(ld->lctx, "SHA2-256", NULL);
@@ -191,149 +148,6 @@ void cert_item_unref(struct cert_item *item)
 	free(item->names);
 	free(item->file);
 	free(item);
-}
-
-/* The library context a serving thread decodes leaves in: one of the upper
- * half of the pool, assigned round-robin on the thread's first use, so that
- * worker threads do not all contend on the default context's locks. */
-OSSL_LIB_CTX *cert_serve_ctx(void)
-{
-	OSSL_LIB_CTX *c;
-
-	if (serve_slot < 0)
-		serve_slot =
-		    atomic_fetch_add(&serve_slots, 1) % (LOADER_CTX_MAX / 2) + LOADER_CTX_MAX / 2;
-	pthread_mutex_lock(&ctx_pool_lock);
-	if (ctx_pool[serve_slot] == NULL)
-		ctx_pool[serve_slot] = OSSL_LIB_CTX_new();
-	c = ctx_pool[serve_slot];
-	pthread_mutex_unlock(&ctx_pool_lock);
-	return c;
-}
-
-/* Bytes of the largest EC private scalar kept (sect571 curves: 72). */
-#define EC_SCALAR_MAX 72
-static EVP_PKEY *wrap_rsa(RSA *rsa);
-
-/* Builds a provider-native EC key from the item's raw scalar and point:
- * ~27 us and ~2.2 KB, where d2i_ECPrivateKey gives a legacy key (~25 us,
- * ~2.3 KB) that the first signature then exports to the provider (~40 us,
- * ~2.1 KB more, kept inside the EVP_PKEY). The public point is stored, so
- * nothing is recomputed from the scalar. */
-static EVP_PKEY *ec_from_raw(const struct cert_item *item)
-{
-	size_t plen = item->key_priv_len;
-	unsigned char native[EC_SCALAR_MAX];
-	OSSL_PARAM params[4];
-	EVP_PKEY_CTX *pc;
-	EVP_PKEY *k = NULL;
-
-	if (plen > sizeof(native))
-		return NULL;
-		/* OSSL_PARAM integers are in native byte order; the scalar is kept
-		 * big-endian, as in its DER. */
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	for (size_t i = 0; i < plen; i++)
-		native[i] = item->key_der[plen - 1 - i];
-#else
-	memcpy(native, item->key_der, plen);
-#endif
-	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME,
-	                                             (char *)OBJ_nid2sn(item->key_nid), 0);
-	params[1] = OSSL_PARAM_construct_BN(OSSL_PKEY_PARAM_PRIV_KEY, native, plen);
-	params[2] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, item->key_der + plen,
-	                                              item->key_der_len - plen);
-	params[3] = OSSL_PARAM_construct_end();
-	pc = EVP_PKEY_CTX_new_from_name(cert_serve_ctx(), "EC", NULL);
-	if (pc == NULL || EVP_PKEY_fromdata_init(pc) <= 0 ||
-	    EVP_PKEY_fromdata(pc, &k, EVP_PKEY_KEYPAIR, params) <= 0)
-		k = NULL;
-	EVP_PKEY_CTX_free(pc);
-	OPENSSL_cleanse(native, sizeof(native));
-	return k;
-}
-
-EVP_PKEY *cert_item_key_decode(const struct cert_item *item)
-{
-	const unsigned char *q = item->key_der;
-
-	/* The type-specific decoders, for the reason given at the top of this
-	 * file: ~28 us (P-256) instead of ~200 us through OSSL_DECODER. */
-	if (item->is_ec)
-		return ec_from_raw(item);
-	RSA *rsa = d2i_RSAPrivateKey(NULL, &q, (long)item->key_der_len);
-
-	return rsa != NULL ? wrap_rsa(rsa) : NULL;
-}
-
-/* The curve of an EC key, or NID_undef if it has none that TLS could sign
- * with: explicit parameters that match no named curve. (Explicit
- * parameters of a named curve are recognised as that curve.) */
-static int ec_curve(const EVP_PKEY *k)
-{
-	const EC_KEY *ec = EVP_PKEY_get0_EC_KEY(k);
-	const EC_GROUP *g = ec != NULL ? EC_KEY_get0_group(ec) : NULL;
-
-	return g != NULL && EC_GROUP_order_bits(g) <= EC_SCALAR_MAX * 8 ? EC_GROUP_get_curve_name(g)
-	                                                                : NID_undef;
-}
-
-/* Keeps an EC key on a named curve as its raw scalar and public point, for
- * ec_from_raw(). Returns 0, or -1 on failure. */
-static int ec_to_raw(struct cert_item *it, const EC_KEY *ec)
-{
-	const EC_GROUP *g = EC_KEY_get0_group(ec);
-	const BIGNUM *priv = EC_KEY_get0_private_key(ec);
-	const EC_POINT *pub = EC_KEY_get0_public_key(ec);
-	size_t plen, publen;
-	unsigned char *buf;
-
-	if (priv == NULL || pub == NULL)
-		return -1;
-	plen = (size_t)(EC_GROUP_order_bits(g) + 7) / 8;
-	publen = EC_POINT_point2oct(g, pub, POINT_CONVERSION_UNCOMPRESSED, NULL, 0, NULL);
-	if (publen == 0)
-		return -1;
-	buf = OPENSSL_malloc(plen + publen);
-	if (buf == NULL)
-		return -1;
-	if (BN_bn2binpad(priv, buf, (int)plen) < 0 ||
-	    EC_POINT_point2oct(g, pub, POINT_CONVERSION_UNCOMPRESSED, buf + plen, publen, NULL) !=
-	        publen) {
-		OPENSSL_clear_free(buf, plen + publen);
-		return -1;
-	}
-	it->key_der = buf;
-	it->key_der_len = plen + publen;
-	it->key_priv_len = plen;
-	it->key_nid = EC_GROUP_get_curve_name(g);
-	return 0;
-}
-
-/*
- * Replaces the item's decoded key by its at-rest form. A legacy EVP_PKEY
- * costs about 2.3 KB, and about 2 KB more once a handshake has exported it to
- * the provider; the at-rest form is ~100 bytes (P-256). The serving cache
- * builds the key again with the leaf (cert_cache.c).
- */
-static int key_to_der(struct cert_item *it)
-{
-	unsigned char *der = NULL;
-	int n;
-
-	if (it->is_ec) {
-		if (ec_to_raw(it, EVP_PKEY_get0_EC_KEY(it->key)) < 0)
-			return -1;
-	} else {
-		n = i2d_RSAPrivateKey(EVP_PKEY_get0_RSA(it->key), &der);
-		if (n <= 0)
-			return -1;
-		it->key_der = der;
-		it->key_der_len = (size_t)n;
-	}
-	EVP_PKEY_free(it->key);
-	it->key = NULL;
-	return 0;
 }
 
 /* ---- chain pool ---- */
@@ -653,30 +467,6 @@ static long block_der(struct cert_loader *ld, const struct pem_block *b)
 
 /* ---- key decoding ---- */
 
-static EVP_PKEY *wrap_ec(EC_KEY *ec)
-{
-	EVP_PKEY *k = EVP_PKEY_new();
-
-	if (k == NULL || !EVP_PKEY_assign_EC_KEY(k, ec)) {
-		EVP_PKEY_free(k);
-		EC_KEY_free(ec);
-		return NULL;
-	}
-	return k;
-}
-
-static EVP_PKEY *wrap_rsa(RSA *rsa)
-{
-	EVP_PKEY *k = EVP_PKEY_new();
-
-	if (k == NULL || !EVP_PKEY_assign_RSA(k, rsa)) {
-		EVP_PKEY_free(k);
-		RSA_free(rsa);
-		return NULL;
-	}
-	return k;
-}
-
 /* Decodes a private key of the given PEM kind. Returns NULL with *why set
  * to a static explanation on failure. */
 static EVP_PKEY *decode_key(struct cert_loader *ld, enum pem_kind kind, const unsigned char *der,
@@ -691,12 +481,12 @@ static EVP_PKEY *decode_key(struct cert_loader *ld, enum pem_kind kind, const un
 		EC_KEY *ec = d2i_ECPrivateKey(NULL, &q, len);
 
 		if (ec != NULL)
-			k = wrap_ec(ec);
+			k = cert_key_wrap_ec(ec);
 	} else if (kind == PEM_KEY_RSA) {
 		RSA *rsa = d2i_RSAPrivateKey(NULL, &q, len);
 
 		if (rsa != NULL)
-			k = wrap_rsa(rsa);
+			k = cert_key_wrap_rsa(rsa);
 	} else {
 		const ASN1_OBJECT *alg;
 		const X509_ALGOR *palg;
@@ -712,7 +502,7 @@ static EVP_PKEY *decode_key(struct cert_loader *ld, enum pem_kind kind, const un
 			RSA *rsa = d2i_RSAPrivateKey(NULL, &pk, pklen);
 
 			if (rsa != NULL)
-				k = wrap_rsa(rsa);
+				k = cert_key_wrap_rsa(rsa);
 		} else if (nid == NID_X9_62_id_ecPublicKey) {
 			EC_KEY *ec;
 
@@ -734,7 +524,7 @@ static EVP_PKEY *decode_key(struct cert_loader *ld, enum pem_kind kind, const un
 				EC_KEY_free(ec);
 				goto out;
 			}
-			k = wrap_ec(ec);
+			k = cert_key_wrap_ec(ec);
 		} else {
 			*why = "unsupported private key type (only RSA and ECDSA are supported)";
 		}
@@ -1119,7 +909,7 @@ struct cert_item *cert_load_file(struct cert_loader *ld, int dirfd, const char *
 		goto out;
 	}
 	it->is_ec = EVP_PKEY_get_base_id(it->key) == EVP_PKEY_EC;
-	if (it->is_ec && ec_curve(it->key) == NID_undef) {
+	if (it->is_ec && cert_key_curve(it->key) == NID_undef) {
 		*msg = cert_strdup_printf("private key: an EC key with explicit curve parameters "
 		                          "that match no named curve; TLS signs only with named "
 		                          "curves such as P-256");
@@ -1198,7 +988,7 @@ struct cert_item *cert_load_file(struct cert_loader *ld, int dirfd, const char *
 			*sev = CERT_WARN;
 		}
 	}
-	if (key_to_der(it) < 0)
+	if (cert_item_key_to_rest(it) < 0)
 		goto oom;
 	ok = 1;
 	goto out;
