@@ -1,14 +1,29 @@
 /*
  * Internal interface between the certsync files. Not for other modules.
+ *
+ *   state.c     unit lists, the set index and verdict cache format, the
+ *               manifest (what is remembered between runs)
+ *   set.c       building and publishing set directories, and what a set
+ *               serves (the mass-deletion guard's count)
+ *   validate.c  verdicts for new content, from the certificate store
+ *   run.c       one run, step by step
+ *   cmd.c       the command: options, lock, the printed report
+ *   source.c    the source command
+ *
+ * Functions return 0 or -1; those that take err write why into it (naming
+ * the file) on failure.
  */
 #ifndef SY_CS_INT_H
 #define SY_CS_INT_H
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
 #include "certsync/cs.h"
+
+struct cfg;
 
 #define CS_HASH_HEX   65 /* SHA-256 in hex, plus NUL */
 #define CS_INDEX_NAME ".certsync-index"
@@ -21,13 +36,33 @@ struct cs_file {
 	char hash[CS_HASH_HEX]; /* "" until known */
 };
 
+/* A list of files, sorted by name once complete. Owns the names. */
+struct cs_files {
+	struct cs_file *v;
+	size_t n, cap;
+};
+
+/* Where a unit of the set being built stands in this run. */
+enum cs_unit_state {
+	/* Same content as in the current set: linked from it, and its verdict
+	 * is the current set's. */
+	CS_UNIT_SAME = 0,
+	/* New content: it needs a verdict, from the cache or the store. */
+	CS_UNIT_CHANGED,
+	/* New content staged for validation, waiting for the store's report. */
+	CS_UNIT_STAGED,
+	/* New content with its verdict. */
+	CS_UNIT_JUDGED,
+};
+
 /* A certificate unit: a combined NAME.pem, or a NAME.crt + NAME.key pair.
  * Its hash covers every file of the unit. */
 struct cs_unit {
 	char *name;    /* NAME.pem or NAME.crt */
 	char *keyfile; /* NAME.key for a pair, else NULL */
 	char hash[CS_HASH_HEX];
-	int sev; /* enum cert_sev */
+	int sev; /* enum cert_sev, valid once the unit has a verdict */
+	enum cs_unit_state state;
 	time_t not_after;
 	char *names;   /* comma-separated DNS names served, "" if none */
 	char *msg;     /* validation message, NULL if clean */
@@ -35,10 +70,149 @@ struct cs_unit {
 	int kept_prev; /* ... and the previous good version stays served */
 };
 
+/* A list of units. Owns every string of its units. */
 struct cs_units {
 	struct cs_unit *v;
 	size_t n, cap;
 };
+
+/* ---- state.c ---- */
+
+/* Joins a and b with a '/'; -1 if out does not hold the result. */
+int cs_path(char *out, size_t len, const char *a, const char *b);
+/* SHA-256 digest to lowercase hex. */
+void cs_hex(const unsigned char md[32], char hex[CS_HASH_HEX]);
+
+/* A new zeroed unit at the end of u, or NULL when out of memory. Pointers
+ * into u are invalid after this call. */
+struct cs_unit *cs_units_add(struct cs_units *u);
+void cs_units_free(struct cs_units *u);
+void cs_units_sort_by_name(struct cs_units *u);
+void cs_units_sort_by_hash(struct cs_units *u);
+/* Lookups in a list sorted by name (by hash); NULL if absent. */
+struct cs_unit *cs_units_find_name(const struct cs_units *u, const char *name);
+struct cs_unit *cs_units_find_hash(const struct cs_units *u, const char *hash);
+/* Copies the verdict part (severity, expiry, names, message; not the file
+ * names or the hash) of src into dst. */
+int cs_unit_set_verdict(struct cs_unit *dst, const struct cs_unit *src);
+/*
+ * Unit lists are stored one unit per line:
+ *   NAME <TAB> KEYFILE|- <TAB> HASH <TAB> SEV <TAB> NOT_AFTER <TAB> NAMES|- <TAB> MESSAGE|-
+ * The same format serves set indexes and the verdict cache. Loading appends
+ * to u and skips torn lines; a missing file is an empty list. Saving is
+ * atomic (PATH.tmp, fsync, rename); a rejected unit is saved without its
+ * message, because the message describes a version that is not in the set.
+ */
+int cs_units_load(const char *path, struct cs_units *u);
+int cs_units_save(const char *path, const struct cs_units *u);
+/* Adds to the verdict cache (sorted by hash) the verdicts of next's units
+ * that were judged in this run and are not cached yet; keeps it sorted. */
+int cs_verdicts_learn(struct cs_units *verdicts, const struct cs_units *next);
+
+void cs_files_free(struct cs_files *f);
+void cs_files_sort(struct cs_files *f);
+/* A new zeroed file at the end of f (its name is name's copy), or NULL when
+ * out of memory. */
+struct cs_file *cs_files_add(struct cs_files *f, const char *name);
+/* Lookup in a list sorted by name; NULL if absent. */
+struct cs_file *cs_files_find(const struct cs_files *f, const char *name);
+/* The manifest: the source's stat tuples and hashes at the last promotion,
+ * one "NAME SIZE MTIME_NS HASH" line per file. Loading a missing file gives
+ * an empty list; saving is atomic. */
+int cs_manifest_load(const char *path, struct cs_files *man);
+int cs_manifest_save(const char *path, const struct cs_files *src);
+/* Whether src has exactly man's names with the same sizes and mtimes (both
+ * sorted by name): then nothing changed since the last promotion. */
+int cs_manifest_same(const struct cs_files *src, const struct cs_files *man);
+
+/* ---- set.c ---- */
+
+/* Lists the certificate files of dir (*.pem, *.crt, *.key; regular files,
+ * no dotfiles) with their stat tuples, sorted by name. */
+int cs_scan(const char *dir, struct cs_files *out, char *err, size_t errlen);
+/* Copies from_dir/NAME to to_dir/NAME (to_dir NULL: copies nothing) and
+ * puts the SHA-256 of exactly the bytes read into f->hash, so a file that
+ * changes while it is read is never validated in one version and served in
+ * another. */
+int cs_copy_hash(const char *from_dir, const char *to_dir, struct cs_file *f, char *err,
+                 size_t errlen);
+/* Hardlinks from_dir/NAME to to_dir/NAME, replacing what is there. */
+int cs_link(const char *from_dir, const char *to_dir, const char *name, char *err, size_t errlen);
+/* Groups the hashed source files into units (sorted by name, as src is):
+ * NAME.crt takes NAME.key and the unit hash covers both. A .key without its
+ * .crt, and a .crt without its .key, are units of their own that the
+ * validator then rejects with a clear message. */
+int cs_units_group(const struct cs_files *src, struct cs_units *out);
+/* Decides for every unit of next (both lists sorted by name) whether its
+ * content is the current set's: such a unit is CS_UNIT_SAME and takes the
+ * current verdict, every other one is CS_UNIT_CHANGED. Returns the number
+ * of changed units, counting units that next no longer has, or -1 when out
+ * of memory. */
+long cs_units_plan(const struct cs_units *cur, struct cs_units *next);
+/* A unit u rejected by validation keeps the previous good version prev
+ * (from the current set): its verdict, names, hash and key file, with u's
+ * rejection message kept for the report. */
+int cs_unit_keep_previous(struct cs_unit *u, const struct cs_unit *prev);
+/* The mass-deletion guard's figures: the distinct names cur serves, those
+ * next would serve (units not skipped), and how many of cur's next lacks. */
+int cs_names_gone(const struct cs_units *cur, const struct cs_units *next, size_t *nold,
+                  size_t *nnew, size_t *gone);
+/* Writes the set index into tmpdir, syncs the set and renames it to
+ * final: only a complete, durable set gets a final name. */
+int cs_set_finish(const char *tmpdir, const char *final, const struct cs_units *units, char *err,
+                  size_t errlen);
+/* The set `current` points at (id "" if none), with its index's units
+ * sorted by name. */
+void cs_current_read(const char *base, char *id, size_t idlen, struct cs_units *units);
+/* Points base/current at sets/ID with one rename, so readers see either
+ * the old or the new target. */
+int cs_current_point(const char *base, const char *id, char *err, size_t errlen);
+/* Removes sets/ *.tmp left by a killed run (except skip_tmp) and all but
+ * the newest `keep` complete sets; the set cur_id is never removed. */
+void cs_sets_prune(const char *base, const char *cur_id, const char *skip_tmp, size_t keep);
+/* Removes dir and the files in it (a set has no subdirectories). */
+void cs_rmtree(const char *dir);
+
+/* ---- run.c ---- */
+
+/* One run's state. */
+struct cs_run {
+	const struct cfg *cfg;
+	int dry_run, json, allow_mass_delete, no_reload;
+	char base[PATH_MAX];   /* STATE_DIR/certsync */
+	char source[PATH_MAX]; /* directory the certificates are read from */
+	char cur_id[256];      /* the set `current` points at, "" if none */
+	char new_id[256];
+	int promoted;             /* current now points at new_id */
+	char tmpdir[PATH_MAX];    /* sets/NEW_ID.tmp, "" when there is none */
+	struct cs_files src;      /* the source, sorted by name */
+	struct cs_files man;      /* last manifest, sorted by name */
+	struct cs_units cur;      /* units of the current set (from its index) */
+	struct cs_units next;     /* units of the set being built */
+	struct cs_units verdicts; /* cache: hash -> verdict */
+	size_t validated, cached, changed_units, bad_units;
+	size_t old_names, new_names, gone_names;
+	char err[2048];
+};
+
+/* What cs_execute returns besides an enum cs_exit: nothing changed. */
+#define CS_NO_CHANGES (-1)
+
+void cs_err(struct cs_run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Runs the sync with r's options; r->cfg and r->base are set and the lock
+ * is held. Returns an enum cs_exit or CS_NO_CHANGES. */
+int cs_execute(struct cs_run *r);
+void cs_run_free(struct cs_run *r);
+
+/* ---- validate.c ---- */
+
+struct cert_opts;
+/* Gives every CS_UNIT_CHANGED unit of r->next a verdict: from the cache,
+ * or by loading the unit with the certificate store itself. The verdicts
+ * found are added to r->verdicts. */
+int cs_validate(struct cs_run *r, const struct cert_opts *opts);
+
+/* ---- source.c ---- */
 
 /* Runs cmd ("{dir}" replaced by dir) under /bin/sh with a timeout. */
 int cs_run_source(const char *cmd, const char *dir, uint32_t timeout_ms, char *err, size_t errlen);

@@ -1,0 +1,330 @@
+/*
+ * What certsync remembers between runs, and the lists it keeps in memory:
+ * unit lists (a set's index, the verdict cache) and file lists (the source,
+ * the manifest). Every file is written atomically (PATH.tmp, fsync,
+ * rename), so a run killed while writing leaves the previous version.
+ */
+#include "certsync/cs_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int cs_path(char *out, size_t len, const char *a, const char *b)
+{
+	int n = snprintf(out, len, "%s/%s", a, b);
+
+	return (n < 0 || (size_t)n >= len) ? -1 : 0;
+}
+
+void cs_hex(const unsigned char md[32], char hex[CS_HASH_HEX])
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (int i = 0; i < 32; i++) {
+		hex[2 * i] = digits[md[i] >> 4];
+		hex[2 * i + 1] = digits[md[i] & 15];
+	}
+	hex[64] = '\0';
+}
+
+/* Opens PATH.tmp for writing; *tmp receives its name. */
+static FILE *atomic_open(const char *path, char tmp[PATH_MAX])
+{
+	if (snprintf(tmp, PATH_MAX, "%s.tmp", path) >= PATH_MAX)
+		return NULL;
+	return fopen(tmp, "w");
+}
+
+/* Makes the written file durable and gives it its final name; on failure
+ * the temporary file is removed and the previous version stays. */
+static int atomic_close(FILE *f, const char *tmp, const char *path)
+{
+	int rc = 0;
+
+	if (fflush(f) != 0 || fsync(fileno(f)) != 0)
+		rc = -1;
+	if (fclose(f) != 0)
+		rc = -1;
+	if (rc == 0 && rename(tmp, path) != 0)
+		rc = -1;
+	if (rc != 0)
+		unlink(tmp);
+	return rc;
+}
+
+/* ---- unit lists ---- */
+
+struct cs_unit *cs_units_add(struct cs_units *u)
+{
+	if (u->n == u->cap) {
+		size_t cap = u->cap ? u->cap * 2 : 256;
+		struct cs_unit *nv = realloc(u->v, cap * sizeof(*nv));
+
+		if (nv == NULL)
+			return NULL;
+		u->v = nv;
+		u->cap = cap;
+	}
+	memset(&u->v[u->n], 0, sizeof(u->v[0]));
+	return &u->v[u->n++];
+}
+
+void cs_units_free(struct cs_units *u)
+{
+	for (size_t i = 0; i < u->n; i++) {
+		free(u->v[i].name);
+		free(u->v[i].keyfile);
+		free(u->v[i].names);
+		free(u->v[i].msg);
+	}
+	free(u->v);
+	memset(u, 0, sizeof(*u));
+}
+
+static int unit_by_name(const void *a, const void *b)
+{
+	return strcmp(((const struct cs_unit *)a)->name, ((const struct cs_unit *)b)->name);
+}
+
+static int unit_by_hash(const void *a, const void *b)
+{
+	return strcmp(((const struct cs_unit *)a)->hash, ((const struct cs_unit *)b)->hash);
+}
+
+void cs_units_sort_by_name(struct cs_units *u)
+{
+	if (u->n > 0)
+		qsort(u->v, u->n, sizeof(u->v[0]), unit_by_name);
+}
+
+void cs_units_sort_by_hash(struct cs_units *u)
+{
+	if (u->n > 0)
+		qsort(u->v, u->n, sizeof(u->v[0]), unit_by_hash);
+}
+
+struct cs_unit *cs_units_find_name(const struct cs_units *u, const char *name)
+{
+	struct cs_unit key = {.name = (char *)name};
+
+	return u->n ? bsearch(&key, u->v, u->n, sizeof(key), unit_by_name) : NULL;
+}
+
+struct cs_unit *cs_units_find_hash(const struct cs_units *u, const char *hash)
+{
+	struct cs_unit key;
+
+	snprintf(key.hash, sizeof(key.hash), "%s", hash);
+	return u->n ? bsearch(&key, u->v, u->n, sizeof(key), unit_by_hash) : NULL;
+}
+
+int cs_unit_set_verdict(struct cs_unit *dst, const struct cs_unit *src)
+{
+	dst->sev = src->sev;
+	dst->not_after = src->not_after;
+	free(dst->names);
+	free(dst->msg);
+	dst->names = strdup(src->names ? src->names : "");
+	dst->msg = src->msg ? strdup(src->msg) : NULL;
+	return (dst->names == NULL || (src->msg && dst->msg == NULL)) ? -1 : 0;
+}
+
+int cs_units_load(const char *path, struct cs_units *u)
+{
+	FILE *f = fopen(path, "r");
+	char *line = NULL;
+	size_t cap = 0;
+	int rc = 0;
+
+	if (f == NULL)
+		return errno == ENOENT ? 0 : -1;
+	while (getline(&line, &cap, f) > 0) {
+		char *fld[7], *save = NULL, *p = line;
+		struct cs_unit *x;
+		int n = 0;
+
+		line[strcspn(line, "\n")] = '\0';
+		for (; n < 7 && (fld[n] = strtok_r(p, "\t", &save)) != NULL; n++)
+			p = NULL;
+		if (n != 7 || strlen(fld[2]) != CS_HASH_HEX - 1)
+			continue; /* a torn line from an older crash: ignore it */
+		x = cs_units_add(u);
+		if (x == NULL) {
+			rc = -1;
+			break;
+		}
+		x->name = strdup(fld[0]);
+		x->keyfile = strcmp(fld[1], "-") ? strdup(fld[1]) : NULL;
+		memcpy(x->hash, fld[2], CS_HASH_HEX);
+		x->sev = atoi(fld[3]);
+		x->not_after = (time_t)strtoll(fld[4], NULL, 10);
+		x->names = strdup(strcmp(fld[5], "-") ? fld[5] : "");
+		x->msg = strcmp(fld[6], "-") ? strdup(fld[6]) : NULL;
+		if (x->name == NULL || x->names == NULL) {
+			rc = -1;
+			break;
+		}
+	}
+	free(line);
+	fclose(f);
+	return rc;
+}
+
+int cs_units_save(const char *path, const struct cs_units *u)
+{
+	char tmp[PATH_MAX];
+	FILE *f = atomic_open(path, tmp);
+
+	if (f == NULL)
+		return -1;
+	for (size_t i = 0; i < u->n; i++) {
+		const struct cs_unit *x = &u->v[i];
+		char msg[512];
+
+		/* A rejected version's message describes a file that is not in
+		 * the set; the kept version is recorded clean. Messages are one
+		 * line without tabs, which separate the fields. */
+		snprintf(msg, sizeof(msg), "%s", (x->msg && !x->rejected) ? x->msg : "-");
+		for (char *p = msg; *p; p++)
+			if (*p == '\t' || *p == '\n')
+				*p = ' ';
+		fprintf(f, "%s\t%s\t%s\t%d\t%lld\t%s\t%s\n", x->name, x->keyfile ? x->keyfile : "-",
+		        x->hash, x->sev, (long long)x->not_after,
+		        (x->names && *x->names) ? x->names : "-", msg);
+	}
+	return atomic_close(f, tmp, path);
+}
+
+int cs_verdicts_learn(struct cs_units *verdicts, const struct cs_units *next)
+{
+	/* Only the cache as it was before this call is searched (it must stay
+	 * sorted for that); two units of one run with the same content may
+	 * then both be added, which costs a line and changes no verdict. */
+	size_t known = verdicts->n;
+	struct cs_units old = {.v = verdicts->v, .n = known};
+	int rc = 0;
+
+	for (size_t i = 0; i < next->n; i++) {
+		const struct cs_unit *u = &next->v[i];
+		struct cs_unit *c;
+
+		if (u->state != CS_UNIT_JUDGED || cs_units_find_hash(&old, u->hash) != NULL)
+			continue;
+		c = cs_units_add(verdicts);
+		if (c == NULL) {
+			rc = -1;
+			break;
+		}
+		old.v = verdicts->v; /* the add may have moved the array */
+		c->name = strdup(u->name);
+		memcpy(c->hash, u->hash, CS_HASH_HEX);
+		if (c->name == NULL || cs_unit_set_verdict(c, u) < 0) {
+			rc = -1;
+			break;
+		}
+	}
+	cs_units_sort_by_hash(verdicts);
+	return rc;
+}
+
+/* ---- file lists and the manifest ---- */
+
+static int file_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct cs_file *)a)->name, ((const struct cs_file *)b)->name);
+}
+
+void cs_files_free(struct cs_files *f)
+{
+	for (size_t i = 0; i < f->n; i++)
+		free(f->v[i].name);
+	free(f->v);
+	memset(f, 0, sizeof(*f));
+}
+
+void cs_files_sort(struct cs_files *f)
+{
+	if (f->n > 0)
+		qsort(f->v, f->n, sizeof(f->v[0]), file_cmp);
+}
+
+struct cs_file *cs_files_add(struct cs_files *f, const char *name)
+{
+	struct cs_file *x;
+
+	if (f->n == f->cap) {
+		size_t cap = f->cap ? f->cap * 2 : 1024;
+		struct cs_file *nv = realloc(f->v, cap * sizeof(*nv));
+
+		if (nv == NULL)
+			return NULL;
+		f->v = nv;
+		f->cap = cap;
+	}
+	x = &f->v[f->n];
+	memset(x, 0, sizeof(*x));
+	x->name = strdup(name);
+	if (x->name == NULL)
+		return NULL;
+	f->n++;
+	return x;
+}
+
+struct cs_file *cs_files_find(const struct cs_files *f, const char *name)
+{
+	struct cs_file key = {.name = (char *)name};
+
+	return f->n ? bsearch(&key, f->v, f->n, sizeof(key), file_cmp) : NULL;
+}
+
+int cs_manifest_load(const char *path, struct cs_files *man)
+{
+	FILE *f = fopen(path, "r");
+	char name[NAME_MAX + 1], hash[CS_HASH_HEX];
+	long long size, mtime;
+	int rc = 0;
+
+	if (f == NULL)
+		return errno == ENOENT ? 0 : -1;
+	while (fscanf(f, "%255s %lld %lld %64s", name, &size, &mtime, hash) == 4) {
+		struct cs_file *x = cs_files_add(man, name);
+
+		if (x == NULL) {
+			rc = -1;
+			break;
+		}
+		x->size = size;
+		x->mtime_ns = mtime;
+		memcpy(x->hash, hash, CS_HASH_HEX);
+	}
+	fclose(f);
+	cs_files_sort(man);
+	return rc;
+}
+
+int cs_manifest_save(const char *path, const struct cs_files *src)
+{
+	char tmp[PATH_MAX];
+	FILE *f = atomic_open(path, tmp);
+
+	if (f == NULL)
+		return -1;
+	for (size_t i = 0; i < src->n; i++)
+		fprintf(f, "%s %lld %lld %s\n", src->v[i].name, (long long)src->v[i].size,
+		        (long long)src->v[i].mtime_ns, src->v[i].hash);
+	return atomic_close(f, tmp, path);
+}
+
+int cs_manifest_same(const struct cs_files *src, const struct cs_files *man)
+{
+	if (src->n != man->n)
+		return 0;
+	for (size_t i = 0; i < src->n; i++)
+		if (strcmp(src->v[i].name, man->v[i].name) != 0 ||
+		    src->v[i].size != man->v[i].size || src->v[i].mtime_ns != man->v[i].mtime_ns)
+			return 0;
+	return 1;
+}

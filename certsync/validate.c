@@ -1,0 +1,157 @@
+/*
+ * Verdicts for new content. A unit's verdict comes from the cache (by
+ * content hash) when that content was ever judged before; otherwise from
+ * the certificate store itself: the units are hardlinked into a scratch
+ * directory and loaded exactly the way an instance would load them, so
+ * certsync never accepts what an instance would refuse.
+ */
+#include "certsync/cs_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "certstore/cert.h"
+
+/* Links the files of every unit that has no cached verdict into scratch;
+ * takes the cached verdict of the others. Returns the number staged, or -1. */
+static long stage(struct cs_run *r, const char *scratch)
+{
+	/* In a dry run nothing was copied into the new set: stage the source. */
+	const char *dir = r->dry_run ? r->source : r->tmpdir;
+	char from[PATH_MAX], to[PATH_MAX];
+	long staged = 0;
+
+	for (size_t i = 0; i < r->next.n; i++) {
+		struct cs_unit *u = &r->next.v[i];
+		struct cs_unit *c;
+		const char *files[2] = {u->name, u->keyfile};
+
+		if (u->state != CS_UNIT_CHANGED)
+			continue;
+		c = cs_units_find_hash(&r->verdicts, u->hash);
+		if (c != NULL) {
+			if (cs_unit_set_verdict(u, c) < 0) {
+				cs_err(r, "out of memory");
+				return -1;
+			}
+			u->state = CS_UNIT_JUDGED;
+			r->cached++;
+			continue;
+		}
+		for (int k = 0; k < 2 && files[k] != NULL; k++) {
+			cs_path(from, sizeof(from), dir, files[k]);
+			cs_path(to, sizeof(to), scratch, files[k]);
+			if (link(from, to) != 0 && symlink(from, to) != 0) {
+				cs_err(r, "%s: cannot stage for validation: %s", from,
+				       strerror(errno));
+				return -1;
+			}
+		}
+		u->state = CS_UNIT_STAGED;
+		staged++;
+	}
+	return staged;
+}
+
+/* Appends name to the unit's comma-separated list. */
+static int add_name(struct cs_unit *u, const char *name)
+{
+	size_t old = strlen(u->names), len = strlen(name);
+	char *nn = realloc(u->names, old + len + 2);
+
+	if (nn == NULL)
+		return -1;
+	snprintf(nn + old, len + 2, "%s%s", old ? "," : "", name);
+	u->names = nn;
+	return 0;
+}
+
+/* Fills the staged units' verdicts from what the store reported and
+ * indexed. */
+static void judge(struct cs_run *r, struct cert_store *store, const struct cert_report *rep)
+{
+	for (size_t i = 0; i < cert_report_nentries(rep); i++) {
+		enum cert_sev sev;
+		const char *msg;
+		const char *file = cert_report_entry(rep, i, &sev, &msg);
+		struct cs_unit *u = file ? cs_units_find_name(&r->next, file) : NULL;
+
+		if (u == NULL || u->state != CS_UNIT_STAGED)
+			continue;
+		u->state = CS_UNIT_JUDGED;
+		u->sev = (int)sev;
+		free(u->msg);
+		u->msg = msg ? strdup(msg) : NULL;
+		free(u->names);
+		u->names = strdup("");
+	}
+	/* Names and expiry per file, from what the store actually indexed. */
+	for (size_t i = 0; i < cert_store_nnames(store); i++) {
+		const char *name = cert_store_name_at(store, i);
+		int dflt = 0;
+		const struct cert_item *it =
+		    cert_store_lookup(store, name, strlen(name), CERT_LOOKUP_ECDSA_OK, &dflt);
+		struct cs_unit *u =
+		    (it && !dflt) ? cs_units_find_name(&r->next, cert_item_file(it)) : NULL;
+
+		/* Only units judged in this run: a name of a unit the store did
+		 * not report on stays unknown. */
+		if (u == NULL || u->state != CS_UNIT_JUDGED || u->names == NULL ||
+		    add_name(u, name) < 0)
+			continue;
+		u->not_after = cert_item_not_after(it);
+	}
+	for (size_t i = 0; i < r->next.n; i++) {
+		struct cs_unit *u = &r->next.v[i];
+
+		if (u->state != CS_UNIT_STAGED)
+			continue;
+		/* The store never mentioned it: treat as rejected. */
+		u->state = CS_UNIT_JUDGED;
+		u->sev = CERT_SKIP;
+		free(u->msg);
+		free(u->names);
+		u->msg = strdup("not recognised as a certificate file by the store");
+		u->names = strdup("");
+	}
+}
+
+int cs_validate(struct cs_run *r, const struct cert_opts *opts)
+{
+	char scratch[PATH_MAX];
+	struct cert_report *rep = NULL;
+	struct cert_store *store;
+	long staged;
+
+	snprintf(scratch, sizeof(scratch), "%s/validate.tmp", r->base);
+	cs_rmtree(scratch);
+	if (mkdir(scratch, 0700) != 0) {
+		cs_err(r, "%s: cannot create: %s", scratch, strerror(errno));
+		return -1;
+	}
+	staged = stage(r, scratch);
+	if (staged <= 0) {
+		cs_rmtree(scratch);
+		return (int)staged;
+	}
+	r->validated = (size_t)staged;
+	store = cert_store_load(scratch, opts, &rep);
+	if (store == NULL) {
+		cs_err(r, "%s: validation failed: %s", scratch,
+		       rep && cert_report_fatal(rep) ? cert_report_fatal(rep) : "unknown error");
+		cert_report_free(rep);
+		cs_rmtree(scratch);
+		return -1;
+	}
+	judge(r, store, rep);
+	cert_store_unref(store);
+	cert_report_free(rep);
+	cs_rmtree(scratch);
+	/* A verdict that cannot be cached is only found again next time. */
+	(void)cs_verdicts_learn(&r->verdicts, &r->next);
+	return 0;
+}
