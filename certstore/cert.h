@@ -72,6 +72,22 @@ struct cert_store *cert_store_reload(struct cert_store *old, const char *dir,
                                      const struct cert_opts *opts, struct cert_report **rep);
 
 /*
+ * A change list lets a delta load skip listing and stat'ing the files that
+ * did not change. A directory may hold a file of this name (a dot file, so
+ * loads ignore it otherwise) whose first line is "base ID" and whose other
+ * lines are file names, one a line: the directory is promised to equal its
+ * sibling directory ID (../ID) except for the files named, which may have
+ * been changed, added or removed; every other file is the same inode in
+ * both. certsync writes it into every set it builds (sets are never changed
+ * once complete). cert_store_reload follows the bases, up to
+ * CERT_CHANGES_HOPS of them, to the directory old was loaded from; then it
+ * looks only at the files named along the way, and otherwise scans dir
+ * whole.
+ */
+#define CERT_CHANGES_FILE ".certsync-changes"
+#define CERT_CHANGES_HOPS 16
+
+/*
  * The number of entries of dir a load will process, for progress reports:
  * everything but dot files and NAME.key files (a NAME.crt + NAME.key pair
  * counts once). 0 if dir cannot be read.

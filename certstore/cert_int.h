@@ -134,6 +134,7 @@ struct cert_store {
 	const struct cert_item *def;
 	struct cert_chain_pool *pool;
 	struct cert_arena names; /* the files' names */
+	char *dir;               /* the directory's real path (malloc'ed), NULL if unknown */
 };
 
 struct cert_report {
@@ -229,6 +230,23 @@ int cert_index_update(struct cert_store *st, const struct cert_store *old,
 void cert_index_free(struct cert_store *st);
 const struct cert_name_ent *cert_index_find(const struct cert_index *ix, const char *key,
                                             size_t len);
+
+/* cert_changes.c */
+/* The files that may differ between two directories, from change lists
+ * (CERT_CHANGES_FILE, cert.h). */
+struct cert_changes {
+	const char **names; /* sorted, unique; the strings live in strs */
+	size_t n, cap;
+	struct cert_arena strs;
+};
+/* Follows realdir's change list through its bases to old_realdir (both
+ * real paths) and collects the names listed on the way. Returns 0, or -1
+ * when the lists do not lead there (ch is then empty): the caller must
+ * then look at every file. */
+int cert_changes_read(const char *realdir, const char *old_realdir, struct cert_changes *ch);
+/* Whether name is in ch. */
+int cert_changes_has(const struct cert_changes *ch, const char *name);
+void cert_changes_free(struct cert_changes *ch);
 
 /* cert_report.c */
 struct cert_report *cert_report_new(void);

@@ -36,6 +36,7 @@ struct scan_ent {
 	int preset; /* the scan already decided: skipped without parsing */
 	int kept;   /* the new content failed; item is the previous version */
 	int need_stat, stat_errno, is_dir;
+	int listed; /* named by a change list (scan_listed) */
 };
 
 struct scan {
@@ -46,6 +47,7 @@ struct scan {
 	 * (sort_like() succeeded). */
 	int like_old;
 	struct cert_arena names; /* ents' names, handed to the store */
+	char realdir[PATH_MAX];  /* the directory's real path */
 };
 
 void cert_opts_defaults(struct cert_opts *opts)
@@ -112,6 +114,35 @@ static void scan_free(struct scan *sc)
 	cert_arena_free(&sc->names);
 	if (sc->dirfd >= 0)
 		close(sc->dirfd);
+}
+
+/* The verdicts the scan gives without parsing; scan_dir and scan_listed
+ * must agree on them. */
+static void mark_dir(struct scan_ent *e)
+{
+	e->kind = CERT_FILE_DIR;
+	e->sev = CERT_WARN;
+	e->msg = cert_strdup_printf("is a directory; subdirectories are not loaded");
+}
+
+static void mark_ignored(struct scan_ent *e)
+{
+	e->kind = CERT_FILE_IGNORED;
+	e->sev = CERT_WARN;
+	e->msg = cert_strdup_printf("ignored: only *.pem and *.crt (with an optional NAME.key) "
+	                            "are certificate files");
+}
+
+static void mark_orphan_key(struct scan_ent *e)
+{
+	e->kind = CERT_FILE_IGNORED;
+	e->sev = CERT_WARN;
+	e->msg = cert_strdup_printf("ignored: a .key file without a matching .crt or .pem file");
+}
+
+static int is_cert_name(const char *name)
+{
+	return has_ext(name, ".pem") || has_ext(name, ".crt") || has_ext(name, ".key");
 }
 
 /* A symlink is allowed only if it resolves inside the directory, so that a
@@ -344,7 +375,7 @@ uint64_t cert_dir_nfiles(const char *dir)
 static int scan_dir(const char *dir, struct scan *sc, const struct cert_store *old,
                     struct cert_report *rep)
 {
-	char realdir[PATH_MAX];
+	char *realdir = sc->realdir;
 	struct dirent *de;
 	DIR *d = NULL;
 	int rc = -1, piping = 0;
@@ -433,15 +464,9 @@ static int scan_dir(const char *dir, struct scan *sc, const struct cert_store *o
 			}
 		}
 		if (e->kind == CERT_FILE_DIR) {
-			e->sev = CERT_WARN;
-			e->msg = cert_strdup_printf("is a directory; subdirectories are not "
-			                            "loaded");
-		} else if (!has_ext(e->name, ".pem") && !has_ext(e->name, ".crt") &&
-		           !has_ext(e->name, ".key")) {
-			e->kind = CERT_FILE_IGNORED;
-			e->sev = CERT_WARN;
-			e->msg = cert_strdup_printf("ignored: only *.pem and *.crt (with an "
-			                            "optional NAME.key) are certificate files");
+			mark_dir(e);
+		} else if (!is_cert_name(e->name)) {
+			mark_ignored(e);
 		} else {
 			e->need_stat = 1;
 			nkeyfiles += has_ext(e->name, ".key");
@@ -465,10 +490,7 @@ static int scan_dir(const char *dir, struct scan *sc, const struct cert_store *o
 			e->sev = CERT_SKIP;
 			e->msg = cert_strdup_printf("cannot stat: %s", strerror(e->stat_errno));
 		} else if (e->is_dir) {
-			e->kind = CERT_FILE_DIR;
-			e->sev = CERT_WARN;
-			e->msg = cert_strdup_printf("is a directory; subdirectories are not "
-			                            "loaded");
+			mark_dir(e);
 		}
 	}
 	if (sc->n > 1 && sort_like(sc, old) < 0)
@@ -497,12 +519,8 @@ static int scan_dir(const char *dir, struct scan *sc, const struct cert_store *o
 	for (size_t i = 0; i < sc->n; i++) {
 		struct scan_ent *e = &sc->ents[i];
 
-		if (e->kind == CERT_FILE_CERT && !e->preset && has_ext(e->name, ".key")) {
-			e->kind = CERT_FILE_IGNORED;
-			e->sev = CERT_WARN;
-			e->msg = cert_strdup_printf("ignored: a .key file without a matching "
-			                            ".crt or .pem file");
-		}
+		if (e->kind == CERT_FILE_CERT && !e->preset && has_ext(e->name, ".key"))
+			mark_orphan_key(e);
 	}
 	rc = 0;
 	goto out;
@@ -513,6 +531,160 @@ out:
 		stat_pipe_finish(&sp);
 	closedir(d);
 	return rc;
+}
+
+/* The name of NAME.pem's or NAME.crt's key file. */
+static int key_name_of(const char *name, char out[NAME_MAX + 8])
+{
+	size_t l = strlen(name);
+
+	return snprintf(out, NAME_MAX + 8, "%.*s.key", (int)(l - 4), name) < NAME_MAX + 8 ? 0 : -1;
+}
+
+/* Adds the entry of a file named by the change list, as scan_dir would
+ * list it. Returns 0 (a file that is gone gets no entry), 1 when only the
+ * full scan can judge it (a symlink, whose target it checks, or a stat
+ * error, which it reports), or -1 when out of memory. */
+static int listed_ent(struct scan *sc, const char *name)
+{
+	struct scan_ent *e;
+	struct stat st;
+
+	if (name[0] == '.')
+		return 0; /* dot files are never loaded */
+	if (fstatat(sc->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+		return errno == ENOENT ? 0 : 1;
+	if (S_ISLNK(st.st_mode))
+		return 1;
+	e = &sc->ents[sc->n];
+	memset(e, 0, sizeof(*e));
+	e->name = cert_arena_strdup(&sc->names, name);
+	if (e->name == NULL)
+		return -1;
+	sc->n++;
+	e->listed = 1;
+	e->kind = CERT_FILE_CERT;
+	if (S_ISDIR(st.st_mode))
+		mark_dir(e);
+	else if (!is_cert_name(name))
+		mark_ignored(e);
+	else
+		stat_copy(&e->st, &st);
+	return 0;
+}
+
+/* Adds the entry of a file the change list does not name: the previous
+ * store's record, without looking at the file. Returns 0, 1 when its key
+ * file is named by the list (only the full scan pairs it right), or -1. */
+static int kept_ent(struct scan *sc, const struct cert_file *of, const struct cert_changes *ch)
+{
+	struct scan_ent *e = &sc->ents[sc->n];
+	char kn[NAME_MAX + 8];
+
+	memset(e, 0, sizeof(*e));
+	e->name = cert_arena_strdup(&sc->names, of->name);
+	if (e->name == NULL)
+		return -1;
+	sc->n++;
+	e->kind = of->kind;
+	e->st = of->st;
+	e->sev = of->sev;
+	/* load() takes a certificate's message from the record it reuses; the
+	 * scan gives the others theirs. */
+	if (of->kind != CERT_FILE_CERT && of->msg != NULL && (e->msg = strdup(of->msg)) == NULL)
+		return -1;
+	if (of->has_key_file) {
+		if (key_name_of(of->name, kn) < 0 || cert_changes_has(ch, kn))
+			return 1;
+		e->key_name = cert_arena_strdup(&sc->names, kn);
+		if (e->key_name == NULL)
+			return -1;
+		e->key_st = of->key_st;
+	}
+	return 0;
+}
+
+/*
+ * Lists dir from the previous store's records and a change list: the files
+ * the list names are looked at, every other one is the previous store's
+ * record as it was (the list promises the same inode). The result is what
+ * scan_dir would give, without a readdir or a stat per file. Returns 0, 1
+ * when the full scan must be used instead (sc is then to be freed), or -1
+ * with the reason in the report.
+ */
+static int scan_listed(const char *dir, struct scan *sc, const struct cert_store *old,
+                       const struct cert_changes *ch, struct cert_report *rep)
+{
+	size_t i = 0, j = 0;
+	int rc = 0;
+
+	sc->cap = old->nfiles + ch->n + 1;
+	sc->ents = malloc(sc->cap * sizeof(*sc->ents));
+	sc->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (sc->ents == NULL || sc->dirfd < 0)
+		return 1;
+	/* Both lists are sorted by name: merge them. A listed name replaces
+	 * the previous record of that name. */
+	while (rc == 0 && (i < old->nfiles || j < ch->n)) {
+		int c = i == old->nfiles ? 1
+		        : j == ch->n     ? -1
+		                         : strcmp(old->files[i].name, ch->names[j]);
+
+		if (c < 0) {
+			rc = kept_ent(sc, &old->files[i++], ch);
+			continue;
+		}
+		i += c == 0;
+		rc = listed_ent(sc, ch->names[j++]);
+	}
+	/* A listed certificate takes its NAME.key if that is listed too; a
+	 * key that did not change beside a certificate that did, or the
+	 * reverse, means the list and the previous store disagree on the
+	 * pairs: the full scan sorts that out. */
+	for (size_t k = 0; rc == 0 && k < sc->n; k++) {
+		struct scan_ent *e = &sc->ents[k], *key;
+		char kn[NAME_MAX + 8];
+
+		if (!e->listed || e->kind != CERT_FILE_CERT || has_ext(e->name, ".key"))
+			continue;
+		if (key_name_of(e->name, kn) < 0 || (key = scan_find(sc, kn)) == NULL)
+			continue;
+		if (!key->listed) {
+			rc = 1;
+		} else if (key->kind == CERT_FILE_CERT) {
+			e->key_name = key->name;
+			e->key_st = key->st;
+			key->kind = -1; /* consumed */
+		}
+	}
+	for (size_t k = 0; rc == 0 && k < sc->n; k++) {
+		struct scan_ent *e = &sc->ents[k];
+
+		if (e->listed && e->kind == CERT_FILE_CERT && has_ext(e->name, ".key"))
+			mark_orphan_key(e);
+	}
+	if (rc < 0)
+		cert_report_set_fatal(rep, "%s: out of memory", dir);
+	return rc;
+}
+
+/* Lists dir for a load: from a change list when one leads from the
+ * directory old was loaded from, otherwise by reading the directory. */
+static int scan(const char *dir, struct scan *sc, const struct cert_store *old,
+                struct cert_report *rep)
+{
+	struct cert_changes ch;
+	int rc;
+
+	if (old == NULL || old->dir == NULL || realpath(dir, sc->realdir) == NULL ||
+	    cert_changes_read(sc->realdir, old->dir, &ch) < 0)
+		return scan_dir(dir, sc, old, rep);
+	rc = scan_listed(dir, sc, old, &ch, rep);
+	cert_changes_free(&ch);
+	if (rc <= 0)
+		return rc;
+	scan_free(sc);
+	return scan_dir(dir, sc, old, rep);
 }
 
 /* ---- parallel parsing ---- */
@@ -645,6 +817,7 @@ static void store_free(struct cert_store *st)
 	free(st->files);
 	cert_index_free(st);
 	cert_arena_free(&st->names);
+	free(st->dir);
 	cert_chain_pool_free(st->pool);
 	pthread_mutex_destroy(&st->order_lock);
 	free(st);
@@ -779,6 +952,9 @@ static struct cert_store *assemble(struct scan *sc, const struct cert_store *old
 	st->generation = old != NULL ? old->generation + 1 : 1;
 	st->pool = pool;
 	cert_arena_move(&st->names, &sc->names);
+	st->dir = strdup(sc->realdir);
+	if (st->dir == NULL)
+		goto fail;
 	st->files = calloc(sc->n + 1, sizeof(*st->files));
 	if (st->files == NULL)
 		goto fail;
@@ -855,7 +1031,7 @@ static struct cert_store *load(struct cert_store *old, const char *dir,
 	if (rep == NULL)
 		return NULL;
 	memset(&j, 0, sizeof(j));
-	if (scan_dir(dir, &sc, old, rep) < 0)
+	if (scan(dir, &sc, old, rep) < 0)
 		goto out;
 	j.work = malloc((sc.n + 1) * sizeof(*j.work));
 	pool = cert_chain_pool_new(old != NULL ? old->pool : NULL);

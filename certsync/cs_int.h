@@ -157,6 +157,12 @@ int cs_unit_keep_previous(struct cs_unit *u, const struct cs_unit *prev);
  * next would serve (units not skipped), and how many of cur's next lacks. */
 int cs_names_gone(const struct cs_units *cur, const struct cs_units *next, size_t *nold,
                   size_t *nnew, size_t *gone);
+/* Writes the set's change list (CERT_CHANGES_FILE, certstore/cert.h) into
+ * tmpdir: the set equals the set base_id (whose units are cur) except for
+ * the files of next's units that are not CS_UNIT_SAME and of cur's units
+ * that next lacks. */
+int cs_set_changes(const char *tmpdir, const char *base_id, const struct cs_units *cur,
+                   const struct cs_units *next, char *err, size_t errlen);
 /* Writes the set index into tmpdir, syncs the set and renames it to
  * final: only a complete, durable set gets a final name. */
 int cs_set_finish(const char *tmpdir, const char *final, const struct cs_units *units, char *err,

@@ -246,6 +246,11 @@ static int promote(struct cs_run *r)
 	char final[PATH_MAX], vpath[PATH_MAX], line[PATH_MAX + 32];
 
 	snprintf(final, sizeof(final), "%s/sets/%s", r->base, r->new_id);
+	/* The change list lets an instance that holds the current set load
+	 * only what changed (docs/certsync.md). */
+	if (r->cur_id[0] != '\0' &&
+	    cs_set_changes(r->tmpdir, r->cur_id, &r->cur, &r->next, r->err, sizeof(r->err)) < 0)
+		return -1;
 	if (cs_set_finish(r->tmpdir, final, &r->next, r->err, sizeof(r->err)) < 0)
 		return -1;
 	/* From here on a failure must not leave a complete, unpromoted set. */

@@ -122,8 +122,9 @@ int cs_link(const char *from_dir, const char *to_dir, const char *name, char *er
 
 	cs_path(from, sizeof(from), from_dir, name);
 	cs_path(to, sizeof(to), to_dir, name);
-	unlink(to);
-	if (link(from, to) != 0) {
+	/* A new set is empty: replacing is the exception (a kept previous
+	 * version), so the unlink is only tried when the link finds a file. */
+	if (link(from, to) != 0 && (errno != EEXIST || unlink(to) != 0 || link(from, to) != 0)) {
 		snprintf(err, errlen, "%s: cannot hardlink into the new set: %s", from,
 		         strerror(errno));
 		return -1;
@@ -301,6 +302,59 @@ out:
 }
 
 /* ---- publishing ---- */
+
+/* Writes one unit's files (and those of the current set's unit of that
+ * name, whose key file may differ) as change lines; 1 if a name cannot be
+ * written as a line. */
+static int changes_unit(FILE *f, const struct cs_unit *u, const struct cs_unit *c)
+{
+	const char *v[4] = {u->name, u->keyfile, c ? c->name : NULL, c ? c->keyfile : NULL};
+
+	for (int i = 0; i < 4; i++) {
+		if (v[i] == NULL || (i == 2 && strcmp(v[2], v[0]) == 0) ||
+		    (i == 3 && u->keyfile != NULL && strcmp(v[3], u->keyfile) == 0))
+			continue;
+		if (strchr(v[i], '\n') != NULL)
+			return 1;
+		fprintf(f, "%s\n", v[i]);
+	}
+	return 0;
+}
+
+int cs_set_changes(const char *tmpdir, const char *base_id, const struct cs_units *cur,
+                   const struct cs_units *next, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	FILE *f;
+	int odd = 0;
+
+	cs_path(path, sizeof(path), tmpdir, CERT_CHANGES_FILE);
+	f = fopen(path, "w");
+	if (f == NULL) {
+		snprintf(err, errlen, "%s: cannot write the change list: %s", path,
+		         strerror(errno));
+		return -1;
+	}
+	fprintf(f, "base %s\n", base_id);
+	for (size_t i = 0; i < next->n && !odd; i++)
+		if (next->v[i].state != CS_UNIT_SAME)
+			odd =
+			    changes_unit(f, &next->v[i], cs_units_find_name(cur, next->v[i].name));
+	for (size_t i = 0; i < cur->n && !odd; i++)
+		if (cs_units_find_name(next, cur->v[i].name) == NULL)
+			odd = changes_unit(f, &cur->v[i], NULL);
+	if (fclose(f) != 0) {
+		snprintf(err, errlen, "%s: cannot write the change list: %s", path,
+		         strerror(errno));
+		unlink(path);
+		return -1;
+	}
+	/* A file name with a newline cannot be a line: without the list, the
+	 * instance scans the whole set, which is always correct. */
+	if (odd)
+		unlink(path);
+	return 0;
+}
 
 int cs_set_finish(const char *tmpdir, const char *final, const struct cs_units *units, char *err,
                   size_t errlen)

@@ -1,0 +1,78 @@
+#!/bin/bash
+# A one-file change costs one file: certsync writes a change list into the
+# set it builds, and an instance that holds the previous set reloads the new
+# one by looking only at the files the list names. strace follows the
+# instance through the reload and records every file it opens or stats:
+# of the 2,000 certificate files, only the changed one may appear. A set
+# without a change list is then loaded the old way, file by file, and must
+# still be right.
+. "$(dirname "$0")/lib.sh"
+. "$SY_ROOT/tests/tools/px_lib.sh"
+require_root
+[ -x "$PX_BIN" ] || skip "switchyard-proxy not built"
+command -v strace >/dev/null || skip "strace is not installed"
+SY=$SY_BUILD/switchyard
+
+px_ns
+px_certs 2000
+px_backend
+SRC=$CERTDIR
+CERTDIR=$T_TMP/certsync/current
+px_config "$T_TMP/px.yaml"
+printf 'certsync:\n  source: {directory: %s}\n' "$SRC" >>"$T_TMP/px.yaml"
+"$SY" certsync -c "$T_TMP/px.yaml" --no-reload >/dev/null || fail "first certsync"
+px_start blue "$T_TMP/px.yaml"
+
+# renew NAME FILE: a new certificate for NAME in the source, and a set.
+renew() {
+	rm -f "$SRC/$2"
+	"$PX_TOOLS/gencerts" --out "$T_TMP/pki" --one "$1" --file "$SRC/$2" >/dev/null ||
+		fail "gencerts --one $1"
+	"$SY" certsync -c "$T_TMP/px.yaml" --no-reload >"$T_TMP/cs.out" || {
+		cat "$T_TMP/cs.out"
+		fail "certsync after renewing $2"
+	}
+	SET=$(readlink -f "$CERTDIR")
+	WANT=$(openssl x509 -in "$SRC/$2" -outform DER | sha256sum | cut -d' ' -f1)
+}
+
+# traced_reload: reload-certs of $SET with strace attached to the
+# instance; leaves the certificate file names it touched in $T_TMP/touched.
+traced_reload() {
+	rm -f "$T_TMP/strace.out" "$T_TMP/strace.err"
+	strace -f -p "$PX_PID" -e trace=open,openat,stat,lstat,newfstatat,statx \
+		-o "$T_TMP/strace.out" 2>"$T_TMP/strace.err" &
+	local st=$!
+	# strace says "Process N attached with M threads" once it traces every
+	# thread of the instance.
+	attached() { grep -q attached "$T_TMP/strace.err"; }
+	wait_for 20 attached || fail "strace did not attach to the instance"
+	R=$(px_ctl "$T_TMP/blue.sock" "reload-certs $SET")
+	kill "$st"
+	wait "$st" 2>/dev/null
+	grep -oE '"[^"/]*\.(pem|crt|key)"' "$T_TMP/strace.out" | sort -u >"$T_TMP/touched"
+}
+
+read -r name file < <(sed -n 7p "$T_TMP/pki/names.txt")
+renew "$name" "$file"
+check "the new set has a change list naming $file" \
+	grep -qx "$file" "$SET/.certsync-changes"
+traced_reload
+check "reload-certs ok" grep -q '"ok":true' <<<"$R"
+check "the renewed certificate of $name is served" \
+	test "$(px_get "$T_TMP/blue.sock" "cert $name" sha256)" = "$WANT"
+say "files touched by the reload: $(wc -l <"$T_TMP/touched"): $(head -5 "$T_TMP/touched" | tr '\n' ' ')"
+check "the reload touched only $file" test "$(cat "$T_TMP/touched")" = "\"$file\""
+
+# Without the list (a set from elsewhere) every file is looked at again,
+# and the result is the same.
+read -r name file < <(sed -n 8p "$T_TMP/pki/names.txt")
+renew "$name" "$file"
+rm "$SET/.certsync-changes"
+traced_reload
+check "reload-certs without a change list ok" grep -q '"ok":true' <<<"$R"
+check "without a change list, the renewed certificate of $name is served" \
+	test "$(px_get "$T_TMP/blue.sock" "cert $name" sha256)" = "$WANT"
+check "without a change list, every file is looked at" \
+	test "$(wc -l <"$T_TMP/touched")" -ge 2000
+say "all change-list checks passed"
