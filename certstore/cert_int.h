@@ -231,6 +231,47 @@ void cert_index_free(struct cert_store *st);
 const struct cert_name_ent *cert_index_find(const struct cert_index *ix, const char *key,
                                             size_t len);
 
+/* cert_scan.c */
+/* One directory entry found by the scan. */
+struct cert_scan_ent {
+	const char *name; /* in the scan's arena */
+	int kind;         /* CERT_FILE_* */
+	struct cert_stat st, key_st;
+	const char *key_name; /* NAME.key partner, or NULL */
+	char *msg;            /* for ignored entries and scan errors */
+	enum cert_sev sev;
+	const struct cert_file *old; /* reload: the previous record to reuse */
+	/* Results of the parse. */
+	struct cert_item *item;
+	unsigned char hash[32];
+	int preset; /* the scan already decided: skipped without parsing */
+	int kept;   /* the new content failed; item is the previous version */
+	int need_stat, stat_errno, is_dir;
+	int listed; /* named by a change list (scan_listed) */
+};
+
+struct cert_scan {
+	struct cert_scan_ent *ents;
+	size_t n, cap;
+	int dirfd;
+	/* ents[i] and the previous store's files[i] are the same file name
+	 * (sort_like() succeeded). */
+	int like_old;
+	struct cert_arena names; /* ents' names, handed to the store */
+	char realdir[PATH_MAX];  /* the directory's real path */
+};
+
+/* Lists dir into sc (zeroed, dirfd -1): from old's records and a change
+ * list when one applies, else by reading dir. Returns 0, or -1 with the
+ * reason in the report; the caller frees sc with cert_scan_free either way. */
+int cert_scan_list(const char *dir, struct cert_scan *sc, const struct cert_store *old,
+                   struct cert_report *rep);
+void cert_scan_free(struct cert_scan *sc);
+/* Whether two stat tuples are the same. */
+int cert_stat_eq(const struct cert_stat *a, const struct cert_stat *b);
+/* The number of CPUs online, at least 1. */
+int cert_ncpus(void);
+
 /* cert_changes.c */
 /* The files that may differ between two directories, from change lists
  * (CERT_CHANGES_FILE, cert.h). */
