@@ -35,7 +35,7 @@ static long stage(struct cs_run *r, const char *scratch)
 		c = cs_units_find_hash(&r->verdicts, u->hash);
 		if (c != NULL) {
 			if (cs_unit_set_verdict(u, c) < 0) {
-				cs_err(r, "out of memory");
+				snprintf(r->err, sizeof(r->err), "out of memory");
 				return -1;
 			}
 			u->state = CS_UNIT_JUDGED;
@@ -46,8 +46,9 @@ static long stage(struct cs_run *r, const char *scratch)
 			cs_path(from, sizeof(from), dir, files[k]);
 			cs_path(to, sizeof(to), scratch, files[k]);
 			if (link(from, to) != 0 && symlink(from, to) != 0) {
-				cs_err(r, "%s: cannot stage for validation: %s", from,
-				       strerror(errno));
+				snprintf(r->err, sizeof(r->err),
+				         "%s: cannot stage for validation: %s", from,
+				         strerror(errno));
 				return -1;
 			}
 		}
@@ -130,7 +131,7 @@ int cs_validate(struct cs_run *r, const struct cert_opts *opts)
 	snprintf(scratch, sizeof(scratch), "%s/validate.tmp", r->base);
 	cs_rmtree(scratch);
 	if (mkdir(scratch, 0700) != 0) {
-		cs_err(r, "%s: cannot create: %s", scratch, strerror(errno));
+		snprintf(r->err, sizeof(r->err), "%s: cannot create: %s", scratch, strerror(errno));
 		return -1;
 	}
 	staged = stage(r, scratch);
@@ -141,8 +142,8 @@ int cs_validate(struct cs_run *r, const struct cert_opts *opts)
 	r->validated = (size_t)staged;
 	store = cert_store_load(scratch, opts, &rep);
 	if (store == NULL) {
-		cs_err(r, "%s: validation failed: %s", scratch,
-		       rep && cert_report_fatal(rep) ? cert_report_fatal(rep) : "unknown error");
+		snprintf(r->err, sizeof(r->err), "%s: validation failed: %s", scratch,
+		         rep && cert_report_fatal(rep) ? cert_report_fatal(rep) : "unknown error");
 		cert_report_free(rep);
 		cs_rmtree(scratch);
 		return -1;
