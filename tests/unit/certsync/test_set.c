@@ -303,6 +303,44 @@ static void test_publish_point_and_prune(void **state)
 	cs_units_free(&back);
 }
 
+static void test_change_list(void **state)
+{
+	struct cs_units cur = {0}, next = {0};
+	char path[160], text[512], err[256];
+	struct cs_unit *x;
+	FILE *f;
+	size_t n;
+
+	(void)state;
+	add_unit(&cur, "same.pem", "11", CERT_OK, "same.example");
+	x = add_unit(&cur, "pair.crt", "22", CERT_OK, "pair.example");
+	x->keyfile = strdup("pair.key");
+	add_unit(&cur, "gone.pem", "33", CERT_OK, "gone.example");
+	add_unit(&next, "same.pem", "11", CERT_OK, "same.example")->state = CS_UNIT_SAME;
+	/* pair.crt lost its key file: both files are named. */
+	add_unit(&next, "pair.crt", "2f", CERT_SKIP, "")->state = CS_UNIT_JUDGED;
+	add_unit(&next, "new.pem", "44", CERT_OK, "new.example")->state = CS_UNIT_JUDGED;
+	cs_units_sort_by_name(&cur);
+	cs_units_sort_by_name(&next);
+	assert_int_equal(cs_set_changes(dir, "BASE", &cur, &next, err, sizeof(err)), 0);
+	snprintf(path, sizeof(path), "%s/%s", dir, CERT_CHANGES_FILE);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	n = fread(text, 1, sizeof(text) - 1, f);
+	text[n] = '\0';
+	fclose(f);
+	assert_string_equal(text, "base BASE\nnew.pem\npair.crt\npair.key\ngone.pem\n");
+
+	/* A name that cannot be a line: no list, so a full scan. */
+	x = add_unit(&next, "odd\nname.pem", "55", CERT_OK, "");
+	x->state = CS_UNIT_JUDGED;
+	cs_units_sort_by_name(&next);
+	assert_int_equal(cs_set_changes(dir, "BASE", &cur, &next, err, sizeof(err)), 0);
+	assert_int_not_equal(access(path, F_OK), 0);
+	cs_units_free(&cur);
+	cs_units_free(&next);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -312,6 +350,7 @@ int main(void)
 	    cmocka_unit_test(test_names_gone),
 	    cmocka_unit_test_setup_teardown(test_scan_and_copy_hash, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_publish_point_and_prune, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_change_list, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
