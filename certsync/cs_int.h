@@ -106,8 +106,9 @@ int cs_unit_set_verdict(struct cs_unit *dst, const struct cs_unit *src);
 int cs_units_load(const char *path, struct cs_units *u);
 int cs_units_save(const char *path, const struct cs_units *u);
 /* Adds to the verdict cache (sorted by hash) the verdicts of next's units
- * that were judged in this run and are not cached yet; keeps it sorted. */
-int cs_verdicts_learn(struct cs_units *verdicts, const struct cs_units *next);
+ * that were judged in this run and are not cached yet; keeps it sorted.
+ * Returns the number added, or -1 when out of memory. */
+long cs_verdicts_learn(struct cs_units *verdicts, const struct cs_units *next);
 
 void cs_files_free(struct cs_files *f);
 void cs_files_sort(struct cs_files *f);
@@ -197,6 +198,7 @@ struct cs_run {
 	struct cs_units next;     /* units of the set being built */
 	struct cs_units verdicts; /* cache: hash -> verdict */
 	size_t validated, cached, changed_units, bad_units;
+	size_t learned; /* verdicts added to the cache: it needs saving */
 	size_t old_names, new_names, gone_names;
 	char err[2048];
 };

@@ -293,6 +293,11 @@ static void save_verdicts(struct cs_run *r)
 {
 	char path[PATH_MAX];
 
+	/* Rewriting an unchanged cache would cost a line and an fsync'ed
+	 * byte range per unit ever judged, for one changed file. */
+	if (r->learned == 0)
+		return;
+
 	cs_path(path, sizeof(path), r->base, "verdicts");
 	if (cs_units_save(path, &r->verdicts) < 0)
 		log_warn("%s: cannot save the verdict cache", path);

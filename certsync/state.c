@@ -198,14 +198,14 @@ int cs_units_save(const char *path, const struct cs_units *u)
 	return atomic_close(f, tmp, path);
 }
 
-int cs_verdicts_learn(struct cs_units *verdicts, const struct cs_units *next)
+long cs_verdicts_learn(struct cs_units *verdicts, const struct cs_units *next)
 {
 	/* Only the cache as it was before this call is searched (it must stay
 	 * sorted for that); two units of one run with the same content may
 	 * then both be added, which costs a line and changes no verdict. */
 	size_t known = verdicts->n;
 	struct cs_units old = {.v = verdicts->v, .n = known};
-	int rc = 0;
+	long rc = 0;
 
 	for (size_t i = 0; i < next->n; i++) {
 		const struct cs_unit *u = &next->v[i];
@@ -227,7 +227,7 @@ int cs_verdicts_learn(struct cs_units *verdicts, const struct cs_units *next)
 		}
 	}
 	cs_units_sort_by_hash(verdicts);
-	return rc;
+	return rc < 0 ? rc : (long)(verdicts->n - known);
 }
 
 /* ---- file lists and the manifest ---- */

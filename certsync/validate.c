@@ -126,7 +126,7 @@ int cs_validate(struct cs_run *r, const struct cert_opts *opts)
 	char scratch[PATH_MAX];
 	struct cert_report *rep = NULL;
 	struct cert_store *store;
-	long staged;
+	long staged, learned;
 
 	snprintf(scratch, sizeof(scratch), "%s/validate.tmp", r->base);
 	cs_rmtree(scratch);
@@ -152,7 +152,10 @@ int cs_validate(struct cs_run *r, const struct cert_opts *opts)
 	cert_store_unref(store);
 	cert_report_free(rep);
 	cs_rmtree(scratch);
-	/* A verdict that cannot be cached is only found again next time. */
-	(void)cs_verdicts_learn(&r->verdicts, &r->next);
+	/* A verdict that cannot be cached is only found again next time; the
+	 * ones added make the cache worth saving. */
+	learned = cs_verdicts_learn(&r->verdicts, &r->next);
+	if (learned > 0)
+		r->learned += (size_t)learned;
 	return 0;
 }
