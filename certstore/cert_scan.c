@@ -553,6 +553,27 @@ static int kept_ent(struct cert_scan *sc, const struct cert_file *of, const stru
 	return 0;
 }
 
+/* Whether every entry of NAME.crt, NAME.pem and NAME.key (name is one of
+ * them) is named by the change list. */
+static int stem_listed(struct cert_scan *sc, const char *name)
+{
+	static const char *const ext[] = {".crt", ".pem", ".key"};
+	char other[NAME_MAX + 8];
+	size_t l = strlen(name);
+
+	for (int i = 0; i < 3; i++) {
+		const struct cert_scan_ent *o;
+
+		if (snprintf(other, sizeof(other), "%.*s%s", (int)(l - 4), name, ext[i]) >=
+		    (int)sizeof(other))
+			return 0;
+		o = scan_find(sc, other);
+		if (o != NULL && !o->listed)
+			return 0;
+	}
+	return 1;
+}
+
 /*
  * Lists dir from the previous store's records and a change list: the files
  * the list names are looked at, every other one is the previous store's
@@ -586,21 +607,25 @@ static int scan_listed(const char *dir, struct cert_scan *sc, const struct cert_
 		i += c == 0;
 		rc = listed_ent(sc, ch->names[j++]);
 	}
-	/* A listed certificate takes its NAME.key if that is listed too; a
-	 * key that did not change beside a certificate that did, or the
-	 * reverse, means the list and the previous store disagree on the
-	 * pairs: the full scan sorts that out. */
+	/* Pairs are made as scan_dir makes them (NAME.crt before NAME.pem
+	 * takes NAME.key), which the listed entries alone can do only when
+	 * every file of the name is listed: a key that did not change beside
+	 * a certificate that did, or the reverse, is left to the full scan. */
 	for (size_t k = 0; rc == 0 && k < sc->n; k++) {
 		struct cert_scan_ent *e = &sc->ents[k], *key;
 		char kn[NAME_MAX + 8];
 
-		if (!e->listed || e->kind != CERT_FILE_CERT || has_ext(e->name, ".key"))
+		if (!e->listed || e->kind != CERT_FILE_CERT)
 			continue;
+		if (has_ext(e->name, ".key")) {
+			rc = stem_listed(sc, e->name) ? 0 : 1;
+			continue;
+		}
 		if (key_name_of(e->name, kn) < 0 || (key = scan_find(sc, kn)) == NULL)
 			continue;
-		if (!key->listed) {
+		if (!stem_listed(sc, e->name))
 			rc = 1;
-		} else if (key->kind == CERT_FILE_CERT) {
+		else if (key->kind == CERT_FILE_CERT) {
 			e->key_name = key->name;
 			e->key_st = key->st;
 			key->kind = -1; /* consumed */

@@ -307,6 +307,34 @@ static void test_half_pair_full_scan(void **state)
 	expect_full_scan();
 }
 
+static void test_key_beside_unlisted_cert_full_scan(void **state)
+{
+	struct cert_store *a, *b, *full;
+	struct cert_report *rep = NULL, *frep = NULL;
+	const char *msg, *fmsg;
+	char d[256];
+
+	(void)state;
+	make_a();
+	/* A key file added beside a.pem, which did not change: only the full
+	 * scan pairs the two as a load of B from scratch would. */
+	make_from("B", "A", NULL, 0, "a.key\n");
+	set_path(d, sizeof(d), "B");
+	tc_write(d, "a.key", "x", 1);
+	spoil("B", "d.pem"); /* shows that the full scan ran */
+	a = load("A");
+	b = reload(a, "B", &rep);
+	full = cert_store_load(d, &opts, &frep);
+	assert_int_equal(sev_of(rep, "d.pem", &msg), CERT_WARN);
+	assert_int_equal(sev_of(rep, "a.pem", &msg), sev_of(frep, "a.pem", &fmsg));
+	assert_int_equal(cert_report_nignored(rep), cert_report_nignored(frep));
+	cert_report_free(rep);
+	cert_report_free(frep);
+	cert_store_unref(full);
+	cert_store_unref(a);
+	cert_store_unref(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -317,6 +345,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_other_base_full_scan, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_torn_list_full_scan, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_half_pair_full_scan, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_key_beside_unlisted_cert_full_scan, setup,
+	                                    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
