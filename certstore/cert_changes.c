@@ -69,7 +69,9 @@ static int read_list(const char *dir, struct cert_changes *ch, char *base, size_
 		if (line[len - 1] != '\n')
 			goto out;
 		line[len - 1] = '\0';
-		if (line[0] != '\0' && add_name(ch, line) < 0)
+		/* A directory's own files have plain names; anything else
+		 * could name a file outside it. */
+		if (strchr(line, '/') != NULL || (line[0] != '\0' && add_name(ch, line) < 0))
 			goto out;
 	}
 	rc = ferror(f) ? -1 : 0;

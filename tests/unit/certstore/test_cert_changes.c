@@ -298,6 +298,15 @@ static void test_torn_list_full_scan(void **state)
 	expect_full_scan();
 }
 
+static void test_path_in_list_full_scan(void **state)
+{
+	(void)state;
+	make_a();
+	/* A name with a slash could reach outside the set. */
+	make_b("b.pem\nd.pem\ne.pem\n../A/a.pem\n");
+	expect_full_scan();
+}
+
 static void test_half_pair_full_scan(void **state)
 {
 	(void)state;
@@ -345,6 +354,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_other_base_full_scan, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_torn_list_full_scan, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_half_pair_full_scan, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_path_in_list_full_scan, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_key_beside_unlisted_cert_full_scan, setup,
 	                                    teardown),
 	};
