@@ -164,6 +164,11 @@ static void print_status(const struct json_doc *doc)
 		if (json_get_str(in, "last_error", err, sizeof(err)) == 0)
 			printf("       last error: %s\n", err);
 	}
+	if (geti(doc, "names.lost") > 0)
+		printf("\nnames: %lld of the %lld names served before are not served (failover "
+		       "or start); restored when an instance holds them\n",
+		       (long long)geti(doc, "names.lost"),
+		       (long long)geti(doc, "names.served_before"));
 	if (json_get_str(doc, "rollback.to", s, sizeof(s)) == 0) {
 		int possible = 0;
 
@@ -255,6 +260,15 @@ static void print_flip(const char *what, const struct json_doc *reply)
 		printf("%s: not flipped\n", what);
 		return;
 	}
+	if (geti(reply, "names.lost") > 0)
+		fprintf(stderr,
+		        "%s: warning: %lld of the %lld names served before are no longer "
+		        "served (for example %s)\n",
+		        what, (long long)geti(reply, "names.lost"),
+		        (long long)geti(reply, "names.served"),
+		        json_str(reply, "names.lost_examples")
+		            ? json_str(reply, "names.lost_examples")
+		            : "?");
 	fmt_us(geti(reply, "commit_us"), c, sizeof(c));
 	fmt_us(geti(reply, "latency_us"), l, sizeof(l));
 	if (geti(reply, "gate.ms") < 0)
@@ -275,17 +289,22 @@ static void print_flip(const char *what, const struct json_doc *reply)
 	       what, from, to, (long long)geti(reply, "generation"), g, c, l, from);
 }
 
+/* The exit code of a refused or failed operation. */
+static int failed_code(const struct json_doc *reply)
+{
+	if (getb(reply, "names_refused"))
+		return SV_EXIT_LOSS;
+	return getb(reply, "gate_refused") ? SV_EXIT_GATE : SV_EXIT_FAILED;
+}
+
 static int op_result(const char *what, const char *text, const struct json_doc *reply, int json)
 {
-	int refused = 0;
-
 	if (json)
 		printf("%s\n", text);
 	if (!reply_ok(reply)) {
 		if (!json)
 			print_error(what, reply);
-		(void)json_get_bool(reply, "gate_refused", &refused);
-		return refused ? SV_EXIT_GATE : SV_EXIT_FAILED;
+		return failed_code(reply);
 	}
 	if (!json)
 		print_flip(what, reply);
@@ -296,21 +315,27 @@ int sv_cmd_flip(const char *cfgpath, int argc, char **argv)
 {
 	char path[CFG_STR_MAX], *reply;
 	struct json_doc *doc;
-	int force = 0, json = 0, rc;
+	int force = 0, allow = 0, json = 0, rc;
+	char line[64];
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--force") == 0) {
 			force = 1;
+		} else if (strcmp(argv[i], "--allow-name-loss") == 0) {
+			allow = 1;
 		} else if (strcmp(argv[i], "--json") == 0) {
 			json = 1;
 		} else {
-			fprintf(stderr, "usage: switchyard flip [--force] [--json]\n");
+			fprintf(stderr,
+			        "usage: switchyard flip [--force] [--allow-name-loss] [--json]\n");
 			return SV_EXIT_USAGE;
 		}
 	}
 	if (get_path(cfgpath, path, sizeof(path)) < 0)
 		return SV_EXIT_CONFIG;
-	rc = request(path, force ? "flip --force" : "flip", CLI_LONG_TIMEOUT_MS, &reply, &doc);
+	snprintf(line, sizeof(line), "flip%s%s", force ? " --force" : "",
+	         allow ? " --allow-name-loss" : "");
+	rc = request(path, line, CLI_LONG_TIMEOUT_MS, &reply, &doc);
 	if (rc == SV_EXIT_OK)
 		rc = op_result("flip", reply, doc, json);
 	json_doc_free(doc);
@@ -322,15 +347,23 @@ int sv_cmd_rollback(const char *cfgpath, int argc, char **argv)
 {
 	char path[CFG_STR_MAX], *reply;
 	struct json_doc *doc;
-	int json = argc == 2 && strcmp(argv[1], "--json") == 0, rc;
+	int json = 0, allow = 0, rc;
 
-	if (argc > 1 && !json) {
-		fprintf(stderr, "usage: switchyard rollback [--json]\n");
-		return SV_EXIT_USAGE;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0) {
+			json = 1;
+		} else if (strcmp(argv[i], "--allow-name-loss") == 0) {
+			allow = 1;
+		} else {
+			fprintf(stderr,
+			        "usage: switchyard rollback [--allow-name-loss] [--json]\n");
+			return SV_EXIT_USAGE;
+		}
 	}
 	if (get_path(cfgpath, path, sizeof(path)) < 0)
 		return SV_EXIT_CONFIG;
-	rc = request(path, "rollback", CLI_LONG_TIMEOUT_MS, &reply, &doc);
+	rc = request(path, allow ? "rollback --allow-name-loss" : "rollback", CLI_LONG_TIMEOUT_MS,
+	             &reply, &doc);
 	if (rc == SV_EXIT_OK)
 		rc = op_result("rollback", reply, doc, json);
 	json_doc_free(doc);
@@ -408,12 +441,36 @@ static void print_kept(const struct json_doc *reply)
 	}
 }
 
+/* Every reload says how many files it skipped and how many of the names
+ * served now the loaded set lacks, whether it flipped or not. */
+static void print_reload_counts(const struct json_doc *reply)
+{
+	char inst[16] = "?";
+
+	if (geti(reply, "generation") == 0)
+		return; /* nothing was loaded */
+	(void)json_get_str(reply, "instance", inst, sizeof(inst));
+	fprintf(stderr, "reload: %s: %lld files skipped", inst, (long long)geti(reply, "skipped"));
+	if (json_array_len(reply, "kept") > 0)
+		fprintf(stderr, ", %d kept at their previous version",
+		        json_array_len(reply, "kept"));
+	if (getb(reply, "names.checked"))
+		fprintf(stderr, "; %lld of the %lld names served now are not in the loaded set%s%s",
+		        (long long)geti(reply, "names.lost"),
+		        (long long)geti(reply, "names.served"),
+		        geti(reply, "names.lost") > 0 ? ", for example " : "",
+		        geti(reply, "names.lost") > 0 && json_str(reply, "names.lost_examples")
+		            ? json_str(reply, "names.lost_examples")
+		            : "");
+	fprintf(stderr, "\n");
+}
+
 int sv_cmd_reload(const char *cfgpath, int argc, char **argv)
 {
 	struct reload_job job;
 	char path[CFG_STR_MAX], last[64] = "";
 	const char *dir = NULL;
-	int no_flip = 0, restart = 0, json = 0, quiet = 0, tty = isatty(2), rc;
+	int no_flip = 0, restart = 0, allow = 0, json = 0, quiet = 0, tty = isatty(2), rc;
 	size_t off;
 	pthread_t t;
 
@@ -422,6 +479,8 @@ int sv_cmd_reload(const char *cfgpath, int argc, char **argv)
 			no_flip = 1;
 		} else if (strcmp(argv[i], "--restart") == 0) {
 			restart = 1;
+		} else if (strcmp(argv[i], "--allow-name-loss") == 0) {
+			allow = 1;
 		} else if (strcmp(argv[i], "--json") == 0) {
 			json = 1;
 		} else if (strcmp(argv[i], "--quiet") == 0 || strcmp(argv[i], "-q") == 0) {
@@ -430,7 +489,7 @@ int sv_cmd_reload(const char *cfgpath, int argc, char **argv)
 			dir = argv[++i];
 		} else {
 			fprintf(stderr, "usage: switchyard reload [--certs DIR] [--no-flip] "
-			                "[--restart] [--json] [--quiet]\n");
+			                "[--restart] [--allow-name-loss] [--json] [--quiet]\n");
 			return SV_EXIT_USAGE;
 		}
 	}
@@ -453,7 +512,9 @@ int sv_cmd_reload(const char *cfgpath, int argc, char **argv)
 	if (no_flip)
 		off += (size_t)snprintf(job.line + off, sizeof(job.line) - off, " --no-flip");
 	if (restart)
-		(void)snprintf(job.line + off, sizeof(job.line) - off, " --restart");
+		off += (size_t)snprintf(job.line + off, sizeof(job.line) - off, " --restart");
+	if (allow)
+		(void)snprintf(job.line + off, sizeof(job.line) - off, " --allow-name-loss");
 	if (pthread_create(&t, NULL, reload_thread, &job) != 0) {
 		fprintf(stderr, "switchyard reload: cannot start a thread\n");
 		return SV_EXIT_FAILED;
@@ -482,7 +543,10 @@ int sv_cmd_reload(const char *cfgpath, int argc, char **argv)
 	}
 	if (json) {
 		printf("%s\n", job.reply);
-	} else if (reply_ok(job.doc)) {
+	} else {
+		print_reload_counts(job.doc);
+	}
+	if (!json && reply_ok(job.doc)) {
 		char inst[16] = "", d[CFG_STR_MAX] = "";
 
 		(void)json_get_str(job.doc, "instance", inst, sizeof(inst));
@@ -499,12 +563,9 @@ int sv_cmd_reload(const char *cfgpath, int argc, char **argv)
 	}
 	rc = SV_EXIT_OK;
 	if (!reply_ok(job.doc)) {
-		int refused = 0;
-
 		if (!json)
 			print_error("reload", job.doc);
-		(void)json_get_bool(job.doc, "gate_refused", &refused);
-		rc = refused ? SV_EXIT_GATE : SV_EXIT_FAILED;
+		rc = failed_code(job.doc);
 	}
 	json_doc_free(job.doc);
 	free(job.reply);

@@ -255,6 +255,8 @@ void sv_flip_out_json(const struct sv_flip_out *out, struct json_buf *jb)
 		jb_str(jb, "to", cfg_colour_name((enum cfg_colour)out->to));
 	jb_bool(jb, "flipped", out->ok);
 	jb_bool(jb, "gate_refused", out->gate_refused);
+	jb_bool(jb, "names_refused", out->loss_refused);
+	sv_loss_json(&out->loss, jb);
 	jb_obj_begin(jb, "gate");
 	jb_int(jb, "ms", out->gate.ms);
 	jb_uint(jb, "checked", out->gate.checked);
@@ -273,8 +275,9 @@ int sv_flip_to(struct sv *sv, enum cfg_colour to, const char *reason, int flags,
                struct sv_flip_out *out)
 {
 	struct sv_inst *in = &sv->inst[to];
+	struct sv_names next = {NULL, 0};
 	enum cfg_colour from;
-	char **changed = NULL, err[256], *reply = NULL;
+	char **changed = NULL, err[512], *reply = NULL;
 	size_t nchanged = 0;
 	int64_t gate_ms = -1, gate_us = 0;
 	int r;
@@ -314,6 +317,37 @@ int sv_flip_to(struct sv *sv, enum cfg_colour to, const char *reason, int flags,
 	}
 	pthread_mutex_unlock(&sv->lock);
 
+	/* The name-loss guard runs before the gate: a set that lacks most
+	 * names may well serve the rest correctly. */
+	sv_set_phase(sv, sv->op_name[0] ? sv->op_name : "flip", "names", to);
+	if (sv_guard_check(sv, to, &next, &out->loss, err, sizeof(err)) < 0) {
+		snprintf(out->error, sizeof(out->error),
+		         "cannot compare the names %s serves with those served now: %.400s",
+		         cfg_colour_name(to), err);
+		goto refused;
+	}
+	if (sv_loss_too_much(sv->cfg, &out->loss)) {
+		char text[sizeof(out->error)];
+
+		sv_loss_text(sv->cfg, &out->loss, text, sizeof(text));
+		if (!(flags & SV_FLIP_ALLOW_LOSS)) {
+			out->loss_refused = 1;
+			snprintf(
+			    out->error, sizeof(out->error),
+			    "refusing to promote %s: %.450s; use --allow-name-loss to promote it "
+			    "anyway",
+			    cfg_colour_name(to), text);
+			pthread_mutex_lock(&sv->lock);
+			rec_flip(sv, from, to, reason, "names-refused", -1, -1, -1);
+			sv->flips_failed++;
+			pthread_mutex_unlock(&sv->lock);
+			sv_state_save(sv);
+			goto refused;
+		}
+		log_warnx("flip %s -> %s (%s): --allow-name-loss: %s", cfg_colour_name(from),
+		          cfg_colour_name(to), reason, text);
+	}
+
 	if (!(flags & (SV_FLIP_FORCE | SV_FLIP_NOGATE))) {
 		int64_t g0 = sv_now_us();
 
@@ -336,6 +370,7 @@ int sv_flip_to(struct sv *sv, enum cfg_colour to, const char *reason, int flags,
 			sv_state_save(sv);
 			log_warnx("flip %s -> %s (%s): %s", cfg_colour_name(from),
 			          cfg_colour_name(to), reason, out->error);
+			sv_names_free(&next);
 			return -1;
 		}
 	} else if (flags & SV_FLIP_FORCE) {
@@ -352,13 +387,17 @@ int sv_flip_to(struct sv *sv, enum cfg_colour to, const char *reason, int flags,
 		pthread_mutex_unlock(&sv->commit_mu);
 		snprintf(out->error, sizeof(out->error),
 		         "the situation changed during the gate (failover or crash): not flipping");
+		sv_names_free(&next);
 		return -1;
 	}
 	r = commit_flip(sv, from, to, reason, gate_ms, gate_us, t_cmd_us, out);
 	pthread_mutex_unlock(&sv->commit_mu);
-	if (r < 0)
+	if (r < 0) {
+		sv_names_free(&next);
 		return -1;
+	}
 	out->ok = 1;
+	sv_served_set(sv, &next);
 	log_info(
 	    "flip %s -> %s (%s): committed in %lld us, command to commit %lld us, gate %lld ms",
 	    cfg_colour_name(from), cfg_colour_name(to), reason, (long long)out->commit_us,
@@ -372,9 +411,17 @@ int sv_flip_to(struct sv *sv, enum cfg_colour to, const char *reason, int flags,
 		free(reply);
 	}
 	return 0;
+refused:
+	for (size_t i = 0; i < nchanged; i++)
+		free(changed[i]);
+	free(changed);
+	sv_names_free(&next);
+	log_warnx("flip %s -> %s (%s): %s", cfg_colour_name(from), cfg_colour_name(to), reason,
+	          out->error);
+	return -1;
 }
 
-int sv_op_flip(struct sv *sv, int force, struct json_buf *reply)
+int sv_op_flip(struct sv *sv, int flags, struct json_buf *reply)
 {
 	int64_t t_cmd = sv_now_us();
 	struct sv_flip_out out;
@@ -382,8 +429,9 @@ int sv_op_flip(struct sv *sv, int force, struct json_buf *reply)
 
 	pthread_mutex_lock(&sv->op);
 	sv_set_phase(sv, "flip", "start", !sv->live);
-	rc = sv_flip_to(sv, (enum cfg_colour) !sv->live, force ? "forced" : "operator",
-	                force ? SV_FLIP_FORCE : 0, t_cmd, &out);
+	rc = sv_flip_to(sv, (enum cfg_colour) !sv->live,
+	                flags & SV_FLIP_FORCE ? "forced" : "operator",
+	                flags & (SV_FLIP_FORCE | SV_FLIP_ALLOW_LOSS), t_cmd, &out);
 	sv_set_phase(sv, NULL, NULL, -1);
 	pthread_mutex_unlock(&sv->op);
 	jb_bool(reply, "ok", rc == 0);
@@ -395,14 +443,13 @@ int sv_op_flip(struct sv *sv, int force, struct json_buf *reply)
 	return rc;
 }
 
-int sv_op_rollback(struct sv *sv, int force, struct json_buf *reply)
+int sv_op_rollback(struct sv *sv, int flags, struct json_buf *reply)
 {
 	int64_t t_cmd = sv_now_us();
 	struct sv_flip_out out;
 	char msg[sizeof(out.error)] = "";
 	int prev, rc = -1;
 
-	(void)force;
 	memset(&out, 0, sizeof(out));
 	out.from = out.to = -1;
 	out.gate.ms = -1;
@@ -424,7 +471,8 @@ int sv_op_rollback(struct sv *sv, int force, struct json_buf *reply)
 		/* No gate: the previous generation differs from the files now
 		 * on disk by design, and it was serving a moment ago. */
 		sv_set_phase(sv, "rollback", "commit", prev);
-		rc = sv_flip_to(sv, (enum cfg_colour)prev, "rollback", SV_FLIP_NOGATE, t_cmd, &out);
+		rc = sv_flip_to(sv, (enum cfg_colour)prev, "rollback",
+		                SV_FLIP_NOGATE | (flags & SV_FLIP_ALLOW_LOSS), t_cmd, &out);
 		snprintf(msg, sizeof(msg), "%s", out.error);
 		sv_set_phase(sv, NULL, NULL, -1);
 	}
@@ -497,8 +545,9 @@ static int file_changed_since(const char *path, time_t then)
 	return stat(path, &st) == 0 && st.st_mtime != then;
 }
 
-int sv_op_reload(struct sv *sv, const char *dir, int no_flip, int restart, struct json_buf *reply)
+int sv_op_reload(struct sv *sv, const char *dir, int opts, struct json_buf *reply)
 {
+	int no_flip = opts & SV_RELOAD_NO_FLIP, restart = opts & SV_RELOAD_RESTART;
 	struct sv_flip_out out;
 	enum cfg_colour to;
 	struct sv_inst *in;
@@ -506,7 +555,8 @@ int sv_op_reload(struct sv *sv, const char *dir, int no_flip, int restart, struc
 	struct json_doc *doc = NULL;
 	char esc[1024];
 	int64_t t0 = sv_now_ms(), load_ms = 0, v;
-	uint64_t generation = 0, nchanged = 0, loaded = 0, total;
+	uint64_t generation = 0, nchanged = 0, loaded = 0, skipped = 0, total;
+	int have_skipped = 0;
 	int rc = -1, ok = 0;
 
 	memset(&out, 0, sizeof(out));
@@ -538,6 +588,9 @@ int sv_op_reload(struct sv *sv, const char *dir, int no_flip, int restart, struc
 		sv_set_phase(sv, "reload", "restart", to);
 		pthread_mutex_lock(&sv->lock);
 		spawns0 = in->spawns;
+		/* The new process loads the directory asked for (-d): a
+		 * respawn starts from the set its instance held. */
+		sv_inst_set_dir(in, dir);
 		pthread_mutex_unlock(&sv->lock);
 		sv_inst_stop(sv, to, 10000);
 		sv_set_phase(sv, "reload", "loading", to);
@@ -552,8 +605,7 @@ int sv_op_reload(struct sv *sv, const char *dir, int no_flip, int restart, struc
 			goto done;
 		}
 	}
-	if ((!restart || strcmp(dir, sv->cfg->certs.directory) != 0) &&
-	    strpbrk(dir, " \t") != NULL) {
+	if (!restart && strpbrk(dir, " \t") != NULL) {
 		/* A request is words separated by blanks (docs/control.md), so a
 		 * directory name with one cannot travel in reload-certs. */
 		snprintf(err, sizeof(err),
@@ -562,7 +614,7 @@ int sv_op_reload(struct sv *sv, const char *dir, int no_flip, int restart, struc
 		         dir);
 		goto done;
 	}
-	if (!restart || strcmp(dir, sv->cfg->certs.directory) != 0) {
+	if (!restart) {
 		sv_set_phase(sv, "reload", "loading", to);
 		total = cert_dir_nfiles(dir);
 		pthread_mutex_lock(&sv->lock);
@@ -603,6 +655,12 @@ int sv_op_reload(struct sv *sv, const char *dir, int no_flip, int restart, struc
 			nchanged = (uint64_t)v;
 		if (json_get_i64(doc, "loaded", &v) == 0)
 			loaded = (uint64_t)v;
+		if (json_get_i64(doc, "skipped", &v) == 0) {
+			skipped = (uint64_t)v;
+			have_skipped = 1;
+		}
+		if (json_get_i64(doc, "names", &v) == 0)
+			in->names = (uint64_t)v;
 		v = json_array_len(doc, "changed");
 		if (v > 0)
 			in->changed = calloc((size_t)v, sizeof(char *));
@@ -626,18 +684,31 @@ int sv_op_reload(struct sv *sv, const char *dir, int no_flip, int restart, struc
 	generation = in->generation;
 	if (loaded == 0)
 		loaded = in->certs;
+	if (!have_skipped)
+		skipped = in->skipped;
 	pthread_mutex_unlock(&sv->lock);
 	load_ms = sv_now_ms() - t0;
 	/* The directory comes from the control client, with any bytes. */
 	log_escape(esc, sizeof(esc), dir, strlen(dir));
-	log_info("reload: %s loaded %s in %lld ms: generation %llu, %llu changed",
+	log_info("reload: %s loaded %s in %lld ms: generation %llu, %llu changed, %llu files "
+	         "skipped",
 	         cfg_colour_name(to), esc, (long long)load_ms, (unsigned long long)generation,
-	         (unsigned long long)nchanged);
+	         (unsigned long long)nchanged, (unsigned long long)skipped);
 	if (no_flip) {
+		struct sv_names next;
+
+		/* Nothing is promoted, but the reply still says what a flip
+		 * to this set would stop serving. */
+		if (sv_guard_check(sv, to, &next, &out.loss, err, sizeof(err)) < 0) {
+			log_warnx("reload: %s", err);
+			err[0] = '\0';
+		}
+		sv_names_free(&next);
 		rc = 0;
 		goto done;
 	}
-	rc = sv_flip_to(sv, to, "reload", 0, sv_now_us(), &out);
+	rc = sv_flip_to(sv, to, "reload", opts & SV_RELOAD_ALLOW_LOSS ? SV_FLIP_ALLOW_LOSS : 0,
+	                sv_now_us(), &out);
 	if (rc < 0)
 		snprintf(err, sizeof(err), "%s", out.error);
 done:
@@ -651,6 +722,7 @@ done:
 	jb_uint(reply, "generation", generation);
 	jb_uint(reply, "loaded", loaded);
 	jb_uint(reply, "nchanged", nchanged);
+	jb_uint(reply, "skipped", skipped);
 	kept_json(doc, reply);
 	json_doc_free(doc);
 	free(r);
@@ -697,6 +769,9 @@ void sv_failover(struct sv *sv)
 	         "%s will be respawned",
 	         cfg_colour_name(from), cfg_colour_name(to), (unsigned long long)out.to_gen,
 	         (long long)out.commit_us, cfg_colour_name(from));
+	/* Counted after the commit: reading the names takes a moment, and
+	 * the failover window is what clients see refused. */
+	sv_guard_after_failover(sv, to);
 }
 
 static void count_flows(struct sv *sv)
@@ -854,26 +929,47 @@ void sv_tick(struct sv *sv)
 		sv_failover(sv);
 	if (!sv->rules_in) {
 		static struct log_ratelimit rl = LOG_RATELIMIT_INIT(10, 1);
-		int ready;
+		struct sv_names names;
+		struct sv_loss loss;
 		char err[512];
+		/* First start: the rules go in once an instance serves, so
+		 * clients are never redirected to a port nobody listens on. */
+		int pick = sv_guard_startup(sv, &names, &loss);
 
-		pthread_mutex_lock(&sv->lock);
-		ready = sv->inst[sv->live].state == SV_LIVE;
-		pthread_mutex_unlock(&sv->lock);
-		/* First start: the rules go in once the live instance serves,
-		 * so clients are never redirected to a port nobody listens on. */
-		if (ready) {
-			if (nf_install(sv->cfg, (enum cfg_colour)sv->live, err, sizeof(err)) < 0) {
-				log_rl(&rl, LOG_LVL_ERR, "cannot install the rules: %s", err);
-			} else {
-				sv->rules_in = 1;
-				snprintf(sv->rules_text, sizeof(sv->rules_text), "ok");
-				log_info("rules installed: service ports -> %s",
-				         cfg_colour_name((enum cfg_colour)sv->live));
-				sv_state_save(sv);
+		if (pick >= 0 && nf_install(sv->cfg, (enum cfg_colour)pick, err, sizeof(err)) < 0) {
+			log_rl(&rl, LOG_LVL_ERR, "cannot install the rules: %s", err);
+			sv_names_free(&names);
+		} else if (pick >= 0) {
+			pthread_mutex_lock(&sv->lock);
+			sv->live = pick;
+			sv->inst[pick].state = SV_LIVE;
+			if (sv->inst[pick].niced) {
+				sv_inst_renice(sv->inst[pick].pid, 0);
+				sv->inst[pick].niced = 0;
 			}
+			sv->rules_in = 1;
+			snprintf(sv->rules_text, sizeof(sv->rules_text), "ok");
+			pthread_mutex_unlock(&sv->lock);
+			log_info("rules installed: service ports -> %s",
+			         cfg_colour_name((enum cfg_colour)pick));
+			sv_state_save(sv);
+			sv_guard_started(sv, &names, &loss);
 		}
+	} else if (!sv->served_known && sv->inst[sv->live].state == SV_LIVE &&
+	           pthread_mutex_trylock(&sv->op) == 0) {
+		struct sv_names names;
+		char err[300];
+
+		/* Rules found in the kernel and no saved reference set (the
+		 * first start of this version): what the live instance serves
+		 * now is the reference. */
+		if (sv_names_fetch(sv, (enum cfg_colour)sv->live, &names, err, sizeof(err)) == 0)
+			sv_served_set(sv, &names);
+		else
+			log_warnx("name-loss guard: %s", err);
+		pthread_mutex_unlock(&sv->op);
 	}
+	sv_guard_restore(sv);
 	sv_drain_watch(sv);
 	sv_drift_check(sv);
 	sv_tickets_tick(sv);

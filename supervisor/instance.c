@@ -193,13 +193,19 @@ int sv_inst_spawn(struct sv *sv, enum cfg_colour c)
 {
 	struct sv_inst *in = &sv->inst[c];
 	const char *colour = cfg_colour_name(c);
-	char logpath[PATH_MAX];
+	char logpath[PATH_MAX], dir[CFG_STR_MAX];
 	int preload;
 	pid_t pid;
 
 	snprintf(logpath, sizeof(logpath), "%s/%s.log", sv->cfg->supervisor.state_dir, colour);
 	pthread_mutex_lock(&sv->lock);
 	preload = (int)c != sv->live && sv->inst[sv->live].pid > 0;
+	/* A respawn loads the set its instance held, not
+	 * certificates.directory: after `reload --certs OTHER` the two
+	 * differ, and a crash must not swap the set behind the operator's
+	 * back (the name-loss guard would then refuse every flip to it). */
+	snprintf(dir, sizeof(dir), "%s",
+	         in->certs_dir[0] != '\0' ? in->certs_dir : sv->cfg->certs.directory);
 	pthread_mutex_unlock(&sv->lock);
 	pid = fork();
 	if (pid < 0) {
@@ -238,7 +244,8 @@ int sv_inst_spawn(struct sv *sv, enum cfg_colour c)
 			}
 		}
 		syscall(SYS_close_range, 3U, ~0U, 0U);
-		execl(sv->proxy_bin, sv->proxy_bin, "-c", sv->cfgpath, "-i", colour, (char *)NULL);
+		execl(sv->proxy_bin, sv->proxy_bin, "-c", sv->cfgpath, "-i", colour, "-d", dir,
+		      (char *)NULL);
 		fprintf(stderr, "switchyardd: exec %s: %s\n", sv->proxy_bin, strerror(errno));
 		_exit(127);
 	}
@@ -257,7 +264,7 @@ int sv_inst_spawn(struct sv *sv, enum cfg_colour c)
 	in->generation = in->loaded = in->total = in->certs = in->active = 0;
 	in->bin_mtime = mtime_of(sv->proxy_bin);
 	in->cfg_mtime = mtime_of(sv->cfgpath);
-	sv_inst_set_dir(in, sv->cfg->certs.directory);
+	sv_inst_set_dir(in, dir);
 	sv_inst_free_changed(in);
 	pthread_mutex_unlock(&sv->lock);
 	log_info("%s: started %s (pid %ld)", colour, sv->proxy_bin, (long)pid);
@@ -294,7 +301,11 @@ int sv_inst_start_or_adopt(struct sv *sv, enum cfg_colour c)
 			in->started_ms = sv_now_ms();
 			in->bin_mtime = mtime_of(sv->proxy_bin);
 			in->cfg_mtime = mtime_of(sv->cfgpath);
-			sv_inst_set_dir(in, sv->cfg->certs.directory);
+			/* The set it serves, which a reload may have changed
+			 * since it started; an older proxy does not say. */
+			sv_inst_set_dir(in, json_str(doc, "directory") != NULL
+			                        ? json_str(doc, "directory")
+			                        : sv->cfg->certs.directory);
 			apply_status(sv, in, doc);
 			pthread_mutex_unlock(&sv->lock);
 			log_info("%s: adopted running instance (pid %ld, %s, generation %llu)",
