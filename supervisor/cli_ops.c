@@ -56,6 +56,15 @@ static int request(const char *path, const char *line, int timeout_ms, char **re
 		fprintf(stderr, "switchyard: switchyardd is not running (no socket at %s)\n", path);
 		return SV_EXIT_NOT_RUN;
 	}
+	/* Connecting needs write permission on the socket: say so, rather
+	 * than report it like a daemon that does not answer. */
+	if (access(path, W_OK) < 0 && errno == EACCES) {
+		fprintf(stderr,
+		        "switchyard: permission denied on %s: run as root or as a member of the "
+		        "socket's group\n",
+		        path);
+		return SV_EXIT_FAILED;
+	}
 	if (ctl_request(path, line, reply, timeout_ms, err, sizeof(err)) < 0) {
 		if (strstr(err, "refused") != NULL || strstr(err, "no such socket") != NULL) {
 			fprintf(stderr,
@@ -570,6 +579,61 @@ int sv_cmd_reload(const char *cfgpath, int argc, char **argv)
 	json_doc_free(job.doc);
 	free(job.reply);
 	return rc;
+}
+
+/* Whether a switchyardd answers on the configuration's control socket;
+ * fills its live colour. */
+static int supervisor_running(const struct cfg *cfg, char *live, size_t livelen)
+{
+	char *reply = NULL, err[256];
+	struct json_doc *doc;
+	int up;
+
+	if (ctl_request(cfg->supervisor.control_socket, "status", &reply, 2000, err, sizeof(err)) <
+	    0)
+		return 0;
+	doc = json_parse(reply, NULL, 0);
+	up = reply_ok(doc);
+	if (json_get_str(doc, "live", live, livelen) < 0)
+		snprintf(live, livelen, "?");
+	json_doc_free(doc);
+	free(reply);
+	return up;
+}
+
+int sv_cmd_rules(const char *cfgpath, int argc, char **argv)
+{
+	struct cfg *cfg = cfg_load_report(cfgpath);
+	char live[16];
+	int running;
+
+	/* The configuration first, so that every command that needs it
+	 * exits with the same code when it cannot be read. */
+	if (cfg == NULL)
+		return SV_EXIT_CONFIG;
+	running = argc >= 2 && strcmp(argv[1], "flip") == 0 &&
+	          supervisor_running(cfg, live, sizeof(live));
+	cfg_free(cfg);
+	if (running) {
+		/* switchyardd would undo it as drift within a second, and a
+		 * hand flip skips the gate and the name-loss guard. */
+		fprintf(stderr,
+		        "switchyard rules flip: switchyardd is running (live %s) and would undo a "
+		        "flip made here as drift; use `switchyard flip` instead\n",
+		        live);
+		return SV_EXIT_FAILED;
+	}
+	return nf_cmd_rules(cfgpath, argc, argv);
+}
+
+int sv_cmd_flows(const char *cfgpath, int argc, char **argv)
+{
+	struct cfg *cfg = cfg_load_report(cfgpath);
+
+	if (cfg == NULL)
+		return SV_EXIT_CONFIG;
+	cfg_free(cfg);
+	return nf_cmd_flows(cfgpath, argc, argv);
 }
 
 int sv_cmd_metrics(const char *cfgpath, int argc, char **argv)

@@ -381,5 +381,10 @@ int sv_cmd_reload(const char *cfgpath, int argc, char **argv);
 int sv_cmd_rollback(const char *cfgpath, int argc, char **argv);
 int sv_cmd_metrics(const char *cfgpath, int argc, char **argv);
 int sv_cmd_shutdown(const char *cfgpath, int argc, char **argv);
+/* `switchyard rules|flows`: the netfilter commands (netfilter/nf_cmd.c),
+ * with the configuration checked first (exit SV_EXIT_CONFIG) and `rules
+ * flip` refused while switchyardd runs. */
+int sv_cmd_rules(const char *cfgpath, int argc, char **argv);
+int sv_cmd_flows(const char *cfgpath, int argc, char **argv);
 
 #endif
