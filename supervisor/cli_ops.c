@@ -137,7 +137,8 @@ static void fmt_ms(int64_t ms, char *out, size_t outlen)
 static void print_status(const struct json_doc *doc)
 {
 	char live[16] = "?", rules[300] = "", s[64], opname[32], phase[32];
-	int n;
+	char stbuf[CFG_NCOLOURS][48];
+	int n, w = 9;
 
 	(void)json_get_str(doc, "live", live, sizeof(live));
 	(void)json_get_str(doc, "rules", rules, sizeof(rules));
@@ -148,26 +149,36 @@ static void print_status(const struct json_doc *doc)
 		printf("in progress: %s (%s on %s, %lld ms)\n", opname, phase, s,
 		       (long long)geti(doc, "op.elapsed_ms"));
 	}
-	printf("\n%-6s %-9s %8s %5s %-20s %8s %7s %7s %8s\n", "", "STATE", "PID", "GEN", "SET",
-	       "CERTS", "ACTIVE", "PINNED", "RESTARTS");
 	n = json_array_len(doc, "instances");
-	for (int i = 0; i < n; i++) {
-		char p[32], colour[16] = "", state[16] = "", set[128] = "", err[300] = "";
-		char stbuf[40];
+	/* "loading 51200/100000" is wider than any other state: the column
+	 * takes the width of the widest one, so the others stay aligned. */
+	for (int i = 0; i < n && i < CFG_NCOLOURS; i++) {
+		char p[32], state[16] = "";
+		const struct json_doc *in;
+
+		snprintf(p, sizeof(p), "instances.%d", i);
+		in = json_at(doc, p);
+		(void)json_get_str(in, "state", state, sizeof(state));
+		snprintf(stbuf[i], sizeof(stbuf[i]), "%s", state);
+		if (strcmp(state, "loading") == 0)
+			snprintf(stbuf[i], sizeof(stbuf[i]), "loading %lld/%lld",
+			         (long long)geti(in, "loaded"), (long long)geti(in, "total"));
+		if ((int)strlen(stbuf[i]) > w)
+			w = (int)strlen(stbuf[i]);
+	}
+	printf("\n%-6s %-*s %8s %5s %-20s %8s %7s %7s %8s\n", "", w, "STATE", "PID", "GEN", "SET",
+	       "CERTS", "ACTIVE", "PINNED", "RESTARTS");
+	for (int i = 0; i < n && i < CFG_NCOLOURS; i++) {
+		char p[32], colour[16] = "", set[128] = "", err[300] = "";
 		const struct json_doc *in;
 
 		snprintf(p, sizeof(p), "instances.%d", i);
 		in = json_at(doc, p);
 		(void)json_get_str(in, "colour", colour, sizeof(colour));
-		(void)json_get_str(in, "state", state, sizeof(state));
 		(void)json_get_str(in, "set", set, sizeof(set));
-		snprintf(stbuf, sizeof(stbuf), "%s", state);
-		if (strcmp(state, "loading") == 0)
-			snprintf(stbuf, sizeof(stbuf), "loading %lld/%lld",
-			         (long long)geti(in, "loaded"), (long long)geti(in, "total"));
 #define F(field) ((long long)geti(in, field))
-		printf("%-6s %-9s %8lld %5lld %-20.20s %8lld %7lld %7lld %8lld\n", colour, stbuf,
-		       F("pid"), F("generation"), set, F("certs"), F("active"),
+		printf("%-6s %-*s %8lld %5lld %-20.20s %8lld %7lld %7lld %8lld\n", colour, w,
+		       stbuf[i], F("pid"), F("generation"), set, F("certs"), F("active"),
 		       F("pinned.syn") + F("pinned.established"), F("restarts"));
 #undef F
 		if (json_get_str(in, "last_error", err, sizeof(err)) == 0)
@@ -293,9 +304,10 @@ static void print_flip(const char *what, const struct json_doc *reply)
 	else
 		snprintf(g, sizeof(g), "gate passed in %lld ms (%lld names)",
 		         (long long)geti(reply, "gate.ms"), (long long)geti(reply, "gate.checked"));
-	printf("%s: %s -> %s (generation %lld); %s, commit %s, command to commit %s; %s is "
-	       "draining\n",
-	       what, from, to, (long long)geti(reply, "generation"), g, c, l, from);
+	printf("%s: %s -> %s (generation %lld, set %s); %s, commit %s, command to commit %s; %s "
+	       "is draining\n",
+	       what, from, to, (long long)geti(reply, "generation"),
+	       json_str(reply, "set") ? json_str(reply, "set") : "?", g, c, l, from);
 }
 
 /* The exit code of a refused or failed operation. */
@@ -320,12 +332,73 @@ static int op_result(const char *what, const char *text, const struct json_doc *
 	return SV_EXIT_OK;
 }
 
+struct reload_job {
+	const char *path;
+	char line[CTL_LINE_MAX];
+	char *reply;
+	struct json_doc *doc;
+	int rc;
+	volatile int done;
+};
+
+static void *reload_thread(void *arg)
+{
+	struct reload_job *job = arg;
+
+	job->rc = request(job->path, job->line, CLI_LONG_TIMEOUT_MS, &job->reply, &job->doc);
+	job->done = 1;
+	return NULL;
+}
+
+/* Says once what a flip queued behind another operation waits for, and
+ * what it will promote then: a flip sent during a reload used to wait
+ * silently and then flip to whatever the reload left in the standby. */
+static void flip_waiting(const struct json_doc *st, int *said)
+{
+	char op[32] = "", phase[32] = "", inst[16] = "", live[16] = "", dir[CFG_STR_MAX] = "";
+	char p[64], set[128] = "";
+
+	if (*said || json_get_str(st, "op.name", op, sizeof(op)) < 0 || strcmp(op, "flip") == 0)
+		return;
+	*said = 1;
+	(void)json_get_str(st, "op.phase", phase, sizeof(phase));
+	(void)json_get_str(st, "op.instance", inst, sizeof(inst));
+	(void)json_get_str(st, "op.directory", dir, sizeof(dir));
+	(void)json_get_str(st, "live", live, sizeof(live));
+	if (strcmp(op, "reload") != 0) {
+		fprintf(stderr, "flip: waiting for the %s in progress (%s on %s)\n", op, phase,
+		        inst);
+		return;
+	}
+	if (!getb(st, "op.flip_after")) {
+		fprintf(
+		    stderr,
+		    "flip: waiting for the reload in progress (%s, %s %s, --no-flip); this flip "
+		    "will then promote %s with that set\n",
+		    inst, phase, dir, inst);
+		return;
+	}
+	for (int i = 0; i < json_array_len(st, "instances"); i++) {
+		char c[16] = "";
+
+		snprintf(p, sizeof(p), "instances.%d.colour", i);
+		(void)json_get_str(st, p, c, sizeof(c));
+		snprintf(p, sizeof(p), "instances.%d.set", i);
+		if (strcmp(c, live) == 0)
+			(void)json_get_str(st, p, set, sizeof(set));
+	}
+	fprintf(stderr,
+	        "flip: waiting for the reload in progress (%s, %s %s), which flips to %s itself; "
+	        "this flip will then promote %s (set %s) back\n",
+	        inst, phase, dir, inst, live, set);
+}
+
 int sv_cmd_flip(const char *cfgpath, int argc, char **argv)
 {
-	char path[CFG_STR_MAX], *reply;
-	struct json_doc *doc;
-	int force = 0, allow = 0, json = 0, rc;
-	char line[64];
+	char path[CFG_STR_MAX];
+	struct reload_job job;
+	int force = 0, allow = 0, json = 0, said = 0, rc;
+	pthread_t t;
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--force") == 0) {
@@ -342,13 +415,34 @@ int sv_cmd_flip(const char *cfgpath, int argc, char **argv)
 	}
 	if (get_path(cfgpath, path, sizeof(path)) < 0)
 		return SV_EXIT_CONFIG;
-	snprintf(line, sizeof(line), "flip%s%s", force ? " --force" : "",
+	memset(&job, 0, sizeof(job));
+	job.path = path;
+	snprintf(job.line, sizeof(job.line), "flip%s%s", force ? " --force" : "",
 	         allow ? " --allow-name-loss" : "");
-	rc = request(path, line, CLI_LONG_TIMEOUT_MS, &reply, &doc);
+	if (pthread_create(&t, NULL, reload_thread, &job) != 0) {
+		fprintf(stderr, "switchyard flip: cannot start a thread\n");
+		return SV_EXIT_FAILED;
+	}
+	while (!job.done) {
+		char *st = NULL, err[256];
+		struct json_doc *sd;
+
+		usleep(100 * 1000);
+		if (json || said || job.done)
+			continue;
+		if (ctl_request(path, "status", &st, 2000, err, sizeof(err)) == 0 &&
+		    (sd = json_parse(st, NULL, 0)) != NULL) {
+			flip_waiting(sd, &said);
+			json_doc_free(sd);
+		}
+		free(st);
+	}
+	pthread_join(t, NULL);
+	rc = job.rc;
 	if (rc == SV_EXIT_OK)
-		rc = op_result("flip", reply, doc, json);
-	json_doc_free(doc);
-	free(reply);
+		rc = op_result("flip", job.reply, job.doc, json);
+	json_doc_free(job.doc);
+	free(job.reply);
 	return rc;
 }
 
@@ -378,24 +472,6 @@ int sv_cmd_rollback(const char *cfgpath, int argc, char **argv)
 	json_doc_free(doc);
 	free(reply);
 	return rc;
-}
-
-struct reload_job {
-	const char *path;
-	char line[CTL_LINE_MAX];
-	char *reply;
-	struct json_doc *doc;
-	int rc;
-	volatile int done;
-};
-
-static void *reload_thread(void *arg)
-{
-	struct reload_job *job = arg;
-
-	job->rc = request(job->path, job->line, CLI_LONG_TIMEOUT_MS, &job->reply, &job->doc);
-	job->done = 1;
-	return NULL;
 }
 
 /* One progress update from a status reply: a bar on a TTY, a plain line

@@ -37,6 +37,10 @@ void sv_status_json(struct sv *sv, struct json_buf *jb)
 		if (sv->op_inst >= 0)
 			jb_str(jb, "instance", cfg_colour_name((enum cfg_colour)sv->op_inst));
 		jb_int(jb, "elapsed_ms", now - sv->op_start);
+		if (sv->op_dir[0] != '\0') {
+			jb_str(jb, "directory", sv->op_dir);
+			jb_bool(jb, "flip_after", sv->op_flip_after);
+		}
 		jb_uint(jb, "loaded", in->loaded);
 		jb_uint(jb, "total", in->total);
 		jb_obj_end(jb);

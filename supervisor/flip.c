@@ -23,7 +23,8 @@ void sv_set_phase(struct sv *sv, const char *name, const char *phase, int inst)
 {
 	pthread_mutex_lock(&sv->lock);
 	if (name == NULL) {
-		sv->op_name[0] = sv->op_phase[0] = '\0';
+		sv->op_name[0] = sv->op_phase[0] = sv->op_dir[0] = '\0';
+		sv->op_flip_after = 0;
 	} else {
 		if (strcmp(sv->op_name, name) != 0)
 			sv->op_start = sv_now_ms();
@@ -32,135 +33,6 @@ void sv_set_phase(struct sv *sv, const char *name, const char *phase, int inst)
 		sv->op_inst = inst;
 	}
 	pthread_mutex_unlock(&sv->lock);
-}
-
-static void state_path(const struct cfg *cfg, char *out, size_t outlen)
-{
-	snprintf(out, outlen, "%s/switchyardd.state", cfg->supervisor.state_dir);
-}
-
-/*
- * The state file: the live colour, the rollback target and the last
- * SV_FLIPS_KEPT flip records, so that an operator who restarts switchyardd
- * (or a crash) still sees what happened in `switchyard status`. One record
- * per line, oldest first:
- *   flip AT FROM TO REASON RESULT FROM_GEN TO_GEN GATE_MS COMMIT_US LATENCY_US DRAIN_MS
- * FROM is "-" when there was no live instance. REASON and RESULT are single
- * words (rec_flip's callers pass literals).
- */
-void sv_state_save(struct sv *sv)
-{
-	char path[PATH_MAX], tmp[PATH_MAX + 8];
-	FILE *f;
-
-	state_path(sv->cfg, path, sizeof(path));
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	f = fopen(tmp, "we");
-	if (f == NULL) {
-		log_warn("%s", tmp);
-		return;
-	}
-	pthread_mutex_lock(&sv->lock);
-	fprintf(f, "live %s\n", cfg_colour_name((enum cfg_colour)sv->live));
-	if (sv->prev_live >= 0)
-		fprintf(f, "prev %s %llu\n", cfg_colour_name((enum cfg_colour)sv->prev_live),
-		        (unsigned long long)sv->prev_gen);
-	for (uint64_t i = sv->nflips > SV_FLIPS_KEPT ? sv->nflips - SV_FLIPS_KEPT : 0;
-	     i < sv->nflips; i++) {
-		const struct sv_flip_rec *r = &sv->flips[i % SV_FLIPS_KEPT];
-
-		fprintf(f, "flip %lld %s %s %s %s %llu %llu %lld %lld %lld %lld\n",
-		        (long long)r->at,
-		        r->from >= 0 ? cfg_colour_name((enum cfg_colour)r->from) : "-",
-		        cfg_colour_name((enum cfg_colour)r->to), r->reason, r->result,
-		        (unsigned long long)r->from_gen, (unsigned long long)r->to_gen,
-		        (long long)r->gate_ms, (long long)r->commit_us, (long long)r->latency_us,
-		        (long long)r->drain_ms);
-	}
-	pthread_mutex_unlock(&sv->lock);
-	if (fclose(f) != 0 || rename(tmp, path) < 0)
-		log_warn("cannot save %s", path);
-}
-
-void sv_state_load_flips(struct sv *sv)
-{
-	char path[PATH_MAX], line[512], from[16], to[16], reason[32], result[48];
-	long long at, gate, commit, lat, drain;
-	unsigned long long fg, tg;
-	enum cfg_colour fc, tc;
-	FILE *f;
-
-	state_path(sv->cfg, path, sizeof(path));
-	f = fopen(path, "re");
-	if (f == NULL)
-		return;
-	while (fgets(line, sizeof(line), f) != NULL) {
-		struct sv_flip_rec *r;
-
-		/* A line that does not parse (an older or damaged file) is
-		 * skipped: the history is for reading, nothing depends on it. */
-		if (sscanf(line, "flip %lld %15s %15s %31s %47s %llu %llu %lld %lld %lld %lld", &at,
-		           from, to, reason, result, &fg, &tg, &gate, &commit, &lat,
-		           &drain) != 11 ||
-		    cfg_colour_parse(to, &tc) < 0 ||
-		    (strcmp(from, "-") != 0 && cfg_colour_parse(from, &fc) < 0))
-			continue;
-		r = &sv->flips[sv->nflips++ % SV_FLIPS_KEPT];
-		memset(r, 0, sizeof(*r));
-		r->used = 1;
-		r->at = (time_t)at;
-		r->from = strcmp(from, "-") == 0 ? -1 : (int)fc;
-		r->to = (int)tc;
-		snprintf(r->reason, sizeof(r->reason), "%s", reason);
-		snprintf(r->result, sizeof(r->result), "%s", result);
-		r->from_gen = fg;
-		r->to_gen = tg;
-		r->gate_ms = gate;
-		r->commit_us = commit;
-		r->latency_us = lat;
-		r->drain_ms = drain;
-	}
-	fclose(f);
-}
-
-int sv_state_load_live(const struct cfg *cfg)
-{
-	char path[PATH_MAX], word[16];
-	enum cfg_colour c;
-	FILE *f;
-	int live = -1;
-
-	state_path(cfg, path, sizeof(path));
-	f = fopen(path, "re");
-	if (f == NULL)
-		return -1;
-	if (fscanf(f, "live %15s", word) == 1 && cfg_colour_parse(word, &c) == 0)
-		live = (int)c;
-	fclose(f);
-	return live;
-}
-
-int sv_state_load_prev(const struct cfg *cfg, int *prev, uint64_t *gen)
-{
-	char path[PATH_MAX], line[128], word[16];
-	unsigned long long g;
-	enum cfg_colour c;
-	FILE *f;
-	int rc = -1;
-
-	state_path(cfg, path, sizeof(path));
-	f = fopen(path, "re");
-	if (f == NULL)
-		return -1;
-	while (fgets(line, sizeof(line), f) != NULL)
-		if (sscanf(line, "prev %15s %llu", word, &g) == 2 &&
-		    cfg_colour_parse(word, &c) == 0) {
-			*prev = (int)c;
-			*gen = g;
-			rc = 0;
-		}
-	fclose(f);
-	return rc;
 }
 
 /* Records one flip attempt; returns its index. Caller holds sv->lock. */
@@ -253,10 +125,13 @@ void sv_flip_out_json(const struct sv_flip_out *out, struct json_buf *jb)
 		jb_str(jb, "from", cfg_colour_name((enum cfg_colour)out->from));
 	if (out->to >= 0)
 		jb_str(jb, "to", cfg_colour_name((enum cfg_colour)out->to));
+	if (out->to_set[0] != '\0')
+		jb_str(jb, "set", out->to_set);
 	jb_bool(jb, "flipped", out->ok);
 	jb_bool(jb, "gate_refused", out->gate_refused);
 	jb_bool(jb, "names_refused", out->loss_refused);
 	sv_loss_json(&out->loss, jb);
+	jb_int(jb, "names_ms", out->names_ms);
 	jb_obj_begin(jb, "gate");
 	jb_int(jb, "ms", out->gate.ms);
 	jb_uint(jb, "checked", out->gate.checked);
@@ -279,7 +154,7 @@ int sv_flip_to(struct sv *sv, enum cfg_colour to, const char *reason, int flags,
 	enum cfg_colour from;
 	char **changed = NULL, err[512], *reply = NULL;
 	size_t nchanged = 0;
-	int64_t gate_ms = -1, gate_us = 0;
+	int64_t gate_ms = -1, gate_us = 0, names_us = 0;
 	int r;
 
 	memset(out, 0, sizeof(*out));
@@ -288,6 +163,7 @@ int sv_flip_to(struct sv *sv, enum cfg_colour to, const char *reason, int flags,
 	pthread_mutex_lock(&sv->lock);
 	from = (enum cfg_colour)sv->live;
 	out->from = from;
+	snprintf(out->to_set, sizeof(out->to_set), "%s", in->set_id);
 	if ((int)to == sv->live) {
 		snprintf(out->error, sizeof(out->error), "%s is already live", cfg_colour_name(to));
 		pthread_mutex_unlock(&sv->lock);
@@ -320,7 +196,13 @@ int sv_flip_to(struct sv *sv, enum cfg_colour to, const char *reason, int flags,
 	/* The name-loss guard runs before the gate: a set that lacks most
 	 * names may well serve the rest correctly. */
 	sv_set_phase(sv, sv->op_name[0] ? sv->op_name : "flip", "names", to);
-	if (sv_guard_check(sv, to, &next, &out->loss, err, sizeof(err)) < 0) {
+	names_us = sv_now_us();
+	r = sv_guard_check(sv, to, &next, &out->loss, err, sizeof(err));
+	/* Like the gate, the comparison is a check before the flip, not part
+	 * of the command-to-commit latency. */
+	names_us = sv_now_us() - names_us;
+	out->names_ms = names_us / 1000;
+	if (r < 0) {
 		snprintf(out->error, sizeof(out->error),
 		         "cannot compare the names %s serves with those served now: %.400s",
 		         cfg_colour_name(to), err);
@@ -356,7 +238,7 @@ int sv_flip_to(struct sv *sv, enum cfg_colour to, const char *reason, int flags,
 		for (size_t i = 0; i < nchanged; i++)
 			free(changed[i]);
 		free(changed);
-		gate_us = sv_now_us() - g0;
+		gate_us = sv_now_us() - g0 + names_us;
 		gate_ms = out->gate.ms;
 		if (r < 0) {
 			out->gate_refused = 1;
@@ -373,9 +255,11 @@ int sv_flip_to(struct sv *sv, enum cfg_colour to, const char *reason, int flags,
 			sv_names_free(&next);
 			return -1;
 		}
-	} else if (flags & SV_FLIP_FORCE) {
-		log_warnx("flip %s -> %s: gate skipped (--force)", cfg_colour_name(from),
-		          cfg_colour_name(to));
+	} else {
+		gate_us = names_us;
+		if (flags & SV_FLIP_FORCE)
+			log_warnx("flip %s -> %s: gate skipped (--force)", cfg_colour_name(from),
+			          cfg_colour_name(to));
 	}
 
 	sv_set_phase(sv, sv->op_name[0] ? sv->op_name : "flip", "commit", to);
@@ -425,13 +309,18 @@ int sv_op_flip(struct sv *sv, int flags, struct json_buf *reply)
 {
 	int64_t t_cmd = sv_now_us();
 	struct sv_flip_out out;
+	int64_t waited;
 	int rc;
 
 	pthread_mutex_lock(&sv->op);
+	/* Queued behind another operation (a reload): the reply says how
+	 * long, and the CLI said what it waited for meanwhile. */
+	waited = (sv_now_us() - t_cmd) / 1000;
 	sv_set_phase(sv, "flip", "start", !sv->live);
+	/* The flip's latency starts when it may run, not in the queue. */
 	rc = sv_flip_to(sv, (enum cfg_colour) !sv->live,
 	                flags & SV_FLIP_FORCE ? "forced" : "operator",
-	                flags & (SV_FLIP_FORCE | SV_FLIP_ALLOW_LOSS), t_cmd, &out);
+	                flags & (SV_FLIP_FORCE | SV_FLIP_ALLOW_LOSS), sv_now_us(), &out);
 	sv_set_phase(sv, NULL, NULL, -1);
 	pthread_mutex_unlock(&sv->op);
 	jb_bool(reply, "ok", rc == 0);
@@ -439,6 +328,7 @@ int sv_op_flip(struct sv *sv, int flags, struct json_buf *reply)
 		jb_str(reply, "error", out.error);
 	if (out.ok)
 		jb_uint(reply, "generation", out.to_gen);
+	jb_int(reply, "waited_ms", waited);
 	sv_flip_out_json(&out, reply);
 	return rc;
 }
@@ -503,6 +393,13 @@ static int wait_serving(struct sv *sv, enum cfg_colour c, int64_t timeout_ms, in
 			died = sv->inst[c].spawns > (uint32_t)spawns0 + 1 ||
 			       (sv->inst[c].spawns == (uint32_t)spawns0 + 1 &&
 			        sv->inst[c].state == SV_FAILED && !sv->inst[c].stop_wanted);
+		/* A crash loop (the second death in a row, or a port that
+		 * another process holds) ends the wait at once with its
+		 * cause: the backoff would otherwise hide it for minutes. */
+		else
+			died = sv->inst[c].state == SV_FAILED &&
+			       (sv->inst[c].fails_in_row >= 2 ||
+			        strstr(sv->inst[c].last_error, " in use ") != NULL);
 		pthread_mutex_unlock(&sv->lock);
 		if (died)
 			return 0;
@@ -568,8 +465,17 @@ int sv_op_reload(struct sv *sv, const char *dir, int opts, struct json_buf *repl
 	to = (enum cfg_colour) !sv->live;
 	in = &sv->inst[to];
 	sv_set_phase(sv, "reload", "waiting", to);
+	pthread_mutex_lock(&sv->lock);
+	snprintf(sv->op_dir, sizeof(sv->op_dir), "%s", dir);
+	sv->op_flip_after = !no_flip;
+	pthread_mutex_unlock(&sv->lock);
 	if (!wait_serving(sv, to, 600000, -1)) {
-		snprintf(err, sizeof(err), "%s did not become ready", cfg_colour_name(to));
+		pthread_mutex_lock(&sv->lock);
+		snprintf(err, sizeof(err), "%s (%s) cannot take the reload%s%.300s%s",
+		         cfg_colour_name(to), sv_state_name(in->state),
+		         in->last_error[0] ? " (last error: " : "", in->last_error,
+		         in->last_error[0] ? "); it is respawned with backoff" : "");
+		pthread_mutex_unlock(&sv->lock);
 		goto done;
 	}
 	pthread_mutex_lock(&sv->lock);
@@ -792,6 +698,43 @@ static void count_flows(struct sv *sv)
 	pthread_mutex_unlock(&sv->lock);
 }
 
+/*
+ * Closes the flip records whose drain no instance is watching any more, so
+ * that the history reaches a final state: the old instance died or was
+ * restarted while it drained ("drain-cut"), became live again through
+ * another flip ("flipped-back"), or the record is one a previous
+ * switchyardd left open ("drain-ended"). Only sv_drain_watch closes the
+ * record of a drain in progress. Returns 1 if a record changed. Caller
+ * holds sv->lock.
+ */
+static int close_orphan_drains(struct sv *sv)
+{
+	int changed = 0;
+
+	for (uint64_t i = sv->nflips > SV_FLIPS_KEPT ? sv->nflips - SV_FLIPS_KEPT : 0;
+	     i < sv->nflips; i++) {
+		struct sv_flip_rec *r = &sv->flips[i % SV_FLIPS_KEPT];
+		const struct sv_inst *in;
+		const char *result;
+
+		if (!r->used || strcmp(r->result, "draining") != 0)
+			continue;
+		in = r->from >= 0 && r->from < CFG_NCOLOURS ? &sv->inst[r->from] : NULL;
+		if (in != NULL && in->state == SV_DRAINING &&
+		    in->drain_flip == (int)(i % SV_FLIPS_KEPT))
+			continue;
+		if (in != NULL && in->state == SV_LIVE)
+			result = "flipped-back";
+		else if (in == NULL || in->state == SV_DRAINING || sv_state_serving(in->state))
+			result = "drain-ended";
+		else
+			result = "drain-cut";
+		snprintf(r->result, sizeof(r->result), "%s", result);
+		changed = 1;
+	}
+	return changed;
+}
+
 void sv_drain_watch(struct sv *sv)
 {
 	const struct cfg_supervisor *cs = &sv->cfg->supervisor;
@@ -801,6 +744,7 @@ void sv_drain_watch(struct sv *sv)
 	pthread_mutex_lock(&sv->lock);
 	for (int c = 0; c < CFG_NCOLOURS; c++)
 		draining |= sv->inst[c].state == SV_DRAINING;
+	save = close_orphan_drains(sv);
 	pthread_mutex_unlock(&sv->lock);
 	if (now >= sv->next_flow_count) {
 		count_flows(sv);
@@ -808,6 +752,8 @@ void sv_drain_watch(struct sv *sv)
 		 * often while something drains, rarely otherwise. */
 		sv->next_flow_count = now + (draining ? 250 : 2000);
 	} else if (!draining) {
+		if (save)
+			sv_state_save(sv);
 		return;
 	}
 	pthread_mutex_lock(&sv->lock);

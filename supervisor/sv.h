@@ -9,6 +9,7 @@
  *   flip.c         the flip sequence, drain, rollback, failover, drift repair
  *   gate.c         the TLS health gate
  *   guard.c        the name-loss guard: what a promotion would stop serving
+ *   state.c        the state file: live colour, rollback target, flip history
  *   tickets.c      session ticket key creation and rotation
  *   control.c      the supervisor's control commands (served by common/ctl)
  *   metrics.c      Prometheus text and the optional localhost HTTP listener
@@ -87,9 +88,10 @@ struct sv_inst {
 	int drain_flip;      /* index in the flip ring to complete */
 	struct sv_backoff bo;
 	uint32_t restarts;
-	uint32_t spawns; /* processes started for this colour */
-	int niced;       /* running at SV_PRELOAD_NICE while it loads */
-	int reloading;   /* a reload-certs is in flight: status may not answer */
+	uint32_t fails_in_row; /* deaths since it was last ready: a crash loop */
+	uint32_t spawns;       /* processes started for this colour */
+	int niced;             /* running at SV_PRELOAD_NICE while it loads */
+	int reloading;         /* a reload-certs is in flight: status may not answer */
 	int stop_wanted;
 	/* From the instance's status reply. */
 	uint64_t generation;
@@ -157,6 +159,10 @@ struct sv {
 	char op_phase[32];
 	int op_inst;
 	int64_t op_start;
+	/* A reload's directory and whether it flips when done, so that a
+	 * `flip` queued behind it can say what it will promote. */
+	char op_dir[CFG_STR_MAX];
+	int op_flip_after;
 	/* Flips, newest at flips[(nflips - 1) % SV_FLIPS_KEPT]. */
 	struct sv_flip_rec flips[SV_FLIPS_KEPT];
 	uint64_t nflips;
@@ -284,10 +290,12 @@ struct sv_flip_out {
 	int gate_refused;
 	int loss_refused; /* the name-loss guard refused (see loss) */
 	struct sv_loss loss;
+	int64_t names_ms; /* reading and comparing the target's names */
 	int from, to;
 	struct sv_gate_result gate; /* gate.ms is -1 when no gate ran */
 	int64_t commit_us, latency_us;
 	uint64_t to_gen;
+	char to_set[128]; /* the certificate set id of `to` */
 	char error[600];
 };
 /* The whole flip towards `to` (caller holds sv->op). t_cmd_us is when the
@@ -316,8 +324,9 @@ void sv_wait_event(struct sv *sv, int timeout_ms);
 /* Writes the status object (fields of the reply, "ok" included). */
 void sv_status_json(struct sv *sv, struct json_buf *jb);
 void sv_set_phase(struct sv *sv, const char *name, const char *phase, int inst);
-/* Persists the live colour (fallback when the kernel has no rules), the
- * rollback target and the flip history, atomically (write and rename). */
+/* state.c: persists the live colour (fallback when the kernel has no
+ * rules), the rollback target and the flip history, atomically (write and
+ * rename). */
 void sv_state_save(struct sv *sv);
 int sv_state_load_live(const struct cfg *cfg);
 /* Restores the flip history saved by sv_state_save into sv->flips (at

@@ -34,7 +34,9 @@ live=$(sv_status .live)
 other=$([ "$live" = blue ] && echo green || echo blue)
 repairs=$(sv_status .counters.drift_repairs)
 
-svc rules flip "$other" >"$T_TMP/rflip.out" 2>&1
+# In the namespace: were the refusal missing, the flip must not reach the
+# host.
+sv_ns "$SY" -c "$SV_CONF" rules flip "$other" >"$T_TMP/rflip.out" 2>&1
 rc=$?
 cat "$T_TMP/rflip.out"
 [ "$rc" -eq 1 ] || fail "rules flip while switchyardd runs exited $rc, want 1"
