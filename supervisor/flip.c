@@ -155,7 +155,7 @@ int sv_flip_to(struct sv *sv, enum cfg_colour to, const char *reason, int flags,
 	char **changed = NULL, err[512], *reply = NULL;
 	size_t nchanged = 0;
 	int64_t gate_ms = -1, gate_us = 0, names_us = 0;
-	int r;
+	int r, names_ok;
 
 	memset(out, 0, sizeof(*out));
 	out->gate.ms = -1;
@@ -197,16 +197,23 @@ int sv_flip_to(struct sv *sv, enum cfg_colour to, const char *reason, int flags,
 	 * names may well serve the rest correctly. */
 	sv_set_phase(sv, sv->op_name[0] ? sv->op_name : "flip", "names", to);
 	names_us = sv_now_us();
-	r = sv_guard_check(sv, to, &next, &out->loss, err, sizeof(err));
+	r = names_ok = sv_guard_check(sv, to, &next, &out->loss, err, sizeof(err));
 	/* Like the gate, the comparison is a check before the flip, not part
 	 * of the command-to-commit latency. */
 	names_us = sv_now_us() - names_us;
 	out->names_ms = names_us / 1000;
-	if (r < 0) {
+	if (r < 0 && !(flags & SV_FLIP_ALLOW_LOSS)) {
+		/* A target that cannot list its names (a proxy older than
+		 * this supervisor) is promoted only when the operator allows
+		 * a loss nobody measured. */
 		snprintf(out->error, sizeof(out->error),
-		         "cannot compare the names %s serves with those served now: %.400s",
+		         "cannot compare the names %s serves with those served now: %.380s; use "
+		         "--allow-name-loss to promote it unchecked",
 		         cfg_colour_name(to), err);
 		goto refused;
+	} else if (r < 0) {
+		log_warnx("flip %s -> %s (%s): --allow-name-loss: names not compared: %s",
+		          cfg_colour_name(from), cfg_colour_name(to), reason, err);
 	}
 	if (sv_loss_too_much(sv->cfg, &out->loss)) {
 		char text[sizeof(out->error)];
@@ -281,7 +288,16 @@ int sv_flip_to(struct sv *sv, enum cfg_colour to, const char *reason, int flags,
 		return -1;
 	}
 	out->ok = 1;
-	sv_served_set(sv, &next);
+	if (names_ok == 0) {
+		sv_served_set(sv, &next);
+	} else {
+		/* Promoted unchecked: what it serves is unknown, and the main
+		 * loop learns it once the instance can list its names. */
+		pthread_mutex_lock(&sv->lock);
+		sv->served_known = 0;
+		sv->names_lost = 0;
+		pthread_mutex_unlock(&sv->lock);
+	}
 	log_info(
 	    "flip %s -> %s (%s): committed in %lld us, command to commit %lld us, gate %lld ms",
 	    cfg_colour_name(from), cfg_colour_name(to), reason, (long long)out->commit_us,
@@ -866,6 +882,8 @@ void sv_drift_check(struct sv *sv)
 
 void sv_tick(struct sv *sv)
 {
+	static int64_t next_learn; /* the main thread's own */
+
 	/* Deaths first and failover right after, before anything that talks
 	 * to an instance and could take a while under load. */
 	if (sv_inst_reap(sv))
@@ -902,17 +920,21 @@ void sv_tick(struct sv *sv)
 			sv_guard_started(sv, &names, &loss);
 		}
 	} else if (!sv->served_known && sv->inst[sv->live].state == SV_LIVE &&
-	           pthread_mutex_trylock(&sv->op) == 0) {
+	           sv_now_ms() >= next_learn && pthread_mutex_trylock(&sv->op) == 0) {
+		static struct log_ratelimit rl = LOG_RATELIMIT_INIT(600, 1);
 		struct sv_names names;
 		char err[300];
 
 		/* Rules found in the kernel and no saved reference set (the
-		 * first start of this version): what the live instance serves
-		 * now is the reference. */
+		 * first start of this version), or a set promoted unchecked:
+		 * what the live instance serves now is the reference. A live
+		 * instance that cannot list its names (older than this
+		 * supervisor) is asked again every 10 s. */
+		next_learn = sv_now_ms() + 10000;
 		if (sv_names_fetch(sv, (enum cfg_colour)sv->live, &names, err, sizeof(err)) == 0)
 			sv_served_set(sv, &names);
 		else
-			log_warnx("name-loss guard: %s", err);
+			log_rl(&rl, LOG_LVL_WARN, "name-loss guard: no reference set yet: %s", err);
 		pthread_mutex_unlock(&sv->op);
 	}
 	sv_guard_restore(sv);
