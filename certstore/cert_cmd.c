@@ -5,10 +5,11 @@
  *   switchyard certs lookup [DIR] NAME|- [--rsa] [--default FILE]
  *
  * check prints every file's verdict and a summary, and exits 1 when a file
- * was skipped (or DIR cannot be read). lookup prints the file that would
- * serve NAME ("FILE", or "FILE (default)"), or "none" and exits 1. With NAME
- * "-" it reads one name per line from stdin and prints "NAME RESULT" lines,
- * so a test can check thousands of names against one load.
+ * was skipped, when the --default file is not served, or when DIR cannot be
+ * read. lookup prints the file that would serve NAME ("FILE", or "FILE
+ * (default)"), or "none" and exits 1. With NAME "-" it reads one name per
+ * line from stdin and prints "NAME RESULT" lines, so a test can check
+ * thousands of names against one load.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,8 +117,16 @@ int cert_cmd(const char *cfgpath, int argc, char **argv)
 		goto out;
 	}
 	if (check) {
+		int used_default = 0;
+
 		cert_report_print(rep, stdout, json);
 		rc = cert_report_nskipped(rep) > 0 ? 1 : 0;
+		/* A default certificate that was asked for and is not served
+		 * fails the check like a skipped file: the report lists it,
+		 * but it is not one of the directory's files. */
+		if (opts.default_cert != NULL && opts.default_cert[0] != '\0' &&
+		    cert_store_lookup(st, NULL, 0, CERT_LOOKUP_ECDSA_OK, &used_default) == NULL)
+			rc = 1;
 		goto out;
 	}
 	if (strcmp(name, "-") == 0) {

@@ -107,6 +107,8 @@ static int cmd_status(void *ctx, struct ctl_req *req, struct json_buf *r)
 	            : p->c_loaded + p->c_skipped);
 	jb_uint(r, "total", atomic_load(&p->load_total));
 	jb_uint(r, "generation", p->generation);
+	if (p->served_dir[0] != '\0')
+		jb_str(r, "directory", p->served_dir);
 	jb_obj_begin(r, "certs");
 	jb_uint(r, "loaded", p->c_loaded);
 	jb_uint(r, "skipped", p->c_skipped);
@@ -253,7 +255,9 @@ static int cmd_reload_certs(void *ctx, struct ctl_req *req, struct json_buf *r)
 		log_warnx("reload-certs: ticket keys not reloaded: %s", kerr);
 	jb_bool(r, "ok", 1);
 	pthread_mutex_lock(&p->reload_lock);
+	snprintf(p->served_dir, sizeof(p->served_dir), "%s", dir);
 	jb_uint(r, "generation", p->generation);
+	jb_uint(r, "names", p->c_names);
 	jb_uint(r, "loaded", p->c_loaded);
 	jb_uint(r, "skipped", p->c_skipped);
 	jb_uint(r, "warned", p->c_warned);
@@ -357,6 +361,32 @@ static int cmd_sample(void *ctx, struct ctl_req *req, struct json_buf *r)
 	return 0;
 }
 
+/* One page of the store's names, for the supervisor's name-loss guard,
+ * which compares the whole set a candidate would serve with the set served
+ * now. Pages keep each reply small; "total" and "generation" let the
+ * caller notice a reload between two pages. */
+static int cmd_names(void *ctx, struct ctl_req *req, struct json_buf *r)
+{
+	struct px_proc *p = ctx;
+	/* The usage check let only digits through. */
+	unsigned long long off = strtoull(ctl_arg(req, 0), NULL, 10);
+	struct cert_store *st = cert_slot_acquire(p->slot);
+	size_t nn = st ? cert_store_nnames(st) : 0;
+
+	jb_bool(r, "ok", 1);
+	pthread_mutex_lock(&p->reload_lock);
+	jb_uint(r, "generation", p->generation);
+	pthread_mutex_unlock(&p->reload_lock);
+	jb_uint(r, "total", nn);
+	jb_uint(r, "offset", off);
+	jb_arr_begin(r, "names");
+	for (size_t i = off; i < nn && i < off + PX_NAMES_PAGE; i++)
+		jb_str(r, NULL, cert_store_name_at(st, i));
+	jb_arr_end(r);
+	cert_store_unref(st);
+	return 0;
+}
+
 static int cmd_reload_tickets(void *ctx, struct ctl_req *req, struct json_buf *r)
 {
 	char kerr[256];
@@ -424,6 +454,7 @@ const struct ctl_cmd px_ctl_cmds[] = {
     {"reload-tickets", "reload-tickets", CTL_SLOW, cmd_reload_tickets},
     {"cert", "cert NAME", 0, cmd_cert},
     {"sample", "sample N", 0, cmd_sample},
+    {"names", "names N", 0, cmd_names},
     {"cache-trim", "cache-trim", 0, cmd_cache_trim},
     {"drain", "drain", 0, cmd_drain},
     {"quit", "quit", 0, cmd_quit},

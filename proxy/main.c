@@ -248,6 +248,9 @@ int main(int argc, char **argv)
 		fatalx("certificates: %s",
 		       rep && cert_report_fatal(rep) ? cert_report_fatal(rep) : p->certdir);
 	px_publish(p, store, rep);
+	pthread_mutex_lock(&p->reload_lock);
+	snprintf(p->served_dir, sizeof(p->served_dir), "%s", p->certdir);
+	pthread_mutex_unlock(&p->reload_lock);
 	log_info("certificates: %zu loaded, %zu skipped, %zu warned from %s in %llu ms",
 	         cert_report_nloaded(rep), cert_report_nskipped(rep), cert_report_nwarned(rep),
 	         p->certdir, (unsigned long long)(px_now_ms() - t0));

@@ -131,6 +131,9 @@ struct px_tkey {
 };
 #define PX_MAX_TKEYS 3
 
+/* Names per reply of the `names` control command. */
+#define PX_NAMES_PAGE 2000
+
 enum px_state { PX_LOADING = 0, PX_READY, PX_DRAINING, PX_STOPPING };
 
 struct px_worker;
@@ -161,6 +164,10 @@ struct px_proc {
 	pthread_mutex_t reload_lock; /* serialises reloads; guards the fields below */
 	uint64_t generation;
 	size_t c_loaded, c_skipped, c_warned, c_names;
+	/* The directory the published store was loaded from (reload-certs
+	 * may name another than certdir): `status` reports it, so that a
+	 * supervisor that adopts the instance knows which set it serves. */
+	char served_dir[CFG_STR_MAX];
 
 	/* TLS. */
 	SSL_CTX *ssl_ctx;

@@ -56,6 +56,15 @@ static int request(const char *path, const char *line, int timeout_ms, char **re
 		fprintf(stderr, "switchyard: switchyardd is not running (no socket at %s)\n", path);
 		return SV_EXIT_NOT_RUN;
 	}
+	/* Connecting needs write permission on the socket: say so, rather
+	 * than report it like a daemon that does not answer. */
+	if (access(path, W_OK) < 0 && errno == EACCES) {
+		fprintf(stderr,
+		        "switchyard: permission denied on %s: run as root or as a member of the "
+		        "socket's group\n",
+		        path);
+		return SV_EXIT_FAILED;
+	}
 	if (ctl_request(path, line, reply, timeout_ms, err, sizeof(err)) < 0) {
 		if (strstr(err, "refused") != NULL || strstr(err, "no such socket") != NULL) {
 			fprintf(stderr,
@@ -128,7 +137,8 @@ static void fmt_ms(int64_t ms, char *out, size_t outlen)
 static void print_status(const struct json_doc *doc)
 {
 	char live[16] = "?", rules[300] = "", s[64], opname[32], phase[32];
-	int n;
+	char stbuf[CFG_NCOLOURS][48];
+	int n, w = 9;
 
 	(void)json_get_str(doc, "live", live, sizeof(live));
 	(void)json_get_str(doc, "rules", rules, sizeof(rules));
@@ -139,31 +149,46 @@ static void print_status(const struct json_doc *doc)
 		printf("in progress: %s (%s on %s, %lld ms)\n", opname, phase, s,
 		       (long long)geti(doc, "op.elapsed_ms"));
 	}
-	printf("\n%-6s %-9s %8s %5s %-20s %8s %7s %7s %8s\n", "", "STATE", "PID", "GEN", "SET",
-	       "CERTS", "ACTIVE", "PINNED", "RESTARTS");
 	n = json_array_len(doc, "instances");
-	for (int i = 0; i < n; i++) {
-		char p[32], colour[16] = "", state[16] = "", set[128] = "", err[300] = "";
-		char stbuf[40];
+	/* "loading 51200/100000" is wider than any other state: the column
+	 * takes the width of the widest one, so the others stay aligned. */
+	for (int i = 0; i < n && i < CFG_NCOLOURS; i++) {
+		char p[32], state[16] = "";
+		const struct json_doc *in;
+
+		snprintf(p, sizeof(p), "instances.%d", i);
+		in = json_at(doc, p);
+		(void)json_get_str(in, "state", state, sizeof(state));
+		snprintf(stbuf[i], sizeof(stbuf[i]), "%s", state);
+		if (strcmp(state, "loading") == 0)
+			snprintf(stbuf[i], sizeof(stbuf[i]), "loading %lld/%lld",
+			         (long long)geti(in, "loaded"), (long long)geti(in, "total"));
+		if ((int)strlen(stbuf[i]) > w)
+			w = (int)strlen(stbuf[i]);
+	}
+	printf("\n%-6s %-*s %8s %5s %-20s %8s %7s %7s %8s\n", "", w, "STATE", "PID", "GEN", "SET",
+	       "CERTS", "ACTIVE", "PINNED", "RESTARTS");
+	for (int i = 0; i < n && i < CFG_NCOLOURS; i++) {
+		char p[32], colour[16] = "", set[128] = "", err[300] = "";
 		const struct json_doc *in;
 
 		snprintf(p, sizeof(p), "instances.%d", i);
 		in = json_at(doc, p);
 		(void)json_get_str(in, "colour", colour, sizeof(colour));
-		(void)json_get_str(in, "state", state, sizeof(state));
 		(void)json_get_str(in, "set", set, sizeof(set));
-		snprintf(stbuf, sizeof(stbuf), "%s", state);
-		if (strcmp(state, "loading") == 0)
-			snprintf(stbuf, sizeof(stbuf), "loading %lld/%lld",
-			         (long long)geti(in, "loaded"), (long long)geti(in, "total"));
 #define F(field) ((long long)geti(in, field))
-		printf("%-6s %-9s %8lld %5lld %-20.20s %8lld %7lld %7lld %8lld\n", colour, stbuf,
-		       F("pid"), F("generation"), set, F("certs"), F("active"),
+		printf("%-6s %-*s %8lld %5lld %-20.20s %8lld %7lld %7lld %8lld\n", colour, w,
+		       stbuf[i], F("pid"), F("generation"), set, F("certs"), F("active"),
 		       F("pinned.syn") + F("pinned.established"), F("restarts"));
 #undef F
 		if (json_get_str(in, "last_error", err, sizeof(err)) == 0)
 			printf("       last error: %s\n", err);
 	}
+	if (geti(doc, "names.lost") > 0)
+		printf("\nnames: %lld of the %lld names served before are not served (failover "
+		       "or start); restored when an instance holds them\n",
+		       (long long)geti(doc, "names.lost"),
+		       (long long)geti(doc, "names.served_before"));
 	if (json_get_str(doc, "rollback.to", s, sizeof(s)) == 0) {
 		int possible = 0;
 
@@ -255,6 +280,15 @@ static void print_flip(const char *what, const struct json_doc *reply)
 		printf("%s: not flipped\n", what);
 		return;
 	}
+	if (geti(reply, "names.lost") > 0)
+		fprintf(stderr,
+		        "%s: warning: %lld of the %lld names served before are no longer "
+		        "served (for example %s)\n",
+		        what, (long long)geti(reply, "names.lost"),
+		        (long long)geti(reply, "names.served"),
+		        json_str(reply, "names.lost_examples")
+		            ? json_str(reply, "names.lost_examples")
+		            : "?");
 	fmt_us(geti(reply, "commit_us"), c, sizeof(c));
 	fmt_us(geti(reply, "latency_us"), l, sizeof(l));
 	if (geti(reply, "gate.ms") < 0)
@@ -270,72 +304,32 @@ static void print_flip(const char *what, const struct json_doc *reply)
 	else
 		snprintf(g, sizeof(g), "gate passed in %lld ms (%lld names)",
 		         (long long)geti(reply, "gate.ms"), (long long)geti(reply, "gate.checked"));
-	printf("%s: %s -> %s (generation %lld); %s, commit %s, command to commit %s; %s is "
-	       "draining\n",
-	       what, from, to, (long long)geti(reply, "generation"), g, c, l, from);
+	printf("%s: %s -> %s (generation %lld, set %s); %s, commit %s, command to commit %s; %s "
+	       "is draining\n",
+	       what, from, to, (long long)geti(reply, "generation"),
+	       json_str(reply, "set") ? json_str(reply, "set") : "?", g, c, l, from);
+}
+
+/* The exit code of a refused or failed operation. */
+static int failed_code(const struct json_doc *reply)
+{
+	if (getb(reply, "names_refused"))
+		return SV_EXIT_LOSS;
+	return getb(reply, "gate_refused") ? SV_EXIT_GATE : SV_EXIT_FAILED;
 }
 
 static int op_result(const char *what, const char *text, const struct json_doc *reply, int json)
 {
-	int refused = 0;
-
 	if (json)
 		printf("%s\n", text);
 	if (!reply_ok(reply)) {
 		if (!json)
 			print_error(what, reply);
-		(void)json_get_bool(reply, "gate_refused", &refused);
-		return refused ? SV_EXIT_GATE : SV_EXIT_FAILED;
+		return failed_code(reply);
 	}
 	if (!json)
 		print_flip(what, reply);
 	return SV_EXIT_OK;
-}
-
-int sv_cmd_flip(const char *cfgpath, int argc, char **argv)
-{
-	char path[CFG_STR_MAX], *reply;
-	struct json_doc *doc;
-	int force = 0, json = 0, rc;
-
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--force") == 0) {
-			force = 1;
-		} else if (strcmp(argv[i], "--json") == 0) {
-			json = 1;
-		} else {
-			fprintf(stderr, "usage: switchyard flip [--force] [--json]\n");
-			return SV_EXIT_USAGE;
-		}
-	}
-	if (get_path(cfgpath, path, sizeof(path)) < 0)
-		return SV_EXIT_CONFIG;
-	rc = request(path, force ? "flip --force" : "flip", CLI_LONG_TIMEOUT_MS, &reply, &doc);
-	if (rc == SV_EXIT_OK)
-		rc = op_result("flip", reply, doc, json);
-	json_doc_free(doc);
-	free(reply);
-	return rc;
-}
-
-int sv_cmd_rollback(const char *cfgpath, int argc, char **argv)
-{
-	char path[CFG_STR_MAX], *reply;
-	struct json_doc *doc;
-	int json = argc == 2 && strcmp(argv[1], "--json") == 0, rc;
-
-	if (argc > 1 && !json) {
-		fprintf(stderr, "usage: switchyard rollback [--json]\n");
-		return SV_EXIT_USAGE;
-	}
-	if (get_path(cfgpath, path, sizeof(path)) < 0)
-		return SV_EXIT_CONFIG;
-	rc = request(path, "rollback", CLI_LONG_TIMEOUT_MS, &reply, &doc);
-	if (rc == SV_EXIT_OK)
-		rc = op_result("rollback", reply, doc, json);
-	json_doc_free(doc);
-	free(reply);
-	return rc;
 }
 
 struct reload_job {
@@ -354,6 +348,130 @@ static void *reload_thread(void *arg)
 	job->rc = request(job->path, job->line, CLI_LONG_TIMEOUT_MS, &job->reply, &job->doc);
 	job->done = 1;
 	return NULL;
+}
+
+/* Says once what a flip queued behind another operation waits for, and
+ * what it will promote then: a flip sent during a reload used to wait
+ * silently and then flip to whatever the reload left in the standby. */
+static void flip_waiting(const struct json_doc *st, int *said)
+{
+	char op[32] = "", phase[32] = "", inst[16] = "", live[16] = "", dir[CFG_STR_MAX] = "";
+	char p[64], set[128] = "";
+
+	if (*said || json_get_str(st, "op.name", op, sizeof(op)) < 0 || strcmp(op, "flip") == 0)
+		return;
+	*said = 1;
+	(void)json_get_str(st, "op.phase", phase, sizeof(phase));
+	(void)json_get_str(st, "op.instance", inst, sizeof(inst));
+	(void)json_get_str(st, "op.directory", dir, sizeof(dir));
+	(void)json_get_str(st, "live", live, sizeof(live));
+	if (strcmp(op, "reload") != 0) {
+		fprintf(stderr, "flip: waiting for the %s in progress (%s on %s)\n", op, phase,
+		        inst);
+		return;
+	}
+	if (!getb(st, "op.flip_after")) {
+		fprintf(
+		    stderr,
+		    "flip: waiting for the reload in progress (%s, %s %s, --no-flip); this flip "
+		    "will then promote %s with that set\n",
+		    inst, phase, dir, inst);
+		return;
+	}
+	for (int i = 0; i < json_array_len(st, "instances"); i++) {
+		char c[16] = "";
+
+		snprintf(p, sizeof(p), "instances.%d.colour", i);
+		(void)json_get_str(st, p, c, sizeof(c));
+		snprintf(p, sizeof(p), "instances.%d.set", i);
+		if (strcmp(c, live) == 0)
+			(void)json_get_str(st, p, set, sizeof(set));
+	}
+	fprintf(stderr,
+	        "flip: waiting for the reload in progress (%s, %s %s), which flips to %s itself; "
+	        "this flip will then promote %s (set %s) back\n",
+	        inst, phase, dir, inst, live, set);
+}
+
+int sv_cmd_flip(const char *cfgpath, int argc, char **argv)
+{
+	char path[CFG_STR_MAX];
+	struct reload_job job;
+	int force = 0, allow = 0, json = 0, said = 0, rc;
+	pthread_t t;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--force") == 0) {
+			force = 1;
+		} else if (strcmp(argv[i], "--allow-name-loss") == 0) {
+			allow = 1;
+		} else if (strcmp(argv[i], "--json") == 0) {
+			json = 1;
+		} else {
+			fprintf(stderr,
+			        "usage: switchyard flip [--force] [--allow-name-loss] [--json]\n");
+			return SV_EXIT_USAGE;
+		}
+	}
+	if (get_path(cfgpath, path, sizeof(path)) < 0)
+		return SV_EXIT_CONFIG;
+	memset(&job, 0, sizeof(job));
+	job.path = path;
+	snprintf(job.line, sizeof(job.line), "flip%s%s", force ? " --force" : "",
+	         allow ? " --allow-name-loss" : "");
+	if (pthread_create(&t, NULL, reload_thread, &job) != 0) {
+		fprintf(stderr, "switchyard flip: cannot start a thread\n");
+		return SV_EXIT_FAILED;
+	}
+	while (!job.done) {
+		char *st = NULL, err[256];
+		struct json_doc *sd;
+
+		usleep(100 * 1000);
+		if (json || said || job.done)
+			continue;
+		if (ctl_request(path, "status", &st, 2000, err, sizeof(err)) == 0 &&
+		    (sd = json_parse(st, NULL, 0)) != NULL) {
+			flip_waiting(sd, &said);
+			json_doc_free(sd);
+		}
+		free(st);
+	}
+	pthread_join(t, NULL);
+	rc = job.rc;
+	if (rc == SV_EXIT_OK)
+		rc = op_result("flip", job.reply, job.doc, json);
+	json_doc_free(job.doc);
+	free(job.reply);
+	return rc;
+}
+
+int sv_cmd_rollback(const char *cfgpath, int argc, char **argv)
+{
+	char path[CFG_STR_MAX], *reply;
+	struct json_doc *doc;
+	int json = 0, allow = 0, rc;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0) {
+			json = 1;
+		} else if (strcmp(argv[i], "--allow-name-loss") == 0) {
+			allow = 1;
+		} else {
+			fprintf(stderr,
+			        "usage: switchyard rollback [--allow-name-loss] [--json]\n");
+			return SV_EXIT_USAGE;
+		}
+	}
+	if (get_path(cfgpath, path, sizeof(path)) < 0)
+		return SV_EXIT_CONFIG;
+	rc = request(path, allow ? "rollback --allow-name-loss" : "rollback", CLI_LONG_TIMEOUT_MS,
+	             &reply, &doc);
+	if (rc == SV_EXIT_OK)
+		rc = op_result("rollback", reply, doc, json);
+	json_doc_free(doc);
+	free(reply);
+	return rc;
 }
 
 /* One progress update from a status reply: a bar on a TTY, a plain line
@@ -408,12 +526,36 @@ static void print_kept(const struct json_doc *reply)
 	}
 }
 
+/* Every reload says how many files it skipped and how many of the names
+ * served now the loaded set lacks, whether it flipped or not. */
+static void print_reload_counts(const struct json_doc *reply)
+{
+	char inst[16] = "?";
+
+	if (geti(reply, "generation") == 0)
+		return; /* nothing was loaded */
+	(void)json_get_str(reply, "instance", inst, sizeof(inst));
+	fprintf(stderr, "reload: %s: %lld files skipped", inst, (long long)geti(reply, "skipped"));
+	if (json_array_len(reply, "kept") > 0)
+		fprintf(stderr, ", %d kept at their previous version",
+		        json_array_len(reply, "kept"));
+	if (getb(reply, "names.checked"))
+		fprintf(stderr, "; %lld of the %lld names served now are not in the loaded set%s%s",
+		        (long long)geti(reply, "names.lost"),
+		        (long long)geti(reply, "names.served"),
+		        geti(reply, "names.lost") > 0 ? ", for example " : "",
+		        geti(reply, "names.lost") > 0 && json_str(reply, "names.lost_examples")
+		            ? json_str(reply, "names.lost_examples")
+		            : "");
+	fprintf(stderr, "\n");
+}
+
 int sv_cmd_reload(const char *cfgpath, int argc, char **argv)
 {
 	struct reload_job job;
 	char path[CFG_STR_MAX], last[64] = "";
 	const char *dir = NULL;
-	int no_flip = 0, restart = 0, json = 0, quiet = 0, tty = isatty(2), rc;
+	int no_flip = 0, restart = 0, allow = 0, json = 0, quiet = 0, tty = isatty(2), rc;
 	size_t off;
 	pthread_t t;
 
@@ -422,6 +564,8 @@ int sv_cmd_reload(const char *cfgpath, int argc, char **argv)
 			no_flip = 1;
 		} else if (strcmp(argv[i], "--restart") == 0) {
 			restart = 1;
+		} else if (strcmp(argv[i], "--allow-name-loss") == 0) {
+			allow = 1;
 		} else if (strcmp(argv[i], "--json") == 0) {
 			json = 1;
 		} else if (strcmp(argv[i], "--quiet") == 0 || strcmp(argv[i], "-q") == 0) {
@@ -430,7 +574,7 @@ int sv_cmd_reload(const char *cfgpath, int argc, char **argv)
 			dir = argv[++i];
 		} else {
 			fprintf(stderr, "usage: switchyard reload [--certs DIR] [--no-flip] "
-			                "[--restart] [--json] [--quiet]\n");
+			                "[--restart] [--allow-name-loss] [--json] [--quiet]\n");
 			return SV_EXIT_USAGE;
 		}
 	}
@@ -453,7 +597,9 @@ int sv_cmd_reload(const char *cfgpath, int argc, char **argv)
 	if (no_flip)
 		off += (size_t)snprintf(job.line + off, sizeof(job.line) - off, " --no-flip");
 	if (restart)
-		(void)snprintf(job.line + off, sizeof(job.line) - off, " --restart");
+		off += (size_t)snprintf(job.line + off, sizeof(job.line) - off, " --restart");
+	if (allow)
+		(void)snprintf(job.line + off, sizeof(job.line) - off, " --allow-name-loss");
 	if (pthread_create(&t, NULL, reload_thread, &job) != 0) {
 		fprintf(stderr, "switchyard reload: cannot start a thread\n");
 		return SV_EXIT_FAILED;
@@ -482,7 +628,10 @@ int sv_cmd_reload(const char *cfgpath, int argc, char **argv)
 	}
 	if (json) {
 		printf("%s\n", job.reply);
-	} else if (reply_ok(job.doc)) {
+	} else {
+		print_reload_counts(job.doc);
+	}
+	if (!json && reply_ok(job.doc)) {
 		char inst[16] = "", d[CFG_STR_MAX] = "";
 
 		(void)json_get_str(job.doc, "instance", inst, sizeof(inst));
@@ -499,16 +648,68 @@ int sv_cmd_reload(const char *cfgpath, int argc, char **argv)
 	}
 	rc = SV_EXIT_OK;
 	if (!reply_ok(job.doc)) {
-		int refused = 0;
-
 		if (!json)
 			print_error("reload", job.doc);
-		(void)json_get_bool(job.doc, "gate_refused", &refused);
-		rc = refused ? SV_EXIT_GATE : SV_EXIT_FAILED;
+		rc = failed_code(job.doc);
 	}
 	json_doc_free(job.doc);
 	free(job.reply);
 	return rc;
+}
+
+/* Whether a switchyardd answers on the configuration's control socket;
+ * fills its live colour. */
+static int supervisor_running(const struct cfg *cfg, char *live, size_t livelen)
+{
+	char *reply = NULL, err[256];
+	struct json_doc *doc;
+	int up;
+
+	if (ctl_request(cfg->supervisor.control_socket, "status", &reply, 2000, err, sizeof(err)) <
+	    0)
+		return 0;
+	doc = json_parse(reply, NULL, 0);
+	up = reply_ok(doc);
+	if (json_get_str(doc, "live", live, livelen) < 0)
+		snprintf(live, livelen, "?");
+	json_doc_free(doc);
+	free(reply);
+	return up;
+}
+
+int sv_cmd_rules(const char *cfgpath, int argc, char **argv)
+{
+	struct cfg *cfg = cfg_load_report(cfgpath);
+	char live[16];
+	int running;
+
+	/* The configuration first, so that every command that needs it
+	 * exits with the same code when it cannot be read. */
+	if (cfg == NULL)
+		return SV_EXIT_CONFIG;
+	running = argc >= 2 && strcmp(argv[1], "flip") == 0 &&
+	          supervisor_running(cfg, live, sizeof(live));
+	cfg_free(cfg);
+	if (running) {
+		/* switchyardd would undo it as drift within a second, and a
+		 * hand flip skips the gate and the name-loss guard. */
+		fprintf(stderr,
+		        "switchyard rules flip: switchyardd is running (live %s) and would undo a "
+		        "flip made here as drift; use `switchyard flip` instead\n",
+		        live);
+		return SV_EXIT_FAILED;
+	}
+	return nf_cmd_rules(cfgpath, argc, argv);
+}
+
+int sv_cmd_flows(const char *cfgpath, int argc, char **argv)
+{
+	struct cfg *cfg = cfg_load_report(cfgpath);
+
+	if (cfg == NULL)
+		return SV_EXIT_CONFIG;
+	cfg_free(cfg);
+	return nf_cmd_flows(cfgpath, argc, argv);
 }
 
 int sv_cmd_metrics(const char *cfgpath, int argc, char **argv)

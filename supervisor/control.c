@@ -37,6 +37,10 @@ void sv_status_json(struct sv *sv, struct json_buf *jb)
 		if (sv->op_inst >= 0)
 			jb_str(jb, "instance", cfg_colour_name((enum cfg_colour)sv->op_inst));
 		jb_int(jb, "elapsed_ms", now - sv->op_start);
+		if (sv->op_dir[0] != '\0') {
+			jb_str(jb, "directory", sv->op_dir);
+			jb_bool(jb, "flip_after", sv->op_flip_after);
+		}
 		jb_uint(jb, "loaded", in->loaded);
 		jb_uint(jb, "total", in->total);
 		jb_obj_end(jb);
@@ -108,6 +112,11 @@ void sv_status_json(struct sv *sv, struct json_buf *jb)
 		jb_obj_end(jb);
 	}
 	jb_arr_end(jb);
+	jb_obj_begin(jb, "names");
+	jb_bool(jb, "known", sv->served_known);
+	jb_uint(jb, "served_before", sv->served.n);
+	jb_uint(jb, "lost", sv->names_lost);
+	jb_obj_end(jb);
 	jb_obj_begin(jb, "counters");
 	jb_uint(jb, "flips_ok", sv->flips_ok);
 	jb_uint(jb, "flips_failed", sv->flips_failed);
@@ -134,21 +143,27 @@ static int cmd_status(void *ctx, struct ctl_req *req, struct json_buf *reply)
 
 static int cmd_flip(void *ctx, struct ctl_req *req, struct json_buf *reply)
 {
-	(void)sv_op_flip(ctx, ctl_flag(req, "--force"), reply);
+	(void)sv_op_flip(ctx,
+	                 (ctl_flag(req, "--force") ? SV_FLIP_FORCE : 0) |
+	                     (ctl_flag(req, "--allow-name-loss") ? SV_FLIP_ALLOW_LOSS : 0),
+	                 reply);
 	return 0;
 }
 
 static int cmd_rollback(void *ctx, struct ctl_req *req, struct json_buf *reply)
 {
-	(void)req;
-	(void)sv_op_rollback(ctx, 0, reply);
+	(void)sv_op_rollback(ctx, ctl_flag(req, "--allow-name-loss") ? SV_FLIP_ALLOW_LOSS : 0,
+	                     reply);
 	return 0;
 }
 
 static int cmd_reload(void *ctx, struct ctl_req *req, struct json_buf *reply)
 {
-	(void)sv_op_reload(ctx, ctl_opt(req, "--certs"), ctl_flag(req, "--no-flip"),
-	                   ctl_flag(req, "--restart"), reply);
+	(void)sv_op_reload(ctx, ctl_opt(req, "--certs"),
+	                   (ctl_flag(req, "--no-flip") ? SV_RELOAD_NO_FLIP : 0) |
+	                       (ctl_flag(req, "--restart") ? SV_RELOAD_RESTART : 0) |
+	                       (ctl_flag(req, "--allow-name-loss") ? SV_RELOAD_ALLOW_LOSS : 0),
+	                   reply);
 	return 0;
 }
 
@@ -177,9 +192,10 @@ static int cmd_shutdown(void *ctx, struct ctl_req *req, struct json_buf *reply)
  * texts (docs/operations.md describes them). */
 const struct ctl_cmd sv_ctl_cmds[] = {
     {"status", "status", 0, cmd_status},
-    {"flip", "flip [--force]", CTL_SLOW, cmd_flip},
-    {"reload", "reload [--certs /DIR] [--no-flip] [--restart]", CTL_SLOW, cmd_reload},
-    {"rollback", "rollback", CTL_SLOW, cmd_rollback},
+    {"flip", "flip [--force] [--allow-name-loss]", CTL_SLOW, cmd_flip},
+    {"reload", "reload [--certs /DIR] [--no-flip] [--restart] [--allow-name-loss]", CTL_SLOW,
+     cmd_reload},
+    {"rollback", "rollback [--allow-name-loss]", CTL_SLOW, cmd_rollback},
     {"metrics", "metrics", CTL_SLOW, cmd_metrics},
     {"shutdown", "shutdown", 0, cmd_shutdown},
     {NULL, NULL, 0, NULL},

@@ -23,7 +23,8 @@ void sv_set_phase(struct sv *sv, const char *name, const char *phase, int inst)
 {
 	pthread_mutex_lock(&sv->lock);
 	if (name == NULL) {
-		sv->op_name[0] = sv->op_phase[0] = '\0';
+		sv->op_name[0] = sv->op_phase[0] = sv->op_dir[0] = '\0';
+		sv->op_flip_after = 0;
 	} else {
 		if (strcmp(sv->op_name, name) != 0)
 			sv->op_start = sv_now_ms();
@@ -32,135 +33,6 @@ void sv_set_phase(struct sv *sv, const char *name, const char *phase, int inst)
 		sv->op_inst = inst;
 	}
 	pthread_mutex_unlock(&sv->lock);
-}
-
-static void state_path(const struct cfg *cfg, char *out, size_t outlen)
-{
-	snprintf(out, outlen, "%s/switchyardd.state", cfg->supervisor.state_dir);
-}
-
-/*
- * The state file: the live colour, the rollback target and the last
- * SV_FLIPS_KEPT flip records, so that an operator who restarts switchyardd
- * (or a crash) still sees what happened in `switchyard status`. One record
- * per line, oldest first:
- *   flip AT FROM TO REASON RESULT FROM_GEN TO_GEN GATE_MS COMMIT_US LATENCY_US DRAIN_MS
- * FROM is "-" when there was no live instance. REASON and RESULT are single
- * words (rec_flip's callers pass literals).
- */
-void sv_state_save(struct sv *sv)
-{
-	char path[PATH_MAX], tmp[PATH_MAX + 8];
-	FILE *f;
-
-	state_path(sv->cfg, path, sizeof(path));
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	f = fopen(tmp, "we");
-	if (f == NULL) {
-		log_warn("%s", tmp);
-		return;
-	}
-	pthread_mutex_lock(&sv->lock);
-	fprintf(f, "live %s\n", cfg_colour_name((enum cfg_colour)sv->live));
-	if (sv->prev_live >= 0)
-		fprintf(f, "prev %s %llu\n", cfg_colour_name((enum cfg_colour)sv->prev_live),
-		        (unsigned long long)sv->prev_gen);
-	for (uint64_t i = sv->nflips > SV_FLIPS_KEPT ? sv->nflips - SV_FLIPS_KEPT : 0;
-	     i < sv->nflips; i++) {
-		const struct sv_flip_rec *r = &sv->flips[i % SV_FLIPS_KEPT];
-
-		fprintf(f, "flip %lld %s %s %s %s %llu %llu %lld %lld %lld %lld\n",
-		        (long long)r->at,
-		        r->from >= 0 ? cfg_colour_name((enum cfg_colour)r->from) : "-",
-		        cfg_colour_name((enum cfg_colour)r->to), r->reason, r->result,
-		        (unsigned long long)r->from_gen, (unsigned long long)r->to_gen,
-		        (long long)r->gate_ms, (long long)r->commit_us, (long long)r->latency_us,
-		        (long long)r->drain_ms);
-	}
-	pthread_mutex_unlock(&sv->lock);
-	if (fclose(f) != 0 || rename(tmp, path) < 0)
-		log_warn("cannot save %s", path);
-}
-
-void sv_state_load_flips(struct sv *sv)
-{
-	char path[PATH_MAX], line[512], from[16], to[16], reason[32], result[48];
-	long long at, gate, commit, lat, drain;
-	unsigned long long fg, tg;
-	enum cfg_colour fc, tc;
-	FILE *f;
-
-	state_path(sv->cfg, path, sizeof(path));
-	f = fopen(path, "re");
-	if (f == NULL)
-		return;
-	while (fgets(line, sizeof(line), f) != NULL) {
-		struct sv_flip_rec *r;
-
-		/* A line that does not parse (an older or damaged file) is
-		 * skipped: the history is for reading, nothing depends on it. */
-		if (sscanf(line, "flip %lld %15s %15s %31s %47s %llu %llu %lld %lld %lld %lld", &at,
-		           from, to, reason, result, &fg, &tg, &gate, &commit, &lat,
-		           &drain) != 11 ||
-		    cfg_colour_parse(to, &tc) < 0 ||
-		    (strcmp(from, "-") != 0 && cfg_colour_parse(from, &fc) < 0))
-			continue;
-		r = &sv->flips[sv->nflips++ % SV_FLIPS_KEPT];
-		memset(r, 0, sizeof(*r));
-		r->used = 1;
-		r->at = (time_t)at;
-		r->from = strcmp(from, "-") == 0 ? -1 : (int)fc;
-		r->to = (int)tc;
-		snprintf(r->reason, sizeof(r->reason), "%s", reason);
-		snprintf(r->result, sizeof(r->result), "%s", result);
-		r->from_gen = fg;
-		r->to_gen = tg;
-		r->gate_ms = gate;
-		r->commit_us = commit;
-		r->latency_us = lat;
-		r->drain_ms = drain;
-	}
-	fclose(f);
-}
-
-int sv_state_load_live(const struct cfg *cfg)
-{
-	char path[PATH_MAX], word[16];
-	enum cfg_colour c;
-	FILE *f;
-	int live = -1;
-
-	state_path(cfg, path, sizeof(path));
-	f = fopen(path, "re");
-	if (f == NULL)
-		return -1;
-	if (fscanf(f, "live %15s", word) == 1 && cfg_colour_parse(word, &c) == 0)
-		live = (int)c;
-	fclose(f);
-	return live;
-}
-
-int sv_state_load_prev(const struct cfg *cfg, int *prev, uint64_t *gen)
-{
-	char path[PATH_MAX], line[128], word[16];
-	unsigned long long g;
-	enum cfg_colour c;
-	FILE *f;
-	int rc = -1;
-
-	state_path(cfg, path, sizeof(path));
-	f = fopen(path, "re");
-	if (f == NULL)
-		return -1;
-	while (fgets(line, sizeof(line), f) != NULL)
-		if (sscanf(line, "prev %15s %llu", word, &g) == 2 &&
-		    cfg_colour_parse(word, &c) == 0) {
-			*prev = (int)c;
-			*gen = g;
-			rc = 0;
-		}
-	fclose(f);
-	return rc;
 }
 
 /* Records one flip attempt; returns its index. Caller holds sv->lock. */
@@ -253,8 +125,13 @@ void sv_flip_out_json(const struct sv_flip_out *out, struct json_buf *jb)
 		jb_str(jb, "from", cfg_colour_name((enum cfg_colour)out->from));
 	if (out->to >= 0)
 		jb_str(jb, "to", cfg_colour_name((enum cfg_colour)out->to));
+	if (out->to_set[0] != '\0')
+		jb_str(jb, "set", out->to_set);
 	jb_bool(jb, "flipped", out->ok);
 	jb_bool(jb, "gate_refused", out->gate_refused);
+	jb_bool(jb, "names_refused", out->loss_refused);
+	sv_loss_json(&out->loss, jb);
+	jb_int(jb, "names_ms", out->names_ms);
 	jb_obj_begin(jb, "gate");
 	jb_int(jb, "ms", out->gate.ms);
 	jb_uint(jb, "checked", out->gate.checked);
@@ -273,11 +150,12 @@ int sv_flip_to(struct sv *sv, enum cfg_colour to, const char *reason, int flags,
                struct sv_flip_out *out)
 {
 	struct sv_inst *in = &sv->inst[to];
+	struct sv_names next = {NULL, 0};
 	enum cfg_colour from;
-	char **changed = NULL, err[256], *reply = NULL;
+	char **changed = NULL, err[512], *reply = NULL;
 	size_t nchanged = 0;
-	int64_t gate_ms = -1, gate_us = 0;
-	int r;
+	int64_t gate_ms = -1, gate_us = 0, names_us = 0;
+	int r, names_ok;
 
 	memset(out, 0, sizeof(*out));
 	out->gate.ms = -1;
@@ -285,6 +163,7 @@ int sv_flip_to(struct sv *sv, enum cfg_colour to, const char *reason, int flags,
 	pthread_mutex_lock(&sv->lock);
 	from = (enum cfg_colour)sv->live;
 	out->from = from;
+	snprintf(out->to_set, sizeof(out->to_set), "%s", in->set_id);
 	if ((int)to == sv->live) {
 		snprintf(out->error, sizeof(out->error), "%s is already live", cfg_colour_name(to));
 		pthread_mutex_unlock(&sv->lock);
@@ -314,6 +193,50 @@ int sv_flip_to(struct sv *sv, enum cfg_colour to, const char *reason, int flags,
 	}
 	pthread_mutex_unlock(&sv->lock);
 
+	/* The name-loss guard runs before the gate: a set that lacks most
+	 * names may well serve the rest correctly. */
+	sv_set_phase(sv, sv->op_name[0] ? sv->op_name : "flip", "names", to);
+	names_us = sv_now_us();
+	r = names_ok = sv_guard_check(sv, to, &next, &out->loss, err, sizeof(err));
+	/* Like the gate, the comparison is a check before the flip, not part
+	 * of the command-to-commit latency. */
+	names_us = sv_now_us() - names_us;
+	out->names_ms = names_us / 1000;
+	if (r < 0 && !(flags & SV_FLIP_ALLOW_LOSS)) {
+		/* A target that cannot list its names (a proxy older than
+		 * this supervisor) is promoted only when the operator allows
+		 * a loss nobody measured. */
+		snprintf(out->error, sizeof(out->error),
+		         "cannot compare the names %s serves with those served now: %.380s; use "
+		         "--allow-name-loss to promote it unchecked",
+		         cfg_colour_name(to), err);
+		goto refused;
+	} else if (r < 0) {
+		log_warnx("flip %s -> %s (%s): --allow-name-loss: names not compared: %s",
+		          cfg_colour_name(from), cfg_colour_name(to), reason, err);
+	}
+	if (sv_loss_too_much(sv->cfg, &out->loss)) {
+		char text[sizeof(out->error)];
+
+		sv_loss_text(sv->cfg, &out->loss, text, sizeof(text));
+		if (!(flags & SV_FLIP_ALLOW_LOSS)) {
+			out->loss_refused = 1;
+			snprintf(
+			    out->error, sizeof(out->error),
+			    "refusing to promote %s: %.450s; use --allow-name-loss to promote it "
+			    "anyway",
+			    cfg_colour_name(to), text);
+			pthread_mutex_lock(&sv->lock);
+			rec_flip(sv, from, to, reason, "names-refused", -1, -1, -1);
+			sv->flips_failed++;
+			pthread_mutex_unlock(&sv->lock);
+			sv_state_save(sv);
+			goto refused;
+		}
+		log_warnx("flip %s -> %s (%s): --allow-name-loss: %s", cfg_colour_name(from),
+		          cfg_colour_name(to), reason, text);
+	}
+
 	if (!(flags & (SV_FLIP_FORCE | SV_FLIP_NOGATE))) {
 		int64_t g0 = sv_now_us();
 
@@ -322,7 +245,7 @@ int sv_flip_to(struct sv *sv, enum cfg_colour to, const char *reason, int flags,
 		for (size_t i = 0; i < nchanged; i++)
 			free(changed[i]);
 		free(changed);
-		gate_us = sv_now_us() - g0;
+		gate_us = sv_now_us() - g0 + names_us;
 		gate_ms = out->gate.ms;
 		if (r < 0) {
 			out->gate_refused = 1;
@@ -336,11 +259,14 @@ int sv_flip_to(struct sv *sv, enum cfg_colour to, const char *reason, int flags,
 			sv_state_save(sv);
 			log_warnx("flip %s -> %s (%s): %s", cfg_colour_name(from),
 			          cfg_colour_name(to), reason, out->error);
+			sv_names_free(&next);
 			return -1;
 		}
-	} else if (flags & SV_FLIP_FORCE) {
-		log_warnx("flip %s -> %s: gate skipped (--force)", cfg_colour_name(from),
-		          cfg_colour_name(to));
+	} else {
+		gate_us = names_us;
+		if (flags & SV_FLIP_FORCE)
+			log_warnx("flip %s -> %s: gate skipped (--force)", cfg_colour_name(from),
+			          cfg_colour_name(to));
 	}
 
 	sv_set_phase(sv, sv->op_name[0] ? sv->op_name : "flip", "commit", to);
@@ -352,13 +278,26 @@ int sv_flip_to(struct sv *sv, enum cfg_colour to, const char *reason, int flags,
 		pthread_mutex_unlock(&sv->commit_mu);
 		snprintf(out->error, sizeof(out->error),
 		         "the situation changed during the gate (failover or crash): not flipping");
+		sv_names_free(&next);
 		return -1;
 	}
 	r = commit_flip(sv, from, to, reason, gate_ms, gate_us, t_cmd_us, out);
 	pthread_mutex_unlock(&sv->commit_mu);
-	if (r < 0)
+	if (r < 0) {
+		sv_names_free(&next);
 		return -1;
+	}
 	out->ok = 1;
+	if (names_ok == 0) {
+		sv_served_set(sv, &next);
+	} else {
+		/* Promoted unchecked: what it serves is unknown, and the main
+		 * loop learns it once the instance can list its names. */
+		pthread_mutex_lock(&sv->lock);
+		sv->served_known = 0;
+		sv->names_lost = 0;
+		pthread_mutex_unlock(&sv->lock);
+	}
 	log_info(
 	    "flip %s -> %s (%s): committed in %lld us, command to commit %lld us, gate %lld ms",
 	    cfg_colour_name(from), cfg_colour_name(to), reason, (long long)out->commit_us,
@@ -372,18 +311,32 @@ int sv_flip_to(struct sv *sv, enum cfg_colour to, const char *reason, int flags,
 		free(reply);
 	}
 	return 0;
+refused:
+	for (size_t i = 0; i < nchanged; i++)
+		free(changed[i]);
+	free(changed);
+	sv_names_free(&next);
+	log_warnx("flip %s -> %s (%s): %s", cfg_colour_name(from), cfg_colour_name(to), reason,
+	          out->error);
+	return -1;
 }
 
-int sv_op_flip(struct sv *sv, int force, struct json_buf *reply)
+int sv_op_flip(struct sv *sv, int flags, struct json_buf *reply)
 {
 	int64_t t_cmd = sv_now_us();
 	struct sv_flip_out out;
+	int64_t waited;
 	int rc;
 
 	pthread_mutex_lock(&sv->op);
+	/* Queued behind another operation (a reload): the reply says how
+	 * long, and the CLI said what it waited for meanwhile. */
+	waited = (sv_now_us() - t_cmd) / 1000;
 	sv_set_phase(sv, "flip", "start", !sv->live);
-	rc = sv_flip_to(sv, (enum cfg_colour) !sv->live, force ? "forced" : "operator",
-	                force ? SV_FLIP_FORCE : 0, t_cmd, &out);
+	/* The flip's latency starts when it may run, not in the queue. */
+	rc = sv_flip_to(sv, (enum cfg_colour) !sv->live,
+	                flags & SV_FLIP_FORCE ? "forced" : "operator",
+	                flags & (SV_FLIP_FORCE | SV_FLIP_ALLOW_LOSS), sv_now_us(), &out);
 	sv_set_phase(sv, NULL, NULL, -1);
 	pthread_mutex_unlock(&sv->op);
 	jb_bool(reply, "ok", rc == 0);
@@ -391,18 +344,18 @@ int sv_op_flip(struct sv *sv, int force, struct json_buf *reply)
 		jb_str(reply, "error", out.error);
 	if (out.ok)
 		jb_uint(reply, "generation", out.to_gen);
+	jb_int(reply, "waited_ms", waited);
 	sv_flip_out_json(&out, reply);
 	return rc;
 }
 
-int sv_op_rollback(struct sv *sv, int force, struct json_buf *reply)
+int sv_op_rollback(struct sv *sv, int flags, struct json_buf *reply)
 {
 	int64_t t_cmd = sv_now_us();
 	struct sv_flip_out out;
 	char msg[sizeof(out.error)] = "";
 	int prev, rc = -1;
 
-	(void)force;
 	memset(&out, 0, sizeof(out));
 	out.from = out.to = -1;
 	out.gate.ms = -1;
@@ -424,7 +377,8 @@ int sv_op_rollback(struct sv *sv, int force, struct json_buf *reply)
 		/* No gate: the previous generation differs from the files now
 		 * on disk by design, and it was serving a moment ago. */
 		sv_set_phase(sv, "rollback", "commit", prev);
-		rc = sv_flip_to(sv, (enum cfg_colour)prev, "rollback", SV_FLIP_NOGATE, t_cmd, &out);
+		rc = sv_flip_to(sv, (enum cfg_colour)prev, "rollback",
+		                SV_FLIP_NOGATE | (flags & SV_FLIP_ALLOW_LOSS), t_cmd, &out);
 		snprintf(msg, sizeof(msg), "%s", out.error);
 		sv_set_phase(sv, NULL, NULL, -1);
 	}
@@ -455,6 +409,13 @@ static int wait_serving(struct sv *sv, enum cfg_colour c, int64_t timeout_ms, in
 			died = sv->inst[c].spawns > (uint32_t)spawns0 + 1 ||
 			       (sv->inst[c].spawns == (uint32_t)spawns0 + 1 &&
 			        sv->inst[c].state == SV_FAILED && !sv->inst[c].stop_wanted);
+		/* A crash loop (the second death in a row, or a port that
+		 * another process holds) ends the wait at once with its
+		 * cause: the backoff would otherwise hide it for minutes. */
+		else
+			died = sv->inst[c].state == SV_FAILED &&
+			       (sv->inst[c].fails_in_row >= 2 ||
+			        strstr(sv->inst[c].last_error, " in use ") != NULL);
 		pthread_mutex_unlock(&sv->lock);
 		if (died)
 			return 0;
@@ -497,8 +458,9 @@ static int file_changed_since(const char *path, time_t then)
 	return stat(path, &st) == 0 && st.st_mtime != then;
 }
 
-int sv_op_reload(struct sv *sv, const char *dir, int no_flip, int restart, struct json_buf *reply)
+int sv_op_reload(struct sv *sv, const char *dir, int opts, struct json_buf *reply)
 {
+	int no_flip = opts & SV_RELOAD_NO_FLIP, restart = opts & SV_RELOAD_RESTART;
 	struct sv_flip_out out;
 	enum cfg_colour to;
 	struct sv_inst *in;
@@ -506,7 +468,8 @@ int sv_op_reload(struct sv *sv, const char *dir, int no_flip, int restart, struc
 	struct json_doc *doc = NULL;
 	char esc[1024];
 	int64_t t0 = sv_now_ms(), load_ms = 0, v;
-	uint64_t generation = 0, nchanged = 0, loaded = 0, total;
+	uint64_t generation = 0, nchanged = 0, loaded = 0, skipped = 0, total;
+	int have_skipped = 0;
 	int rc = -1, ok = 0;
 
 	memset(&out, 0, sizeof(out));
@@ -518,8 +481,17 @@ int sv_op_reload(struct sv *sv, const char *dir, int no_flip, int restart, struc
 	to = (enum cfg_colour) !sv->live;
 	in = &sv->inst[to];
 	sv_set_phase(sv, "reload", "waiting", to);
+	pthread_mutex_lock(&sv->lock);
+	snprintf(sv->op_dir, sizeof(sv->op_dir), "%s", dir);
+	sv->op_flip_after = !no_flip;
+	pthread_mutex_unlock(&sv->lock);
 	if (!wait_serving(sv, to, 600000, -1)) {
-		snprintf(err, sizeof(err), "%s did not become ready", cfg_colour_name(to));
+		pthread_mutex_lock(&sv->lock);
+		snprintf(err, sizeof(err), "%s (%s) cannot take the reload%s%.300s%s",
+		         cfg_colour_name(to), sv_state_name(in->state),
+		         in->last_error[0] ? " (last error: " : "", in->last_error,
+		         in->last_error[0] ? "); it is respawned with backoff" : "");
+		pthread_mutex_unlock(&sv->lock);
 		goto done;
 	}
 	pthread_mutex_lock(&sv->lock);
@@ -538,6 +510,9 @@ int sv_op_reload(struct sv *sv, const char *dir, int no_flip, int restart, struc
 		sv_set_phase(sv, "reload", "restart", to);
 		pthread_mutex_lock(&sv->lock);
 		spawns0 = in->spawns;
+		/* The new process loads the directory asked for (-d): a
+		 * respawn starts from the set its instance held. */
+		sv_inst_set_dir(in, dir);
 		pthread_mutex_unlock(&sv->lock);
 		sv_inst_stop(sv, to, 10000);
 		sv_set_phase(sv, "reload", "loading", to);
@@ -552,8 +527,7 @@ int sv_op_reload(struct sv *sv, const char *dir, int no_flip, int restart, struc
 			goto done;
 		}
 	}
-	if ((!restart || strcmp(dir, sv->cfg->certs.directory) != 0) &&
-	    strpbrk(dir, " \t") != NULL) {
+	if (!restart && strpbrk(dir, " \t") != NULL) {
 		/* A request is words separated by blanks (docs/control.md), so a
 		 * directory name with one cannot travel in reload-certs. */
 		snprintf(err, sizeof(err),
@@ -562,7 +536,7 @@ int sv_op_reload(struct sv *sv, const char *dir, int no_flip, int restart, struc
 		         dir);
 		goto done;
 	}
-	if (!restart || strcmp(dir, sv->cfg->certs.directory) != 0) {
+	if (!restart) {
 		sv_set_phase(sv, "reload", "loading", to);
 		total = cert_dir_nfiles(dir);
 		pthread_mutex_lock(&sv->lock);
@@ -603,6 +577,12 @@ int sv_op_reload(struct sv *sv, const char *dir, int no_flip, int restart, struc
 			nchanged = (uint64_t)v;
 		if (json_get_i64(doc, "loaded", &v) == 0)
 			loaded = (uint64_t)v;
+		if (json_get_i64(doc, "skipped", &v) == 0) {
+			skipped = (uint64_t)v;
+			have_skipped = 1;
+		}
+		if (json_get_i64(doc, "names", &v) == 0)
+			in->names = (uint64_t)v;
 		v = json_array_len(doc, "changed");
 		if (v > 0)
 			in->changed = calloc((size_t)v, sizeof(char *));
@@ -626,18 +606,31 @@ int sv_op_reload(struct sv *sv, const char *dir, int no_flip, int restart, struc
 	generation = in->generation;
 	if (loaded == 0)
 		loaded = in->certs;
+	if (!have_skipped)
+		skipped = in->skipped;
 	pthread_mutex_unlock(&sv->lock);
 	load_ms = sv_now_ms() - t0;
 	/* The directory comes from the control client, with any bytes. */
 	log_escape(esc, sizeof(esc), dir, strlen(dir));
-	log_info("reload: %s loaded %s in %lld ms: generation %llu, %llu changed",
+	log_info("reload: %s loaded %s in %lld ms: generation %llu, %llu changed, %llu files "
+	         "skipped",
 	         cfg_colour_name(to), esc, (long long)load_ms, (unsigned long long)generation,
-	         (unsigned long long)nchanged);
+	         (unsigned long long)nchanged, (unsigned long long)skipped);
 	if (no_flip) {
+		struct sv_names next;
+
+		/* Nothing is promoted, but the reply still says what a flip
+		 * to this set would stop serving. */
+		if (sv_guard_check(sv, to, &next, &out.loss, err, sizeof(err)) < 0) {
+			log_warnx("reload: %s", err);
+			err[0] = '\0';
+		}
+		sv_names_free(&next);
 		rc = 0;
 		goto done;
 	}
-	rc = sv_flip_to(sv, to, "reload", 0, sv_now_us(), &out);
+	rc = sv_flip_to(sv, to, "reload", opts & SV_RELOAD_ALLOW_LOSS ? SV_FLIP_ALLOW_LOSS : 0,
+	                sv_now_us(), &out);
 	if (rc < 0)
 		snprintf(err, sizeof(err), "%s", out.error);
 done:
@@ -651,6 +644,7 @@ done:
 	jb_uint(reply, "generation", generation);
 	jb_uint(reply, "loaded", loaded);
 	jb_uint(reply, "nchanged", nchanged);
+	jb_uint(reply, "skipped", skipped);
 	kept_json(doc, reply);
 	json_doc_free(doc);
 	free(r);
@@ -697,6 +691,9 @@ void sv_failover(struct sv *sv)
 	         "%s will be respawned",
 	         cfg_colour_name(from), cfg_colour_name(to), (unsigned long long)out.to_gen,
 	         (long long)out.commit_us, cfg_colour_name(from));
+	/* Counted after the commit: reading the names takes a moment, and
+	 * the failover window is what clients see refused. */
+	sv_guard_after_failover(sv, to);
 }
 
 static void count_flows(struct sv *sv)
@@ -717,6 +714,43 @@ static void count_flows(struct sv *sv)
 	pthread_mutex_unlock(&sv->lock);
 }
 
+/*
+ * Closes the flip records whose drain no instance is watching any more, so
+ * that the history reaches a final state: the old instance died or was
+ * restarted while it drained ("drain-cut"), became live again through
+ * another flip ("flipped-back"), or the record is one a previous
+ * switchyardd left open ("drain-ended"). Only sv_drain_watch closes the
+ * record of a drain in progress. Returns 1 if a record changed. Caller
+ * holds sv->lock.
+ */
+static int close_orphan_drains(struct sv *sv)
+{
+	int changed = 0;
+
+	for (uint64_t i = sv->nflips > SV_FLIPS_KEPT ? sv->nflips - SV_FLIPS_KEPT : 0;
+	     i < sv->nflips; i++) {
+		struct sv_flip_rec *r = &sv->flips[i % SV_FLIPS_KEPT];
+		const struct sv_inst *in;
+		const char *result;
+
+		if (!r->used || strcmp(r->result, "draining") != 0)
+			continue;
+		in = r->from >= 0 && r->from < CFG_NCOLOURS ? &sv->inst[r->from] : NULL;
+		if (in != NULL && in->state == SV_DRAINING &&
+		    in->drain_flip == (int)(i % SV_FLIPS_KEPT))
+			continue;
+		if (in != NULL && in->state == SV_LIVE)
+			result = "flipped-back";
+		else if (in == NULL || in->state == SV_DRAINING || sv_state_serving(in->state))
+			result = "drain-ended";
+		else
+			result = "drain-cut";
+		snprintf(r->result, sizeof(r->result), "%s", result);
+		changed = 1;
+	}
+	return changed;
+}
+
 void sv_drain_watch(struct sv *sv)
 {
 	const struct cfg_supervisor *cs = &sv->cfg->supervisor;
@@ -726,6 +760,7 @@ void sv_drain_watch(struct sv *sv)
 	pthread_mutex_lock(&sv->lock);
 	for (int c = 0; c < CFG_NCOLOURS; c++)
 		draining |= sv->inst[c].state == SV_DRAINING;
+	save = close_orphan_drains(sv);
 	pthread_mutex_unlock(&sv->lock);
 	if (now >= sv->next_flow_count) {
 		count_flows(sv);
@@ -733,6 +768,8 @@ void sv_drain_watch(struct sv *sv)
 		 * often while something drains, rarely otherwise. */
 		sv->next_flow_count = now + (draining ? 250 : 2000);
 	} else if (!draining) {
+		if (save)
+			sv_state_save(sv);
 		return;
 	}
 	pthread_mutex_lock(&sv->lock);
@@ -845,6 +882,8 @@ void sv_drift_check(struct sv *sv)
 
 void sv_tick(struct sv *sv)
 {
+	static int64_t next_learn; /* the main thread's own */
+
 	/* Deaths first and failover right after, before anything that talks
 	 * to an instance and could take a while under load. */
 	if (sv_inst_reap(sv))
@@ -854,26 +893,51 @@ void sv_tick(struct sv *sv)
 		sv_failover(sv);
 	if (!sv->rules_in) {
 		static struct log_ratelimit rl = LOG_RATELIMIT_INIT(10, 1);
-		int ready;
+		struct sv_names names;
+		struct sv_loss loss;
 		char err[512];
+		/* First start: the rules go in once an instance serves, so
+		 * clients are never redirected to a port nobody listens on. */
+		int pick = sv_guard_startup(sv, &names, &loss);
 
-		pthread_mutex_lock(&sv->lock);
-		ready = sv->inst[sv->live].state == SV_LIVE;
-		pthread_mutex_unlock(&sv->lock);
-		/* First start: the rules go in once the live instance serves,
-		 * so clients are never redirected to a port nobody listens on. */
-		if (ready) {
-			if (nf_install(sv->cfg, (enum cfg_colour)sv->live, err, sizeof(err)) < 0) {
-				log_rl(&rl, LOG_LVL_ERR, "cannot install the rules: %s", err);
-			} else {
-				sv->rules_in = 1;
-				snprintf(sv->rules_text, sizeof(sv->rules_text), "ok");
-				log_info("rules installed: service ports -> %s",
-				         cfg_colour_name((enum cfg_colour)sv->live));
-				sv_state_save(sv);
+		if (pick >= 0 && nf_install(sv->cfg, (enum cfg_colour)pick, err, sizeof(err)) < 0) {
+			log_rl(&rl, LOG_LVL_ERR, "cannot install the rules: %s", err);
+			sv_names_free(&names);
+		} else if (pick >= 0) {
+			pthread_mutex_lock(&sv->lock);
+			sv->live = pick;
+			sv->inst[pick].state = SV_LIVE;
+			if (sv->inst[pick].niced) {
+				sv_inst_renice(sv->inst[pick].pid, 0);
+				sv->inst[pick].niced = 0;
 			}
+			sv->rules_in = 1;
+			snprintf(sv->rules_text, sizeof(sv->rules_text), "ok");
+			pthread_mutex_unlock(&sv->lock);
+			log_info("rules installed: service ports -> %s",
+			         cfg_colour_name((enum cfg_colour)pick));
+			sv_state_save(sv);
+			sv_guard_started(sv, &names, &loss);
 		}
+	} else if (!sv->served_known && sv->inst[sv->live].state == SV_LIVE &&
+	           sv_now_ms() >= next_learn && pthread_mutex_trylock(&sv->op) == 0) {
+		static struct log_ratelimit rl = LOG_RATELIMIT_INIT(600, 1);
+		struct sv_names names;
+		char err[300];
+
+		/* Rules found in the kernel and no saved reference set (the
+		 * first start of this version), or a set promoted unchecked:
+		 * what the live instance serves now is the reference. A live
+		 * instance that cannot list its names (older than this
+		 * supervisor) is asked again every 10 s. */
+		next_learn = sv_now_ms() + 10000;
+		if (sv_names_fetch(sv, (enum cfg_colour)sv->live, &names, err, sizeof(err)) == 0)
+			sv_served_set(sv, &names);
+		else
+			log_rl(&rl, LOG_LVL_WARN, "name-loss guard: no reference set yet: %s", err);
+		pthread_mutex_unlock(&sv->op);
 	}
+	sv_guard_restore(sv);
 	sv_drain_watch(sv);
 	sv_drift_check(sv);
 	sv_tickets_tick(sv);

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -178,6 +180,7 @@ static void apply_status(struct sv *sv, struct sv_inst *in, const struct json_do
 		in->state = SV_LOADING;
 	} else if (strcmp(state, "ready") == 0 || strcmp(state, "draining") == 0) {
 		in->state = (int)in->colour == sv->live ? SV_LIVE : SV_READY;
+		in->fails_in_row = 0;
 		if (in->niced) {
 			sv_inst_renice(in->pid, 0);
 			in->niced = 0;
@@ -193,13 +196,19 @@ int sv_inst_spawn(struct sv *sv, enum cfg_colour c)
 {
 	struct sv_inst *in = &sv->inst[c];
 	const char *colour = cfg_colour_name(c);
-	char logpath[PATH_MAX];
+	char logpath[PATH_MAX], dir[CFG_STR_MAX];
 	int preload;
 	pid_t pid;
 
 	snprintf(logpath, sizeof(logpath), "%s/%s.log", sv->cfg->supervisor.state_dir, colour);
 	pthread_mutex_lock(&sv->lock);
 	preload = (int)c != sv->live && sv->inst[sv->live].pid > 0;
+	/* A respawn loads the set its instance held, not
+	 * certificates.directory: after `reload --certs OTHER` the two
+	 * differ, and a crash must not swap the set behind the operator's
+	 * back (the name-loss guard would then refuse every flip to it). */
+	snprintf(dir, sizeof(dir), "%s",
+	         in->certs_dir[0] != '\0' ? in->certs_dir : sv->cfg->certs.directory);
 	pthread_mutex_unlock(&sv->lock);
 	pid = fork();
 	if (pid < 0) {
@@ -238,7 +247,8 @@ int sv_inst_spawn(struct sv *sv, enum cfg_colour c)
 			}
 		}
 		syscall(SYS_close_range, 3U, ~0U, 0U);
-		execl(sv->proxy_bin, sv->proxy_bin, "-c", sv->cfgpath, "-i", colour, (char *)NULL);
+		execl(sv->proxy_bin, sv->proxy_bin, "-c", sv->cfgpath, "-i", colour, "-d", dir,
+		      (char *)NULL);
 		fprintf(stderr, "switchyardd: exec %s: %s\n", sv->proxy_bin, strerror(errno));
 		_exit(127);
 	}
@@ -257,7 +267,7 @@ int sv_inst_spawn(struct sv *sv, enum cfg_colour c)
 	in->generation = in->loaded = in->total = in->certs = in->active = 0;
 	in->bin_mtime = mtime_of(sv->proxy_bin);
 	in->cfg_mtime = mtime_of(sv->cfgpath);
-	sv_inst_set_dir(in, sv->cfg->certs.directory);
+	sv_inst_set_dir(in, dir);
 	sv_inst_free_changed(in);
 	pthread_mutex_unlock(&sv->lock);
 	log_info("%s: started %s (pid %ld)", colour, sv->proxy_bin, (long)pid);
@@ -294,7 +304,11 @@ int sv_inst_start_or_adopt(struct sv *sv, enum cfg_colour c)
 			in->started_ms = sv_now_ms();
 			in->bin_mtime = mtime_of(sv->proxy_bin);
 			in->cfg_mtime = mtime_of(sv->cfgpath);
-			sv_inst_set_dir(in, sv->cfg->certs.directory);
+			/* The set it serves, which a reload may have changed
+			 * since it started; an older proxy does not say. */
+			sv_inst_set_dir(in, json_str(doc, "directory") != NULL
+			                        ? json_str(doc, "directory")
+			                        : sv->cfg->certs.directory);
 			apply_status(sv, in, doc);
 			pthread_mutex_unlock(&sv->lock);
 			log_info("%s: adopted running instance (pid %ld, %s, generation %llu)",
@@ -349,6 +363,42 @@ void sv_inst_stop(struct sv *sv, enum cfg_colour c, int timeout_ms)
 	}
 }
 
+/*
+ * Why an instance that died before it was ready could not start, when the
+ * supervisor can tell without its log: one of its ports is taken. The
+ * proxy binds after its certificates are loaded, so without this the cause
+ * of a crash loop is only in the instance's own log. Fills out with
+ * "port P on ADDR is in use by another process" or leaves it empty.
+ */
+static void port_conflict(const struct cfg *cfg, enum cfg_colour c, char *out, size_t outlen)
+{
+	const struct cfg_instance *ci = &cfg->instances[c];
+
+	out[0] = '\0';
+	for (int l = 0; l < cfg->nlisteners; l++) {
+		for (int b = 0; b < ci->nbind; b++) {
+			struct sockaddr_storage ss;
+			socklen_t sl = cfg_sockaddr(&ci->bind[b], ci->ports[l], &ss);
+			int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, r;
+
+			if (fd < 0)
+				continue;
+			/* As the proxy binds: TIME_WAIT is no conflict, and a
+			 * v6 wildcard does not claim the v4 port. */
+			setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+			if (ss.ss_family == AF_INET6)
+				setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+			r = bind(fd, (struct sockaddr *)&ss, sl);
+			close(fd);
+			if (r < 0 && errno == EADDRINUSE) {
+				snprintf(out, outlen, "port %u on %s is in use by another process",
+				         ci->ports[l], ci->bind[b].text);
+				return;
+			}
+		}
+	}
+}
+
 /* Whether the instance's process is gone (reaps our own children). */
 static int inst_dead(struct sv_inst *in, int *status)
 {
@@ -391,8 +441,13 @@ int sv_inst_reap(struct sv *sv)
 				log_info("%s: pid %ld exited as asked", cfg_colour_name(in->colour),
 				         (long)in->pid);
 			} else {
+				char cause[160] = "";
+
 				in->restarts++;
+				in->fails_in_row++;
 				sv->respawns++;
+				if (in->state == SV_STARTING || in->state == SV_LOADING)
+					port_conflict(sv->cfg, in->colour, cause, sizeof(cause));
 				if (WIFSIGNALED(status))
 					snprintf(in->last_error, sizeof(in->last_error),
 					         "pid %ld killed by signal %d after %llu ms",
@@ -400,9 +455,10 @@ int sv_inst_reap(struct sv *sv)
 					         (unsigned long long)up);
 				else
 					snprintf(in->last_error, sizeof(in->last_error),
-					         "pid %ld exited with status %d after %llu ms",
+					         "pid %ld exited with status %d after %llu ms%s%s",
 					         (long)in->pid, WEXITSTATUS(status),
-					         (unsigned long long)up);
+					         (unsigned long long)up, cause[0] ? ": " : "",
+					         cause);
 				log_warnx("%s (%s): %s; respawn in %u ms",
 				          cfg_colour_name(in->colour), sv_state_name(in->state),
 				          in->last_error, delay);

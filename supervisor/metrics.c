@@ -163,6 +163,11 @@ char *sv_metrics_text(struct sv *sv)
 	          (unsigned long long)sv->gate_refusals);
 	mb_printf(&b, "# TYPE switchyard_failovers_total counter\n");
 	mb_printf(&b, "switchyard_failovers_total %llu\n", (unsigned long long)sv->failovers);
+	mb_printf(&b,
+	          "# HELP switchyard_names_lost Names served before the last failover (or "
+	          "start) that the service address does not serve now.\n# TYPE "
+	          "switchyard_names_lost gauge\nswitchyard_names_lost %zu\n",
+	          sv->names_lost);
 	mb_printf(&b, "# TYPE switchyard_drift_repairs_total counter\n");
 	mb_printf(&b, "switchyard_drift_repairs_total %llu\n",
 	          (unsigned long long)sv->drift_repairs);

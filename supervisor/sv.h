@@ -8,6 +8,8 @@
  *   certfile.c     leaf fingerprint and expiry of a PEM file on disk
  *   flip.c         the flip sequence, drain, rollback, failover, drift repair
  *   gate.c         the TLS health gate
+ *   guard.c        the name-loss guard: what a promotion would stop serving
+ *   state.c        the state file: live colour, rollback target, flip history
  *   tickets.c      session ticket key creation and rotation
  *   control.c      the supervisor's control commands (served by common/ctl)
  *   metrics.c      Prometheus text and the optional localhost HTTP listener
@@ -86,9 +88,10 @@ struct sv_inst {
 	int drain_flip;      /* index in the flip ring to complete */
 	struct sv_backoff bo;
 	uint32_t restarts;
-	uint32_t spawns; /* processes started for this colour */
-	int niced;       /* running at SV_PRELOAD_NICE while it loads */
-	int reloading;   /* a reload-certs is in flight: status may not answer */
+	uint32_t fails_in_row; /* deaths since it was last ready: a crash loop */
+	uint32_t spawns;       /* processes started for this colour */
+	int niced;             /* running at SV_PRELOAD_NICE while it loads */
+	int reloading;         /* a reload-certs is in flight: status may not answer */
 	int stop_wanted;
 	/* From the instance's status reply. */
 	uint64_t generation;
@@ -107,6 +110,20 @@ struct sv_inst {
 	 * the standby when either changed). */
 	time_t bin_mtime, cfg_mtime;
 	char last_error[256];
+};
+
+/* A sorted set of certificate names (owned strings). */
+struct sv_names {
+	char **v;
+	size_t n;
+};
+
+/* What a promotion would change: names served now (the reference set),
+ * names the target serves, and how many of the former the target lacks. */
+struct sv_loss {
+	int checked; /* 0: no reference set known, nothing compared */
+	size_t before, after, lost;
+	char shown[480]; /* a few of the lost names, comma-separated */
 };
 
 struct sv_flip_rec {
@@ -142,6 +159,10 @@ struct sv {
 	char op_phase[32];
 	int op_inst;
 	int64_t op_start;
+	/* A reload's directory and whether it flips when done, so that a
+	 * `flip` queued behind it can say what it will promote. */
+	char op_dir[CFG_STR_MAX];
+	int op_flip_after;
 	/* Flips, newest at flips[(nflips - 1) % SV_FLIPS_KEPT]. */
 	struct sv_flip_rec flips[SV_FLIPS_KEPT];
 	uint64_t nflips;
@@ -149,6 +170,15 @@ struct sv {
 	 * last successful flip. */
 	int prev_live;
 	uint64_t prev_gen;
+	/* The name-loss guard's reference set (guard.c): the names served
+	 * after the last deliberate promotion; written under sv->op (or at
+	 * start-up) and sv->lock. names_lost is the deficit a failover left,
+	 * which sv_guard_restore() works off. */
+	struct sv_names served;
+	int served_known;
+	size_t names_lost;
+	pid_t restore_checked_pid;
+	uint64_t restore_checked_gen;
 	/* Counters for metrics. */
 	uint64_t flips_ok, flips_failed, gate_refusals, failovers, drift_repairs, respawns;
 	/* Ticket key rotations, and failures to write the file or to make an
@@ -214,17 +244,58 @@ void sv_gate_sni(const char *name, char *out, size_t outlen);
 /* notAfter of the first certificate in a PEM file, 0 if unreadable. */
 time_t sv_file_not_after(const char *path);
 
+/* --- guard.c ------------------------------------------------------------- */
+/* Reads every name instance c serves (its `names` pages), sorted. Returns 0,
+ * or -1 with err; out is the caller's to free with sv_names_free. */
+int sv_names_fetch(struct sv *sv, enum cfg_colour c, struct sv_names *out, char *err,
+                   size_t errlen);
+void sv_names_free(struct sv_names *ns);
+/* Counts the names of ref that next lacks. */
+void sv_names_loss(const struct sv_names *ref, const struct sv_names *next, struct sv_loss *out);
+/* Whether the loss is more than certsync.mass_delete_percent of ref. */
+int sv_loss_too_much(const struct cfg *cfg, const struct sv_loss *l);
+/* The refusal's text: counts, the share, and some of the names. */
+void sv_loss_text(const struct cfg *cfg, const struct sv_loss *l, char *out, size_t outlen);
+/* Writes the "names" object into an open reply object. */
+void sv_loss_json(const struct sv_loss *l, struct json_buf *jb);
+/* Fetches the names of `to` into next (the caller's) and compares them with
+ * the reference set. Caller holds sv->op. Returns 0 or -1 with err. */
+int sv_guard_check(struct sv *sv, enum cfg_colour to, struct sv_names *next, struct sv_loss *loss,
+                   char *err, size_t errlen);
+/* Makes ns (moved: emptied) the reference set and saves it in state_dir. */
+void sv_served_set(struct sv *sv, struct sv_names *ns);
+/* Reads the reference set saved by a previous switchyardd (at start). */
+void sv_served_load(struct sv *sv);
+/* After a failover to `to`: counts and logs the names it lacks. */
+void sv_guard_after_failover(struct sv *sv, enum cfg_colour to);
+/* Main loop: after a lossy failover, flips to the other instance once it
+ * holds a set that loses fewer names and no more than the share. */
+void sv_guard_restore(struct sv *sv);
+/* Start-up, before the first rules: the colour to serve from (the saved
+ * live colour, or the other one when that one crashes or would lose more
+ * names), or -1 when none can serve yet. names and loss describe the
+ * choice, for sv_guard_started() once the rules are in. */
+int sv_guard_startup(struct sv *sv, struct sv_names *names, struct sv_loss *loss);
+/* Start-up, once the rules are in: learns the reference set, or counts
+ * the deficit when the choice lost more than the share. Frees names. */
+void sv_guard_started(struct sv *sv, struct sv_names *names, const struct sv_loss *loss);
+
 /* --- flip.c -------------------------------------------------------------- */
-#define SV_FLIP_FORCE    0x1 /* skip the gate */
-#define SV_FLIP_NOGATE   0x2 /* rollback and failover: no gate by design */
-#define SV_FLIP_ROLLBACK 0x4
+#define SV_FLIP_FORCE      0x1 /* skip the gate */
+#define SV_FLIP_NOGATE     0x2 /* rollback and failover: no gate by design */
+#define SV_FLIP_ROLLBACK   0x4
+#define SV_FLIP_ALLOW_LOSS 0x8 /* --allow-name-loss: report the loss, do not refuse */
 struct sv_flip_out {
 	int ok;
 	int gate_refused;
+	int loss_refused; /* the name-loss guard refused (see loss) */
+	struct sv_loss loss;
+	int64_t names_ms; /* reading and comparing the target's names */
 	int from, to;
 	struct sv_gate_result gate; /* gate.ms is -1 when no gate ran */
 	int64_t commit_us, latency_us;
 	uint64_t to_gen;
+	char to_set[128]; /* the certificate set id of `to` */
 	char error[600];
 };
 /* The whole flip towards `to` (caller holds sv->op). t_cmd_us is when the
@@ -235,9 +306,14 @@ int sv_flip_to(struct sv *sv, enum cfg_colour to, const char *reason, int flags,
  * generation: flip and rollback add the new live generation, reload the one
  * it loaded (the same instance), so that no reply names it twice. */
 void sv_flip_out_json(const struct sv_flip_out *out, struct json_buf *jb);
-int sv_op_flip(struct sv *sv, int force, struct json_buf *reply);
-int sv_op_rollback(struct sv *sv, int force, struct json_buf *reply);
-int sv_op_reload(struct sv *sv, const char *dir, int no_flip, int restart, struct json_buf *reply);
+/* flags: SV_FLIP_FORCE and SV_FLIP_ALLOW_LOSS, as the operator asked. */
+int sv_op_flip(struct sv *sv, int flags, struct json_buf *reply);
+int sv_op_rollback(struct sv *sv, int flags, struct json_buf *reply);
+/* Reload options, as the operator asked. */
+#define SV_RELOAD_NO_FLIP    0x1
+#define SV_RELOAD_RESTART    0x2
+#define SV_RELOAD_ALLOW_LOSS 0x4
+int sv_op_reload(struct sv *sv, const char *dir, int opts, struct json_buf *reply);
 /* Main-loop parts: failover, drain watch, drift, tickets. */
 void sv_failover(struct sv *sv);
 void sv_drain_watch(struct sv *sv);
@@ -248,8 +324,9 @@ void sv_wait_event(struct sv *sv, int timeout_ms);
 /* Writes the status object (fields of the reply, "ok" included). */
 void sv_status_json(struct sv *sv, struct json_buf *jb);
 void sv_set_phase(struct sv *sv, const char *name, const char *phase, int inst);
-/* Persists the live colour (fallback when the kernel has no rules), the
- * rollback target and the flip history, atomically (write and rename). */
+/* state.c: persists the live colour (fallback when the kernel has no
+ * rules), the rollback target and the flip history, atomically (write and
+ * rename). */
 void sv_state_save(struct sv *sv);
 int sv_state_load_live(const struct cfg *cfg);
 /* Restores the flip history saved by sv_state_save into sv->flips (at
@@ -306,11 +383,17 @@ void sv_metrics_stop(struct sv_metrics *m);
 #define SV_EXIT_CONFIG   4 /* the configuration cannot be read */
 #define SV_EXIT_PROTOCOL 5 /* no reply, timeout, malformed reply */
 #define SV_EXIT_GATE     6 /* the health gate refused the flip */
+#define SV_EXIT_LOSS     7 /* the name-loss guard refused the promotion */
 int sv_cmd_status(const char *cfgpath, int argc, char **argv);
 int sv_cmd_flip(const char *cfgpath, int argc, char **argv);
 int sv_cmd_reload(const char *cfgpath, int argc, char **argv);
 int sv_cmd_rollback(const char *cfgpath, int argc, char **argv);
 int sv_cmd_metrics(const char *cfgpath, int argc, char **argv);
 int sv_cmd_shutdown(const char *cfgpath, int argc, char **argv);
+/* `switchyard rules|flows`: the netfilter commands (netfilter/nf_cmd.c),
+ * with the configuration checked first (exit SV_EXIT_CONFIG) and `rules
+ * flip` refused while switchyardd runs. */
+int sv_cmd_rules(const char *cfgpath, int argc, char **argv);
+int sv_cmd_flows(const char *cfgpath, int argc, char **argv);
 
 #endif

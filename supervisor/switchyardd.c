@@ -261,6 +261,7 @@ int main(int argc, char **argv)
 	}
 	sv_tickets_tick(sv);
 	sv_state_load_flips(sv);
+	sv_served_load(sv);
 
 	for (int c = 0; c < CFG_NCOLOURS; c++)
 		sv_inst_start_or_adopt(sv, (enum cfg_colour)c);

@@ -34,7 +34,7 @@ grep -Eq "^green +ready" "$T_TMP/status.txt" || fail "status text lacks green re
 [ "$(sv_status '.instances[0].certs')" -eq 20 ] || fail "certs count"
 svc flip >"$T_TMP/flip.txt" || fail "flip"
 cat "$T_TMP/flip.txt"
-grep -Eq '^flip: blue -> green \(generation [0-9]+\); gate passed in [0-9]+ ms \([0-9]+ names\), commit [0-9.]+ ms, command to commit [0-9.]+ ms; blue is draining$' \
+grep -Eq '^flip: blue -> green \(generation [0-9]+, set [^)]+\); gate passed in [0-9]+ ms \([0-9]+ names\), commit [0-9.]+ ms, command to commit [0-9.]+ ms; blue is draining$' \
 	"$T_TMP/flip.txt" || fail "flip text changed shape"
 svc status | grep -q "blue -> green" || fail "status lacks the flip"
 grep -Eq '^ +STATE +PID +GEN SET +CERTS +ACTIVE +PINNED RESTARTS$' "$T_TMP/status.txt" ||
@@ -87,6 +87,6 @@ svc reload --restart --quiet >"$T_TMP/reload.txt" || fail "reload --restart: $(c
 cat "$T_TMP/reload.txt"
 grep -Eq "^reload: (blue|green) loaded $SV_PKI/certs: generation [0-9]+, 20 certificates, [0-9]+ changed, [0-9]+ ms \(restarted\)$" \
 	"$T_TMP/reload.txt" || fail "reload text changed shape or lacks (restarted)"
-grep -Eq '^flip: (blue|green) -> (blue|green) \(generation [0-9]+\); gate passed' "$T_TMP/reload.txt" ||
+grep -Eq '^flip: (blue|green) -> (blue|green) \(generation [0-9]+, set [^)]+\); gate passed' "$T_TMP/reload.txt" ||
 	fail "reload text lacks the flip line"
 say "ok: human flip, status and reload lines"

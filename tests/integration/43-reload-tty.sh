@@ -29,9 +29,10 @@ pid=$(sv_status ".instances[] | select(.colour == \"$standby\") | .pid")
 say "standby $standby (pid $pid) last loaded $(sv_status ".instances[] | select(.colour == \"$standby\") | .loaded") files"
 
 # Hold the standby so that its reload-certs stays in progress, then reload
-# the 2-file directory on a terminal.
+# the 2-file directory on a terminal (it drops 38 of the 40 names served, on
+# purpose: --allow-name-loss).
 kill -STOP "$pid"
-SWITCHYARD_CONF=$SV_CONF script -qec "$SY_BUILD/switchyard -c $SV_CONF reload --certs $SMALL" \
+SWITCHYARD_CONF=$SV_CONF script -qec "$SY_BUILD/switchyard -c $SV_CONF reload --allow-name-loss --certs $SMALL" \
 	/dev/null </dev/null >"$T_TMP/tty.out" 2>&1 &
 CLI=$!
 T_PIDS+=("$CLI")

@@ -55,7 +55,7 @@ static void test_arguments(void **state)
 	expect("status --verbose", "unknown option '--verbose'");
 	expect("quit now", "(usage: quit)");
 	expect("launch", "unknown command 'launch' (commands: status, stats, reload-certs [DIR], "
-	                 "reload-tickets, cert NAME, sample N, cache-trim, drain, quit)");
+	                 "reload-tickets, cert NAME, sample N, names N, cache-trim, drain, quit)");
 	expect("sta\ttus\x1b", "control character (byte 0x1b at offset 7)");
 }
 

@@ -75,8 +75,9 @@ static void test_garbage(void **state)
 	expect_error("\xff\xfe garbage", "unknown command");
 	expect_error("status a b c d e f g h i", "too many");
 	expect_error("status extra", "'status': unexpected argument 'extra' (usage: status)");
-	expect_error("flip --sideways",
-	             "'flip': unknown option '--sideways' (usage: flip [--force])");
+	expect_error(
+	    "flip --sideways",
+	    "'flip': unknown option '--sideways' (usage: flip [--force] [--allow-name-loss])");
 	expect_error("flip --force --force", "given twice");
 	expect_error("reload --certs relative/dir", "usage");
 	expect_error("reload --bogus", "usage");
