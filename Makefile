@@ -15,6 +15,9 @@
 # Sources are found by wildcard per module, so adding a file needs no edit here.
 
 BUILD   ?= build
+# The version every program reports (--version, switchyard_build_info). It is
+# defined here only; common/version.c gets it, and rebuilds when it changes.
+VERSION ?= 0.1.0
 PREFIX  ?= /usr/local
 DESTDIR ?=
 CC      ?= cc
@@ -87,7 +90,7 @@ FUZZ_TARGETS ?= $(patsubst tests/fuzz/%.c,%,$(FUZZ_SRC))
 
 ALL_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC) $(MAINS) $(TOOL_SRC) $(UNIT_SRC) $(FUZZ_SRC))
 
-.PHONY: all deps test check lint format bench demo install clean fuzz fuzz-build fuzz-bins
+.PHONY: FORCE all deps test check lint format bench demo install clean fuzz fuzz-build fuzz-bins
 all: $(BINS) $(TOOLS) $(UNITS)
 
 deps:
@@ -97,6 +100,15 @@ $(BUILD)/%.o: %.c
 	$(call msg,CC,$<)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+# The version reaches one object only; the stamp file changes (and so
+# rebuilds that object) only when VERSION does.
+$(BUILD)/.version: FORCE
+	$(Q)mkdir -p $(@D)
+	$(Q)echo '$(VERSION)' | cmp -s - $@ || echo '$(VERSION)' >$@
+$(BUILD)/common/version.o: $(BUILD)/.version
+$(BUILD)/common/version.o: CPPFLAGS += -DSY_VERSION='"$(VERSION)"'
+FORCE:
 
 $(LIB): $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
 	$(call msg,AR,$@)

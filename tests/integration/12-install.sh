@@ -12,6 +12,15 @@ make -s -C "$SY_ROOT" install BINS= BUILD="$SY_BUILD" DESTDIR="$ROOT" PREFIX=/us
 for f in bin/switchyard sbin/switchyardd sbin/switchyard-proxy; do
 	check "installed $f" test -x "$ROOT/usr/$f"
 done
+# --version: every program prints the one VERSION the Makefile defines.
+want=$(make -s -C "$SY_ROOT" --no-print-directory -f Makefile -f - print-version <<<'print-version: ; @echo $(VERSION)')
+[ -n "$want" ] || fail "cannot read VERSION from the Makefile"
+for p in bin/switchyard sbin/switchyardd sbin/switchyard-proxy; do
+	check "$p --version says $want" \
+		test "$("$ROOT/usr/$p" --version)" = "$(basename "$p") $want"
+done
+check "switchyard certsync --version says $want" \
+	test "$("$ROOT/usr/bin/switchyard" certsync --version)" = "switchyard certsync $want"
 check "documentation installed" test -f "$ROOT/usr/share/doc/switchyard/operations.md"
 check "example config installed" test -f "$ROOT/usr/share/doc/switchyard/switchyard.yaml"
 UNITS=$ROOT/usr/lib/systemd/system
