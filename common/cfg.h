@@ -150,6 +150,7 @@ struct cfg_supervisor {
 	enum cfg_colour initial_live;     /* first start only, default blue */
 	char proxy_binary[CFG_STR_MAX];   /* default: switchyard-proxy next to switchyardd */
 	char metrics_listen[CFG_STR_MAX]; /* "127.0.0.1:9100"; "" = off (default) */
+	int metrics_public;               /* metrics_listen may be beyond loopback, default 0 */
 	uint32_t ticket_rotate_ms;        /* default 3600000 */
 	int filter_guard;                 /* optional filter-table guard rule, default 0 */
 };
