@@ -9,7 +9,7 @@
 #                   make fuzz-build only builds them
 #   make bench      benchmarks (bench/run.sh), figures go to stdout
 #   make demo       the whole mission in a private network namespace
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make install    PREFIX=/usr/local SYSCONFDIR=/etc DESTDIR=
 #
 # Quiet by default; V=1 shows full commands. WERROR=1 (CI) adds -Werror.
 # Sources are found by wildcard per module, so adding a file needs no edit here.
@@ -19,6 +19,7 @@ BUILD   ?= build
 # defined here only; common/version.c gets it, and rebuilds when it changes.
 VERSION ?= 0.1.0
 PREFIX  ?= /usr/local
+SYSCONFDIR ?= /etc
 DESTDIR ?=
 CC      ?= cc
 PKG_CONFIG ?= pkg-config
@@ -185,14 +186,17 @@ install: $(BINS)
 	install -d $(DESTDIR)$(PREFIX)/share/doc/switchyard $(DESTDIR)$(PREFIX)/lib/systemd/system
 	install -m 0644 README.md BENCHMARKS.md docs/*.md etc/switchyard.yaml \
 		$(DESTDIR)$(PREFIX)/share/doc/switchyard/
-	# The units and the cron example name the binaries by path: written
+	# The units and the cron file name the binaries by path: written
 	# for /usr/local, rewritten here for PREFIX.
 	for f in switchyard.service switchyard-certsync.service switchyard-certsync.timer; do \
 		sed 's|/usr/local/|$(PREFIX)/|g' scripts/$$f >$(DESTDIR)$(PREFIX)/lib/systemd/system/$$f && \
 		chmod 0644 $(DESTDIR)$(PREFIX)/lib/systemd/system/$$f || exit 1; \
 	done
-	sed 's|/usr/local/|$(PREFIX)/|g' scripts/switchyard-certsync.cron \
-		>$(DESTDIR)$(PREFIX)/share/doc/switchyard/switchyard-certsync.cron
+	# Debian's cron ignores /etc/cron.d files with a dot in the name.
+	install -d $(DESTDIR)$(SYSCONFDIR)/cron.d
+	sed 's|/usr/local/|$(PREFIX)/|g' scripts/switchyard-certsync.crond \
+		>$(DESTDIR)$(SYSCONFDIR)/cron.d/switchyard-certsync
+	chmod 0644 $(DESTDIR)$(SYSCONFDIR)/cron.d/switchyard-certsync
 
 clean:
 	rm -rf build build-san build-fuzz
