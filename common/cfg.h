@@ -57,8 +57,9 @@ struct cfg_listener {
 
 /* instances.blue / instances.green */
 struct cfg_instance {
-	/* Bind addresses; default "0.0.0.0" and "::" (see facts.md: a
-	 * PREROUTING REDIRECT rewrites to the interface's primary address). */
+	/* Bind addresses; default "0.0.0.0" and "::": a PREROUTING REDIRECT
+	 * rewrites to the interface's primary address (docs/internals.md,
+	 * "Which addresses a REDIRECT matches and rewrites"). */
 	struct cfg_addr bind[CFG_MAX_BIND];
 	int nbind;
 	uint16_t ports[CFG_MAX_LISTENERS]; /* one per listener, same order; required */

@@ -739,8 +739,9 @@ void sv_drain_watch(struct sv *sv)
 	pthread_mutex_unlock(&sv->lock);
 	if (now >= sv->next_flow_count) {
 		count_flows(sv);
-		/* Conntrack dumps cost ~150 ms per 100k entries (facts.md):
-		 * often while something drains, rarely otherwise. */
+		/* A conntrack dump costs 50-150 ms per 100k entries
+		 * (docs/internals.md, "Dumping flows"): often while something
+		 * drains, rarely otherwise. */
 		sv->next_flow_count = now + (draining ? 250 : 2000);
 	} else if (!draining) {
 		return;
