@@ -30,6 +30,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "certsync/cs.h"
 #include "common/log.h"
 #include "common/version.h"
 #include "supervisor/sv.h"
@@ -371,6 +372,44 @@ static void expiry_metrics(struct mbuf *b)
 	}
 }
 
+/* certsync's last run, from the record it leaves in the state directory
+ * (certsync/state.c); nothing before the first run. */
+static void certsync_metrics(struct sv *sv, struct mbuf *b)
+{
+	/* certsync's status words, and the label values (no blank) for them. */
+	static const struct {
+		const char *status, *label;
+	} results[] = {{"applied", "applied"},
+	               {"no changes", "no_changes"},
+	               {"partial", "partial"},
+	               {"refused", "refused"},
+	               {"error", "error"}};
+	struct cs_last_run lr;
+
+	if (cs_last_run_read(sv->cfg->supervisor.state_dir, &lr) < 0)
+		return;
+	fam(b, "switchyard_certsync_last_run_timestamp_seconds", "gauge",
+	    "When certsync's last run ended (Unix time).");
+	mb_printf(b, "switchyard_certsync_last_run_timestamp_seconds %lld\n", (long long)lr.time);
+	fam(b, "switchyard_certsync_last_run_exit_code", "gauge",
+	    "Exit code of certsync's last run: 0 ok, 1 error, 2 partial, 3 refused.");
+	mb_printf(b, "switchyard_certsync_last_run_exit_code %d\n", lr.exit);
+	fam(b, "switchyard_certsync_last_run_result", "gauge",
+	    "1 for the result of certsync's last run.");
+	for (size_t i = 0; i < sizeof(results) / sizeof(results[0]); i++)
+		mb_printf(b, "switchyard_certsync_last_run_result{result=\"%s\"} %d\n",
+		          results[i].label, strcmp(lr.status, results[i].status) == 0);
+	fam(b, "switchyard_certsync_last_run_names_gone", "gauge",
+	    "Names that certsync's last run dropped from the set, or would have dropped when "
+	    "its guard refused.");
+	mb_printf(b, "switchyard_certsync_last_run_names_gone %llu\n",
+	          (unsigned long long)lr.names_gone);
+	fam(b, "switchyard_certsync_last_run_names", "gauge",
+	    "Names in the set after certsync's last run.");
+	mb_printf(b, "switchyard_certsync_last_run_names %llu\n",
+	          (unsigned long long)lr.names_after);
+}
+
 char *sv_metrics_text(struct sv *sv)
 {
 	static const char *le[] = {"0.001", "0.002", "0.005", "0.01",
@@ -385,6 +424,7 @@ char *sv_metrics_text(struct sv *sv)
 	          lval(ver, sizeof(ver), sy_version()), OpenSSL_version(OPENSSL_VERSION_STRING));
 	stats_metrics(sv, &b);
 	expiry_metrics(&b);
+	certsync_metrics(sv, &b);
 	pthread_mutex_lock(&sv->lock);
 	fam(&b, "switchyard_live", "gauge", "Which colour the service ports lead to.");
 	for (int c = 0; c < CFG_NCOLOURS; c++)

@@ -4,8 +4,8 @@
 # names, histograms); /metrics only, 404 elsewhere, 405 for another method;
 # build info; per-listener counters and the handshake-latency histogram after
 # real handshakes; cert-cache hits and misses; certificates by time left
-# (one expired, one within 7 days, one within 30); backend servers up, then
-# down once the backend stops.
+# (one expired, one within 7 days, one within 30); certsync's last run;
+# backend servers up, then down once the backend stops.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-sv.sh"
 
@@ -23,7 +23,14 @@ done
 "$SY_BUILD/tests/tools/gencerts" --out "$T_TMP/old" --count 0 --expired 1 >/dev/null ||
 	fail "gencerts --expired"
 cp "$T_TMP/old/certs/expired1.pem" "$SV_PKI/certs/"
+# certsync's last run: a real run from the test's own certificates (without
+# a reload), whose record the metrics must report.
+printf 'certsync:\n  source: {directory: %s}\n' "$SV_PKI/certs" >>"$SV_CONF"
 sv_start
+svc certsync --no-reload >"$T_TMP/certsync.txt" 2>&1
+cs_rc=$?
+cat "$T_TMP/certsync.txt"
+[ -f "$T_TMP/state/certsync/last-run" ] || fail "certsync left no last-run record"
 
 scrape() { sv_ns curl -sf "http://127.0.0.1:9110/metrics" >"$T_TMP/m.txt"; }
 metric() { # NAME{LABELS}: the value, or empty
@@ -79,6 +86,21 @@ for w in expired:1 7d:2 14d:2 30d:3; do
 	[ "$v" = "${w#*:}" ] || fail "certificates expiring within ${w%%:*}: $v, want ${w#*:}"
 done
 say "ok: certificates by time left: expired 1, 7d 2, 14d 2, 30d 3"
+
+lr=$T_TMP/state/certsync/last-run
+[ "$(metric switchyard_certsync_last_run_exit_code)" = "$cs_rc" ] ||
+	fail "certsync exit code: metric $(metric switchyard_certsync_last_run_exit_code), run $cs_rc"
+[ "$(metric switchyard_certsync_last_run_timestamp_seconds)" = "$(jq .time "$lr")" ] ||
+	fail "certsync time: $(grep certsync_last_run_timestamp "$T_TMP/m.txt")"
+[ "$(metric switchyard_certsync_last_run_names)" = "$(jq .names_after "$lr")" ] ||
+	fail "certsync names: $(grep certsync_last_run_names "$T_TMP/m.txt")"
+[ "$(metric switchyard_certsync_last_run_names_gone)" = 0 ] || fail "certsync names gone"
+res=$(jq -r '.status | sub(" "; "_")' "$lr")
+[ "$(metric "switchyard_certsync_last_run_result{result=\"$res\"}")" = 1 ] ||
+	fail "certsync result $res: $(grep certsync_last_run_result "$T_TMP/m.txt")"
+[ "$(grep -c '^switchyard_certsync_last_run_result{.*} 1$' "$T_TMP/m.txt")" -eq 1 ] ||
+	fail "more than one certsync result is 1"
+say "ok: certsync's last run: $res, exit $cs_rc, $(jq .names_after "$lr") names"
 
 up='switchyard_backend_server_up{colour="'$live'",server="server0",address="127.0.0.1:8080"}'
 [ "$(metric "$up")" = 1 ] || fail "backend server not up: $(grep backend_server_up "$T_TMP/m.txt")"
