@@ -139,9 +139,18 @@ int main(int argc, char **argv)
 	int n = 0;
 
 	if (sy_version_asked(argc, argv)) {
-		/* `switchyard certsync --version` names the subcommand. */
-		if (argc > 2 && argv[1][0] != '-')
-			printf("switchyard %s %s\n", argv[1], sy_version());
+		/* `switchyard certsync --version` names the subcommand: the
+		 * first word that is neither an option nor -c's file. */
+		const char *sub = NULL;
+
+		for (int i = 1; i < argc && sub == NULL; i++) {
+			if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0)
+				i++;
+			else if (argv[i][0] != '-')
+				sub = argv[i];
+		}
+		if (sub != NULL)
+			printf("switchyard %s %s\n", sub, sy_version());
 		else
 			printf("switchyard %s\n", sy_version());
 		return 0;

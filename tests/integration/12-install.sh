@@ -22,6 +22,8 @@ for p in bin/switchyard sbin/switchyardd sbin/switchyard-proxy; do
 done
 check "switchyard certsync --version says $want" \
 	test "$("$ROOT/usr/bin/switchyard" certsync --version)" = "switchyard certsync $want"
+check "switchyard -c FILE certsync --version says $want" \
+	test "$("$ROOT/usr/bin/switchyard" -c /nonexistent certsync --version)" = "switchyard certsync $want"
 check "documentation installed" test -f "$ROOT/usr/share/doc/switchyard/operations.md"
 check "example config installed" test -f "$ROOT/usr/share/doc/switchyard/switchyard.yaml"
 UNITS=$ROOT/usr/lib/systemd/system
