@@ -5,7 +5,8 @@
 # build info; per-listener counters and the handshake-latency histogram after
 # real handshakes; cert-cache hits and misses; certificates by time left
 # (one expired, one within 7 days, one within 30); certsync's last run;
-# backend servers up, then down once the backend stops.
+# backend servers up, then down once the backend stops; with JOURNAL_STREAM
+# naming its stderr, the daemon and the instances write <N> priorities.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-sv.sh"
 
@@ -26,7 +27,13 @@ cp "$T_TMP/old/certs/expired1.pem" "$SV_PKI/certs/"
 # certsync's last run: a real run from the test's own certificates (without
 # a reload), whose record the metrics must report.
 printf 'certsync:\n  source: {directory: %s}\n' "$SV_PKI/certs" >>"$SV_CONF"
+# The daemon's stderr stands in for the journal: JOURNAL_STREAM names the
+# log file's device and inode, as systemd names its socket's, so every line
+# must carry a <N> priority instead of a time.
+touch "$T_TMP/switchyardd.log"
+export JOURNAL_STREAM=$(stat -c '%d:%i' "$T_TMP/switchyardd.log")
 sv_start
+unset JOURNAL_STREAM
 svc certsync --no-reload >"$T_TMP/certsync.txt" 2>&1
 cs_rc=$?
 cat "$T_TMP/certsync.txt"
@@ -108,3 +115,14 @@ kill "$(cat "$T_TMP/nginx/nginx.pid")" || fail "stop nginx"
 wait_until 15 sh -c "$SY_BUILD/switchyard -c $SV_CONF metrics | grep -qF '$up 0'" ||
 	fail "backend server still up after the backend stopped"
 say "ok: backend server up, then down once the backend stopped"
+
+LOG=$T_TMP/switchyardd.log
+grep -qE '^<6>switchyardd: info: ' "$LOG" || fail "no <6> info line from switchyardd: $(head -3 "$LOG")"
+wait_until 10 grep -qE '^<4>proxy\[(blue|green)\]: warning: server server0 ' "$LOG" ||
+	fail "no <4> warning from an instance about the stopped backend"
+grep -vE '^<[3467]>(switchyardd|proxy\[(blue|green)\]): (error|warning|info|debug): ' "$LOG" >"$T_TMP/odd.txt"
+[ ! -s "$T_TMP/odd.txt" ] || fail "lines without a journal priority: $(head -3 "$T_TMP/odd.txt")"
+for p in 3:error 4:warning 6:info; do
+	! grep -E "^<${p%%:*}>" "$LOG" | grep -vqE ": ${p#*:}: " || fail "priority <${p%%:*}> on a line that is not ${p#*:}"
+done
+say "ok: under a journal stream every line carries its sd-daemon priority, no time"
