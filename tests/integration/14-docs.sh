@@ -17,13 +17,12 @@ say "ok: no file cites facts.md or ../shared"
 grep -E '^#{2,4} ' docs/internals.md | sed -E 's/^#+ //' >"$T_TMP/headings.txt"
 sed -E 's/[^A-Za-z0-9 _-]//g; s/ /-/g' "$T_TMP/headings.txt" | tr 'A-Z' 'a-z' >"$T_TMP/anchors.txt"
 
-# Citations may wrap across comment lines: join each file into one line
+# Citations may wrap across comment lines: join the files into one line
 # and squeeze the comment leaders away before matching.
 n=0
-while IFS= read -r -d '' f; do
-	tr '\n' ' ' <"$f" | sed -E 's@[[:space:]]*(\*|//|#)?[[:space:]]+@ @g' |
-		grep -oE 'docs/internals\.md,? \(?"[^"]+"' | sed -E 's/^[^"]*"//; s/"$//'
-done < <(git ls-files -z -- '*.c' '*.h' '*.md' '*.sh' ':!tests/integration/14-docs.sh') | sort -u >"$T_TMP/cited.txt"
+git ls-files -z -- '*.c' '*.h' '*.md' '*.sh' ':!tests/integration/14-docs.sh' | xargs -0 cat |
+	tr '\n' ' ' | sed -E 's@[[:space:]]*(\*|//|#)?[[:space:]]+@ @g' |
+	grep -oE 'docs/internals\.md,? \(?"[^"]+"' | sed -E 's/^[^"]*"//; s/"$//' | sort -u >"$T_TMP/cited.txt"
 while IFS= read -r sec; do
 	grep -qxF -- "$sec" "$T_TMP/headings.txt" || fail "cited section \"$sec\" is not a heading of docs/internals.md"
 	n=$((n + 1))
