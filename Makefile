@@ -9,13 +9,17 @@
 #                   make fuzz-build only builds them
 #   make bench      benchmarks (bench/run.sh), figures go to stdout
 #   make demo       the whole mission in a private network namespace
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make install    PREFIX=/usr/local SYSCONFDIR=/etc DESTDIR=
 #
 # Quiet by default; V=1 shows full commands. WERROR=1 (CI) adds -Werror.
 # Sources are found by wildcard per module, so adding a file needs no edit here.
 
 BUILD   ?= build
+# The version every program reports (--version, switchyard_build_info). It is
+# defined here only; common/version.c gets it, and rebuilds when it changes.
+VERSION ?= 0.1.0
 PREFIX  ?= /usr/local
+SYSCONFDIR ?= /etc
 DESTDIR ?=
 CC      ?= cc
 PKG_CONFIG ?= pkg-config
@@ -87,7 +91,7 @@ FUZZ_TARGETS ?= $(patsubst tests/fuzz/%.c,%,$(FUZZ_SRC))
 
 ALL_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC) $(MAINS) $(TOOL_SRC) $(UNIT_SRC) $(FUZZ_SRC))
 
-.PHONY: all deps test check lint format bench demo install clean fuzz fuzz-build fuzz-bins
+.PHONY: FORCE all deps test check lint format bench demo install clean fuzz fuzz-build fuzz-bins
 all: $(BINS) $(TOOLS) $(UNITS)
 
 deps:
@@ -97,6 +101,15 @@ $(BUILD)/%.o: %.c
 	$(call msg,CC,$<)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+# The version reaches one object only; the stamp file changes (and so
+# rebuilds that object) only when VERSION does.
+$(BUILD)/.version: FORCE
+	$(Q)mkdir -p $(@D)
+	$(Q)echo '$(VERSION)' | cmp -s - $@ || echo '$(VERSION)' >$@
+$(BUILD)/common/version.o: $(BUILD)/.version
+$(BUILD)/common/version.o: CPPFLAGS += -DSY_VERSION='"$(VERSION)"'
+FORCE:
 
 $(LIB): $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
 	$(call msg,AR,$@)
@@ -173,14 +186,17 @@ install: $(BINS)
 	install -d $(DESTDIR)$(PREFIX)/share/doc/switchyard $(DESTDIR)$(PREFIX)/lib/systemd/system
 	install -m 0644 README.md BENCHMARKS.md docs/*.md etc/switchyard.yaml \
 		$(DESTDIR)$(PREFIX)/share/doc/switchyard/
-	# The units and the cron example name the binaries by path: written
+	# The units and the cron file name the binaries by path: written
 	# for /usr/local, rewritten here for PREFIX.
 	for f in switchyard.service switchyard-certsync.service switchyard-certsync.timer; do \
 		sed 's|/usr/local/|$(PREFIX)/|g' scripts/$$f >$(DESTDIR)$(PREFIX)/lib/systemd/system/$$f && \
 		chmod 0644 $(DESTDIR)$(PREFIX)/lib/systemd/system/$$f || exit 1; \
 	done
-	sed 's|/usr/local/|$(PREFIX)/|g' scripts/switchyard-certsync.cron \
-		>$(DESTDIR)$(PREFIX)/share/doc/switchyard/switchyard-certsync.cron
+	# Debian's cron ignores /etc/cron.d files with a dot in the name.
+	install -d $(DESTDIR)$(SYSCONFDIR)/cron.d
+	sed 's|/usr/local/|$(PREFIX)/|g' scripts/switchyard-certsync.crond \
+		>$(DESTDIR)$(SYSCONFDIR)/cron.d/switchyard-certsync
+	chmod 0644 $(DESTDIR)$(SYSCONFDIR)/cron.d/switchyard-certsync
 
 clean:
 	rm -rf build build-san build-fuzz

@@ -6,7 +6,8 @@
  *
  * - PEM blocks are split and base64-decoded here instead of going through
  *   PEM_read_bio_*, which runs the generic OSSL_DECODER search for every
- *   object (~565 us per combined file, measured on the reference machine).
+ *   object (about 565 us per combined file: docs/internals.md, "Loading
+ *   certificates").
  * - Certificates are decoded with d2i_X509 into an X509 created with
  *   X509_new_ex(libctx), where libctx is private to the loader thread: the
  *   public key inside a certificate is decoded by an OSSL_DECODER, and on the

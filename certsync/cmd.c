@@ -18,6 +18,7 @@
 #include "certstore/cert.h"
 #include "common/cfg.h"
 #include "common/json.h"
+#include "common/log.h"
 
 static int cs_lock(struct cs_run *r, int *fd)
 {
@@ -234,6 +235,20 @@ done:
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	cs_print(&r, status, code,
 	         (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+	if (!r.dry_run) {
+		struct cs_last_run lr = {.time = (int64_t)time(NULL),
+		                         .exit = code,
+		                         .names_before = r.old_names,
+		                         .names_after = r.new_names,
+		                         .names_gone = r.gone_names};
+		char werr[PATH_MAX + 200];
+
+		snprintf(lr.status, sizeof(lr.status), "%s", status);
+		lr.duration_ms =
+		    (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+		if (cs_last_run_write(cfg->supervisor.state_dir, &lr, werr, sizeof(werr)) < 0)
+			log_warnx("certsync: cannot record the run: %s", werr);
+	}
 out:
 	if (lockfd >= 0)
 		close(lockfd);

@@ -14,6 +14,9 @@
 #ifndef SY_CS_H
 #define SY_CS_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 /* Exit codes, documented for cron users in docs/certsync.md. */
 enum cs_exit {
 	CS_EXIT_OK = 0,      /* changes applied, or nothing to do */
@@ -27,5 +30,26 @@ enum cs_exit {
 /* `switchyard certsync [-c FILE] [--dry-run] [--json] [--allow-mass-delete]
  * [--no-reload]`; argv[0] is "certsync". Returns an enum cs_exit. */
 int cs_cmd(const char *cfgpath, int argc, char **argv);
+
+/*
+ * The last run that did something (not --dry-run, not one that found the
+ * lock taken), kept in STATE_DIR/certsync/last-run for switchyardd's
+ * metrics (docs/operations.md). names_gone counts the names the new set
+ * dropped, or would have dropped when the guard refused it.
+ */
+#define CS_LAST_RUN_FILE "last-run"
+struct cs_last_run {
+	int64_t time;    /* Unix time at the end of the run */
+	char status[32]; /* "applied", "no changes", "partial", "refused", "error" */
+	int exit;        /* enum cs_exit */
+	uint64_t names_before, names_after, names_gone;
+	double duration_ms;
+};
+/* Replaces the record atomically; 0, or -1 with err naming the file. */
+int cs_last_run_write(const char *state_dir, const struct cs_last_run *lr, char *err,
+                      size_t errlen);
+/* Reads it (duration_ms is left 0); 0, or -1 if there is none or it cannot
+ * be parsed. */
+int cs_last_run_read(const char *state_dir, struct cs_last_run *lr);
 
 #endif

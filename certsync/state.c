@@ -1,7 +1,8 @@
 /*
  * What certsync remembers between runs, and the lists it keeps in memory:
  * unit lists (a set's index, the verdict cache) and file lists (the source,
- * the manifest). Every file is written atomically (PATH.tmp, fsync,
+ * the manifest), and the record of the last run that switchyardd's metrics
+ * read. Every file is written atomically (PATH.tmp, fsync,
  * rename), so a run killed while writing leaves the previous version.
  */
 #include "certsync/cs_int.h"
@@ -10,7 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include "common/json.h"
 
 int cs_path(char *out, size_t len, const char *a, const char *b)
 {
@@ -327,4 +331,80 @@ int cs_manifest_same(const struct cs_files *src, const struct cs_files *man)
 		    src->v[i].size != man->v[i].size || src->v[i].mtime_ns != man->v[i].mtime_ns)
 			return 0;
 	return 1;
+}
+
+/* ---- the record of the last run (cs.h) ---- */
+
+static void last_run_path(char *out, size_t len, const char *state_dir)
+{
+	snprintf(out, len, "%s/certsync/%s", state_dir, CS_LAST_RUN_FILE);
+}
+
+int cs_last_run_write(const char *state_dir, const struct cs_last_run *lr, char *err, size_t errlen)
+{
+	char path[PATH_MAX], tmp[PATH_MAX];
+	struct json_buf jb;
+	FILE *f;
+	int rc = -1;
+
+	last_run_path(path, sizeof(path), state_dir);
+	f = atomic_open(path, tmp);
+	if (f == NULL) {
+		snprintf(err, errlen, "%s.tmp: %s", path, strerror(errno));
+		return -1;
+	}
+	/* switchyardd reads it, possibly as another user; it holds no
+	 * secret. */
+	(void)fchmod(fileno(f), 0644);
+	jb_init(&jb);
+	jb_obj_begin(&jb, NULL);
+	jb_int(&jb, "time", lr->time);
+	jb_str(&jb, "status", lr->status);
+	jb_int(&jb, "exit", lr->exit);
+	jb_uint(&jb, "names_before", lr->names_before);
+	jb_uint(&jb, "names_after", lr->names_after);
+	jb_uint(&jb, "names_gone", lr->names_gone);
+	jb_double(&jb, "duration_ms", lr->duration_ms);
+	jb_obj_end(&jb);
+	fprintf(f, "%s\n", jb_cstr(&jb));
+	jb_free(&jb);
+	if (atomic_close(f, tmp, path) < 0)
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	else
+		rc = 0;
+	return rc;
+}
+
+int cs_last_run_read(const char *state_dir, struct cs_last_run *lr)
+{
+	char path[PATH_MAX], buf[1024];
+	struct json_doc *doc;
+	size_t n;
+	int64_t v;
+	FILE *f;
+
+	memset(lr, 0, sizeof(*lr));
+	last_run_path(path, sizeof(path), state_dir);
+	f = fopen(path, "re");
+	if (f == NULL)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	doc = json_parse(buf, NULL, 0);
+	if (doc == NULL || json_get_i64(doc, "time", &lr->time) < 0 ||
+	    json_get_str(doc, "status", lr->status, sizeof(lr->status)) < 0 ||
+	    json_get_i64(doc, "exit", &v) < 0) {
+		json_doc_free(doc);
+		return -1;
+	}
+	lr->exit = (int)v;
+	if (json_get_i64(doc, "names_before", &v) == 0)
+		lr->names_before = (uint64_t)v;
+	if (json_get_i64(doc, "names_after", &v) == 0)
+		lr->names_after = (uint64_t)v;
+	if (json_get_i64(doc, "names_gone", &v) == 0)
+		lr->names_gone = (uint64_t)v;
+	json_doc_free(doc);
+	return 0;
 }

@@ -1170,6 +1170,7 @@ static const struct cfg_key cfg_supervisor_keys[] = {
     CFG_KE(struct cfg, "initial_live", supervisor.initial_live, cfg_colour_names),
     CFG_KS(struct cfg, "proxy_binary", supervisor.proxy_binary, 0),
     CFG_KF("metrics_listen", cfg_metrics, 0),
+    CFG_K(struct cfg, "metrics_public", CFG_T_BOOL, supervisor.metrics_public, 0, 1),
     /* Rotating more often than once a minute only shortens resumption. */
     CFG_K(struct cfg, "ticket_rotate", CFG_T_DUR, supervisor.ticket_rotate_ms, 60000, CFG_U32_MAX),
     CFG_K(struct cfg, "filter_guard", CFG_T_BOOL, supervisor.filter_guard, 0, 1),
@@ -1331,6 +1332,32 @@ struct cfg_port_use {
 	const yaml_mark_t *mark;
 };
 
+/*
+ * The metrics tell traffic levels, backend health and when certificates
+ * expire: nobody else's business by default. An address beyond loopback
+ * (a wildcard included) needs supervisor.metrics_public, checked here so
+ * that check-config and the daemon refuse the same files.
+ */
+static void cfg_check_metrics(struct cfg_ctx *ctx)
+{
+	static const uint8_t v6_loopback[16] = {[15] = 1};
+	const struct cfg_supervisor *sv = &ctx->cfg->supervisor;
+	struct cfg_addr a;
+	uint16_t port;
+	const char *why;
+
+	if (sv->metrics_listen[0] == '\0' || sv->metrics_public ||
+	    cfg_parse_hostport(sv->metrics_listen, &a, &port, &why) < 0)
+		return;
+	if ((a.family == AF_INET && a.a.v4[0] == 127) ||
+	    (a.family == AF_INET6 && memcmp(a.a.v6, v6_loopback, 16) == 0))
+		return;
+	cfg_err(ctx, cfg_mark_of(ctx, "supervisor.metrics_listen"), "supervisor.metrics_listen",
+	        "'%s' is not a loopback address; serving metrics beyond this host needs "
+	        "supervisor.metrics_public: true",
+	        sv->metrics_listen);
+}
+
 static void cfg_check_ports(struct cfg_ctx *ctx)
 {
 	struct cfg *cfg = ctx->cfg;
@@ -1483,6 +1510,7 @@ static void cfg_check(struct cfg_ctx *ctx)
 		}
 	}
 	cfg_check_ports(ctx);
+	cfg_check_metrics(ctx);
 
 	if (cfg->backend.nservers == 0)
 		cfg_err(ctx, cfg_mark_of(ctx, "backend.servers"), "backend.servers",

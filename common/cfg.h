@@ -57,8 +57,9 @@ struct cfg_listener {
 
 /* instances.blue / instances.green */
 struct cfg_instance {
-	/* Bind addresses; default "0.0.0.0" and "::" (see facts.md: a
-	 * PREROUTING REDIRECT rewrites to the interface's primary address). */
+	/* Bind addresses; default "0.0.0.0" and "::": a PREROUTING REDIRECT
+	 * rewrites to the interface's primary address (docs/internals.md,
+	 * "Which addresses a REDIRECT matches and rewrites"). */
 	struct cfg_addr bind[CFG_MAX_BIND];
 	int nbind;
 	uint16_t ports[CFG_MAX_LISTENERS]; /* one per listener, same order; required */
@@ -150,6 +151,7 @@ struct cfg_supervisor {
 	enum cfg_colour initial_live;     /* first start only, default blue */
 	char proxy_binary[CFG_STR_MAX];   /* default: switchyard-proxy next to switchyardd */
 	char metrics_listen[CFG_STR_MAX]; /* "127.0.0.1:9100"; "" = off (default) */
+	int metrics_public;               /* metrics_listen may be beyond loopback, default 0 */
 	uint32_t ticket_rotate_ms;        /* default 3600000 */
 	int filter_guard;                 /* optional filter-table guard rule, default 0 */
 };

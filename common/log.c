@@ -7,14 +7,38 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
 
 static char log_prefix[64] = "switchyard";
 static int log_syslog;
+static int log_journal;
 static enum log_level log_level = LOG_LVL_INFO;
 
 static const char *const log_names[] = {"error", "warning", "info", "debug"};
+
+/*
+ * systemd connects stderr to the journal and says so in JOURNAL_STREAM
+ * ("DEVICE:INODE" of that socket). The variable is inherited by children
+ * whose stderr may be elsewhere (a redirect in a script), so it counts only
+ * when fd 2 is that very socket.
+ */
+static int journal_is_stderr(void)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	if (js == NULL || sscanf(js, "%llu:%llu", &dev, &ino) != 2 || fstat(2, &st) != 0)
+		return 0;
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
+int log_to_journal(void)
+{
+	return log_journal;
+}
 
 void log_init(const char *proc, const char *instance, int use_syslog)
 {
@@ -23,6 +47,7 @@ void log_init(const char *proc, const char *instance, int use_syslog)
 	else
 		snprintf(log_prefix, sizeof(log_prefix), "%s", proc);
 	log_syslog = use_syslog;
+	log_journal = journal_is_stderr();
 	if (log_syslog)
 		openlog(log_prefix, LOG_PID | LOG_NDELAY, LOG_DAEMON);
 }
@@ -62,11 +87,21 @@ void log_vmsg(enum log_level lvl, int with_errno, const char *fmt, va_list ap)
 		size_t len = strlen(msg);
 		snprintf(msg + len, sizeof(msg) - len, ": %s", strerror(saved));
 	}
+	/* One fprintf per line keeps lines from different threads whole. */
 	if (log_syslog) {
 		syslog(prio[lvl], "%s", msg);
+	} else if (log_journal) {
+		fprintf(stderr, "<%d>%s: %s: %s\n", prio[lvl], log_prefix, log_names[lvl], msg);
 	} else {
-		/* One fprintf per line keeps lines from different threads whole. */
-		fprintf(stderr, "%s: %s: %s\n", log_prefix, log_names[lvl], msg);
+		struct timespec ts;
+		struct tm tm;
+		char when[32];
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		gmtime_r(&ts.tv_sec, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+		fprintf(stderr, "%s.%03ldZ %s: %s: %s\n", when, ts.tv_nsec / 1000000, log_prefix,
+		        log_names[lvl], msg);
 	}
 	errno = saved;
 }

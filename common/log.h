@@ -5,6 +5,13 @@
  * so that interleaved output from the supervisor and both instances stays
  * readable. Output goes to stderr (default) or syslog.
  *
+ * On stderr a line is "TIME PROC[INST]: LEVEL: MESSAGE", TIME being RFC 3339
+ * in UTC with milliseconds (2026-12-03T06:19:46.123Z). When stderr is the
+ * journal (systemd sets JOURNAL_STREAM to its device:inode), the line starts
+ * with the sd-daemon priority "<3>" (error), "<4>", "<6>" or "<7>" instead of
+ * a time, which journald stamps itself: `journalctl -p err` then shows the
+ * errors alone. docs/operations.md describes the format.
+ *
  * Conventions (from OpenBSD): log_warn() and log_err() append strerror(errno);
  * the *x variants do not. Library code never exits; fatal() is for main() only.
  * Never pass key material to any of these functions.
@@ -28,6 +35,8 @@ enum log_level {
  * Both strings are copied. use_syslog selects syslog(3) instead of stderr.
  */
 void log_init(const char *proc, const char *instance, int use_syslog);
+/* Returns 1 when stderr lines carry journald priorities (see above). */
+int log_to_journal(void);
 void log_set_level(enum log_level lvl);
 enum log_level log_get_level(void);
 /* Parses "err", "warn", "info" or "debug"; returns -1 for anything else. */

@@ -7,7 +7,7 @@
  * direct connections to an instance port (health checks, the gate). Every
  * message is parsed and dropped in the callback, so memory stays constant
  * whatever the table size: nfnl_ct_alloc_cache would hold about 330 bytes per
- * entry (facts.md).
+ * entry (docs/internals.md, "Dumping flows").
  *
  * This module never deletes or flushes conntrack entries: with
  * nf_conntrack_tcp_loose=1 (the default) a flow whose entry vanished is

@@ -143,7 +143,8 @@ static int validate(const struct cfg *cfg, char *err, size_t errlen)
  * A listener on the wildcard address gets a rule without -d; its jumps from
  * PREROUTING and OUTPUT match addrtype LOCAL so that neither this host's own
  * outgoing connections nor traffic it forwards (containers, a router role)
- * to other machines on the same port are hijacked (facts.md). A listener on
+ * to other machines on the same port are hijacked (docs/internals.md, "Which
+ * addresses a REDIRECT matches and rewrites"). A listener on
  * a specific address gets -d ADDR on both its jump and its rule. */
 static void plan_build(const struct cfg *cfg, const struct nf_fam *f, enum cfg_colour colour,
                        struct nf_plan *p)
@@ -624,7 +625,7 @@ static uint64_t now_us(void)
 /*
  * Takes the lock iptables takes: flock on $XTABLES_LOCKFILE, else
  * /run/xtables.lock. The lock file belongs to the mount namespace, not the
- * network namespace (facts.md). iptables-legacy without -w waits for it
+ * network namespace (docs/internals.md, "Namespaces"). iptables-legacy without -w waits for it
  * without bound, so we keep it only for one transaction; and we never wait
  * without bound ourselves: short non-blocking retries up to nf_lock_wait_ms.
  */

@@ -263,7 +263,8 @@ static size_t f6_build(const struct nf_rule *r, void *buf, size_t len)
 		strcpy(m->u.user.name, "tcp");
 		tcp = (void *)m->data;
 		/* Host byte order, and the full source range: spts 0..0
-		 * would match only source port 0 (facts.md). */
+		 * would match only source port 0 (docs/internals.md, "Rule
+		 * numbers, byte orders and jumps"). */
 		tcp->spts[0] = 0;
 		tcp->spts[1] = 0xffff;
 		tcp->dpts[0] = tcp->dpts[1] = r->dport;
@@ -303,13 +304,15 @@ static size_t f6_build(const struct nf_rule *r, void *buf, size_t len)
 		strcpy(t->u.user.name, "REDIRECT");
 		nr = (void *)t->data;
 		nr->flags = NF_NAT_RANGE_PROTO_SPECIFIED;
-		/* Network byte order here (facts.md). */
+		/* Network byte order here (docs/internals.md, "Rule numbers,
+		 * byte orders and jumps"). */
 		nr->min_proto.tcp.port = nr->max_proto.tcp.port = htons(r->to_port);
 	} else {
 		/* A jump to a user chain is a standard target named after the
 		 * chain, and so are ACCEPT and DROP; libiptc resolves the
 		 * names, and the size must be exactly the aligned standard
-		 * target (facts.md). */
+		 * target (docs/internals.md, "Rule numbers, byte orders and
+		 * jumps"). */
 		t->u.target_size = XT_ALIGN(sizeof(struct xt_standard_target));
 		strcpy(t->u.user.name, r->kind == NF_RK_ACCEPT ? "ACCEPT"
 		                       : r->kind == NF_RK_DROP ? "DROP"

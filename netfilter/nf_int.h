@@ -65,8 +65,9 @@ struct nf_fam {
 	void (*parse)(const void *e, const char *target, struct nf_rule *r);
 	/* Builds the entry for r into buf; returns its size, 0 if too small. */
 	size_t (*build)(const struct nf_rule *r, void *buf, size_t len);
-	/* Rule numbers are 0-based for all of these (facts.md), whatever the
-	 * libiptc header comments say. */
+	/* Rule numbers are 0-based for all of these, whatever the libiptc
+	 * header comments say (docs/internals.md, "Rule numbers, byte orders
+	 * and jumps"). */
 	int (*insert)(const char *chain, const void *e, unsigned num, void *h);
 	int (*replace)(const char *chain, const void *e, unsigned num, void *h);
 	int (*append)(const char *chain, const void *e, void *h);

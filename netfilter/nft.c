@@ -4,7 +4,8 @@
  * Legacy x_tables nat chains and nftables nat chains register on one hook
  * list. At equal priority the most recently registered one runs first, so a
  * docker or firewalld restart (both write nftables rules through
- * iptables-nft on Debian 12) can change whose REDIRECT wins (facts.md).
+ * iptables-nft on Debian 12) can change whose REDIRECT wins (docs/internals.md,
+ * "Legacy tables beside nftables").
  * Switchyard cannot see nftables rules through libiptc, so it asks the nft
  * command. Talking nf_tables netlink directly would need libnftnl for one
  * warning; running `nft -j list chains` is enough, and is only done from the

@@ -129,10 +129,27 @@ static void hs_failed(struct px_conn *c)
 	}
 	ERR_clear_error();
 	PX_INC(w->st.hs_fail[kind]);
+	PX_INC(w->st.l_hs_fail[c->grp->idx]);
 	px_conn_close(c, PX_R_HANDSHAKE_FAIL);
 }
 
 static void conn_connect(struct px_conn *c);
+
+/* Counts a finished handshake in its listener and the latency histogram. */
+static void hs_done(struct px_conn *c)
+{
+	static const uint64_t bounds[PX_HS_LAT_NB] = PX_HS_LAT_BOUNDS_US;
+	struct px_stats *st = &c->w->st;
+	uint64_t us = px_now_us() - c->t_accept_us;
+	int b = 0;
+
+	while (b < PX_HS_LAT_NB && us > bounds[b])
+		b++;
+	PX_INC(st->handshakes_ok);
+	PX_INC(st->l_hs_ok[c->grp->idx]);
+	PX_INC(st->hs_lat[b]);
+	PX_ADD(st->hs_lat_sum_us, us);
+}
 
 static void handshake(struct px_conn *c)
 {
@@ -142,7 +159,7 @@ static void handshake(struct px_conn *c)
 		const unsigned char *alpn;
 		unsigned alen;
 
-		PX_INC(c->w->st.handshakes_ok);
+		hs_done(c);
 		SSL_get0_alpn_selected(c->ssl, &alpn, &alen);
 		if (alen > 0 && alen < sizeof(c->alpn)) {
 			memcpy(c->alpn, alpn, alen);
@@ -197,6 +214,7 @@ void px_conn_accepted(struct px_worker *w, int fd, const struct sockaddr_storage
 	c->grp = grp;
 	c->peer = *peer;
 	c->t_start = c->last_c = c->last_s = w->now;
+	c->t_accept_us = px_now_us();
 	c->next = w->conns;
 	if (w->conns != NULL)
 		w->conns->prev = c;
@@ -644,6 +662,7 @@ void px_conn_timeout(struct px_conn *c)
 	switch (c->state) {
 	case PX_C_HANDSHAKE:
 		PX_INC(w->st.hs_fail[PX_HS_TIMEOUT]);
+		PX_INC(w->st.l_hs_fail[c->grp->idx]);
 		px_conn_close(c, PX_R_HANDSHAKE_TIMEOUT);
 		return;
 	case PX_C_CONNECTING:

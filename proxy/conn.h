@@ -54,6 +54,7 @@ struct px_conn {
 	int heap_idx;
 	uint64_t deadline;
 	uint64_t t_start, last_c, last_s;
+	uint64_t t_accept_us; /* for the handshake-latency histogram */
 	uint64_t bytes_in, bytes_out;
 	struct sockaddr_storage peer;
 	char sni[256];

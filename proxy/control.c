@@ -90,6 +90,27 @@ static void status_cert_cache(struct json_buf *r)
 	jb_obj_end(r);
 }
 
+/* Server state, so an operator (and the tests) can see what the passive and
+ * active health checks decided. */
+static void status_servers(struct px_proc *p, struct json_buf *r, uint64_t now)
+{
+	jb_arr_begin(r, "servers");
+	for (int i = 0; i < p->nservers; i++) {
+		struct px_server *s = &p->servers[i];
+		int check_down = atomic_load(&s->check_down);
+		int passive_down = atomic_load(&s->down_until) > now;
+		jb_obj_begin(r, NULL);
+		jb_str(r, "name", s->name);
+		jb_str(r, "address", s->text);
+		jb_bool(r, "up", !check_down && !passive_down);
+		jb_bool(r, "check_down", check_down);
+		jb_bool(r, "passive_down", passive_down);
+		jb_uint(r, "active", atomic_load(&s->active));
+		jb_obj_end(r);
+	}
+	jb_arr_end(r);
+}
+
 static int cmd_status(void *ctx, struct ctl_req *req, struct json_buf *r)
 {
 	struct px_proc *p = ctx;
@@ -133,23 +154,7 @@ static int cmd_status(void *ctx, struct ctl_req *req, struct json_buf *r)
 		jb_obj_end(r);
 	}
 	jb_arr_end(r);
-	/* Server state, so an operator (and the tests) can see what the
-	 * passive and active health checks decided. */
-	jb_arr_begin(r, "servers");
-	for (int i = 0; i < p->nservers; i++) {
-		struct px_server *s = &p->servers[i];
-		int check_down = atomic_load(&s->check_down);
-		int passive_down = atomic_load(&s->down_until) > now;
-		jb_obj_begin(r, NULL);
-		jb_str(r, "name", s->name);
-		jb_str(r, "address", s->text);
-		jb_bool(r, "up", !check_down && !passive_down);
-		jb_bool(r, "check_down", check_down);
-		jb_bool(r, "passive_down", passive_down);
-		jb_uint(r, "active", atomic_load(&s->active));
-		jb_obj_end(r);
-	}
-	jb_arr_end(r);
+	status_servers(p, r, now);
 	jb_uint(r, "uptime_ms", now - p->start_ms);
 	(void)req;
 	return 0;
@@ -158,6 +163,7 @@ static int cmd_status(void *ctx, struct ctl_req *req, struct json_buf *r)
 static int cmd_stats(void *ctx, struct ctl_req *req, struct json_buf *r)
 {
 	struct px_proc *p = ctx;
+	static const uint64_t bounds[PX_HS_LAT_NB] = PX_HS_LAT_BOUNDS_US;
 	struct px_stats sum;
 	uint64_t v;
 
@@ -177,6 +183,14 @@ static int cmd_stats(void *ctx, struct ctl_req *req, struct json_buf *r)
 		SUM(bytes_out);
 		for (int k = 0; k < PX_R__COUNT; k++)
 			SUM(reasons[k]);
+		for (int k = 0; k < CFG_MAX_LISTENERS; k++) {
+			SUM(l_accepted[k]);
+			SUM(l_hs_ok[k]);
+			SUM(l_hs_fail[k]);
+		}
+		for (int k = 0; k <= PX_HS_LAT_NB; k++)
+			SUM(hs_lat[k]);
+		SUM(hs_lat_sum_us);
 	}
 #undef SUM
 	jb_bool(r, "ok", 1);
@@ -200,6 +214,33 @@ static int cmd_stats(void *ctx, struct ctl_req *req, struct json_buf *r)
 	for (int k = 0; k < PX_R__COUNT; k++)
 		jb_uint(r, px_reason_name((enum px_reason)k), PX_LOAD(sum.reasons[k]));
 	jb_obj_end(r);
+	/* For the supervisor's metrics: per-listener counters, the
+	 * handshake-latency histogram with its bounds, the servers' health and
+	 * the certificate cache, so one request per scrape gets them all. */
+	jb_arr_begin(r, "listeners");
+	for (int i = 0; i < p->ngroups; i++) {
+		jb_obj_begin(r, NULL);
+		jb_str(r, "name", p->groups[i].name);
+		jb_uint(r, "accepted", PX_LOAD(sum.l_accepted[i]));
+		jb_uint(r, "handshakes_ok", PX_LOAD(sum.l_hs_ok[i]));
+		jb_uint(r, "handshake_fail", PX_LOAD(sum.l_hs_fail[i]));
+		jb_uint(r, "active", atomic_load(&p->groups[i].limit.active));
+		jb_obj_end(r);
+	}
+	jb_arr_end(r);
+	jb_obj_begin(r, "handshake_latency");
+	jb_arr_begin(r, "le_us");
+	for (int k = 0; k < PX_HS_LAT_NB; k++)
+		jb_uint(r, NULL, bounds[k]);
+	jb_arr_end(r);
+	jb_arr_begin(r, "counts");
+	for (int k = 0; k <= PX_HS_LAT_NB; k++)
+		jb_uint(r, NULL, PX_LOAD(sum.hs_lat[k]));
+	jb_arr_end(r);
+	jb_uint(r, "sum_us", PX_LOAD(sum.hs_lat_sum_us));
+	jb_obj_end(r);
+	status_servers(p, r, px_now_ms());
+	status_cert_cache(r);
 	(void)req;
 	return 0;
 }

@@ -102,6 +102,7 @@ int px_listen_open(struct px_proc *p, int nworkers, char *err, size_t errlen)
 	for (int l = 0; l < cfg->nlisteners; l++) {
 		struct px_lgroup *g = &p->groups[l];
 		snprintf(g->name, sizeof(g->name), "%s", cfg->listeners[l].name);
+		g->idx = l;
 		g->port = ins->ports[l];
 		g->limit.max = cfg->listeners[l].maxconn;
 		for (int b = 0; b < ins->nbind; b++) {

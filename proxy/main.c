@@ -24,6 +24,7 @@
 
 #include "common/ctl.h"
 #include "common/log.h"
+#include "common/version.h"
 #include "proxy/px.h"
 
 static void usage(void)
@@ -31,6 +32,7 @@ static void usage(void)
 	fprintf(stderr, "usage: switchyard-proxy -c FILE -i blue|green [-d CERTDIR] [-f]\n"
 	                "  -c FILE     configuration file (default " CFG_DEFAULT_PATH ")\n"
 	                "  -i COLOUR   which instance of the file this process is\n"
+	                "  --version   print the version and exit\n"
 	                "  -d CERTDIR  certificate directory (default certificates.directory)\n"
 	                "  -f          stay in the foreground (the proxy never daemonises itself;\n"
 	                "              accepted for compatibility)\n");
@@ -179,6 +181,10 @@ int main(int argc, char **argv)
 	sigset_t sigs;
 	int opt, sfd, nw, listeners_closed = 0;
 
+	if (sy_version_asked(argc, argv)) {
+		printf("switchyard-proxy %s\n", sy_version());
+		return 0;
+	}
 	while ((opt = getopt(argc, argv, "c:i:d:fh")) != -1) {
 		switch (opt) {
 		case 'c':

@@ -61,8 +61,20 @@ enum px_hsfail {
 };
 
 /*
+ * Upper bounds of the handshake-latency histogram, in microseconds, from
+ * accept to the finished TLS handshake (a client's round trips included).
+ * `stats` reports them with the counts, so this table is the only copy.
+ */
+#define PX_HS_LAT_BOUNDS_US                                                                        \
+	{                                                                                          \
+		1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000    \
+	}
+#define PX_HS_LAT_NB 11 /* entries above; one more bucket counts the rest */
+
+/*
  * Per-worker counters. Only the owning worker writes them (relaxed atomics,
  * each worker on its own cache lines), the control thread sums them.
+ * The l_ arrays are per listener, indexed like px_proc.groups.
  */
 struct px_stats {
 	_Atomic uint64_t accepted;
@@ -75,6 +87,11 @@ struct px_stats {
 	_Atomic uint64_t bytes_in;
 	_Atomic uint64_t bytes_out;
 	_Atomic uint64_t reasons[PX_R__COUNT];
+	_Atomic uint64_t l_accepted[CFG_MAX_LISTENERS];
+	_Atomic uint64_t l_hs_ok[CFG_MAX_LISTENERS];
+	_Atomic uint64_t l_hs_fail[CFG_MAX_LISTENERS];
+	_Atomic uint64_t hs_lat[PX_HS_LAT_NB + 1]; /* per bucket, not cumulative */
+	_Atomic uint64_t hs_lat_sum_us;
 };
 #define PX_INC(field)    atomic_fetch_add_explicit(&(field), 1, memory_order_relaxed)
 #define PX_ADD(field, n) atomic_fetch_add_explicit(&(field), (n), memory_order_relaxed)
@@ -101,6 +118,7 @@ uint64_t px_limit_ms(struct px_limit *l, uint64_t now_ms);
 /* One service listener of the config (its sockets are in px_proc.lsock). */
 struct px_lgroup {
 	char name[CFG_NAME_MAX];
+	int idx; /* index in px_proc.groups and the px_stats l_ arrays */
 	uint16_t port;
 	int nbound; /* bind addresses with listening sockets */
 	struct px_limit limit;
@@ -201,6 +219,8 @@ struct px_proc {
 
 /* monotonic milliseconds */
 uint64_t px_now_ms(void);
+/* monotonic microseconds */
+uint64_t px_now_us(void);
 
 /* worker.c */
 struct px_worker *px_worker_new(struct px_proc *p, int id);

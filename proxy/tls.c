@@ -3,7 +3,8 @@
  * selection in the ClientHello callback, ALPN and session tickets.
  *
  * One shared SSL_CTX (instead of one per certificate, HAProxy's layout) saves
- * about 100 us and 14 KB per certificate (facts.md) and keeps the number of
+ * about 100 us and 14 KB per certificate (docs/internals.md, "One SSL_CTX for
+ * every certificate") and keeps the number of
  * objects the OpenSSL 3.0 library context has to lock small.
  */
 #include "proxy/conn.h"

@@ -34,6 +34,14 @@ uint64_t px_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+uint64_t px_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 int px_limit_take(struct px_limit *l, uint64_t now_ms)
 {
 	uint32_t old;
@@ -290,6 +298,7 @@ static void do_accept(struct px_worker *w, int li)
 			return;
 		}
 		PX_INC(w->st.accepted);
+		PX_INC(w->st.l_accepted[ls->grp->idx]);
 		px_conn_accepted(w, fd, &ss, ls->grp);
 	}
 }

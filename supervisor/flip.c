@@ -298,10 +298,20 @@ int sv_flip_to(struct sv *sv, enum cfg_colour to, const char *reason, int flags,
 		sv->names_lost = 0;
 		pthread_mutex_unlock(&sv->lock);
 	}
-	log_info(
-	    "flip %s -> %s (%s): committed in %lld us, command to commit %lld us, gate %lld ms",
-	    cfg_colour_name(from), cfg_colour_name(to), reason, (long long)out->commit_us,
-	    (long long)out->latency_us, (long long)gate_ms);
+	/* Durations in log lines are in ms everywhere, with two decimals
+	 * where sub-millisecond matters; a flip without a gate says so rather
+	 * than "gate -1 ms". */
+	if (gate_ms >= 0)
+		log_info("flip %s -> %s (%s): committed in %.2f ms, command to commit %.2f ms, "
+		         "gate %lld ms",
+		         cfg_colour_name(from), cfg_colour_name(to), reason,
+		         (double)out->commit_us / 1e3, (double)out->latency_us / 1e3,
+		         (long long)gate_ms);
+	else
+		log_info("flip %s -> %s (%s): committed in %.2f ms, command to commit %.2f ms, "
+		         "no gate",
+		         cfg_colour_name(from), cfg_colour_name(to), reason,
+		         (double)out->commit_us / 1e3, (double)out->latency_us / 1e3);
 	if (r == 1) {
 		/* The old instance keeps listening and accepting: its accept
 		 * queue and SYNs pinned by conntrack still lead to it. */
@@ -687,10 +697,10 @@ void sv_failover(struct sv *sv)
 	sv->failovers++;
 	pthread_mutex_unlock(&sv->lock);
 	pthread_mutex_unlock(&sv->commit_mu);
-	log_errx("FAILOVER: live instance %s died; flipped to %s (generation %llu) in %lld us; "
+	log_errx("FAILOVER: live instance %s died; flipped to %s (generation %llu) in %.2f ms; "
 	         "%s will be respawned",
 	         cfg_colour_name(from), cfg_colour_name(to), (unsigned long long)out.to_gen,
-	         (long long)out.commit_us, cfg_colour_name(from));
+	         (double)out.commit_us / 1e3, cfg_colour_name(from));
 	/* Counted after the commit: reading the names takes a moment, and
 	 * the failover window is what clients see refused. */
 	sv_guard_after_failover(sv, to);
@@ -764,8 +774,9 @@ void sv_drain_watch(struct sv *sv)
 	pthread_mutex_unlock(&sv->lock);
 	if (now >= sv->next_flow_count) {
 		count_flows(sv);
-		/* Conntrack dumps cost ~150 ms per 100k entries (facts.md):
-		 * often while something drains, rarely otherwise. */
+		/* A conntrack dump costs 50-150 ms per 100k entries
+		 * (docs/internals.md, "Dumping flows"): often while something
+		 * drains, rarely otherwise. */
 		sv->next_flow_count = now + (draining ? 250 : 2000);
 	} else if (!draining) {
 		if (save)

@@ -12,7 +12,7 @@
  *   state.c        the state file: live colour, rollback target, flip history
  *   tickets.c      session ticket key creation and rotation
  *   control.c      the supervisor's control commands (served by common/ctl)
- *   metrics.c      Prometheus text and the optional localhost HTTP listener
+ *   metrics.c      Prometheus text and the optional HTTP listener (/metrics)
  *   cli_ops.c      the client side: `switchyard status|flip|reload|...`
  *
  * Threads: the main thread runs sv_tick() every SV_TICK_MS; the control

@@ -14,6 +14,7 @@
 #include "certstore/cert.h"
 #include "common/cfg.h"
 #include "common/log.h"
+#include "common/version.h"
 #include "netfilter/nf.h"
 #include "supervisor/sv.h"
 
@@ -50,7 +51,7 @@ static const struct sy_cmd sy_cmds[] = {
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: switchyard [-c FILE] COMMAND [ARGS]\n\ncommands:\n");
+	fprintf(out, "usage: switchyard [-c FILE] COMMAND [ARGS] | --version\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof(sy_cmds) / sizeof(sy_cmds[0]); i++)
 		fprintf(out, "  %s\n", sy_cmds[i].usage);
 	fprintf(out, "\nThe default configuration file is %s.\n", CFG_DEFAULT_PATH);
@@ -139,6 +140,23 @@ int main(int argc, char **argv)
 	const char *cfgpath = NULL;
 	int n = 0;
 
+	if (sy_version_asked(argc, argv)) {
+		/* `switchyard certsync --version` names the subcommand: the
+		 * first word that is neither an option nor -c's file. */
+		const char *sub = NULL;
+
+		for (int i = 1; i < argc && sub == NULL; i++) {
+			if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0)
+				i++;
+			else if (argv[i][0] != '-')
+				sub = argv[i];
+		}
+		if (sub != NULL)
+			printf("switchyard %s %s\n", sub, sy_version());
+		else
+			printf("switchyard %s\n", sy_version());
+		return 0;
+	}
 	log_init("switchyard", NULL, 0);
 	/* Pull -c FILE out of argv wherever it appears. */
 	for (int i = 1; i < argc; i++) {

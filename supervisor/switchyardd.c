@@ -33,6 +33,7 @@
 
 #include "common/cfg.h"
 #include "common/log.h"
+#include "common/version.h"
 #include "netfilter/nf.h"
 #include "supervisor/sv.h"
 
@@ -135,7 +136,7 @@ static void daemonize(void)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: switchyardd [-c FILE] [-f] [-d]\n");
+	fprintf(stderr, "usage: switchyardd [-c FILE] [-f] [-d] | --version\n");
 	exit(2);
 }
 
@@ -148,6 +149,10 @@ int main(int argc, char **argv)
 	char err[1024], lockpath[PATH_MAX], warn[512];
 	int ch, debug = 0, lockfd, kernel_live;
 
+	if (sy_version_asked(argc, argv)) {
+		printf("switchyardd %s\n", sy_version());
+		return 0;
+	}
 	while ((ch = getopt(argc, argv, "c:fdh")) != -1) {
 		switch (ch) {
 		case 'c':

@@ -109,6 +109,28 @@ say "ok: many.yaml reports all 3 errors"
 expect_err "$T_TMP/empty.yaml" "$T_TMP/empty.yaml:1:1: the configuration is empty"
 expect_err "$T_TMP/absent.yaml" "$T_TMP/absent.yaml: cannot open: No such file or directory"
 
+# The metrics beyond loopback only with supervisor.metrics_public: check-config
+# refuses what the daemon would refuse (both use cfg_load).
+printf '%s\nsupervisor:\n  metrics_listen: "0.0.0.0:9100"\n' "$BASE" >"$T_TMP/mpub.yaml"
+expect_err "$T_TMP/mpub.yaml" \
+	"$T_TMP/mpub.yaml:9:19: key 'supervisor.metrics_listen': '0.0.0.0:9100' is not a loopback address; serving metrics beyond this host needs supervisor.metrics_public: true"
+# switchyardd refuses the same file when it loads it, before it starts
+# anything (it once exited only after starting both instances).
+mkdir -p "$T_TMP/dstate"
+printf '%s\nsupervisor:\n  state_dir: %s\n  control_socket: %s\n  metrics_listen: "0.0.0.0:9100"\n' \
+	"$BASE" "$T_TMP/dstate" "$T_TMP/dstate/sv.sock" >"$T_TMP/mpubd.yaml"
+timeout 20 "$SY_BUILD/switchyardd" -c "$T_TMP/mpubd.yaml" -f >"$T_TMP/d.out" 2>&1
+drc=$?
+[ "$drc" -ne 0 ] && [ "$drc" -ne 124 ] || { cat "$T_TMP/d.out" >&2; fail "switchyardd accepted metrics_listen 0.0.0.0 (exit $drc)"; }
+grep -qF "is not a loopback address" "$T_TMP/d.out" || { cat "$T_TMP/d.out" >&2; fail "switchyardd did not say why"; }
+[ -z "$(ls "$T_TMP/dstate")" ] || fail "switchyardd left state behind: $(ls "$T_TMP/dstate")"
+for ok in '"127.0.0.1:9100"' '"[::1]:9100"' '"0.0.0.0:9100"\n  metrics_public: true'; do
+	printf '%s\nsupervisor:\n  metrics_listen: %b\n' "$BASE" "$ok" >"$T_TMP/mok.yaml"
+	run_cc "$T_TMP/mok.yaml" --no-certs
+	[ "$RC" -eq 0 ] || { cat "$T_TMP/err" >&2; fail "metrics_listen $ok refused"; }
+done
+say "ok: metrics_listen beyond loopback needs metrics_public"
+
 # 6. Usage errors exit 2.
 "$SY" check-config --bogus >/dev/null 2>&1
 [ $? -eq 2 ] || fail "an unknown option must exit 2"

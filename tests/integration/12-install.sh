@@ -1,6 +1,7 @@
 #!/bin/bash
 # make install: with DESTDIR and PREFIX=/usr, every binary, document and unit
-# lands under DESTDIR/usr; the systemd units and the cron example name the
+# lands under DESTDIR/usr, the cron file at DESTDIR/etc/cron.d/switchyard-certsync
+# (valid, with a per-host delay); the systemd units and the cron file name the
 # installed binaries (no /usr/local left); and systemd-analyze verify accepts
 # the units without a warning once their binaries exist.
 . "$(dirname "$0")/lib.sh"
@@ -12,6 +13,17 @@ make -s -C "$SY_ROOT" install BINS= BUILD="$SY_BUILD" DESTDIR="$ROOT" PREFIX=/us
 for f in bin/switchyard sbin/switchyardd sbin/switchyard-proxy; do
 	check "installed $f" test -x "$ROOT/usr/$f"
 done
+# --version: every program prints the one VERSION the Makefile defines.
+want=$(make -s -C "$SY_ROOT" --no-print-directory -f Makefile -f - print-version <<<'print-version: ; @echo $(VERSION)')
+[ -n "$want" ] || fail "cannot read VERSION from the Makefile"
+for p in bin/switchyard sbin/switchyardd sbin/switchyard-proxy; do
+	check "$p --version says $want" \
+		test "$("$ROOT/usr/$p" --version)" = "$(basename "$p") $want"
+done
+check "switchyard certsync --version says $want" \
+	test "$("$ROOT/usr/bin/switchyard" certsync --version)" = "switchyard certsync $want"
+check "switchyard -c FILE certsync --version says $want" \
+	test "$("$ROOT/usr/bin/switchyard" -c /nonexistent certsync --version)" = "switchyard certsync $want"
 check "documentation installed" test -f "$ROOT/usr/share/doc/switchyard/operations.md"
 check "example config installed" test -f "$ROOT/usr/share/doc/switchyard/switchyard.yaml"
 UNITS=$ROOT/usr/lib/systemd/system
@@ -23,8 +35,74 @@ check "switchyard.service starts /usr/sbin/switchyardd" \
 check "switchyard-certsync.service runs /usr/bin/switchyard" \
 	grep -q '^ExecStart=/usr/bin/switchyard certsync ' "$UNITS/switchyard-certsync.service"
 # Comments may mention /usr/local; settings must not.
-check "no /usr/local path left in the units' or cron example's settings" \
-	bash -c "! grep -v '^#' '$UNITS'/* '$ROOT/usr/share/doc/switchyard/switchyard-certsync.cron' | grep /usr/local"
+CRON=$ROOT/etc/cron.d/switchyard-certsync
+check "no /usr/local path left in the units' or the cron file's settings" \
+	bash -c "! grep -v '^#' '$UNITS'/* '$CRON' | grep /usr/local"
+
+# The cron file: Debian's cron reads /etc/cron.d files whose names are only
+# letters, digits, '-' and '_', owned by root, not group/other-writable.
+check "cron file installed as /etc/cron.d/switchyard-certsync" test -f "$CRON"
+check "no file with a dot in cron.d" test "$(ls "$ROOT/etc/cron.d")" = switchyard-certsync
+check "cron file name is one Debian's cron reads" bash -c "[[ \$(basename '$CRON') =~ ^[A-Za-z0-9_-]+\$ ]]"
+check "cron file mode 0644" test "$(stat -c %a "$CRON")" = 644
+# Valid system crontab syntax: NAME=VALUE lines, or five time fields, a user
+# and a command; the time fields within their ranges.
+python3 - "$CRON" >"$T_TMP/cron.txt" <<'PY' || fail "cron syntax: $(cat "$T_TMP/cron.txt")"
+import re, sys
+ranges = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 7)]
+jobs = 0
+text = open(sys.argv[1]).read()
+assert text.endswith("\n"), "no newline at the end (cron drops the last line)"
+for n, line in enumerate(text.splitlines(), 1):
+    if not line.strip() or line.lstrip().startswith("#"):
+        continue
+    if re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", line):
+        continue
+    f = line.split(None, 6)
+    assert len(f) == 7, "line %d: five times, a user and a command expected" % n
+    for (lo, hi), field in zip(ranges, f[:5]):
+        for part in field.split(","):
+            m = re.fullmatch(r"(\*|(\d+)(?:-(\d+))?)(?:/(\d+))?", part)
+            assert m, "line %d: bad time field %r" % (n, field)
+            for v in (m.group(2), m.group(3)):
+                assert v is None or lo <= int(v) <= hi, "line %d: %s out of range" % (n, v)
+    assert f[5] == "root", "line %d: user %r" % (n, f[5])
+    # An unescaped % ends the command in cron: the rest becomes stdin.
+    assert not re.search(r"(?<!\\)%", f[6]), "line %d: unescaped %%" % n
+    print(f[6].replace("\\%", "%"))
+    jobs += 1
+assert jobs == 1, "%d jobs" % jobs
+PY
+# Run the job's command as cron would, with stand-ins for sleep, systemctl
+# and switchyard: the delay is the host's own, within 0..239 s, the same on
+# every run, and certsync gets the installed configuration.
+mkdir -p "$T_TMP/stub"
+for s in sleep switchyard; do
+	printf '#!/bin/sh\necho "%s $*" >>%s/calls\n' "$s" "$T_TMP" >"$T_TMP/stub/$s"
+done
+printf '#!/bin/sh\nexit 3\n' >"$T_TMP/stub/systemctl"
+chmod +x "$T_TMP/stub/"*
+for i in 1 2; do PATH=$T_TMP/stub:$PATH sh -c "$(cat "$T_TMP/cron.txt")" || fail "cron command failed"; done
+cat "$T_TMP/calls"
+d=$(awk '$1 == "sleep" { print $2; exit }' "$T_TMP/calls")
+check "the delay is a number of seconds below 240" bash -c "[[ '$d' =~ ^[0-9]+\$ ]] && [ '$d' -lt 240 ]"
+check "the same delay on every run of a host" test "$(grep -c "^sleep $d\$" "$T_TMP/calls")" -eq 2
+check "certsync runs with the installed configuration" \
+	grep -qx "switchyard certsync -c /etc/switchyard/switchyard.yaml" "$T_TMP/calls"
+# Hosts of a fleet get different delays (host names as a stand-in says them).
+: >"$T_TMP/calls"
+printf '#!/bin/sh\necho "$HN"\n' >"$T_TMP/stub/hostname"
+chmod +x "$T_TMP/stub/hostname"
+for h in node1 node2 node3; do
+	HN=$h PATH=$T_TMP/stub:$PATH sh -c "$(cat "$T_TMP/cron.txt")" || fail "cron command failed"
+done
+check "three hosts, three delays" test "$(awk '$1 == "sleep" { print $2 }' "$T_TMP/calls" | sort -u | wc -l)" -eq 3
+rm "$T_TMP/stub/hostname"
+: >"$T_TMP/calls"
+printf '#!/bin/sh\nexit 0\n' >"$T_TMP/stub/systemctl"
+PATH=$T_TMP/stub:$PATH sh -c "$(cat "$T_TMP/cron.txt")" || fail "cron command failed"
+check "nothing runs while the systemd timer is active" test ! -s "$T_TMP/calls"
+
 if command -v systemd-analyze >/dev/null; then
 	# verify resolves ExecStart on this host, so point it into DESTDIR.
 	mkdir -p "$T_TMP/units"

@@ -90,3 +90,15 @@ grep -Eq "^reload: (blue|green) loaded $SV_PKI/certs: generation [0-9]+, 20 cert
 grep -Eq '^flip: (blue|green) -> (blue|green) \(generation [0-9]+, set [^)]+\); gate passed' "$T_TMP/reload.txt" ||
 	fail "reload text lacks the flip line"
 say "ok: human flip, status and reload lines"
+
+# The daemon's own log (stderr, not the journal): an RFC 3339 time on every
+# line, and durations in ms only (no "us" beside "ms" in one line).
+LOG=$T_TMP/switchyardd.log
+grep -Eq '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z switchyardd: info: ' "$LOG" ||
+	fail "no RFC 3339 time on the daemon's lines: $(head -3 "$LOG")"
+grep -Ev '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]{12}Z (switchyardd|proxy\[(blue|green)\]): ' "$LOG" >"$T_TMP/untimed.txt"
+[ ! -s "$T_TMP/untimed.txt" ] || fail "log lines without a time: $(head -3 "$T_TMP/untimed.txt")"
+grep -Eq 'flip [a-z]+ -> [a-z]+ \([a-z]+\): committed in [0-9]+\.[0-9]{2} ms, command to commit [0-9]+\.[0-9]{2} ms, gate [0-9]+ ms$' "$LOG" ||
+	fail "flip log line changed shape: $(grep -m1 'flip .* committed' "$LOG")"
+! grep -Eq '[0-9] us\b' "$LOG" || fail "a duration in us: $(grep -Em1 '[0-9] us\b' "$LOG")"
+say "ok: log lines carry RFC 3339 times and durations in ms"

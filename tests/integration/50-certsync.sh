@@ -36,6 +36,9 @@ write_cfg "$CFG" "  source: { directory: $SRC }"
 
 run() { "$SY" certsync -c "$CFG" "$@"; }
 current() { readlink "$STATE/certsync/current"; }
+# The record of the last run, for switchyardd's metrics.
+LAST=$STATE/certsync/last-run
+last() { jq -r "$1" "$LAST"; }
 
 gen_certs "$CERTS" 40
 cp "$CERTS"/certs/* "$SRC"/
@@ -49,11 +52,15 @@ first=$(current)
 [ -f "$STATE/certsync/$first/.certsync-index" ] || fail "set has no index"
 n=$(ls "$STATE/certsync/current/" | wc -l)
 [ "$n" -eq 40 ] || fail "expected 40 files in the set, got $n"
+[ "$(last '"\(.status) \(.exit) \(.names_after) \(.names_gone)"')" = "applied 0 40 0" ] ||
+	fail "last-run after the first run: $(cat "$LAST")"
+[ "$(stat -c %a "$LAST")" = 644 ] || fail "last-run mode $(stat -c %a "$LAST")"
 
 say "unchanged source: no changes, no new set"
 run --no-reload >"$T_TMP/out" 2>&1; rc=$?
 grep -q "no changes" "$T_TMP/out" || { cat "$T_TMP/out"; fail "expected 'no changes'"; }
 [ $rc -eq 0 ] && [ "$(current)" = "$first" ] || fail "unchanged run changed current (rc $rc)"
+[ "$(last .status)" = "no changes" ] || fail "last-run after no changes: $(cat "$LAST")"
 
 say "one changed file: a new set, unchanged files hardlinked"
 sleep 1.1
@@ -98,9 +105,13 @@ write_cfg "$T_TMP/half.yaml" "  source: { directory: $T_TMP/half }"
 "$SY" certsync -c "$T_TMP/half.yaml" --no-reload >"$T_TMP/out" 2>&1; rc=$?
 [ $rc -eq 3 ] || { cat "$T_TMP/out"; fail "50% gone: expected exit 3, got $rc"; }
 [ "$(current)" = "$before" ] || fail "current changed after a refusal"
+[ "$(last '"\(.status) \(.exit) \(.names_gone)"')" = "refused 3 20" ] ||
+	fail "last-run after a refusal: $(cat "$LAST")"
+cp "$LAST" "$T_TMP/last.before"
 "$SY" certsync -c "$T_TMP/half.yaml" --no-reload --allow-mass-delete --dry-run >"$T_TMP/out" 2>&1; rc=$?
 [ $rc -eq 0 ] || { cat "$T_TMP/out"; fail "--allow-mass-delete --dry-run: exit $rc"; }
 [ "$(current)" = "$before" ] || fail "a dry run changed current"
+cmp -s "$LAST" "$T_TMP/last.before" || fail "a dry run rewrote last-run"
 
 say "a failing or hanging source command changes nothing"
 write_cfg "$T_TMP/cmd-fail.yaml" "  source: { command: \"cp $SRC/site1.pem {dir}/ && echo 'bucket gone' >&2 && exit 7\" }"
@@ -129,6 +140,7 @@ for ((i = 0; i < 300; i++)); do [ -e "$T_TMP/slow.up" ] && break; sleep 0.1; don
 touch "$T_TMP/slow.go"
 cat "$T_TMP/out2"
 [ $rc -eq 4 ] || fail "overlapping run: expected exit 4, got $rc"
+[ "$(last .exit)" != 4 ] || fail "a run that found the lock taken rewrote last-run"
 grep -q "another run" "$T_TMP/out2" || fail "overlapping run did not say so"
 wait $slow || { cat "$T_TMP/out1"; fail "the first run failed"; }
 

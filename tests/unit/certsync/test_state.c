@@ -1,5 +1,5 @@
 /* Unit tests for certsync/state.c: unit lists, the set index and verdict
- * cache format, the verdict cache, and the manifest. */
+ * cache format, the verdict cache, the manifest, and the last-run record. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -258,6 +258,47 @@ static void test_manifest_roundtrip_and_compare(void **state)
 	cs_files_free(&man);
 }
 
+/* The last-run record: what is written reads back, mode 0644 so that
+ * switchyardd may read it as another user; absent or torn reads as none. */
+static void test_last_run_roundtrip(void **state)
+{
+	struct cs_last_run w = {.time = 1796279312,
+	                        .exit = CS_EXIT_REFUSED,
+	                        .names_before = 40,
+	                        .names_after = 20,
+	                        .names_gone = 20,
+	                        .duration_ms = 12.5},
+	                   rd;
+	char path[128], sub[96], err[256];
+	struct stat st;
+	FILE *f;
+
+	(void)state;
+	assert_int_equal(cs_last_run_read(dir, &rd), -1);
+	snprintf(w.status, sizeof(w.status), "refused");
+	/* The certsync directory does not exist yet: an error naming it. */
+	assert_int_equal(cs_last_run_write(dir, &w, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "certsync/last-run"));
+	snprintf(sub, sizeof(sub), "%s/certsync", dir);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	assert_int_equal(cs_last_run_write(dir, &w, err, sizeof(err)), 0);
+	assert_int_equal(cs_last_run_read(dir, &rd), 0);
+	assert_int_equal(rd.time, w.time);
+	assert_string_equal(rd.status, "refused");
+	assert_int_equal(rd.exit, CS_EXIT_REFUSED);
+	assert_int_equal(rd.names_before, 40);
+	assert_int_equal(rd.names_after, 20);
+	assert_int_equal(rd.names_gone, 20);
+	snprintf(path, sizeof(path), "%s/%s", sub, CS_LAST_RUN_FILE);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0644);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("{\"time\": 1, \"stat", f);
+	fclose(f);
+	assert_int_equal(cs_last_run_read(dir, &rd), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -268,6 +309,7 @@ int main(void)
 	    cmocka_unit_test(test_verdicts_learn),
 	    cmocka_unit_test(test_set_verdict_copies),
 	    cmocka_unit_test_setup_teardown(test_manifest_roundtrip_and_compare, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_last_run_roundtrip, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -107,7 +107,8 @@ static void test_guard_entries_roundtrip(void **state)
 	}
 }
 
-/* The two byte orders of facts.md, and the jump's target size. */
+/* The two byte orders and the jump's target size of docs/internals.md, "Rule
+ * numbers, byte orders and jumps". */
 static void test_entry_layout_v4(void **state)
 {
 	unsigned char buf[NF_ENTRY_MAX] __attribute__((aligned(8)));
