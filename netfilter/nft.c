@@ -1,183 +1,880 @@
 /*
- * nft.c: the nftables coexistence check.
+ * nft.c: the nftables backend. Switchyard owns one table, inet switchyard
+ * (layout in nft_nl.h and docs/netfilter.md), and changes it only in
+ * nf_tables batches, each one atomic transaction in the kernel:
  *
- * Legacy x_tables nat chains and nftables nat chains register on one hook
- * list. At equal priority the most recently registered one runs first, so a
- * docker or firewalld restart (both write nftables rules through
- * iptables-nft on Debian 12) can change whose REDIRECT wins (facts.md).
- * Switchyard cannot see nftables rules through libiptc, so it asks the nft
- * command. Talking nf_tables netlink directly would need libnftnl for one
- * warning; running `nft -j list chains` is enough, and is only done from the
- * command line and the supervisor, never on a hot path. When nft is not
- * installed there is nothing to warn about and the check stays silent.
+ *   read    GETGEN, then our table, its chains and rules (never anyone else's)
+ *   plan    the whole table for the configuration and the live colour
+ *   batch   a flip replaces the redirect rules by handle (NLM_F_REPLACE);
+ *           anything else (first install, drift, a changed configuration)
+ *           deletes and re-creates the table in the same batch
+ *   commit  with NFNL_BATCH_GENID = the generation read: if anyone changed
+ *           any ruleset in between the kernel refuses the batch (ERESTART)
+ *           and the transaction starts over from a fresh read
+ *   verify  every message acknowledged, then a read of our table equals the plan
+ *
+ * Both families are in the one inet table, so IPv4 and IPv6 listeners move
+ * in the same transaction: there is no window in which they disagree.
  */
+#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "common/json.h"
+#include <libmnl/libmnl.h>
+#include <libnftnl/chain.h>
+#include <libnftnl/common.h>
+#include <libnftnl/expr.h>
+#include <libnftnl/rule.h>
+#include <libnftnl/table.h>
+#include <libnftnl/udata.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_conntrack_common.h>
+#include <linux/netfilter/nf_nat.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/rtnetlink.h>
+
 #include "netfilter/nf.h"
+#include "netfilter/nft_nl.h"
 
-#define NFT_OUT_MAX  (4 * 1024 * 1024)
-#define NFT_WAIT_MS  3000
-#define NFT_MAX_SEEN 1024
+/* Transactions refused because the generation moved on are retried from a
+ * fresh read this many times; a writer that commits faster than we can read
+ * and send for this long gets a clear error instead of an endless loop. */
+#define NFT_RESTART_TRIES 200
+#define NFT_BATCH_CAP     (256 * 1024)
+#define NFT_MSG_ROOM      4096
 
-/* The first executable "nft" on PATH (or the usual sbin places). */
-static int find_nft(char *out, size_t len)
+struct nft_plan {
+	struct nft_chain chains[4];
+	int nchains;
+	struct nft_rule rules[NFT_SCAN_MAX];
+	int nrules;
+};
+
+struct nft_batch {
+	char *buf;
+	size_t len;
+	int n;
+	uint32_t seq;
+};
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
 {
-	const char *path = getenv("PATH");
-	char buf[4096];
-	char *save = NULL;
+	va_list ap;
 
-	snprintf(buf, sizeof(buf), "%s:/usr/sbin:/sbin", path ? path : "");
-	for (char *dir = strtok_r(buf, ":", &save); dir != NULL; dir = strtok_r(NULL, ":", &save)) {
-		if (dir[0] != '/')
-			continue;
-		if ((size_t)snprintf(out, len, "%s/nft", dir) >= len)
-			continue;
-		if (access(out, X_OK) == 0)
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static void append(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void append(char *buf, size_t len, const char *fmt, ...)
+{
+	size_t used = strlen(buf);
+	va_list ap;
+
+	if (used + 1 >= len)
+		return;
+	if (used > 0) {
+		snprintf(buf + used, len - used, "; ");
+		used = strlen(buf);
+	}
+	va_start(ap, fmt);
+	vsnprintf(buf + used, len - used, fmt, ap);
+	va_end(ap);
+}
+
+static int addr_is_any(const struct cfg_addr *a)
+{
+	int n = a->family == AF_INET6 ? 16 : 4;
+
+	for (int i = 0; i < n; i++)
+		if (a->a.v6[i] != 0)
 			return 0;
+	return 1;
+}
+
+static int validate(const struct cfg *cfg, int colour, char *err, size_t errlen)
+{
+	if (colour != -1 && colour != CFG_BLUE && colour != CFG_GREEN) {
+		seterr(err, errlen, "colour %d is neither blue nor green", colour);
+		errno = EINVAL;
+		return -1;
+	}
+	for (int i = 0; cfg != NULL && i < cfg->nlisteners; i++) {
+		const struct cfg_listener *l = &cfg->listeners[i];
+		uint16_t b = cfg->instances[CFG_BLUE].ports[i];
+		uint16_t g = cfg->instances[CFG_GREEN].ports[i];
+
+		if (l->addr.family != AF_INET && l->addr.family != AF_INET6) {
+			seterr(err, errlen,
+			       "listener %s: address family %d is neither IPv4 nor IPv6", l->name,
+			       l->addr.family);
+			errno = EINVAL;
+			return -1;
+		}
+		if (l->port == 0 || b == 0 || g == 0 || b == g) {
+			seterr(
+			    err, errlen,
+			    "listener %s: service port %u, blue port %u and green port %u must be "
+			    "non-zero and the instance ports must differ",
+			    l->name, l->port, b, g);
+			errno = EINVAL;
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void plan_chain(struct nft_plan *p, const char *name, const char *type, uint32_t hook,
+                       int32_t prio)
+{
+	struct nft_chain *c = &p->chains[p->nchains++];
+
+	memset(c, 0, sizeof(*c));
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	if (type != NULL) {
+		c->base = 1;
+		snprintf(c->type, sizeof(c->type), "%s", type);
+		c->hook = hook;
+		c->prio = prio;
+	}
+}
+
+static struct nft_rule *plan_rule(struct nft_plan *p, const char *chain, int af,
+                                  enum nf_rule_kind kind)
+{
+	struct nft_rule *r = &p->rules[p->nrules++];
+
+	memset(r, 0, sizeof(*r));
+	snprintf(r->chain, sizeof(r->chain), "%s", chain);
+	r->af = af;
+	r->r.kind = kind;
+	r->r.exact = 1;
+	return r;
+}
+
+/*
+ * The whole table for cfg with every listener pointing at colour. The rules
+ * are in the kernel's dump order: chain by chain in creation order, each
+ * chain's rules in order. A wildcard listener (0.0.0.0 or ::) matches
+ * `fib daddr type local` so that neither this host's own connections to
+ * other machines nor forwarded traffic on the same port is captured; a
+ * listener on an address matches that destination only. The guard
+ * (supervisor.filter_guard) is the legacy one: per instance port, loopback
+ * and redirected connections are accepted, everything else dropped.
+ */
+static void plan_build(const struct cfg *cfg, enum cfg_colour colour, struct nft_plan *p)
+{
+	int guard = cfg->supervisor.filter_guard && cfg->nlisteners > 0;
+
+	memset(p, 0, sizeof(*p));
+	plan_chain(p, "prerouting", "nat", NF_INET_PRE_ROUTING, NFT_NAT_PRIO);
+	plan_chain(p, "output", "nat", NF_INET_LOCAL_OUT, NFT_NAT_PRIO);
+	plan_chain(p, NFT_SVC_CHAIN, NULL, 0, 0);
+	if (guard)
+		plan_chain(p, "input", "filter", NF_INET_LOCAL_IN, NFT_FILTER_PRIO);
+	plan_rule(p, "prerouting", 0, NF_RK_JUMP);
+	plan_rule(p, "output", 0, NF_RK_JUMP);
+	for (int i = 0; i < cfg->nlisteners; i++) {
+		const struct cfg_listener *l = &cfg->listeners[i];
+		struct nft_rule *r = plan_rule(p, NFT_SVC_CHAIN, l->addr.family, NF_RK_REDIRECT);
+
+		if (addr_is_any(&l->addr)) {
+			r->r.local = 1;
+		} else {
+			r->r.plen = l->addr.family == AF_INET6 ? 128 : 32;
+			memcpy(r->r.addr, l->addr.a.v6, (size_t)r->r.plen / 8);
+		}
+		r->r.dport = l->port;
+		r->r.to_port = cfg->instances[colour].ports[i];
+		r->comment = l->name;
+	}
+	for (int af = 0; guard && af < 2; af++) {
+		int family = af == 0 ? AF_INET : AF_INET6;
+		uint16_t seen[CFG_MAX_LISTENERS * CFG_NCOLOURS];
+		int nseen = 0;
+
+		for (int i = 0; i < cfg->nlisteners; i++) {
+			if (cfg->listeners[i].addr.family != family)
+				continue;
+			for (int c = 0; c < CFG_NCOLOURS; c++) {
+				uint16_t port = cfg->instances[c].ports[i];
+				struct nft_rule *r;
+				int dup = 0;
+
+				for (int k = 0; k < nseen; k++)
+					dup |= seen[k] == port;
+				if (dup)
+					continue;
+				seen[nseen++] = port;
+				r = plan_rule(p, "input", family, NF_RK_ACCEPT);
+				r->r.dport = port;
+				r->r.lo = 1;
+				r = plan_rule(p, "input", family, NF_RK_ACCEPT);
+				r->r.dport = port;
+				r->r.ctdnat = 1;
+				r = plan_rule(p, "input", family, NF_RK_DROP);
+				r->r.dport = port;
+			}
+		}
+	}
+}
+
+static int rule_eq(const struct nft_rule *a, const struct nft_rule *b, int with_port)
+{
+	const struct nf_rule *x = &a->r, *y = &b->r;
+
+	return strcmp(a->chain, b->chain) == 0 && a->af == b->af && x->kind == y->kind &&
+	       x->exact && y->exact && x->plen == y->plen &&
+	       (x->plen == 0 || memcmp(x->addr, y->addr, (size_t)x->plen / 8) == 0) &&
+	       x->local == y->local && x->dport == y->dport && x->lo == y->lo &&
+	       x->ctdnat == y->ctdnat && (!with_port || x->to_port == y->to_port);
+}
+
+static int chains_match(const struct nft_scan *s, const struct nft_plan *p)
+{
+	if (s->nchains != p->nchains)
+		return 0;
+	for (int i = 0; i < p->nchains; i++) {
+		const struct nft_chain *want = &p->chains[i];
+		int found = 0;
+
+		for (int k = 0; k < s->nchains && !found; k++) {
+			const struct nft_chain *c = &s->chains[k];
+
+			found = strcmp(c->name, want->name) == 0 && c->base == want->base &&
+			        (!want->base || (strcmp(c->type, want->type) == 0 &&
+			                         c->hook == want->hook && c->prio == want->prio));
+		}
+		if (!found)
+			return 0;
+	}
+	return 1;
+}
+
+/* 1 when the table has the plan's chains and rules, comparing target ports
+ * only with with_port. */
+static int table_matches(const struct nft_scan *s, const struct nft_plan *p, int with_port)
+{
+	if (!s->table_present || !s->table_ours || !chains_match(s, p) || s->nrules != p->nrules)
+		return 0;
+	for (int i = 0; i < p->nrules; i++)
+		if (!rule_eq(&s->rules[i], &p->rules[i], with_port))
+			return 0;
+	return 1;
+}
+
+/* The next message's buffer, or NULL when the batch is full. */
+static char *msg_room(struct nft_batch *b)
+{
+	return NFT_BATCH_CAP - b->len >= NFT_MSG_ROOM ? b->buf + b->len : NULL;
+}
+
+static void msg_done(struct nft_batch *b, struct nlmsghdr *nlh)
+{
+	b->len += NLMSG_ALIGN(nlh->nlmsg_len);
+	b->n++;
+}
+
+static int add_table(struct nft_batch *b, uint16_t type)
+{
+	struct nftnl_table *t = nftnl_table_alloc();
+	struct nftnl_udata_buf *ud = NULL;
+	struct nlmsghdr *nlh;
+	char *m = msg_room(b);
+
+	if (t == NULL || m == NULL) {
+		nftnl_table_free(t);
+		return -1;
+	}
+	nftnl_table_set_str(t, NFTNL_TABLE_NAME, NFT_TABLE_NAME);
+	if (type == NFT_MSG_NEWTABLE) {
+		ud = nftnl_udata_buf_alloc(NFTNL_UDATA_COMMENT_MAXLEN + 16);
+		if (ud == NULL ||
+		    !nftnl_udata_put_strz(ud, NFTNL_UDATA_TABLE_COMMENT, NFT_OWNER_MARK)) {
+			nftnl_udata_buf_free(ud);
+			nftnl_table_free(t);
+			return -1;
+		}
+		nftnl_table_set_u32(t, NFTNL_TABLE_FLAGS, 0);
+		nftnl_table_set_data(t, NFTNL_TABLE_USERDATA, nftnl_udata_buf_data(ud),
+		                     nftnl_udata_buf_len(ud));
+	}
+	nlh = nftnl_nlmsg_build_hdr(
+	    m, type, NFPROTO_INET,
+	    (uint16_t)(NLM_F_ACK | (type == NFT_MSG_NEWTABLE ? NLM_F_CREATE : 0)), ++b->seq);
+	nftnl_table_nlmsg_build_payload(nlh, t);
+	nftnl_udata_buf_free(ud);
+	nftnl_table_free(t);
+	msg_done(b, nlh);
+	return 0;
+}
+
+static int add_chain(struct nft_batch *b, const struct nft_chain *c)
+{
+	struct nftnl_chain *ch = nftnl_chain_alloc();
+	struct nlmsghdr *nlh;
+	char *m = msg_room(b);
+
+	if (ch == NULL || m == NULL) {
+		nftnl_chain_free(ch);
+		return -1;
+	}
+	nftnl_chain_set_str(ch, NFTNL_CHAIN_TABLE, NFT_TABLE_NAME);
+	nftnl_chain_set_str(ch, NFTNL_CHAIN_NAME, c->name);
+	if (c->base) {
+		nftnl_chain_set_str(ch, NFTNL_CHAIN_TYPE, c->type);
+		nftnl_chain_set_u32(ch, NFTNL_CHAIN_HOOKNUM, c->hook);
+		nftnl_chain_set_s32(ch, NFTNL_CHAIN_PRIO, c->prio);
+		nftnl_chain_set_u32(ch, NFTNL_CHAIN_POLICY, NF_ACCEPT);
+	}
+	nlh = nftnl_nlmsg_build_hdr(m, NFT_MSG_NEWCHAIN, NFPROTO_INET, NLM_F_CREATE | NLM_F_ACK,
+	                            ++b->seq);
+	nftnl_chain_nlmsg_build_payload(nlh, ch);
+	nftnl_chain_free(ch);
+	msg_done(b, nlh);
+	return 0;
+}
+
+/* Expressions put their value in register 1; every helper returns 0 or -1
+ * (out of memory). */
+static int ex(struct nftnl_rule *nr, struct nftnl_expr *e)
+{
+	if (e == NULL)
+		return -1;
+	nftnl_rule_add_expr(nr, e);
+	return 0;
+}
+
+static int ex_meta(struct nftnl_rule *nr, uint32_t key)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("meta");
+
+	if (e != NULL) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, NFT_REG_1);
+	}
+	return ex(nr, e);
+}
+
+static int ex_cmp(struct nftnl_rule *nr, uint32_t op, const void *data, uint32_t len)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("cmp");
+
+	if (e != NULL) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
+		nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, data, len);
+	}
+	return ex(nr, e);
+}
+
+static int ex_payload(struct nftnl_rule *nr, uint32_t base, uint32_t off, uint32_t len)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("payload");
+
+	if (e != NULL) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, off);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
+	}
+	return ex(nr, e);
+}
+
+static int ex_verdict(struct nftnl_rule *nr, int verdict, const char *chain)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("immediate");
+
+	if (e != NULL) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, (uint32_t)verdict);
+		if (chain != NULL)
+			nftnl_expr_set_str(e, NFTNL_EXPR_IMM_CHAIN, chain);
+	}
+	return ex(nr, e);
+}
+
+/* meta nfproto F, meta l4proto tcp, tcp dport P: the start of every rule
+ * but the jumps. */
+static int ex_tcp_to(struct nftnl_rule *nr, const struct nft_rule *r)
+{
+	uint8_t nfproto = r->af == AF_INET6 ? NFPROTO_IPV6 : NFPROTO_IPV4, tcp = IPPROTO_TCP;
+	uint16_t port = htons(r->r.dport);
+	int rc = ex_meta(nr, NFT_META_NFPROTO) | ex_cmp(nr, NFT_CMP_EQ, &nfproto, 1);
+
+	if (r->r.plen > 0) {
+		rc |= ex_payload(nr, NFT_PAYLOAD_NETWORK_HEADER, r->af == AF_INET6 ? 24 : 16,
+		                 (uint32_t)r->r.plen / 8);
+		rc |= ex_cmp(nr, NFT_CMP_EQ, r->r.addr, (uint32_t)r->r.plen / 8);
+	} else if (r->r.local) {
+		struct nftnl_expr *e = nftnl_expr_alloc("fib");
+		uint32_t local = RTN_LOCAL;
+
+		if (e != NULL) {
+			nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_DREG, NFT_REG_1);
+			nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
+			nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_FLAGS, NFTA_FIB_F_DADDR);
+		}
+		rc |= ex(nr, e) | ex_cmp(nr, NFT_CMP_EQ, &local, sizeof(local));
+	}
+	if (r->r.lo) {
+		static const char lo[16] = "lo";
+
+		rc |= ex_meta(nr, NFT_META_IIFNAME) | ex_cmp(nr, NFT_CMP_EQ, lo, sizeof(lo));
+	}
+	rc |= ex_meta(nr, NFT_META_L4PROTO) | ex_cmp(nr, NFT_CMP_EQ, &tcp, 1);
+	rc |= ex_payload(nr, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2) |
+	      ex_cmp(nr, NFT_CMP_EQ, &port, sizeof(port));
+	return rc ? -1 : 0;
+}
+
+static int build_exprs(struct nftnl_rule *nr, const struct nft_rule *r)
+{
+	int rc = 0;
+
+	switch (r->r.kind) {
+	case NF_RK_JUMP:
+		return ex_verdict(nr, NFT_JUMP, NFT_SVC_CHAIN);
+	case NF_RK_REDIRECT: {
+		uint16_t to = htons(r->r.to_port);
+		struct nftnl_expr *imm = nftnl_expr_alloc("immediate"), *rd;
+
+		rc = ex_tcp_to(nr, r);
+		if (imm != NULL) {
+			nftnl_expr_set_u32(imm, NFTNL_EXPR_IMM_DREG, NFT_REG_1);
+			nftnl_expr_set(imm, NFTNL_EXPR_IMM_DATA, &to, sizeof(to));
+		}
+		rc |= ex(nr, imm);
+		rd = nftnl_expr_alloc("redir");
+		if (rd != NULL) {
+			nftnl_expr_set_u32(rd, NFTNL_EXPR_REDIR_REG_PROTO_MIN, NFT_REG_1);
+			nftnl_expr_set_u32(rd, NFTNL_EXPR_REDIR_REG_PROTO_MAX, NFT_REG_1);
+			nftnl_expr_set_u32(rd, NFTNL_EXPR_REDIR_FLAGS,
+			                   NF_NAT_RANGE_PROTO_SPECIFIED);
+		}
+		return rc | ex(nr, rd);
+	}
+	case NF_RK_ACCEPT:
+	case NF_RK_DROP:
+		rc = ex_tcp_to(nr, r);
+		if (r->r.ctdnat) {
+			struct nftnl_expr *ct = nftnl_expr_alloc("ct"), *bw;
+			uint32_t mask = IPS_DST_NAT, zero = 0;
+
+			if (ct != NULL) {
+				nftnl_expr_set_u32(ct, NFTNL_EXPR_CT_KEY, NFT_CT_STATUS);
+				nftnl_expr_set_u32(ct, NFTNL_EXPR_CT_DREG, NFT_REG_1);
+			}
+			rc |= ex(nr, ct);
+			bw = nftnl_expr_alloc("bitwise");
+			if (bw != NULL) {
+				nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+				nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+				nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_LEN, sizeof(mask));
+				nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_MASK, &mask, sizeof(mask));
+				nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof(zero));
+			}
+			rc |= ex(nr, bw) | ex_cmp(nr, NFT_CMP_NEQ, &zero, sizeof(zero));
+		}
+		return rc | ex_verdict(nr, r->r.kind == NF_RK_ACCEPT ? NF_ACCEPT : NF_DROP, NULL);
+	case NF_RK_OTHER:
+		break;
 	}
 	return -1;
 }
 
-/* Runs nft -j list chains; returns its stdout (caller frees) or NULL. */
-static char *run_nft(const char *nft)
+/* Appends rule r, or replaces the rule with handle when handle is not 0. */
+static int add_rule(struct nft_batch *b, const struct nft_rule *r, uint64_t handle)
 {
-	int pfd[2], status;
-	size_t used = 0, cap = 65536;
-	char *doc;
-	pid_t pid;
-	struct timespec start, now;
+	struct nftnl_rule *nr = nftnl_rule_alloc();
+	struct nftnl_udata_buf *ud = NULL;
+	struct nlmsghdr *nlh;
+	char *m = msg_room(b);
+	int rc = -1;
 
-	if (pipe2(pfd, O_CLOEXEC) < 0)
-		return NULL;
-	pid = fork();
-	if (pid < 0) {
-		close(pfd[0]);
-		close(pfd[1]);
-		return NULL;
-	}
-	if (pid == 0) {
-		int devnull = open("/dev/null", O_RDWR);
+	if (nr == NULL || m == NULL)
+		goto out;
+	nftnl_rule_set_u32(nr, NFTNL_RULE_FAMILY, NFPROTO_INET);
+	nftnl_rule_set_str(nr, NFTNL_RULE_TABLE, NFT_TABLE_NAME);
+	nftnl_rule_set_str(nr, NFTNL_RULE_CHAIN, r->chain);
+	if (handle != 0)
+		nftnl_rule_set_u64(nr, NFTNL_RULE_HANDLE, handle);
+	if (r->comment != NULL) {
+		char text[64];
 
-		dup2(pfd[1], 1);
-		if (devnull >= 0) {
-			dup2(devnull, 0);
-			dup2(devnull, 2);
-		}
-		execl(nft, "nft", "-j", "list", "chains", (char *)NULL);
-		_exit(127);
+		snprintf(text, sizeof(text), "listener %s", r->comment);
+		ud = nftnl_udata_buf_alloc(NFTNL_UDATA_COMMENT_MAXLEN + 16);
+		if (ud == NULL || !nftnl_udata_put_strz(ud, NFTNL_UDATA_RULE_COMMENT, text))
+			goto out;
+		nftnl_rule_set_data(nr, NFTNL_RULE_USERDATA, nftnl_udata_buf_data(ud),
+		                    nftnl_udata_buf_len(ud));
 	}
-	close(pfd[1]);
-	doc = malloc(cap);
-	clock_gettime(CLOCK_MONOTONIC, &start);
-	while (doc != NULL) {
-		struct pollfd p = {.fd = pfd[0], .events = POLLIN};
-		long waited;
-		ssize_t r;
-
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		waited =
-		    (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
-		if (waited >= NFT_WAIT_MS || poll(&p, 1, (int)(NFT_WAIT_MS - waited)) <= 0) {
-			kill(pid, SIGKILL);
-			free(doc);
-			doc = NULL;
-			break;
-		}
-		if (used + 1 >= cap) {
-			char *n = cap >= NFT_OUT_MAX ? NULL : realloc(doc, cap * 2);
-
-			if (n == NULL) {
-				kill(pid, SIGKILL);
-				free(doc);
-				doc = NULL;
-				break;
-			}
-			doc = n;
-			cap *= 2;
-		}
-		r = read(pfd[0], doc + used, cap - used - 1);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		used += (size_t)r;
-	}
-	close(pfd[0]);
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	if (doc != NULL) {
-		doc[used] = '\0';
-		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-			free(doc);
-			doc = NULL;
-		}
-	}
-	return doc;
+	if (build_exprs(nr, r) < 0)
+		goto out;
+	nlh = nftnl_nlmsg_build_hdr(
+	    m, NFT_MSG_NEWRULE, NFPROTO_INET,
+	    (uint16_t)(NLM_F_ACK | (handle != 0 ? NLM_F_REPLACE : NLM_F_CREATE | NLM_F_APPEND)),
+	    ++b->seq);
+	nftnl_rule_nlmsg_build_payload(nlh, nr);
+	msg_done(b, nlh);
+	rc = 0;
+out:
+	nftnl_udata_buf_free(ud);
+	nftnl_rule_free(nr);
+	return rc;
 }
 
-void nf_check_nft(char *warn, size_t warnlen)
+static int foreign_error(char *err, size_t errlen)
 {
-	char nft[512], list[768] = "";
-	char *text;
-	struct json_doc *doc;
-	int n, found = 0;
+	seterr(err, errlen,
+	       "nftables: table inet %s exists but Switchyard did not create it (it has no "
+	       "ownership comment); refusing to touch it: rename or delete it (nft delete "
+	       "table inet %s) if it is a leftover",
+	       NFT_TABLE_NAME, NFT_TABLE_NAME);
+	errno = EEXIST;
+	return -1;
+}
 
-	if (warn == NULL || warnlen == 0)
-		return;
-	warn[0] = '\0';
-	if (find_nft(nft, sizeof(nft)) < 0)
-		return;
-	text = run_nft(nft);
-	if (text == NULL)
-		return;
-	doc = json_parse(text, NULL, 0);
-	free(text);
-	n = json_array_len(doc, "nftables");
-	for (int i = 0; i < n && i < NFT_MAX_SEEN; i++) {
-		char path[64], type[32], hook[32], family[16], table[64], name[64];
-		const struct json_doc *ch;
-		int64_t prio = 0;
+/*
+ * Builds the batch that takes the table from s to p (p NULL: remove it).
+ * Sets *n to the message count, 0 when nothing needs to change.
+ */
+static int build_batch(const struct nft_scan *s, const struct nft_plan *p, struct nft_batch *b)
+{
+	if (p == NULL)
+		return s->table_present ? add_table(b, NFT_MSG_DELTABLE) : 0;
+	if (table_matches(s, p, 0)) {
+		/* A flip: the table has the plan's shape and only target
+		 * ports differ; replace those rules where they are. */
+		for (int i = 0; i < p->nrules; i++)
+			if (s->rules[i].r.to_port != p->rules[i].r.to_port &&
+			    add_rule(b, &p->rules[i], s->rules[i].handle) < 0)
+				return -1;
+		return 0;
+	}
+	/* Anything else: a fresh table in the same transaction. The
+	 * deletion and the creation commit together, so no packet sees a
+	 * table without our redirect. */
+	if (s->table_present && add_table(b, NFT_MSG_DELTABLE) < 0)
+		return -1;
+	if (add_table(b, NFT_MSG_NEWTABLE) < 0)
+		return -1;
+	for (int i = 0; i < p->nchains; i++)
+		if (add_chain(b, &p->chains[i]) < 0)
+			return -1;
+	for (int i = 0; i < p->nrules; i++)
+		if (add_rule(b, &p->rules[i], 0) < 0)
+			return -1;
+	return 0;
+}
 
-		snprintf(path, sizeof(path), "nftables.%d.chain", i);
-		ch = json_at(doc, path);
-		if (json_get_str(ch, "type", type, sizeof(type)) < 0 || strcmp(type, "nat") != 0)
-			continue;
-		if (json_get_str(ch, "hook", hook, sizeof(hook)) < 0 ||
-		    (strcmp(hook, "prerouting") != 0 && strcmp(hook, "output") != 0))
-			continue;
-		if (json_get_str(ch, "family", family, sizeof(family)) < 0 ||
-		    (strcmp(family, "ip") != 0 && strcmp(family, "ip6") != 0 &&
-		     strcmp(family, "inet") != 0))
-			continue;
-		if (json_get_str(ch, "table", table, sizeof(table)) < 0)
-			table[0] = '\0';
-		if (json_get_str(ch, "name", name, sizeof(name)) < 0)
-			name[0] = '\0';
-		(void)json_get_i64(ch, "prio", &prio);
-		if (found++ < 8) {
-			size_t used = strlen(list);
+/*
+ * One transaction: read, plan the batch, commit it against the generation
+ * read, verify. p NULL removes the table. With absent_ok, a foreign table
+ * is not an error for a removal (it is simply not ours).
+ */
+static int txn(const struct nft_plan *p, int foreign_ok, char *err, size_t errlen)
+{
+	struct nft_scan *s = malloc(sizeof(*s));
+	struct nft_batch b = {.buf = malloc(NFT_BATCH_CAP)};
+	struct nft_nl nl;
+	int rc = -1, attempt;
 
-			snprintf(list + used, sizeof(list) - used, "%s%s %s %s (%s, priority %lld)",
-			         used ? ", " : "", family, table, name, hook, (long long)prio);
+	if (s == NULL || b.buf == NULL) {
+		seterr(err, errlen, "out of memory");
+		goto out_free;
+	}
+	if (nft_nl_open(&nl, err, errlen) < 0)
+		goto out_free;
+	for (attempt = 0; attempt < NFT_RESTART_TRIES; attempt++) {
+		if (nft_nl_scan(&nl, s, 0, err, errlen) < 0)
+			goto out;
+		if (s->table_present && !s->table_ours) {
+			if (p == NULL && foreign_ok)
+				rc = 0;
+			else
+				foreign_error(err, errlen);
+			goto out;
+		}
+		b.len = 0;
+		b.n = 0;
+		b.seq = nl.seq + 1; /* the batch begin takes this one */
+		if (build_batch(s, p, &b) < 0) {
+			seterr(err, errlen, "nftables: cannot build the batch (out of memory)");
+			errno = ENOMEM;
+			goto out;
+		}
+		if (b.n == 0) {
+			rc = 0; /* already as planned: the read was the verification */
+			goto out;
+		}
+		if (nft_nl_batch(&nl, s->genid, b.buf, b.len, b.n, err, errlen) == 0)
+			break;
+		/* ERESTART: another writer committed since our read. ENOENT on
+		 * a replace: our rule went away under us. Both mean: read
+		 * again and start over. */
+		if (errno != ERESTART && errno != ENOENT)
+			goto out;
+	}
+	if (attempt == NFT_RESTART_TRIES) {
+		seterr(err, errlen,
+		       "nftables: the ruleset kept changing during the transaction (%d attempts)",
+		       NFT_RESTART_TRIES);
+		errno = EAGAIN;
+		goto out;
+	}
+	if (nft_nl_scan(&nl, s, 0, err, errlen) < 0)
+		goto out;
+	if (p == NULL ? s->table_present : !table_matches(s, p, 1)) {
+		seterr(err, errlen, "nftables: read back after commit: table inet %s %s",
+		       NFT_TABLE_NAME,
+		       p == NULL ? "is still there" : "differs from what was committed");
+		errno = EIO;
+		goto out;
+	}
+	rc = 0;
+out:
+	nft_nl_close(&nl);
+out_free:
+	free(b.buf);
+	free(s);
+	return rc;
+}
+
+static int sync_txn(const struct cfg *cfg, enum cfg_colour colour, char *err, size_t errlen)
+{
+	struct nft_plan *p;
+	int rc;
+
+	if (validate(cfg, (int)colour, err, errlen) < 0)
+		return -1;
+	p = malloc(sizeof(*p));
+	if (p == NULL) {
+		seterr(err, errlen, "out of memory");
+		return -1;
+	}
+	plan_build(cfg, colour, p);
+	rc = txn(p, 0, err, errlen);
+	free(p);
+	return rc;
+}
+
+int nf_nft_install(const struct cfg *cfg, enum cfg_colour live, char *err, size_t errlen)
+{
+	return sync_txn(cfg, live, err, errlen);
+}
+
+int nf_nft_flip(const struct cfg *cfg, enum cfg_colour to, char *err, size_t errlen)
+{
+	return sync_txn(cfg, to, err, errlen);
+}
+
+int nf_nft_remove(const struct cfg *cfg, char *err, size_t errlen)
+{
+	(void)cfg;
+	return txn(NULL, 0, err, errlen);
+}
+
+int nf_nft_remove_ours(char *err, size_t errlen)
+{
+	return txn(NULL, 1, err, errlen);
+}
+
+/* Does redirect rule r belong to listener l? (Its family, address, port.) */
+static int rule_for(const struct nft_rule *r, const struct cfg_listener *l)
+{
+	int any = addr_is_any(&l->addr);
+
+	return strcmp(r->chain, NFT_SVC_CHAIN) == 0 && r->r.kind == NF_RK_REDIRECT &&
+	       r->af == l->addr.family && r->r.dport == l->port && r->r.local == any &&
+	       r->r.plen == (any                          ? 0
+	                     : l->addr.family == AF_INET6 ? 128
+	                                                  : 32) &&
+	       (any || memcmp(r->r.addr, l->addr.a.v6, (size_t)r->r.plen / 8) == 0);
+}
+
+static void read_listeners(const struct cfg *cfg, const struct nft_scan *s, struct nf_state *st)
+{
+	int used[NFT_SCAN_MAX] = {0}, nr = s->nrules < NFT_SCAN_MAX ? s->nrules : NFT_SCAN_MAX;
+
+	for (int i = 0; i < cfg->nlisteners; i++) {
+		const struct cfg_listener *l = &cfg->listeners[i];
+		struct nf_listener_state *ls = &st->listeners[i];
+		int n = 0, idx = -1;
+
+		for (int r = 0; r < nr; r++)
+			if (rule_for(&s->rules[r], l)) {
+				used[r] = 1;
+				if (n++ == 0)
+					idx = r;
+			}
+		ls->colour = -1;
+		if (n == 0) {
+			ls->state = NF_RULE_MISSING;
+			append(st->drift_text, sizeof(st->drift_text),
+			       "listener %s (%s port %u): rule missing", l->name, l->addr.text,
+			       l->port);
+		} else if (n > 1) {
+			ls->state = NF_RULE_DUPLICATE;
+			ls->to_port = s->rules[idx].r.to_port;
+			append(st->drift_text, sizeof(st->drift_text),
+			       "listener %s (%s port %u): %d rules", l->name, l->addr.text, l->port,
+			       n);
+		} else {
+			const struct nf_rule *r = &s->rules[idx].r;
+
+			ls->to_port = r->to_port;
+			for (int c = 0; c < CFG_NCOLOURS; c++)
+				if (r->exact && r->to_port == cfg->instances[c].ports[i])
+					ls->colour = c;
+			ls->state = ls->colour < 0 ? NF_RULE_FOREIGN : NF_RULE_OK;
+			if (ls->colour < 0)
+				append(st->drift_text, sizeof(st->drift_text),
+				       "listener %s (%s port %u): rule %s to port %u, which is "
+				       "neither blue nor green",
+				       l->name, l->addr.text, l->port,
+				       r->exact ? "redirects" : "was changed and redirects",
+				       r->to_port);
 		}
 	}
-	json_doc_free(doc);
-	if (found > 0)
-		snprintf(
-		    warn, warnlen,
-		    "%d nftables nat chain%s share the prerouting/output hooks with Switchyard's "
-		    "legacy nat table: %s%s. At equal priority the most recently registered "
-		    "chain runs first, so a docker or firewalld restart can change which "
-		    "REDIRECT wins; make sure no nftables rule redirects the service ports",
-		    found, found == 1 ? "" : "s", list, found > 8 ? ", ..." : "");
+	for (int r = 0; r < nr; r++)
+		if (!used[r] && strcmp(s->rules[r].chain, NFT_SVC_CHAIN) == 0)
+			append(st->drift_text, sizeof(st->drift_text),
+			       "rule handle %llu of chain %s matches no listener",
+			       (unsigned long long)s->rules[r].handle, NFT_SVC_CHAIN);
+}
+
+/* Jumps, guard and chains: everything but the per-listener rules. */
+static void read_frame(const struct cfg *cfg, const struct nft_scan *s, const struct nft_plan *p,
+                       struct nf_state *st)
+{
+	int jumps = 0;
+
+	for (int k = 0; k < 2; k++) {
+		const char *hook = k == 0 ? "prerouting" : "output";
+		int n = 0, good = 0;
+
+		for (int r = 0; r < s->nrules && r < NFT_SCAN_MAX; r++)
+			if (strcmp(s->rules[r].chain, hook) == 0) {
+				n++;
+				good += s->rules[r].r.kind == NF_RK_JUMP && s->rules[r].r.exact;
+			}
+		if (n == 1 && good == 1)
+			jumps++;
+		else
+			append(st->drift_text, sizeof(st->drift_text),
+			       "chain %s holds %d rules (%d jumps to %s), expected one jump", hook,
+			       n, good, NFT_SVC_CHAIN);
+	}
+	if (!chains_match(s, p))
+		append(st->drift_text, sizeof(st->drift_text),
+		       "the chains of table inet %s differ from Switchyard's layout (names, "
+		       "types, hooks or priority %d)",
+		       NFT_TABLE_NAME, NFT_NAT_PRIO);
+	for (int fi = 0; fi < 2; fi++) {
+		int fam = fi == 0 ? AF_INET : AF_INET6, has = 0;
+
+		for (int i = 0; i < cfg->nlisteners; i++)
+			has |= cfg->listeners[i].addr.family == fam;
+		st->chain_present[fi] = has && s->table_present;
+		st->jumps_present[fi] = has && jumps == 2;
+	}
+	/* The guard: the planned input rules, in order, or none at all. */
+	{
+		int want = 0, have = 0, same = 1;
+
+		for (int i = 0; i < p->nrules; i++)
+			want += strcmp(p->rules[i].chain, "input") == 0;
+		for (int r = 0; r < s->nrules && r < NFT_SCAN_MAX; r++) {
+			if (strcmp(s->rules[r].chain, "input") != 0)
+				continue;
+			if (have >= want ||
+			    !rule_eq(&s->rules[r], &p->rules[p->nrules - want + have], 1))
+				same = 0;
+			have++;
+		}
+		if (have != want || !same)
+			append(st->drift_text, sizeof(st->drift_text),
+			       "filter guard: chain input holds %d rules, expected %d%s", have,
+			       want, have == want ? " (some differ)" : "");
+	}
+}
+
+int nf_nft_read(const struct cfg *cfg, struct nf_state *st, char *err, size_t errlen)
+{
+	struct nft_scan *s = malloc(sizeof(*s));
+	struct nft_plan *p = malloc(sizeof(*p));
+	struct nft_nl nl;
+	int rc = -1, live = -2;
+
+	memset(st, 0, sizeof(*st));
+	st->live = -1;
+	st->nlisteners = cfg->nlisteners;
+	if (s == NULL || p == NULL) {
+		seterr(err, errlen, "out of memory");
+		goto out_free;
+	}
+	if (nft_nl_open(&nl, err, errlen) < 0)
+		goto out_free;
+	if (nft_nl_scan(&nl, s, 0, err, errlen) < 0)
+		goto out;
+	plan_build(cfg, CFG_BLUE, p);
+	if (s->table_present && !s->table_ours) {
+		append(st->drift_text, sizeof(st->drift_text),
+		       "table inet %s exists but Switchyard did not create it", NFT_TABLE_NAME);
+		memset(s->rules, 0, sizeof(s->rules));
+		s->nrules = 0;
+	} else if (!s->table_present) {
+		if (cfg->nlisteners > 0)
+			append(st->drift_text, sizeof(st->drift_text), "table inet %s is missing",
+			       NFT_TABLE_NAME);
+	} else {
+		if (s->nrules > NFT_SCAN_MAX)
+			append(st->drift_text, sizeof(st->drift_text),
+			       "table inet %s holds %d rules, only the first %d were examined",
+			       NFT_TABLE_NAME, s->nrules, NFT_SCAN_MAX);
+		read_frame(cfg, s, p, st);
+	}
+	read_listeners(cfg, s, st);
+	for (int i = 0; i < cfg->nlisteners; i++) {
+		const struct nf_listener_state *ls = &st->listeners[i];
+
+		if (ls->state != NF_RULE_OK || (live != -2 && live != ls->colour)) {
+			live = -1;
+			break;
+		}
+		live = ls->colour;
+	}
+	st->live = live >= 0 ? live : -1;
+	if (live == -1) {
+		int c0 = -1, mixed = 0;
+
+		for (int i = 0; i < cfg->nlisteners; i++) {
+			if (st->listeners[i].state != NF_RULE_OK)
+				continue;
+			if (c0 >= 0 && st->listeners[i].colour != c0)
+				mixed = 1;
+			c0 = st->listeners[i].colour;
+		}
+		if (mixed)
+			append(st->drift_text, sizeof(st->drift_text),
+			       "listeners point at different colours");
+	}
+	st->drift = st->drift_text[0] != '\0';
+	rc = 0;
+out:
+	nft_nl_close(&nl);
+out_free:
+	free(p);
+	free(s);
+	return rc;
 }
