@@ -39,6 +39,14 @@ static void say(char *why, size_t len, const char *fmt, ...)
 int nf_backend_decide(enum cfg_nf_backend want, const struct nf_probe *p, enum cfg_nf_backend *out,
                       char *why, size_t whylen)
 {
+	/* Without CAP_NET_ADMIN neither backend can work, and a refused probe
+	 * says nothing about what the kernel offers: name the cause. */
+	if (p->denied) {
+		say(why, whylen, "%s",
+		    p->nft_err[0] ? p->nft_err
+		                  : "permission denied: not root (netfilter needs CAP_NET_ADMIN)");
+		return -1;
+	}
 	switch (want) {
 	case CFG_NF_NFTABLES:
 		if (!p->nft) {
@@ -113,9 +121,11 @@ int nf_backend_resolve(const struct cfg *cfg, enum cfg_nf_backend *out, char *wh
 		p.legacy = nf_iptc_available();
 		p.legacy_nat = p.legacy && nf_iptc_nat_loaded();
 		/* A configured iptables backend needs no netlink probe. */
-		if (want != CFG_NF_IPTABLES)
+		if (want != CFG_NF_IPTABLES) {
 			p.nft = nf_nft_probe(&p.nft_nat_chains, NULL, 0, p.nft_err,
 			                     sizeof(p.nft_err)) == 0;
+			p.denied = !p.nft && (errno == EPERM || errno == EACCES);
+		}
 		nf_be_rc = nf_backend_decide(want, &p, &nf_be_got, nf_be_why, sizeof(nf_be_why));
 		nf_be_want = want;
 		/* A failed probe is not cached: the module may load later. */

@@ -92,6 +92,7 @@ struct nf_probe {
 	int legacy;         /* the kernel has legacy x_tables (ip_tables) */
 	int legacy_nat;     /* a legacy nat table is instantiated in this namespace */
 	int nft_nat_chains; /* nat chains of other nftables tables on prerouting/output */
+	int denied;         /* the probe was refused: no CAP_NET_ADMIN (nothing can run) */
 	char nft_err[256];  /* why nf_tables does not answer, when nft is 0 */
 };
 /* The decision as a pure function of the probe: sets *out to

@@ -660,17 +660,20 @@ int nf_nft_probe(int *nat_chains, char *text, size_t textlen, char *err, size_t 
 {
 	struct nft_scan *s = malloc(sizeof(*s));
 	struct nft_nl nl;
-	int rc;
+	int rc, e;
 
 	if (s == NULL) {
 		seterr(err, errlen, "out of memory");
 		return -1;
 	}
 	if (nft_nl_open(&nl, err, errlen) < 0) {
+		e = errno;
 		free(s);
+		errno = e;
 		return -1;
 	}
 	rc = nft_nl_scan(&nl, s, 1, err, errlen);
+	e = errno;
 	nft_nl_close(&nl);
 	if (rc == 0) {
 		*nat_chains = s->other_nat;

@@ -108,6 +108,14 @@ static void test_reasons(void **state)
 	snprintf(p.nft_err, sizeof(p.nft_err), "nftables: permission denied");
 	assert_int_equal(nf_backend_decide(CFG_NF_NFTABLES, &p, &out, why, sizeof(why)), -1);
 	assert_non_null(strstr(why, "permission denied"));
+	/* A refused probe (no CAP_NET_ADMIN) never falls back to iptables. */
+	p.denied = 1;
+	snprintf(p.nft_err, sizeof(p.nft_err), "nftables: permission denied: CAP_NET_ADMIN");
+	for (int want = CFG_NF_AUTO; want <= CFG_NF_IPTABLES; want++) {
+		assert_int_equal(
+		    nf_backend_decide((enum cfg_nf_backend)want, &p, &out, why, sizeof(why)), -1);
+		assert_non_null(strstr(why, "CAP_NET_ADMIN"));
+	}
 }
 
 int main(void)
