@@ -125,12 +125,33 @@ void nft_nl_error(const char *what, char *err, size_t errlen)
 	errno = e;
 }
 
-/* Sends one request and runs cb on every answer until the kernel is done. */
+/* Reads and drops the rest of a dump up to its NLMSG_DONE. */
+static void drain_dump(struct nft_nl *nl, char *buf, size_t len)
+{
+	for (;;) {
+		ssize_t n = mnl_socket_recvfrom(nl->sock, buf, len);
+		const struct nlmsghdr *h = (const struct nlmsghdr *)buf;
+		int rest = (int)n;
+
+		if (n <= 0)
+			return;
+		for (; mnl_nlmsg_ok(h, rest); h = mnl_nlmsg_next(h, &rest))
+			if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR)
+				return;
+	}
+}
+
+/*
+ * Sends one request and runs cb on every answer until the kernel is done.
+ * A dump that a concurrent commit interrupted (NLM_F_DUMP_INTR: the kernel
+ * cannot promise a consistent listing) fails with EINTR after the rest of it
+ * has been read off the socket, so the caller can read again.
+ */
 static int talk(struct nft_nl *nl, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
 {
 	char buf[NFT_NL_BUF] __attribute__((aligned(8)));
 	uint32_t seq = nlh->nlmsg_seq;
-	int ret;
+	int ret, dump = (nlh->nlmsg_flags & NLM_F_DUMP) == NLM_F_DUMP;
 
 	if (mnl_socket_sendto(nl->sock, nlh, nlh->nlmsg_len) < 0)
 		return -1;
@@ -143,6 +164,18 @@ static int talk(struct nft_nl *nl, struct nlmsghdr *nlh, mnl_cb_t cb, void *data
 			return -1;
 		}
 		ret = mnl_cb_run(buf, (size_t)n, seq, nl->portid, cb, data);
+		if (ret < 0 && errno == EINTR && dump) {
+			const struct nlmsghdr *h = (const struct nlmsghdr *)buf;
+			int rest = (int)n, done = 0;
+
+			/* Was NLMSG_DONE already in this buffer? */
+			for (; mnl_nlmsg_ok(h, rest); h = mnl_nlmsg_next(h, &rest))
+				done |= h->nlmsg_type == NLMSG_DONE;
+			if (!done)
+				drain_dump(nl, buf, sizeof(buf));
+			errno = EINTR;
+			return -1;
+		}
 		if (ret <= MNL_CB_STOP)
 			return ret < 0 ? -1 : 0;
 	}
@@ -493,7 +526,29 @@ out:
 	return MNL_CB_OK;
 }
 
+static int scan_once(struct nft_nl *nl, struct nft_scan *s, int others, char *err, size_t errlen);
+
+/* A dump interrupted by a concurrent commit is read again, a bounded number
+ * of times: a writer committing without pause must not hang us. */
+#define NFT_DUMP_TRIES 100
+
 int nft_nl_scan(struct nft_nl *nl, struct nft_scan *s, int others, char *err, size_t errlen)
+{
+	for (int i = 0; i < NFT_DUMP_TRIES; i++) {
+		if (scan_once(nl, s, others, err, errlen) == 0)
+			return 0;
+		if (errno != EINTR)
+			return -1;
+	}
+	seterr(err, errlen,
+	       "nftables: every listing of table inet %s was interrupted by other commits "
+	       "(%d attempts)",
+	       NFT_TABLE_NAME, NFT_DUMP_TRIES);
+	errno = EAGAIN;
+	return -1;
+}
+
+static int scan_once(struct nft_nl *nl, struct nft_scan *s, int others, char *err, size_t errlen)
 {
 	char buf[NFT_NL_BUF] __attribute__((aligned(8)));
 	struct nlmsghdr *nlh;
