@@ -2,9 +2,15 @@
  * nfbench: figures for the netfilter module (bench/20-netfilter.sh runs it
  * inside a private network namespace; never run it on a host's tables).
  *
- *   nfbench flips N V4 V6   installs V4 IPv4 and V6 IPv6 listeners, then
- *                           times N alternating nf_flip() calls (lock, init,
- *                           edit, commit and read-back verify): median, p99, max
+ *   nfbench flips N V4 V6 [BACKEND]
+ *                           installs V4 IPv4 and V6 IPv6 listeners, then
+ *                           times N alternating nf_flip() calls, each from
+ *                           the call to the verified, acknowledged commit
+ *                           (legacy: lock, init, edit, commit, read-back;
+ *                           nftables: generation, batch, acknowledgements,
+ *                           read-back): median, p99, max. BACKEND is
+ *                           netfilter.backend (auto, nftables or iptables;
+ *                           default iptables, the figures of issue 4)
  *   nfbench raw N           the floor under a flip on this machine right now:
  *                           N bare libiptc swaps of the first rule of
  *                           SWITCHYARD (init + replace + commit + free), no
@@ -86,13 +92,16 @@ static void make_cfg(int v4, int v6)
 	}
 }
 
-static int bench_flips(int n, int v4, int v6)
+static int bench_flips(int n, int v4, int v6, const char *backend)
 {
 	double *t = calloc((size_t)n, sizeof(double));
 	char err[1024];
 	int failed = 0;
 
 	make_cfg(v4, v6);
+	cfg.netfilter.backend = strcmp(backend, "nftables") == 0 ? CFG_NF_NFTABLES
+	                        : strcmp(backend, "auto") == 0   ? CFG_NF_AUTO
+	                                                         : CFG_NF_IPTABLES;
 	if (t == NULL || nf_install(&cfg, CFG_BLUE, err, sizeof(err)) < 0) {
 		fprintf(stderr, "nfbench: install: %s\n", t ? err : "out of memory");
 		return 1;
@@ -107,8 +116,8 @@ static int bench_flips(int n, int v4, int v6)
 		t[i] = now_us() - s;
 	}
 	qsort(t, (size_t)n, sizeof(double), cmp_d);
-	printf("flips %d listeners %d+%d failed %d median_us %.1f p99_us %.1f max_us %.1f\n", n, v4,
-	       v6, failed, t[n / 2], t[(n * 99) / 100], t[n - 1]);
+	printf("%s flips %d listeners %d+%d failed %d median_us %.1f p99_us %.1f max_us %.1f\n",
+	       backend, n, v4, v6, failed, t[n / 2], t[(n * 99) / 100], t[n - 1]);
 	free(t);
 	return failed ? 1 : 0;
 }
@@ -318,8 +327,9 @@ static int bench_count(int reps)
 
 int main(int argc, char **argv)
 {
-	if (argc == 5 && strcmp(argv[1], "flips") == 0)
-		return bench_flips(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
+	if ((argc == 5 || argc == 6) && strcmp(argv[1], "flips") == 0)
+		return bench_flips(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]),
+		                   argc == 6 ? argv[5] : "iptables");
 	if (argc == 3 && strcmp(argv[1], "raw") == 0)
 		return bench_raw(atoi(argv[2]));
 	if (argc == 3 && strcmp(argv[1], "kernel") == 0)
@@ -328,7 +338,8 @@ int main(int argc, char **argv)
 		return ctfill(atol(argv[2]));
 	if (argc == 3 && strcmp(argv[1], "count") == 0)
 		return bench_count(atoi(argv[2]));
-	fprintf(stderr,
-	        "usage: nfbench flips N V4 V6 | raw N | kernel N | ctfill N | count REPS\n");
+	fprintf(
+	    stderr,
+	    "usage: nfbench flips N V4 V6 [BACKEND] | raw N | kernel N | ctfill N | count REPS\n");
 	return 2;
 }

@@ -18,6 +18,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,7 +48,7 @@
 #define NFT_MSG_ROOM      4096
 
 struct nft_plan {
-	struct nft_chain chains[4];
+	struct nft_chain chains[4 + CFG_MAX_LISTENERS];
 	int nchains;
 	struct nft_rule rules[NFT_SCAN_MAX];
 	int nrules;
@@ -181,11 +182,21 @@ static void plan_build(const struct cfg *cfg, enum cfg_colour colour, struct nft
 	plan_chain(p, NFT_SVC_CHAIN, NULL, 0, 0);
 	if (guard)
 		plan_chain(p, "input", "filter", NF_INET_LOCAL_IN, NFT_FILTER_PRIO);
-	plan_rule(p, "prerouting", 0, NF_RK_JUMP);
-	plan_rule(p, "output", 0, NF_RK_JUMP);
+	for (int i = 0; i < cfg->nlisteners; i++) {
+		char name[40];
+
+		snprintf(name, sizeof(name), NFT_LSN_PREFIX "%s", cfg->listeners[i].name);
+		plan_chain(p, name, NULL, 0, 0);
+	}
+	for (int k = 0; k < 2; k++) {
+		struct nft_rule *r = plan_rule(p, k == 0 ? "prerouting" : "output", 0, NF_RK_JUMP);
+
+		r->verdict = NFT_JUMP;
+		snprintf(r->target, sizeof(r->target), "%s", NFT_SVC_CHAIN);
+	}
 	for (int i = 0; i < cfg->nlisteners; i++) {
 		const struct cfg_listener *l = &cfg->listeners[i];
-		struct nft_rule *r = plan_rule(p, NFT_SVC_CHAIN, l->addr.family, NF_RK_REDIRECT);
+		struct nft_rule *r = plan_rule(p, NFT_SVC_CHAIN, l->addr.family, NF_RK_JUMP);
 
 		if (addr_is_any(&l->addr)) {
 			r->r.local = 1;
@@ -194,8 +205,8 @@ static void plan_build(const struct cfg *cfg, enum cfg_colour colour, struct nft
 			memcpy(r->r.addr, l->addr.a.v6, (size_t)r->r.plen / 8);
 		}
 		r->r.dport = l->port;
-		r->r.to_port = cfg->instances[colour].ports[i];
-		r->comment = l->name;
+		r->verdict = NFT_GOTO;
+		snprintf(r->target, sizeof(r->target), NFT_LSN_PREFIX "%s", l->name);
 	}
 	for (int af = 0; guard && af < 2; af++) {
 		int family = af == 0 ? AF_INET : AF_INET6;
@@ -226,6 +237,15 @@ static void plan_build(const struct cfg *cfg, enum cfg_colour colour, struct nft
 			}
 		}
 	}
+	/* Last, in the order of their chains: the one rule a flip changes. */
+	for (int i = 0; i < cfg->nlisteners; i++) {
+		char name[40];
+		struct nft_rule *r;
+
+		snprintf(name, sizeof(name), NFT_LSN_PREFIX "%s", cfg->listeners[i].name);
+		r = plan_rule(p, name, 0, NF_RK_REDIRECT);
+		r->r.to_port = cfg->instances[colour].ports[i];
+	}
 }
 
 static int rule_eq(const struct nft_rule *a, const struct nft_rule *b, int with_port)
@@ -233,6 +253,8 @@ static int rule_eq(const struct nft_rule *a, const struct nft_rule *b, int with_
 	const struct nf_rule *x = &a->r, *y = &b->r;
 
 	return strcmp(a->chain, b->chain) == 0 && a->af == b->af && x->kind == y->kind &&
+	       (x->kind != NF_RK_JUMP ||
+	        (a->verdict == b->verdict && strcmp(a->target, b->target) == 0)) &&
 	       x->exact && y->exact && x->plen == y->plen &&
 	       (x->plen == 0 || memcmp(x->addr, y->addr, (size_t)x->plen / 8) == 0) &&
 	       x->local == y->local && x->dport == y->dport && x->lo == y->lo &&
@@ -443,12 +465,17 @@ static int build_exprs(struct nftnl_rule *nr, const struct nft_rule *r)
 
 	switch (r->r.kind) {
 	case NF_RK_JUMP:
-		return ex_verdict(nr, NFT_JUMP, NFT_SVC_CHAIN);
+		if (r->af != 0)
+			rc = ex_tcp_to(nr, r);
+		return rc | ex_verdict(nr, r->verdict, r->target);
 	case NF_RK_REDIRECT: {
 		uint16_t to = htons(r->r.to_port);
+		uint8_t tcp = IPPROTO_TCP;
 		struct nftnl_expr *imm = nftnl_expr_alloc("immediate"), *rd;
 
-		rc = ex_tcp_to(nr, r);
+		/* Only reached through the listener's match; the protocol
+		 * match keeps the rule valid for `nft -f` of a listing. */
+		rc = ex_meta(nr, NFT_META_L4PROTO) | ex_cmp(nr, NFT_CMP_EQ, &tcp, 1);
 		if (imm != NULL) {
 			nftnl_expr_set_u32(imm, NFTNL_EXPR_IMM_DREG, NFT_REG_1);
 			nftnl_expr_set(imm, NFTNL_EXPR_IMM_DATA, &to, sizeof(to));
@@ -496,7 +523,6 @@ static int build_exprs(struct nftnl_rule *nr, const struct nft_rule *r)
 static int add_rule(struct nft_batch *b, const struct nft_rule *r, uint64_t handle)
 {
 	struct nftnl_rule *nr = nftnl_rule_alloc();
-	struct nftnl_udata_buf *ud = NULL;
 	struct nlmsghdr *nlh;
 	char *m = msg_room(b);
 	int rc = -1;
@@ -508,16 +534,6 @@ static int add_rule(struct nft_batch *b, const struct nft_rule *r, uint64_t hand
 	nftnl_rule_set_str(nr, NFTNL_RULE_CHAIN, r->chain);
 	if (handle != 0)
 		nftnl_rule_set_u64(nr, NFTNL_RULE_HANDLE, handle);
-	if (r->comment != NULL) {
-		char text[64];
-
-		snprintf(text, sizeof(text), "listener %s", r->comment);
-		ud = nftnl_udata_buf_alloc(NFTNL_UDATA_COMMENT_MAXLEN + 16);
-		if (ud == NULL || !nftnl_udata_put_strz(ud, NFTNL_UDATA_RULE_COMMENT, text))
-			goto out;
-		nftnl_rule_set_data(nr, NFTNL_RULE_USERDATA, nftnl_udata_buf_data(ud),
-		                    nftnl_udata_buf_len(ud));
-	}
 	if (build_exprs(nr, r) < 0)
 		goto out;
 	nlh = nftnl_nlmsg_build_hdr(
@@ -528,7 +544,6 @@ static int add_rule(struct nft_batch *b, const struct nft_rule *r, uint64_t hand
 	msg_done(b, nlh);
 	rc = 0;
 out:
-	nftnl_udata_buf_free(ud);
 	nftnl_rule_free(nr);
 	return rc;
 }
@@ -578,26 +593,106 @@ static int build_batch(const struct nft_scan *s, const struct nft_plan *p, struc
 }
 
 /*
+ * The process keeps one netlink socket and what its last verified commit
+ * left in our table, tagged with the generation that commit produced. A
+ * flip whose GETGEN still returns that generation knows the table without
+ * reading it (nobody has committed anything since), so it costs one
+ * GETGEN, one batch and one read-back. The batch's generation check keeps
+ * this safe: if anything changed after the GETGEN, the kernel refuses it.
+ * All of it is guarded by nft_mu, which also serialises our transactions.
+ */
+static pthread_mutex_t nft_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct nft_nl nft_sock;
+static struct nft_scan *nft_cache;
+static int nft_cache_ok;
+
+static void sock_drop(void)
+{
+	nft_nl_close(&nft_sock);
+	nft_cache_ok = 0;
+}
+
+/* The shared socket, opened on first use or after an error dropped it. */
+static struct nft_nl *sock_get(char *err, size_t errlen)
+{
+	if (nft_sock.sock == NULL && nft_nl_open(&nft_sock, err, errlen) < 0)
+		return NULL;
+	return &nft_sock;
+}
+
+/* Fills s for a transaction: from the cache when the generation is the
+ * cached one, else with a full read. */
+static int txn_read(struct nft_nl *nl, struct nft_scan *s, char *err, size_t errlen)
+{
+	uint32_t gen;
+
+	if (nft_cache_ok && nft_cache != NULL) {
+		if (nft_nl_gen(nl, &gen, err, errlen) < 0)
+			return -1;
+		if (gen == nft_cache->genid) {
+			memcpy(s, nft_cache, sizeof(*s));
+			return 0;
+		}
+		nft_cache_ok = 0;
+	}
+	return nft_nl_scan(nl, s, 0, err, errlen);
+}
+
+/*
+ * Reads back after a commit from generation genid. When the generation is
+ * then exactly genid + 1, nothing but our batch committed in between: the
+ * table and chains are as planned and only the rules (new handles) need
+ * reading, and the result becomes the cache. Otherwise a full read.
+ */
+static int txn_verify(struct nft_nl *nl, struct nft_scan *s, uint32_t genid,
+                      const struct nft_plan *p, int replaced, char *err, size_t errlen)
+{
+	uint32_t g;
+
+	nft_cache_ok = 0;
+	/* Only a batch of rule replacements leaves table and chains as read;
+	 * anything else is read back whole. */
+	if (p == NULL || !s->table_present || !replaced)
+		return nft_nl_scan(nl, s, 0, err, errlen);
+	/* The generation only grows: genid + 1 after the listing means no
+	 * commit but ours happened before or during it. */
+	if (nft_nl_rules(nl, s, err, errlen) < 0 || nft_nl_gen(nl, &g, err, errlen) < 0)
+		return -1;
+	if (g != genid + 1)
+		return nft_nl_scan(nl, s, 0, err, errlen);
+	s->genid = g;
+	if (nft_cache == NULL)
+		nft_cache = malloc(sizeof(*nft_cache));
+	if (nft_cache != NULL && table_matches(s, p, 1)) {
+		memcpy(nft_cache, s, sizeof(*s));
+		nft_cache_ok = 1;
+	}
+	return 0;
+}
+
+/*
  * One transaction: read, plan the batch, commit it against the generation
- * read, verify. p NULL removes the table. With absent_ok, a foreign table
+ * read, verify. p NULL removes the table. With foreign_ok, a foreign table
  * is not an error for a removal (it is simply not ours).
  */
-static int txn(const struct nft_plan *p, int foreign_ok, char *err, size_t errlen)
+static int txn_locked(const struct nft_plan *p, int foreign_ok, char *err, size_t errlen)
 {
 	struct nft_scan *s = malloc(sizeof(*s));
 	struct nft_batch b = {.buf = malloc(NFT_BATCH_CAP)};
-	struct nft_nl nl;
-	int rc = -1, attempt;
+	struct nft_nl *nl;
+	int rc = -1, attempt, replaced = 0;
+	uint32_t genid = 0;
 
 	if (s == NULL || b.buf == NULL) {
 		seterr(err, errlen, "out of memory");
-		goto out_free;
+		goto out;
 	}
-	if (nft_nl_open(&nl, err, errlen) < 0)
-		goto out_free;
+	nl = sock_get(err, errlen);
+	if (nl == NULL)
+		goto out;
 	for (attempt = 0; attempt < NFT_RESTART_TRIES; attempt++) {
-		if (nft_nl_scan(&nl, s, 0, err, errlen) < 0)
-			goto out;
+		if (txn_read(nl, s, err, errlen) < 0)
+			goto out_drop;
 		if (s->table_present && !s->table_ours) {
 			if (p == NULL && foreign_ok)
 				rc = 0;
@@ -607,7 +702,7 @@ static int txn(const struct nft_plan *p, int foreign_ok, char *err, size_t errle
 		}
 		b.len = 0;
 		b.n = 0;
-		b.seq = nl.seq + 1; /* the batch begin takes this one */
+		b.seq = nl->seq + 1; /* the batch begin takes this one */
 		if (build_batch(s, p, &b) < 0) {
 			seterr(err, errlen, "nftables: cannot build the batch (out of memory)");
 			errno = ENOMEM;
@@ -617,13 +712,16 @@ static int txn(const struct nft_plan *p, int foreign_ok, char *err, size_t errle
 			rc = 0; /* already as planned: the read was the verification */
 			goto out;
 		}
-		if (nft_nl_batch(&nl, s->genid, b.buf, b.len, b.n, err, errlen) == 0)
+		genid = s->genid;
+		replaced = p != NULL && table_matches(s, p, 0);
+		nft_cache_ok = 0;
+		if (nft_nl_batch(nl, genid, b.buf, b.len, b.n, err, errlen) == 0)
 			break;
 		/* ERESTART: another writer committed since our read. ENOENT on
 		 * a replace: our rule went away under us. Both mean: read
 		 * again and start over. */
 		if (errno != ERESTART && errno != ENOENT)
-			goto out;
+			goto out_drop;
 	}
 	if (attempt == NFT_RESTART_TRIES) {
 		seterr(err, errlen,
@@ -632,21 +730,42 @@ static int txn(const struct nft_plan *p, int foreign_ok, char *err, size_t errle
 		errno = EAGAIN;
 		goto out;
 	}
-	if (nft_nl_scan(&nl, s, 0, err, errlen) < 0)
-		goto out;
+	if (txn_verify(nl, s, genid, p, replaced, err, errlen) < 0)
+		goto out_drop;
 	if (p == NULL ? s->table_present : !table_matches(s, p, 1)) {
 		seterr(err, errlen, "nftables: read back after commit: table inet %s %s",
 		       NFT_TABLE_NAME,
 		       p == NULL ? "is still there" : "differs from what was committed");
+		nft_cache_ok = 0;
 		errno = EIO;
 		goto out;
 	}
 	rc = 0;
+	goto out;
+out_drop:
+	/* After a netlink error the socket may hold stray answers: start
+	 * the next transaction on a fresh one. */
+	{
+		int e = errno;
+
+		sock_drop();
+		errno = e;
+	}
 out:
-	nft_nl_close(&nl);
-out_free:
 	free(b.buf);
 	free(s);
+	return rc;
+}
+
+static int txn(const struct nft_plan *p, int foreign_ok, char *err, size_t errlen)
+{
+	int rc, e;
+
+	pthread_mutex_lock(&nft_mu);
+	rc = txn_locked(p, foreign_ok, err, errlen);
+	e = errno;
+	pthread_mutex_unlock(&nft_mu);
+	errno = e;
 	return rc;
 }
 
@@ -689,12 +808,12 @@ int nf_nft_remove_ours(char *err, size_t errlen)
 	return txn(NULL, 1, err, errlen);
 }
 
-/* Does redirect rule r belong to listener l? (Its family, address, port.) */
+/* Is r the services rule of listener l? (Its family, address and port.) */
 static int rule_for(const struct nft_rule *r, const struct cfg_listener *l)
 {
 	int any = addr_is_any(&l->addr);
 
-	return strcmp(r->chain, NFT_SVC_CHAIN) == 0 && r->r.kind == NF_RK_REDIRECT &&
+	return strcmp(r->chain, NFT_SVC_CHAIN) == 0 && r->r.kind == NF_RK_JUMP &&
 	       r->af == l->addr.family && r->r.dport == l->port && r->r.local == any &&
 	       r->r.plen == (any                          ? 0
 	                     : l->addr.family == AF_INET6 ? 128
@@ -709,32 +828,44 @@ static void read_listeners(const struct cfg *cfg, const struct nft_scan *s, stru
 	for (int i = 0; i < cfg->nlisteners; i++) {
 		const struct cfg_listener *l = &cfg->listeners[i];
 		struct nf_listener_state *ls = &st->listeners[i];
-		int n = 0, idx = -1;
+		char want[40];
+		int n = 0, m = 0, idx = -1, ok = 1;
 
+		snprintf(want, sizeof(want), NFT_LSN_PREFIX "%s", l->name);
 		for (int r = 0; r < nr; r++)
 			if (rule_for(&s->rules[r], l)) {
 				used[r] = 1;
-				if (n++ == 0)
+				n++;
+				/* A match that goes anywhere but the listener's
+				 * own chain, or was changed, is not ours. */
+				ok &= s->rules[r].r.exact && s->rules[r].verdict == NFT_GOTO &&
+				      strcmp(s->rules[r].target, want) == 0;
+			}
+		for (int r = 0; n == 1 && r < nr; r++)
+			if (strcmp(s->rules[r].chain, want) == 0) {
+				used[r] = 1;
+				if (m++ == 0)
 					idx = r;
 			}
 		ls->colour = -1;
-		if (n == 0) {
+		if (n == 0 || (n == 1 && ok && m == 0)) {
 			ls->state = NF_RULE_MISSING;
 			append(st->drift_text, sizeof(st->drift_text),
 			       "listener %s (%s port %u): rule missing", l->name, l->addr.text,
 			       l->port);
-		} else if (n > 1) {
+		} else if (n > 1 || m > 1) {
 			ls->state = NF_RULE_DUPLICATE;
-			ls->to_port = s->rules[idx].r.to_port;
+			ls->to_port = idx >= 0 ? s->rules[idx].r.to_port : 0;
 			append(st->drift_text, sizeof(st->drift_text),
 			       "listener %s (%s port %u): %d rules", l->name, l->addr.text, l->port,
-			       n);
+			       n > 1 ? n : m);
 		} else {
 			const struct nf_rule *r = &s->rules[idx].r;
+			int exact = ok && r->exact && r->kind == NF_RK_REDIRECT;
 
 			ls->to_port = r->to_port;
 			for (int c = 0; c < CFG_NCOLOURS; c++)
-				if (r->exact && r->to_port == cfg->instances[c].ports[i])
+				if (exact && r->to_port == cfg->instances[c].ports[i])
 					ls->colour = c;
 			ls->state = ls->colour < 0 ? NF_RULE_FOREIGN : NF_RULE_OK;
 			if (ls->colour < 0)
@@ -742,15 +873,17 @@ static void read_listeners(const struct cfg *cfg, const struct nft_scan *s, stru
 				       "listener %s (%s port %u): rule %s to port %u, which is "
 				       "neither blue nor green",
 				       l->name, l->addr.text, l->port,
-				       r->exact ? "redirects" : "was changed and redirects",
+				       exact ? "redirects" : "was changed and redirects",
 				       r->to_port);
 		}
 	}
 	for (int r = 0; r < nr; r++)
-		if (!used[r] && strcmp(s->rules[r].chain, NFT_SVC_CHAIN) == 0)
+		if (!used[r] &&
+		    (strcmp(s->rules[r].chain, NFT_SVC_CHAIN) == 0 ||
+		     strncmp(s->rules[r].chain, NFT_LSN_PREFIX, sizeof(NFT_LSN_PREFIX) - 1) == 0))
 			append(st->drift_text, sizeof(st->drift_text),
 			       "rule handle %llu of chain %s matches no listener",
-			       (unsigned long long)s->rules[r].handle, NFT_SVC_CHAIN);
+			       (unsigned long long)s->rules[r].handle, s->rules[r].chain);
 }
 
 /* Jumps, guard and chains: everything but the per-listener rules. */
@@ -766,7 +899,9 @@ static void read_frame(const struct cfg *cfg, const struct nft_scan *s, const st
 		for (int r = 0; r < s->nrules && r < NFT_SCAN_MAX; r++)
 			if (strcmp(s->rules[r].chain, hook) == 0) {
 				n++;
-				good += s->rules[r].r.kind == NF_RK_JUMP && s->rules[r].r.exact;
+				good += s->rules[r].r.kind == NF_RK_JUMP && s->rules[r].r.exact &&
+				        s->rules[r].af == 0 && s->rules[r].verdict == NFT_JUMP &&
+				        strcmp(s->rules[r].target, NFT_SVC_CHAIN) == 0;
 			}
 		if (n == 1 && good == 1)
 			jumps++;
@@ -790,15 +925,15 @@ static void read_frame(const struct cfg *cfg, const struct nft_scan *s, const st
 	}
 	/* The guard: the planned input rules, in order, or none at all. */
 	{
-		int want = 0, have = 0, same = 1;
+		int want = 0, have = 0, same = 1, first = 0;
 
 		for (int i = 0; i < p->nrules; i++)
-			want += strcmp(p->rules[i].chain, "input") == 0;
+			if (strcmp(p->rules[i].chain, "input") == 0 && want++ == 0)
+				first = i;
 		for (int r = 0; r < s->nrules && r < NFT_SCAN_MAX; r++) {
 			if (strcmp(s->rules[r].chain, "input") != 0)
 				continue;
-			if (have >= want ||
-			    !rule_eq(&s->rules[r], &p->rules[p->nrules - want + have], 1))
+			if (have >= want || !rule_eq(&s->rules[r], &p->rules[first + have], 1))
 				same = 0;
 			have++;
 		}

@@ -34,6 +34,9 @@
 /* How long one answer may take before the call fails (a kernel that never
  * answers must not hang a flip). */
 #define NFT_RECV_TIMEOUT_MS 5000
+/* A dump interrupted by a concurrent commit is read again, a bounded number
+ * of times: a writer committing without pause must not hang us. */
+#define NFT_DUMP_TRIES 100
 /* Netlink dumps come in skbs of up to 32 KiB; a smaller buffer truncates. */
 #define NFT_NL_BUF 32768
 
@@ -164,6 +167,10 @@ static int talk(struct nft_nl *nl, struct nlmsghdr *nlh, mnl_cb_t cb, void *data
 			return -1;
 		}
 		ret = mnl_cb_run(buf, (size_t)n, seq, nl->portid, cb, data);
+		/* A request without NLM_F_ACK that is not a dump has one
+		 * answer: the message (or an error, which is -1 here). */
+		if (ret == MNL_CB_OK && !dump && !(nlh->nlmsg_flags & NLM_F_ACK))
+			return 0;
 		if (ret < 0 && errno == EINTR && dump) {
 			const struct nlmsghdr *h = (const struct nlmsghdr *)buf;
 			int rest = (int)n, done = 0;
@@ -296,8 +303,9 @@ out:
 /*
  * Reads one rule in the only forms this backend writes back into a
  * family-neutral nf_rule (exact 0 when anything else is in it):
- *   [meta nfproto F] [ip|ip6 daddr A | fib daddr type local] meta l4proto tcp
- *       tcp dport P immediate Q redir            -> NF_RK_REDIRECT
+ *   meta nfproto F [ip|ip6 daddr A | fib daddr type local] meta l4proto tcp
+ *       tcp dport P goto l-NAME                  -> NF_RK_JUMP with matches
+ *   meta l4proto tcp immediate Q redir           -> NF_RK_REDIRECT
  *   jump services                                -> NF_RK_JUMP
  *   meta nfproto F [iifname "lo"] meta l4proto tcp tcp dport P
  *       [ct status & dnat != 0] accept|drop      -> NF_RK_ACCEPT, NF_RK_DROP
@@ -456,9 +464,11 @@ static int parse_expr(struct nftnl_expr *e, void *data)
 			int32_t v = (int32_t)nftnl_expr_get_u32(e, NFTNL_EXPR_IMM_VERDICT);
 			const char *ch = nftnl_expr_get_str(e, NFTNL_EXPR_IMM_CHAIN);
 
-			if (v == NFT_JUMP && ch != NULL && strcmp(ch, NFT_SVC_CHAIN) == 0)
+			if ((v == NFT_JUMP || v == NFT_GOTO) && ch != NULL) {
 				r->kind = NF_RK_JUMP;
-			else if (v == NF_ACCEPT)
+				p->out->verdict = v;
+				snprintf(p->out->target, sizeof(p->out->target), "%s", ch);
+			} else if (v == NF_ACCEPT)
 				r->kind = NF_RK_ACCEPT;
 			else if (v == NF_DROP)
 				r->kind = NF_RK_DROP;
@@ -528,9 +538,57 @@ out:
 
 static int scan_once(struct nft_nl *nl, struct nft_scan *s, int others, char *err, size_t errlen);
 
-/* A dump interrupted by a concurrent commit is read again, a bounded number
- * of times: a writer committing without pause must not hang us. */
-#define NFT_DUMP_TRIES 100
+int nft_nl_gen(struct nft_nl *nl, uint32_t *gen, char *err, size_t errlen)
+{
+	char buf[256] __attribute__((aligned(8)));
+	struct nlmsghdr *nlh;
+
+	/* No NLM_F_ACK: the one NEWGEN answer ends the exchange. */
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETGEN, AF_UNSPEC, 0, ++nl->seq);
+	if (talk(nl, nlh, gen_cb, gen) < 0) {
+		nft_nl_error("read the ruleset generation", err, errlen);
+		return -1;
+	}
+	return 0;
+}
+
+static int rules_once(struct nft_nl *nl, struct nft_scan *s, char *err, size_t errlen)
+{
+	char buf[512] __attribute__((aligned(8)));
+	struct nlmsghdr *nlh;
+	struct nftnl_rule *r = nftnl_rule_alloc();
+
+	if (r == NULL) {
+		seterr(err, errlen, "nftables: out of memory");
+		errno = ENOMEM;
+		return -1;
+	}
+	s->nrules = 0;
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP, ++nl->seq);
+	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, NFT_TABLE_NAME);
+	nftnl_rule_nlmsg_build_payload(nlh, r);
+	nftnl_rule_free(r);
+	if (talk(nl, nlh, rule_cb, s) < 0) {
+		nft_nl_error("list the rules of table inet " NFT_TABLE_NAME, err, errlen);
+		return -1;
+	}
+	return 0;
+}
+
+int nft_nl_rules(struct nft_nl *nl, struct nft_scan *s, char *err, size_t errlen)
+{
+	for (int i = 0; i < NFT_DUMP_TRIES; i++) {
+		if (rules_once(nl, s, err, errlen) == 0)
+			return 0;
+		if (errno != EINTR)
+			return -1;
+	}
+	seterr(err, errlen,
+	       "nftables: every listing of table inet %s was interrupted (%d attempts)",
+	       NFT_TABLE_NAME, NFT_DUMP_TRIES);
+	errno = EAGAIN;
+	return -1;
+}
 
 int nft_nl_scan(struct nft_nl *nl, struct nft_scan *s, int others, char *err, size_t errlen)
 {
@@ -554,14 +612,10 @@ static int scan_once(struct nft_nl *nl, struct nft_scan *s, int others, char *er
 	struct nlmsghdr *nlh;
 	struct nftnl_table *t;
 	struct nftnl_chain *c;
-	struct nftnl_rule *r;
 
 	memset(s, 0, sizeof(*s));
-	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETGEN, AF_UNSPEC, NLM_F_ACK, ++nl->seq);
-	if (talk(nl, nlh, gen_cb, &s->genid) < 0) {
-		nft_nl_error("read the ruleset generation", err, errlen);
+	if (nft_nl_gen(nl, &s->genid, err, errlen) < 0)
 		return -1;
-	}
 
 	t = nftnl_table_alloc();
 	if (t == NULL)
@@ -596,19 +650,7 @@ static int scan_once(struct nft_nl *nl, struct nft_scan *s, int others, char *er
 	}
 	if (!s->table_present)
 		return 0;
-
-	r = nftnl_rule_alloc();
-	if (r == NULL)
-		goto oom;
-	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP, ++nl->seq);
-	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, NFT_TABLE_NAME);
-	nftnl_rule_nlmsg_build_payload(nlh, r);
-	nftnl_rule_free(r);
-	if (talk(nl, nlh, rule_cb, s) < 0) {
-		nft_nl_error("list the rules of table inet " NFT_TABLE_NAME, err, errlen);
-		return -1;
-	}
-	return 0;
+	return rules_once(nl, s, err, errlen);
 oom:
 	seterr(err, errlen, "nftables: out of memory");
 	errno = ENOMEM;
@@ -644,11 +686,21 @@ int nft_nl_batch(struct nft_nl *nl, uint32_t genid, const void *msgs, size_t len
 	struct sockaddr_nl snl = {.nl_family = AF_NETLINK};
 	struct msghdr mh = {
 	    .msg_name = &snl, .msg_namelen = sizeof(snl), .msg_iov = iov, .msg_iovlen = 3};
-	const struct nlmsghdr *first = msgs;
-	uint32_t begin_seq = first->nlmsg_seq - 1, end_seq = first->nlmsg_seq + (uint32_t)nmsg;
-	int acked = 0, failed = 0, fail_errno = 0;
-	uint32_t fail_seq = 0;
+	struct nlmsghdr *h = (struct nlmsghdr *)msgs;
+	uint32_t begin_seq = h->nlmsg_seq - 1, end_seq = h->nlmsg_seq + (uint32_t)nmsg;
+	uint32_t last_seq = end_seq - 1, fail_seq = 0;
+	int rest = (int)len, acked = 0, failed = 0, fail_errno = 0;
 
+	/* Only the last message asks for an acknowledgement: the kernel
+	 * reports every failing message anyway, and it processes the whole
+	 * batch inside our sendmsg, so when sendmsg returns every answer is
+	 * already queued on the socket. One ack instead of one per message
+	 * saves a receive per rule. */
+	for (; mnl_nlmsg_ok(h, rest); h = mnl_nlmsg_next(h, &rest))
+		if (h->nlmsg_seq != last_seq)
+			h->nlmsg_flags &= (uint16_t)~NLM_F_ACK;
+		else
+			h->nlmsg_flags |= NLM_F_ACK;
 	batch_marker((struct nlmsghdr *)begin, NFNL_MSG_BATCH_BEGIN, begin_seq, 1, genid);
 	batch_marker((struct nlmsghdr *)end, NFNL_MSG_BATCH_END, end_seq, 0, 0);
 	iov[0] = (struct iovec){begin, ((struct nlmsghdr *)begin)->nlmsg_len};
@@ -659,35 +711,31 @@ int nft_nl_batch(struct nft_nl *nl, uint32_t genid, const void *msgs, size_t len
 		nft_nl_error("send the batch", err, errlen);
 		return -1;
 	}
-	/* Every message asked for an acknowledgement; a refused batch begin
-	 * (generation changed) is the only answer the kernel then sends. */
-	while (acked + failed < nmsg) {
-		ssize_t n = mnl_socket_recvfrom(nl->sock, buf, sizeof(buf));
-		const struct nlmsghdr *h = (const struct nlmsghdr *)buf;
-		int rest = (int)n;
+	for (;;) {
+		ssize_t n = recv(mnl_socket_get_fd(nl->sock), buf, sizeof(buf), MSG_DONTWAIT);
+		const struct nlmsghdr *a = (const struct nlmsghdr *)buf;
+		int left = (int)n;
 
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
 		if (n < 0) {
-			if (errno == EWOULDBLOCK)
-				errno = EAGAIN;
-			nft_nl_error("wait for the batch's acknowledgements", err, errlen);
+			nft_nl_error("read the batch's acknowledgements", err, errlen);
 			return -1;
 		}
-		for (; mnl_nlmsg_ok(h, rest); h = mnl_nlmsg_next(h, &rest)) {
+		for (; mnl_nlmsg_ok(a, left); a = mnl_nlmsg_next(a, &left)) {
 			const struct nlmsgerr *me;
 
-			if (h->nlmsg_type != NLMSG_ERROR || h->nlmsg_pid != nl->portid)
+			if (a->nlmsg_type != NLMSG_ERROR)
 				continue;
-			me = mnl_nlmsg_get_payload(h);
+			me = mnl_nlmsg_get_payload(a);
 			if (me->error == 0) {
-				acked++;
+				acked += a->nlmsg_seq == last_seq;
 				continue;
 			}
 			if (!failed++) {
 				fail_errno = -me->error;
-				fail_seq = h->nlmsg_seq;
+				fail_seq = a->nlmsg_seq;
 			}
-			if (h->nlmsg_seq == begin_seq)
-				nmsg = 0; /* nothing else will come */
 		}
 	}
 	if (failed) {
@@ -703,9 +751,16 @@ int nft_nl_batch(struct nft_nl *nl, uint32_t genid, const void *msgs, size_t len
 			return -1;
 		}
 		snprintf(what, sizeof(what), "batch message %u of %d refused", fail_seq - begin_seq,
-		         (int)(end_seq - begin_seq - 1));
+		         nmsg);
 		nft_nl_error(what, err, errlen);
 		errno = fail_errno;
+		return -1;
+	}
+	if (!acked) {
+		seterr(
+		    err, errlen,
+		    "nftables: the kernel did not acknowledge the batch (its answers were lost)");
+		errno = EIO;
 		return -1;
 	}
 	return 0;

@@ -6,8 +6,12 @@
  * Layout of the table (docs/netfilter.md):
  *   chain prerouting { type nat hook prerouting priority -101; jump services }
  *   chain output     { type nat hook output priority -101; jump services }
- *   chain services   { one redirect rule per listener }
+ *   chain services   { per listener: its match, goto l-NAME }
  *   chain input      { type filter hook input priority 0; the filter guard }
+ *   chain l-NAME     { meta l4proto tcp redirect to :PORT } (one per listener)
+ * A flip replaces only the one small rule in each l-NAME chain: the kernel
+ * parses every expression of a rule it is given, so the fewer a flip
+ * sends, the faster it is (docs/netfilter.md has the figures).
  * The table carries a comment (NFTA_TABLE_USERDATA) that marks it as ours;
  * a table of that name without it is someone else's and is never touched.
  */
@@ -21,6 +25,7 @@
 
 #define NFT_TABLE_NAME "switchyard"
 #define NFT_SVC_CHAIN  "services"
+#define NFT_LSN_PREFIX "l-"
 /* One below dstnat (-100), where iptables-nft's and legacy iptable_nat's
  * nat chains sit: the first nat chain that decides a new connection's
  * destination wins, so ours is asked first (docs/netfilter.md). */
@@ -42,16 +47,17 @@ struct nft_nl {
 
 /* A rule of our table as read back or as planned. */
 struct nft_rule {
-	char chain[16];
+	char chain[40];
 	uint64_t handle; /* 0 in a plan */
+	int verdict;     /* NFT_JUMP or NFT_GOTO for kind NF_RK_JUMP */
+	char target[40]; /* the chain it jumps or goes to */
 	int af;          /* AF_INET or AF_INET6 (meta nfproto), 0 for the jumps */
 	struct nf_rule r;
-	const char *comment; /* plan only: the rule's comment, or NULL */
 };
 
 /* A chain of our table: its name and, for base chains, type/hook/priority. */
 struct nft_chain {
-	char name[16];
+	char name[40];
 	int base;
 	char type[8]; /* "nat" or "filter" */
 	uint32_t hook;
@@ -63,8 +69,8 @@ struct nft_scan {
 	uint32_t genid; /* ruleset generation the read started from */
 	int table_present;
 	int table_ours; /* it carries NFT_OWNER_MARK */
-	struct nft_chain chains[8];
-	int nchains; /* counted past 8 too */
+	struct nft_chain chains[4 + CFG_MAX_LISTENERS];
+	int nchains; /* counted past the array too */
 	struct nft_rule rules[NFT_SCAN_MAX];
 	int nrules; /* counted past NFT_SCAN_MAX too */
 	/* nat chains of other tables on prerouting/output (for the probe and
@@ -86,6 +92,10 @@ void nft_nl_error(const char *what, char *err, size_t errlen);
  * holds.
  */
 int nft_nl_scan(struct nft_nl *nl, struct nft_scan *s, int others, char *err, size_t errlen);
+/* The ruleset generation now (NFT_MSG_GETGEN). */
+int nft_nl_gen(struct nft_nl *nl, uint32_t *gen, char *err, size_t errlen);
+/* Only the rules of our table, into s->rules and s->nrules. */
+int nft_nl_rules(struct nft_nl *nl, struct nft_scan *s, char *err, size_t errlen);
 /*
  * Sends one batch (the messages in buf, len bytes, each with NLM_F_ACK and
  * its own sequence number, nmsg of them) wrapped in begin/end with the

@@ -40,20 +40,22 @@ rule() { # CHAIN COMMENT EXPR...
 }
 # expect P443 P80 P443v6 P80v6 [guard]
 expect() {
+	local i p
 	echo '{"table":{"family":"inet","name":"switchyard"}}'
 	echo "{\"chain\":{$T,\"name\":\"prerouting\",\"type\":\"nat\",\"hook\":\"prerouting\",\"prio\":-101,\"policy\":\"accept\"}}"
 	echo "{\"chain\":{$T,\"name\":\"output\",\"type\":\"nat\",\"hook\":\"output\",\"prio\":-101,\"policy\":\"accept\"}}"
 	echo "{\"chain\":{$T,\"name\":\"services\"}}"
 	[ -n "${5:-}" ] &&
 		echo "{\"chain\":{$T,\"name\":\"input\",\"type\":\"filter\",\"hook\":\"input\",\"prio\":0,\"policy\":\"accept\"}}"
+	for i in 0 1 2 3; do echo "{\"chain\":{$T,\"name\":\"l-listener$i\"}}"; done
 	rule prerouting "" '{"jump":{"target":"services"}}'
 	rule output "" '{"jump":{"target":"services"}}'
-	rule services "listener listener0" "$(proto ipv4)" "$(local_)" "$(dport 443)" "{\"redirect\":{\"port\":$1}}"
-	rule services "listener listener1" "$(daddr ip 198.18.0.1)" "$(dport 80)" "{\"redirect\":{\"port\":$2}}"
-	rule services "listener listener2" "$(proto ipv6)" "$(local_)" "$(dport 443)" "{\"redirect\":{\"port\":$3}}"
-	rule services "listener listener3" "$(daddr ip6 fd00::1)" "$(dport 80)" "{\"redirect\":{\"port\":$4}}"
+	rule services "" "$(proto ipv4)" "$(local_)" "$(dport 443)" '{"goto":{"target":"l-listener0"}}'
+	rule services "" "$(daddr ip 198.18.0.1)" "$(dport 80)" '{"goto":{"target":"l-listener1"}}'
+	rule services "" "$(proto ipv6)" "$(local_)" "$(dport 443)" '{"goto":{"target":"l-listener2"}}'
+	rule services "" "$(daddr ip6 fd00::1)" "$(dport 80)" '{"goto":{"target":"l-listener3"}}'
 	if [ -n "${5:-}" ]; then
-		local fam p
+		local fam
 		for p in 4:8443 4:9443 4:8080 4:9080 6:8444 6:9444 6:8081 6:9081; do
 			fam=ipv${p%%:*}
 			p=${p#*:}
@@ -63,6 +65,11 @@ expect() {
 			rule input "" "$(proto $fam)" "$(dport $p)" '{"drop":null}'
 		done
 	fi
+	i=0
+	for p in "$1" "$2" "$3" "$4"; do
+		rule "l-listener$i" "" "$(m '{"meta":{"key":"l4proto"}}' '"tcp"')" "{\"redirect\":{\"port\":$p}}"
+		i=$((i + 1))
+	done
 }
 same() { # DESCRIPTION EXPECT-ARGS...
 	local what=$1
@@ -112,17 +119,17 @@ same "flip" 9443 9080 9444 9081
 say "ok: IPv4 and IPv6 flipped in one transaction"
 
 # Drift: delete one of our rules with nft; read reports it; install repairs.
-h=$(in_ns nft -a list chain inet switchyard services | sed -n 's/.*dport 80 redirect to :9080.*# handle \([0-9]*\)$/\1/p')
+h=$(in_ns nft -a list chain inet switchyard l-listener1 | sed -n 's/.*redirect to :9080.*# handle \([0-9]*\)$/\1/p')
 [ -n "$h" ] || fail "no handle for the web rule"
-in_ns nft delete rule inet switchyard services handle "$h" || fail "nft delete rule"
+in_ns nft delete rule inet switchyard l-listener1 handle "$h" || fail "nft delete rule"
 out=$(nf read)
 echo "$out"
 echo "$out" | grep -q 'listener listener1 (198.18.0.1 port 80): rule missing' || fail "drift not reported"
 check "install repairs" nf install green
 same "repair" 9443 9080 9444 9081
 # A rule pointed elsewhere by hand, and a jump removed.
-h=$(in_ns nft -a list chain inet switchyard services | sed -n 's/.*dport 443 redirect to :9443.*# handle \([0-9]*\)$/\1/p')
-in_ns nft replace rule inet switchyard services handle "$h" meta nfproto ipv4 fib daddr type local tcp dport 443 redirect to :7000 ||
+h=$(in_ns nft -a list chain inet switchyard l-listener0 | sed -n 's/.*redirect to :9443.*# handle \([0-9]*\)$/\1/p')
+in_ns nft replace rule inet switchyard l-listener0 handle "$h" meta l4proto tcp redirect to :7000 ||
 	fail "nft replace"
 in_ns nft flush chain inet switchyard output || fail "nft flush output"
 out=$(nf read)

@@ -118,7 +118,7 @@ YAML
 sv_rules() {
 	case $SY_NF_BACKEND in
 	iptables) sv_ns iptables-legacy -t nat -S SWITCHYARD ;;
-	nftables) sv_ns nft -a list chain inet switchyard services ;;
+	nftables) sv_ns nft -a list table inet switchyard ;;
 	esac
 }
 # sv_redirects_to PORT: the listener's rule redirects to PORT.
@@ -138,10 +138,11 @@ sv_rules_point() {
 		sv_ns iptables-legacy -t nat -R SWITCHYARD 1 -p tcp -d "$SV_ADDR" --dport 443 \
 			-j REDIRECT --to-ports "$1" ;;
 	nftables)
-		h=$(sv_rules | sed -n 's/.*redirect to :[0-9]*.* # handle \([0-9]*\)$/\1/p' | head -n1)
+		h=$(sv_ns nft -a list chain inet switchyard l-https |
+			sed -n 's/.*redirect to :[0-9]*.* # handle \([0-9]*\)$/\1/p' | head -n1)
 		[ -n "$h" ] || return 1
-		sv_ns nft replace rule inet switchyard services handle "$h" \
-			ip daddr "$SV_ADDR" tcp dport 443 redirect to :"$1" ;;
+		sv_ns nft replace rule inet switchyard l-https handle "$h" \
+			meta l4proto tcp redirect to :"$1" ;;
 	esac
 }
 
