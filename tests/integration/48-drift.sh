@@ -1,5 +1,6 @@
 #!/bin/bash
-# Our rule deleted (or changed) by hand: the supervisor detects the drift
+# Our rule deleted (or changed) by hand, with either backend (and, with
+# nftables, the whole table flushed): the supervisor detects the drift
 # within a few seconds, logs it, and puts the rule back.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-sv.sh"
@@ -25,3 +26,14 @@ sv_redirects_to "$port" || fail "rule not restored: $(sv_rules)"
 [ "$(sv_status .live)" = "$live" ] || fail "live colour changed"
 sv_load --threads 4 --duration 2 >/dev/null || fail "traffic fails after the repair"
 say "ok: redirected rule restored, traffic clean"
+
+# nftables only: `nft flush ruleset` (what an nftables.service restart does)
+# deletes our whole table; the drift check puts it back.
+if [ "$SY_NF_BACKEND" = nftables ]; then
+	say "nft flush ruleset"
+	sv_ns nft flush ruleset || fail "nft flush ruleset"
+	wait_until 10 repaired 3 || { sv_dump_logs; fail "table not restored after nft flush ruleset"; }
+	sv_redirects_to "$port" || fail "rule not restored: $(sv_rules)"
+	sv_load --threads 4 --duration 2 >/dev/null || fail "traffic fails after the repair"
+	say "ok: table restored after nft flush ruleset"
+fi
