@@ -595,10 +595,10 @@ static int build_batch(const struct nft_scan *s, const struct nft_plan *p, struc
 /*
  * The process keeps one netlink socket and what its last verified commit
  * left in our table, tagged with the generation that commit produced. A
- * flip whose GETGEN still returns that generation knows the table without
- * reading it (nobody has committed anything since), so it costs one
- * GETGEN, one batch and one read-back. The batch's generation check keeps
- * this safe: if anything changed after the GETGEN, the kernel refuses it.
+ * flip plans its batch from that and sends it with that generation: if
+ * nobody has committed since, the kernel takes it, and the flip costs one
+ * batch and one read-back; if anyone has, the kernel refuses it (ERESTART)
+ * and the flip reads everything and tries again.
  * All of it is guarded by nft_mu, which also serialises our transactions.
  */
 static pthread_mutex_t nft_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -620,47 +620,38 @@ static struct nft_nl *sock_get(char *err, size_t errlen)
 	return &nft_sock;
 }
 
-/* Fills s for a transaction: from the cache when the generation is the
- * cached one, else with a full read. */
+/* Fills s for a transaction: the cache when there is one (the batch's
+ * generation check refuses it if it is stale), else a full read. */
 static int txn_read(struct nft_nl *nl, struct nft_scan *s, char *err, size_t errlen)
 {
-	uint32_t gen;
-
 	if (nft_cache_ok && nft_cache != NULL) {
-		if (nft_nl_gen(nl, &gen, err, errlen) < 0)
-			return -1;
-		if (gen == nft_cache->genid) {
-			memcpy(s, nft_cache, sizeof(*s));
-			return 0;
-		}
-		nft_cache_ok = 0;
+		memcpy(s, nft_cache, sizeof(*s));
+		return 0;
 	}
 	return nft_nl_scan(nl, s, 0, err, errlen);
 }
 
 /*
- * Reads back after a commit from generation genid. When the generation is
- * then exactly genid + 1, nothing but our batch committed in between: the
- * table and chains are as planned and only the rules (new handles) need
- * reading, and the result becomes the cache. Otherwise a full read.
+ * Reads back after a commit made from generation genid. A batch of rule
+ * replacements left the table and chains as they were, so only the rules
+ * (which have new handles) are read, and the result becomes the cache,
+ * tagged genid + 1, the generation our commit made. If anyone commits
+ * after us, that tag is stale and the next batch is refused and re-read.
+ * Any other batch is read back whole and not cached.
  */
 static int txn_verify(struct nft_nl *nl, struct nft_scan *s, uint32_t genid,
                       const struct nft_plan *p, int replaced, char *err, size_t errlen)
 {
-	uint32_t g;
-
 	nft_cache_ok = 0;
-	/* Only a batch of rule replacements leaves table and chains as read;
-	 * anything else is read back whole. */
 	if (p == NULL || !s->table_present || !replaced)
 		return nft_nl_scan(nl, s, 0, err, errlen);
-	/* The generation only grows: genid + 1 after the listing means no
-	 * commit but ours happened before or during it. */
-	if (nft_nl_rules(nl, s, err, errlen) < 0 || nft_nl_gen(nl, &g, err, errlen) < 0)
+	s->only_lsn = 1;
+	if (nft_nl_rules(nl, s, err, errlen) < 0) {
+		s->only_lsn = 0;
 		return -1;
-	if (g != genid + 1)
-		return nft_nl_scan(nl, s, 0, err, errlen);
-	s->genid = g;
+	}
+	s->only_lsn = 0;
+	s->genid = genid + 1;
 	if (nft_cache == NULL)
 		nft_cache = malloc(sizeof(*nft_cache));
 	if (nft_cache != NULL && table_matches(s, p, 1)) {

@@ -502,12 +502,36 @@ static int parse_expr(struct nftnl_expr *e, void *data)
 	return 0;
 }
 
+/* The chain attribute of a rule message, found without parsing the rule. */
+static const char *rule_chain(const struct nlmsghdr *nlh)
+{
+	const struct nlattr *a;
+
+	mnl_attr_for_each(a, nlh,
+	                  sizeof(struct nfgenmsg)) if (mnl_attr_get_type(a) == NFTA_RULE_CHAIN &&
+	                                               mnl_attr_validate(a, MNL_TYPE_NUL_STRING) ==
+	                                                   0) return mnl_attr_get_str(a);
+	return NULL;
+}
+
 static int rule_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct nft_scan *s = data;
-	struct nftnl_rule *nr = nftnl_rule_alloc();
+	struct nftnl_rule *nr;
 	const char *table, *chain;
 
+	/* A read-back after a flip parses only the listener chains' rules:
+	 * the others were not in the batch and keep what was read before. */
+	if (s->only_lsn && s->nrules < NFT_SCAN_MAX) {
+		chain = rule_chain(nlh);
+		if (chain != NULL &&
+		    strncmp(chain, NFT_LSN_PREFIX, sizeof(NFT_LSN_PREFIX) - 1) != 0 &&
+		    strcmp(s->rules[s->nrules].chain, chain) == 0) {
+			s->nrules++;
+			return MNL_CB_OK;
+		}
+	}
+	nr = nftnl_rule_alloc();
 	if (nr == NULL)
 		return MNL_CB_ERROR;
 	if (nftnl_rule_nlmsg_parse(nlh, nr) < 0)
@@ -711,7 +735,10 @@ int nft_nl_batch(struct nft_nl *nl, uint32_t genid, const void *msgs, size_t len
 		nft_nl_error("send the batch", err, errlen);
 		return -1;
 	}
-	for (;;) {
+	/* The answers are queued in message order, so the last message's
+	 * answer (or the refusal of the batch begin) is the last one; an
+	 * empty queue before it means answers were lost. */
+	while (!acked && !(failed && fail_seq == begin_seq)) {
 		ssize_t n = recv(mnl_socket_get_fd(nl->sock), buf, sizeof(buf), MSG_DONTWAIT);
 		const struct nlmsghdr *a = (const struct nlmsghdr *)buf;
 		int left = (int)n;
@@ -732,10 +759,11 @@ int nft_nl_batch(struct nft_nl *nl, uint32_t genid, const void *msgs, size_t len
 				acked += a->nlmsg_seq == last_seq;
 				continue;
 			}
-			if (!failed++) {
+			if (!failed++ || a->nlmsg_seq == begin_seq) {
 				fail_errno = -me->error;
 				fail_seq = a->nlmsg_seq;
 			}
+			acked += a->nlmsg_seq == last_seq;
 		}
 	}
 	if (failed) {

@@ -73,6 +73,9 @@ struct nft_scan {
 	int nchains; /* counted past the array too */
 	struct nft_rule rules[NFT_SCAN_MAX];
 	int nrules; /* counted past NFT_SCAN_MAX too */
+	/* For nft_nl_rules: keep rules[] of chains other than l-NAME as they
+	 * are when the kernel lists a rule of the same chain at that place. */
+	int only_lsn;
 	/* nat chains of other tables on prerouting/output (for the probe and
 	 * the coexistence warning), listed in other_text. */
 	int other_nat;
@@ -94,7 +97,8 @@ void nft_nl_error(const char *what, char *err, size_t errlen);
 int nft_nl_scan(struct nft_nl *nl, struct nft_scan *s, int others, char *err, size_t errlen);
 /* The ruleset generation now (NFT_MSG_GETGEN). */
 int nft_nl_gen(struct nft_nl *nl, uint32_t *gen, char *err, size_t errlen);
-/* Only the rules of our table, into s->rules and s->nrules. */
+/* Only the rules of our table, into s->rules and s->nrules (see
+ * only_lsn). */
 int nft_nl_rules(struct nft_nl *nl, struct nft_scan *s, char *err, size_t errlen);
 /*
  * Sends one batch (the messages in buf, len bytes, each with NLM_F_ACK and
