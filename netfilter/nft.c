@@ -622,9 +622,10 @@ static struct nft_nl *sock_get(char *err, size_t errlen)
 
 /* Fills s for a transaction: the cache when there is one (the batch's
  * generation check refuses it if it is stale), else a full read. */
-static int txn_read(struct nft_nl *nl, struct nft_scan *s, char *err, size_t errlen)
+static int txn_read(struct nft_nl *nl, struct nft_scan *s, int *cached, char *err, size_t errlen)
 {
-	if (nft_cache_ok && nft_cache != NULL) {
+	*cached = nft_cache_ok && nft_cache != NULL;
+	if (*cached) {
 		memcpy(s, nft_cache, sizeof(*s));
 		return 0;
 	}
@@ -682,7 +683,9 @@ static int txn_locked(const struct nft_plan *p, int foreign_ok, char *err, size_
 	if (nl == NULL)
 		goto out;
 	for (attempt = 0; attempt < NFT_RESTART_TRIES; attempt++) {
-		if (txn_read(nl, s, err, errlen) < 0)
+		int cached;
+
+		if (txn_read(nl, s, &cached, err, errlen) < 0)
 			goto out_drop;
 		if (s->table_present && !s->table_ours) {
 			if (p == NULL && foreign_ok)
@@ -700,6 +703,18 @@ static int txn_locked(const struct nft_plan *p, int foreign_ok, char *err, size_
 			goto out;
 		}
 		if (b.n == 0) {
+			uint32_t gen;
+
+			/* Nothing to send, so no generation check will catch a
+			 * stale cache: ask whether it is still current. */
+			if (cached) {
+				if (nft_nl_gen(nl, &gen, err, errlen) < 0)
+					goto out_drop;
+				if (gen != s->genid) {
+					nft_cache_ok = 0;
+					continue;
+				}
+			}
 			rc = 0; /* already as planned: the read was the verification */
 			goto out;
 		}
