@@ -82,6 +82,25 @@ struct nft_scan {
 	char other_text[768];
 };
 
+struct nft_plan {
+	struct nft_chain chains[4 + CFG_MAX_LISTENERS];
+	int nchains;
+	struct nft_rule rules[NFT_SCAN_MAX];
+	int nrules;
+};
+
+/* nft.c: the helpers the read side (nft_read.c) shares. */
+int nft_addr_is_any(const struct cfg_addr *a);
+void nft_append(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The whole table for cfg with every listener pointing at colour, in the
+ * kernel's dump order (chains in creation order, rules in chain order). */
+void nft_plan_build(const struct cfg *cfg, enum cfg_colour colour, struct nft_plan *p);
+int nft_rule_eq(const struct nft_rule *a, const struct nft_rule *b, int with_port);
+int nft_chains_match(const struct nft_scan *s, const struct nft_plan *p);
+/* 1 when the table has the plan's chains and rules, comparing target ports
+ * only with with_port. */
+int nft_table_matches(const struct nft_scan *s, const struct nft_plan *p, int with_port);
+
 /* Opens a netfilter netlink socket; -1 with err naming the cause. */
 int nft_nl_open(struct nft_nl *nl, char *err, size_t errlen);
 void nft_nl_close(struct nft_nl *nl);
