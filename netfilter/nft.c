@@ -3,15 +3,17 @@
  * (layout in nft_nl.h and docs/netfilter.md), and changes it only in
  * nf_tables batches, each one atomic transaction in the kernel:
  *
- *   read    GETGEN, then our table, its chains and rules (never anyone else's)
+ *   read    GETGEN, then our table, its chains and rules (never anyone
+ *           else's), or the copy the last verified commit left (below)
  *   plan    the whole table for the configuration and the live colour
- *   batch   a flip replaces the redirect rules by handle (NLM_F_REPLACE);
+ *   batch   a flip replaces the l-NAME redirect rules by handle (NLM_F_REPLACE);
  *           anything else (first install, drift, a changed configuration)
  *           deletes and re-creates the table in the same batch
  *   commit  with NFNL_BATCH_GENID = the generation read: if anyone changed
  *           any ruleset in between the kernel refuses the batch (ERESTART)
  *           and the transaction starts over from a fresh read
- *   verify  every message acknowledged, then a read of our table equals the plan
+ *   verify  the kernel acknowledged the batch, then a read of our table
+ *           equals the plan
  *
  * Both families are in the one inet table, so IPv4 and IPv6 listeners move
  * in the same transaction: there is no window in which they disagree.

@@ -701,8 +701,8 @@ static void batch_marker(struct nlmsghdr *nlh, uint16_t type, uint32_t seq, int 
 		mnl_attr_put_u32(nlh, NFNL_BATCH_GENID, htonl(genid));
 }
 
-int nft_nl_batch(struct nft_nl *nl, uint32_t genid, const void *msgs, size_t len, int nmsg,
-                 char *err, size_t errlen)
+int nft_nl_batch(struct nft_nl *nl, uint32_t genid, void *msgs, size_t len, int nmsg, char *err,
+                 size_t errlen)
 {
 	char begin[64] __attribute__((aligned(8))), end[64] __attribute__((aligned(8)));
 	char buf[NFT_NL_BUF] __attribute__((aligned(8)));
@@ -728,7 +728,7 @@ int nft_nl_batch(struct nft_nl *nl, uint32_t genid, const void *msgs, size_t len
 	batch_marker((struct nlmsghdr *)begin, NFNL_MSG_BATCH_BEGIN, begin_seq, 1, genid);
 	batch_marker((struct nlmsghdr *)end, NFNL_MSG_BATCH_END, end_seq, 0, 0);
 	iov[0] = (struct iovec){begin, ((struct nlmsghdr *)begin)->nlmsg_len};
-	iov[1] = (struct iovec){(void *)msgs, len};
+	iov[1] = (struct iovec){msgs, len};
 	iov[2] = (struct iovec){end, ((struct nlmsghdr *)end)->nlmsg_len};
 	nl->seq = end_seq;
 	if (sendmsg(mnl_socket_get_fd(nl->sock), &mh, 0) < 0) {

@@ -120,13 +120,13 @@ int nft_nl_gen(struct nft_nl *nl, uint32_t *gen, char *err, size_t errlen);
  * only_lsn). */
 int nft_nl_rules(struct nft_nl *nl, struct nft_scan *s, char *err, size_t errlen);
 /*
- * Sends one batch (the messages in buf, len bytes, each with NLM_F_ACK and
- * its own sequence number, nmsg of them) wrapped in begin/end with the
- * generation check genid, and waits for every acknowledgement. Returns 0,
- * or -1 with errno (ERESTART: the ruleset changed since genid was read) and
- * err naming the message that failed.
+ * Sends one batch (the messages in buf, len bytes, nmsg of them with
+ * consecutive sequence numbers) wrapped in begin/end with the generation
+ * check genid. It sets NLM_F_ACK on the last message only (editing buf) and
+ * reads the answers up to that one. Returns 0, or -1 with errno (ERESTART:
+ * the ruleset changed since genid) and err naming the message that failed.
  */
-int nft_nl_batch(struct nft_nl *nl, uint32_t genid, const void *buf, size_t len, int nmsg,
-                 char *err, size_t errlen);
+int nft_nl_batch(struct nft_nl *nl, uint32_t genid, void *buf, size_t len, int nmsg, char *err,
+                 size_t errlen);
 
 #endif
