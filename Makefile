@@ -43,14 +43,16 @@ endif
 
 NL_CFLAGS := $(shell $(PKG_CONFIG) --cflags libnl-3.0 libnl-nf-3.0 2>/dev/null || echo -I/usr/include/libnl3)
 NL_LIBS   := $(shell $(PKG_CONFIG) --libs libnl-3.0 libnl-nf-3.0 2>/dev/null || echo -lnl-nf-3 -lnl-3)
+NFT_CFLAGS := $(shell $(PKG_CONFIG) --cflags libnftnl libmnl 2>/dev/null)
+NFT_LIBS   := $(shell $(PKG_CONFIG) --libs libnftnl libmnl 2>/dev/null || echo -lnftnl -lmnl)
 JANSSON_CFLAGS := $(shell $(PKG_CONFIG) --cflags jansson 2>/dev/null)
 JANSSON_LIBS   := $(shell $(PKG_CONFIG) --libs jansson 2>/dev/null || echo -ljansson)
 
 OPT      ?= -O2 -g
-CPPFLAGS += -I. -D_GNU_SOURCE $(NL_CFLAGS) $(JANSSON_CFLAGS)
+CPPFLAGS += -I. -D_GNU_SOURCE $(NL_CFLAGS) $(NFT_CFLAGS) $(JANSSON_CFLAGS)
 CFLAGS   += -std=c11 $(OPT) $(WARN) -pthread -fno-strict-aliasing
 LDFLAGS  += -pthread
-LDLIBS   += -lssl -lcrypto -lyaml -lip4tc -lip6tc $(NL_LIBS) $(JANSSON_LIBS)
+LDLIBS   += -lssl -lcrypto -lyaml -lip4tc -lip6tc $(NFT_LIBS) $(NL_LIBS) $(JANSSON_LIBS)
 
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

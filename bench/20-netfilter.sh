@@ -4,7 +4,12 @@
 # with 100,000 conntrack entries. Everything runs in private network
 # namespaces (unshare -n) with a private xtables lock; the host's tables are
 # never touched.
-#   bench/20-netfilter.sh BUILD_DIR
+# Then both backends side by side (issue 13): flip latency, command to
+# acknowledged and verified commit, median and p99, 10 listeners (5 IPv4 +
+# 5 IPv6), with 0, 5,000 and 50,000 foreign rules in other tables (nftables:
+# a table of their own; legacy: the nat table, where x_tables keeps them),
+# and the kernel's own read-and-replace of the legacy nat table.
+#   bench/20-netfilter.sh BUILD_DIR [backends]   ("backends": only that part)
 set -eu
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) (figures scale with it on 2 cores)"
 BUILD=$(cd "${1:-build}" && pwd)
@@ -14,6 +19,42 @@ NFB=$BUILD/bench/nfbench
 TMP=$(mktemp -d /tmp/sy-bench-nf.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 export XTABLES_LOCKFILE=$TMP/xtables.lock
+
+# backends FOREIGN LEGACY_FLIPS: one namespace with FOREIGN rules in an
+# nftables table of their own and FOREIGN in the legacy nat table.
+backends() {
+	local n=$1 lf=$2
+	{
+		echo "table inet foreign {"
+		echo "  chain pre { type nat hook prerouting priority dstnat; policy accept; }"
+		echo "  chain own {"
+		for i in $(seq 1 "$n"); do
+			echo "    ip daddr 10.$((i / 62500)).$((i / 250 % 250)).$((i % 250)) tcp dport $((2000 + i % 1000)) accept"
+		done
+		echo "  }"
+		echo "}"
+	} >"$TMP/foreign.nft"
+	{
+		echo "*nat"
+		echo ":FOREIGN - [0:0]"
+		for i in $(seq 1 "$n"); do
+			echo "-A FOREIGN -d 10.$((i / 62500)).$((i / 250 % 250)).$((i % 250))/32 -p tcp -m tcp --dport $((2000 + i % 1000)) -j RETURN"
+		done
+		echo "COMMIT"
+	} >"$TMP/foreign.ipt"
+	unshare -n bash -c "nft -f '$TMP/foreign.nft' && iptables-legacy-restore -w <'$TMP/foreign.ipt' &&
+	echo \"foreign rules: \$(nft -a list table inet foreign | grep -c 'accept # handle') nftables, \$(iptables-legacy-save -t nat | grep -c '^-A') legacy nat\" &&
+	'$NFB' flips 1000 5 5 nftables | sed 's/^/  /' &&
+	'$NFB' flips $lf 5 5 iptables | sed 's/^/  /' &&
+	{ [ $n -eq 0 ] || '$NFB' kernel $((lf < 300 ? lf : 300)) | sed 's/^/  legacy kernel floor: /'; }"
+}
+if [ "${2:-}" = backends ]; then
+	echo "-- backends side by side: $(nproc) cores, kernel $(uname -r), $(date -u '+%Y-%m-%d %H:%M UTC')"
+	backends 0 1000
+	backends 5000 1000
+	backends 50000 100
+	exit 0
+fi
 
 echo "-- flip latency (lock + init + edit + commit + read-back), 1000 flips"
 unshare -n bash -c "'$NFB' flips 1000 10 0 | sed 's/^/empty nat table:        /' &&
@@ -48,3 +89,8 @@ done
 echo "-- flow count (streaming ctnetlink dump, kernel-side filter)"
 unshare -n bash -c "'$NFB' ctfill 1000 >/dev/null && '$NFB' count 20 | sed 's/^/1,000 entries:    /'"
 unshare -n bash -c "'$NFB' ctfill 100000 | sed 's/^/created: /' && '$NFB' count 20 | sed 's/^/100,000 entries:  /'"
+
+echo "-- backends side by side (issue 13)"
+backends 0 1000
+backends 5000 1000
+backends 50000 100

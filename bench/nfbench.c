@@ -2,9 +2,24 @@
  * nfbench: figures for the netfilter module (bench/20-netfilter.sh runs it
  * inside a private network namespace; never run it on a host's tables).
  *
- *   nfbench flips N V4 V6   installs V4 IPv4 and V6 IPv6 listeners, then
- *                           times N alternating nf_flip() calls (lock, init,
- *                           edit, commit and read-back verify): median, p99, max
+ *   nfbench flips N V4 V6 [BACKEND]
+ *                           installs V4 IPv4 and V6 IPv6 listeners, then
+ *                           times N alternating nf_flip() calls, each from
+ *                           the call to the verified, acknowledged commit
+ *                           (legacy: lock, init, edit, commit, read-back;
+ *                           nftables: generation, batch, acknowledgements,
+ *                           read-back): median, p99, max. BACKEND is
+ *                           netfilter.backend (auto, nftables or iptables;
+ *                           default iptables, the figures of issue 4)
+ *   nfbench mapflips N V4 V6
+ *                           the nftables flip variant that was not kept,
+ *                           measured for the comparison: a table whose
+ *                           redirect reads `ip daddr . tcp dport` from a map
+ *                           per family (set up with the nft command), and N
+ *                           flips that each send one batch (with the
+ *                           generation check) deleting and re-adding every
+ *                           element with the other colour's port, then dump
+ *                           both maps back and check the ports: median, p99
  *   nfbench raw N           the floor under a flip on this machine right now:
  *                           N bare libiptc swaps of the first rule of
  *                           SWITCHYARD (init + replace + commit + free), no
@@ -37,7 +52,13 @@
 #include <netlink/netfilter/nfnl.h>
 #include <netlink/netlink.h>
 
+#include <libmnl/libmnl.h>
+#include <libnftnl/common.h>
+#include <libnftnl/set.h>
+#include <linux/netfilter/nf_tables.h>
+
 #include "netfilter/nf.h"
+#include "netfilter/nft_nl.h"
 
 static struct cfg cfg;
 
@@ -86,13 +107,16 @@ static void make_cfg(int v4, int v6)
 	}
 }
 
-static int bench_flips(int n, int v4, int v6)
+static int bench_flips(int n, int v4, int v6, const char *backend)
 {
 	double *t = calloc((size_t)n, sizeof(double));
 	char err[1024];
 	int failed = 0;
 
 	make_cfg(v4, v6);
+	cfg.netfilter.backend = strcmp(backend, "nftables") == 0 ? CFG_NF_NFTABLES
+	                        : strcmp(backend, "auto") == 0   ? CFG_NF_AUTO
+	                                                         : CFG_NF_IPTABLES;
 	if (t == NULL || nf_install(&cfg, CFG_BLUE, err, sizeof(err)) < 0) {
 		fprintf(stderr, "nfbench: install: %s\n", t ? err : "out of memory");
 		return 1;
@@ -107,9 +131,160 @@ static int bench_flips(int n, int v4, int v6)
 		t[i] = now_us() - s;
 	}
 	qsort(t, (size_t)n, sizeof(double), cmp_d);
-	printf("flips %d listeners %d+%d failed %d median_us %.1f p99_us %.1f max_us %.1f\n", n, v4,
-	       v6, failed, t[n / 2], t[(n * 99) / 100], t[n - 1]);
+	printf("%s flips %d listeners %d+%d failed %d median_us %.1f p99_us %.1f max_us %.1f\n",
+	       backend, n, v4, v6, failed, t[n / 2], t[(n * 99) / 100], t[n - 1]);
 	free(t);
+	return failed ? 1 : 0;
+}
+
+/* mapflips: the element messages of one map: delete all, add all with the
+ * ports of colour c (0 blue, 1 green). */
+static void map_msgs(char *buf, size_t *len, uint32_t *seq, int *n, int v6, int first, int count,
+                     int c)
+{
+	for (int op = 0; op < 2; op++) {
+		struct nftnl_set *set = nftnl_set_alloc();
+		struct nlmsghdr *nlh;
+
+		nftnl_set_set_str(set, NFTNL_SET_TABLE, "sybench");
+		nftnl_set_set_str(set, NFTNL_SET_NAME, v6 ? "m6" : "m4");
+		for (int i = first; i < first + count; i++) {
+			struct nftnl_set_elem *e = nftnl_set_elem_alloc();
+			uint8_t key[20] = {0};
+			uint16_t port = htons((uint16_t)(1000 + i)),
+			         to = htons((uint16_t)((c ? 9443 : 8443) + i));
+			int alen = v6 ? 16 : 4;
+
+			if (v6) {
+				key[0] = 0xfd;
+				key[15] = (uint8_t)i;
+			} else {
+				key[0] = 198;
+				key[1] = 18;
+				key[3] = (uint8_t)i;
+			}
+			memcpy(key + alen, &port, 2);
+			nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key, (uint32_t)alen + 4);
+			if (op == 1)
+				nftnl_set_elem_set(e, NFTNL_SET_ELEM_DATA, &to, 2);
+			nftnl_set_elem_add(set, e);
+		}
+		nlh =
+		    nftnl_nlmsg_build_hdr(buf + *len, op ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM,
+		                          NFPROTO_INET, NLM_F_CREATE | NLM_F_ACK, ++*seq);
+		nftnl_set_elems_nlmsg_build_payload(nlh, set);
+		nftnl_set_free(set);
+		*len += NLMSG_ALIGN(nlh->nlmsg_len);
+		(*n)++;
+	}
+}
+
+static int elem_port_cb(struct nftnl_set_elem *e, void *data)
+{
+	uint32_t len = 0;
+	const uint8_t *d = nftnl_set_elem_get(e, NFTNL_SET_ELEM_DATA, &len);
+
+	if (d != NULL && len >= 2)
+		((int *)data)[(d[0] << 8 | d[1]) >= 9443]++;
+	return 0;
+}
+
+/* Dumps one map and counts its elements per colour. */
+static int map_read(struct nft_nl *nl, int v6, int counts[2])
+{
+	char buf[32768] __attribute__((aligned(8)));
+	struct nftnl_set *set = nftnl_set_alloc();
+	struct nlmsghdr *nlh =
+	    nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_INET, NLM_F_DUMP, ++nl->seq);
+	uint32_t seq = nl->seq;
+	int rc = -1;
+
+	nftnl_set_set_str(set, NFTNL_SET_TABLE, "sybench");
+	nftnl_set_set_str(set, NFTNL_SET_NAME, v6 ? "m6" : "m4");
+	nftnl_set_elems_nlmsg_build_payload(nlh, set);
+	nftnl_set_free(set);
+	if (mnl_socket_sendto(nl->sock, nlh, nlh->nlmsg_len) < 0)
+		return -1;
+	for (;;) {
+		ssize_t r = mnl_socket_recvfrom(nl->sock, buf, sizeof(buf));
+		const struct nlmsghdr *h = (const struct nlmsghdr *)buf;
+		int rest = (int)r;
+
+		if (r <= 0)
+			return -1;
+		for (; mnl_nlmsg_ok(h, rest); h = mnl_nlmsg_next(h, &rest)) {
+			struct nftnl_set *s;
+
+			if (h->nlmsg_seq != seq)
+				continue;
+			if (h->nlmsg_type == NLMSG_DONE)
+				return rc == -1 ? 0 : rc;
+			if (h->nlmsg_type == NLMSG_ERROR)
+				return -1;
+			s = nftnl_set_alloc();
+			if (nftnl_set_elems_nlmsg_parse(h, s) == 0)
+				nftnl_set_elem_foreach(s, elem_port_cb, counts);
+			nftnl_set_free(s);
+		}
+	}
+}
+
+static int bench_mapflips(int n, int v4, int v6)
+{
+	char cmd[4096], err[512];
+	double *t = calloc((size_t)n, sizeof(double));
+	char *buf = malloc(65536);
+	struct nft_nl nl;
+	uint32_t gen = 0;
+	int failed = 0, used;
+
+	used = snprintf(
+	    cmd, sizeof(cmd),
+	    "nft -f - <<'EOF'\ntable inet sybench {\n"
+	    " map m4 { type ipv4_addr . inet_service : inet_service; }\n"
+	    " map m6 { type ipv6_addr . inet_service : inet_service; }\n"
+	    " chain pre { type nat hook prerouting priority -101;"
+	    " meta nfproto ipv4 meta l4proto tcp redirect to : ip daddr . tcp dport map @m4;"
+	    " meta nfproto ipv6 meta l4proto tcp redirect to : ip6 daddr . tcp dport map @m6; }\n"
+	    "}\n");
+	for (int i = 1; i <= v4; i++)
+		used += snprintf(cmd + used, sizeof(cmd) - (size_t)used,
+		                 "add element inet sybench m4 { 198.18.0.%d . %d : %d }\n", i,
+		                 1000 + i, 8443 + i);
+	for (int i = v4 + 1; i <= v4 + v6; i++)
+		used += snprintf(cmd + used, sizeof(cmd) - (size_t)used,
+		                 "add element inet sybench m6 { fd00::%x . %d : %d }\n", i,
+		                 1000 + i, 8443 + i);
+	snprintf(cmd + used, sizeof(cmd) - (size_t)used, "EOF\n");
+	if (t == NULL || buf == NULL || system(cmd) != 0 ||
+	    nft_nl_open(&nl, err, sizeof(err)) < 0 || nft_nl_gen(&nl, &gen, err, sizeof(err)) < 0) {
+		fprintf(stderr, "nfbench: mapflips setup failed\n");
+		return 1;
+	}
+	for (int k = 0; k < n; k++) {
+		double s = now_us();
+		size_t len = 0;
+		int nmsg = 0, c4[2] = {0, 0}, c6[2] = {0, 0}, c = (k & 1) ? 0 : 1;
+		uint32_t seq = nl.seq + 1;
+
+		map_msgs(buf, &len, &seq, &nmsg, 0, 1, v4, c);
+		map_msgs(buf, &len, &seq, &nmsg, 1, v4 + 1, v6, c);
+		if (nft_nl_batch(&nl, gen, buf, len, nmsg, err, sizeof(err)) < 0 ||
+		    map_read(&nl, 0, c4) < 0 || map_read(&nl, 1, c6) < 0 || c4[c] != v4 ||
+		    c6[c] != v6) {
+			failed++;
+			if (failed < 5)
+				fprintf(stderr, "nfbench: mapflip %d: %s\n", k, err);
+		}
+		gen++;
+		t[k] = now_us() - s;
+	}
+	nft_nl_close(&nl);
+	qsort(t, (size_t)n, sizeof(double), cmp_d);
+	printf("map flips %d listeners %d+%d failed %d median_us %.1f p99_us %.1f max_us %.1f\n", n,
+	       v4, v6, failed, t[n / 2], t[(n * 99) / 100], t[n - 1]);
+	free(t);
+	free(buf);
 	return failed ? 1 : 0;
 }
 
@@ -318,8 +493,11 @@ static int bench_count(int reps)
 
 int main(int argc, char **argv)
 {
-	if (argc == 5 && strcmp(argv[1], "flips") == 0)
-		return bench_flips(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
+	if ((argc == 5 || argc == 6) && strcmp(argv[1], "flips") == 0)
+		return bench_flips(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]),
+		                   argc == 6 ? argv[5] : "iptables");
+	if (argc == 5 && strcmp(argv[1], "mapflips") == 0)
+		return bench_mapflips(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
 	if (argc == 3 && strcmp(argv[1], "raw") == 0)
 		return bench_raw(atoi(argv[2]));
 	if (argc == 3 && strcmp(argv[1], "kernel") == 0)
@@ -328,7 +506,8 @@ int main(int argc, char **argv)
 		return ctfill(atol(argv[2]));
 	if (argc == 3 && strcmp(argv[1], "count") == 0)
 		return bench_count(atoi(argv[2]));
-	fprintf(stderr,
-	        "usage: nfbench flips N V4 V6 | raw N | kernel N | ctfill N | count REPS\n");
+	fprintf(
+	    stderr,
+	    "usage: nfbench flips N V4 V6 [BACKEND] | mapflips N V4 V6 | raw N | kernel N | ctfill N | count REPS\n");
 	return 2;
 }

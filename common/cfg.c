@@ -1177,6 +1177,20 @@ static const struct cfg_key cfg_supervisor_keys[] = {
     CFG_END,
 };
 
+/* netfilter */
+
+static const char *const cfg_nf_backend_names[] = {"auto", "nftables", "iptables", NULL};
+
+const char *cfg_nf_backend_name(enum cfg_nf_backend b)
+{
+	return (unsigned)b < 3 ? cfg_nf_backend_names[b] : "?";
+}
+
+static const struct cfg_key cfg_netfilter_keys[] = {
+    CFG_KE(struct cfg, "backend", netfilter.backend, cfg_nf_backend_names),
+    CFG_END,
+};
+
 /* certsync */
 
 static const struct cfg_key cfg_source_keys[] = {
@@ -1195,15 +1209,11 @@ static const struct cfg_key cfg_certsync_keys[] = {
 };
 
 static const struct cfg_key cfg_top_keys[] = {
-    CFG_KF("listeners", cfg_listeners, 0),
-    CFG_KM("instances", cfg_instances_keys),
-    CFG_KM("proxy", cfg_proxy_keys),
-    CFG_KM("tls", cfg_tls_keys),
-    CFG_KM("certificates", cfg_certs_keys),
-    CFG_KM("backend", cfg_backend_keys),
-    CFG_KM("supervisor", cfg_supervisor_keys),
-    CFG_KM("certsync", cfg_certsync_keys),
-    CFG_END,
+    CFG_KF("listeners", cfg_listeners, 0),     CFG_KM("instances", cfg_instances_keys),
+    CFG_KM("proxy", cfg_proxy_keys),           CFG_KM("tls", cfg_tls_keys),
+    CFG_KM("certificates", cfg_certs_keys),    CFG_KM("backend", cfg_backend_keys),
+    CFG_KM("supervisor", cfg_supervisor_keys), CFG_KM("netfilter", cfg_netfilter_keys),
+    CFG_KM("certsync", cfg_certsync_keys),     CFG_END,
 };
 
 /* Defaults and derived paths. */
@@ -1298,6 +1308,8 @@ void cfg_defaults(struct cfg *cfg)
 	cfg->supervisor.gate_timeout_ms = 2000;
 	cfg->supervisor.initial_live = CFG_BLUE;
 	cfg->supervisor.ticket_rotate_ms = 3600000;
+
+	cfg->netfilter.backend = CFG_NF_AUTO;
 
 	cfg->certsync.command_timeout_ms = 300000;
 	cfg->certsync.keep_versions = 5;

@@ -156,6 +156,19 @@ struct cfg_supervisor {
 	int filter_guard;                 /* optional filter-table guard rule, default 0 */
 };
 
+/* netfilter.backend: which kernel interface moves the traffic. */
+enum cfg_nf_backend {
+	CFG_NF_AUTO = 0, /* decided at run time from what the kernel offers */
+	CFG_NF_NFTABLES, /* nf_tables netlink (libnftnl), table inet switchyard */
+	CFG_NF_IPTABLES, /* legacy x_tables (libiptc), chain SWITCHYARD */
+};
+/* "auto", "nftables", "iptables". */
+const char *cfg_nf_backend_name(enum cfg_nf_backend b);
+
+struct cfg_netfilter {
+	enum cfg_nf_backend backend; /* default auto */
+};
+
 struct cfg_certsync {
 	char source_dir[CFG_STR_MAX];     /* either this ... */
 	char source_command[CFG_STR_MAX]; /* ... or this; "{dir}" is the staging dir */
@@ -175,6 +188,7 @@ struct cfg {
 	struct cfg_certs certs;
 	struct cfg_backend backend;
 	struct cfg_supervisor supervisor;
+	struct cfg_netfilter netfilter;
 	struct cfg_certsync certsync;
 };
 

@@ -730,7 +730,7 @@ static int bad_colour(int c, char *err, size_t errlen)
 	return 1;
 }
 
-int nf_install(const struct cfg *cfg, enum cfg_colour live, char *err, size_t errlen)
+int nf_iptc_install(const struct cfg *cfg, enum cfg_colour live, char *err, size_t errlen)
 {
 	struct nf_plan p;
 	int fd, rc = 0;
@@ -762,7 +762,7 @@ int nf_install(const struct cfg *cfg, enum cfg_colour live, char *err, size_t er
 	return rc;
 }
 
-int nf_remove(const struct cfg *cfg, char *err, size_t errlen)
+int nf_iptc_remove(const struct cfg *cfg, char *err, size_t errlen)
 {
 	int fd, rc = 0;
 
@@ -778,7 +778,42 @@ int nf_remove(const struct cfg *cfg, char *err, size_t errlen)
 	return rc;
 }
 
-int nf_flip(const struct cfg *cfg, enum cfg_colour to, char *err, size_t errlen)
+/*
+ * Removes what the legacy backend left in tables that are already loaded in
+ * this namespace, and nothing else: unlike nf_iptc_remove it never makes the
+ * kernel instantiate a legacy table (iptc_init would), so the nftables
+ * backend can call it on every install without registering legacy hooks.
+ */
+int nf_iptc_remove_loaded(char *err, size_t errlen)
+{
+	const struct nf_table *const tables[2] = {&nf_nat, &nf_guard};
+	int fd = -1, rc = 0;
+
+	for (int t = 0; t < 2 && rc == 0; t++)
+		for (int i = 0; i < 2 && rc == 0; i++) {
+			if (!table_loaded(nf_fams[i], tables[t]->name))
+				continue;
+			if (fd < 0 && lock_take(&fd, err, errlen) < 0)
+				return -1;
+			rc = txn(nf_fams[i], tables[t], NF_OP_REMOVE, NULL, NULL, 1, err, errlen);
+		}
+	if (fd >= 0)
+		lock_release(fd);
+	return rc;
+}
+
+int nf_iptc_available(void)
+{
+	return access("/proc/net/ip_tables_names", F_OK) == 0 ||
+	       access("/proc/net/ip6_tables_names", F_OK) == 0;
+}
+
+int nf_iptc_nat_loaded(void)
+{
+	return table_loaded(&nf_fam4, "nat") || table_loaded(&nf_fam6, "nat");
+}
+
+int nf_iptc_flip(const struct cfg *cfg, enum cfg_colour to, char *err, size_t errlen)
 {
 	struct nf_plan p4, p6;
 	struct nf_scan *before4;
@@ -857,7 +892,7 @@ static int rule_for(const struct nf_fam *f, const struct nf_rule *r, const struc
 	       (plen == 0 || memcmp(r->addr, l->addr.a.v6, (size_t)f->alen) == 0);
 }
 
-int nf_read(const struct cfg *cfg, struct nf_state *st, char *err, size_t errlen)
+int nf_iptc_read(const struct cfg *cfg, struct nf_state *st, char *err, size_t errlen)
 {
 	struct nf_scan *s;
 	int live = -2;

@@ -73,11 +73,40 @@ int nf_read(const struct cfg *cfg, struct nf_state *st, char *err, size_t errlen
  * failing with "held by pid N" (default 5000 ms). Not thread-safe; call it at
  * startup. */
 void nf_set_lock_wait(unsigned ms);
-/* Writes a warning into warn (empty if none) when nftables NAT chains share
- * the prerouting/output hooks with the legacy tables. Runs `nft -j list
- * chains` (fork/exec, 3 s limit), so call it from the CLI or the supervisor's
- * slow path only; silent when nft is not installed or fails. */
+/* Writes a warning into warn (empty if none) when nat chains of other
+ * nftables tables share the prerouting/output hooks with Switchyard's rules.
+ * Lists the chains over nf_tables netlink; silent when nf_tables does not
+ * answer. Call it from the CLI or the supervisor's slow path. */
 void nf_check_nft(char *warn, size_t warnlen);
+
+/*
+ * Backends. netfilter.backend picks how the redirect reaches the kernel:
+ * "iptables" is the legacy x_tables layout above (libiptc); "nftables" is
+ * one table, inet switchyard, written over nf_tables netlink (libnftnl) in
+ * one batch per change; "auto" decides from what the kernel offers, once per
+ * process and configured value (docs/netfilter.md has the rule). Every nf_*
+ * function above goes to the chosen backend.
+ */
+struct nf_probe {
+	int nft;            /* nf_tables answers netlink in this namespace */
+	int legacy;         /* the kernel has legacy x_tables (ip_tables) */
+	int legacy_nat;     /* a legacy nat table is instantiated in this namespace */
+	int nft_nat_chains; /* nat chains of other nftables tables on prerouting/output */
+	int denied;         /* the probe was refused: no CAP_NET_ADMIN (nothing can run) */
+	char nft_err[256];  /* why nf_tables does not answer, when nft is 0 */
+};
+/* The decision as a pure function of the probe: sets *out to
+ * CFG_NF_NFTABLES or CFG_NF_IPTABLES and why to a sentence saying why, or
+ * returns -1 with why naming what is missing when the wanted backend (or,
+ * for auto, either) cannot run here. */
+int nf_backend_decide(enum cfg_nf_backend want, const struct nf_probe *p, enum cfg_nf_backend *out,
+                      char *why, size_t whylen);
+/* Probes this namespace and decides for cfg (cached per process and
+ * configured value). Returns 0 with *out and why, or -1 with why as the
+ * error. Thread-safe. */
+int nf_backend_resolve(const struct cfg *cfg, enum cfg_nf_backend *out, char *why, size_t whylen);
+/* One line for status and rules show: "nftables (auto: ...)" or the error. */
+void nf_backend_describe(const struct cfg *cfg, char *out, size_t len);
 
 /* Conntrack flows pinned to one instance (reply src port = instance port and
  * original dst port = service port), summed over listeners. */

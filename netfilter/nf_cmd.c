@@ -55,20 +55,24 @@ static void rules_usage(void)
 static int rules_show(const struct cfg *cfg, int json)
 {
 	struct nf_state st;
-	char err[1024], warn[1024];
+	char err[1024], warn[1024], why[512];
 	static const char *const fam[2] = {"ipv4", "ipv6"};
+	enum cfg_nf_backend be = CFG_NF_AUTO;
 
 	if (nf_read(cfg, &st, err, sizeof(err)) < 0) {
 		fprintf(stderr, "switchyard rules: %s\n", err);
 		return 1;
 	}
 	nf_check_nft(warn, sizeof(warn));
+	nf_backend_resolve(cfg, &be, why, sizeof(why));
 	if (json) {
 		struct json_buf jb;
 
 		jb_init(&jb);
 		jb_obj_begin(&jb, NULL);
-		jb_str(&jb, "chain", NF_CHAIN);
+		jb_str(&jb, "backend", cfg_nf_backend_name(be));
+		jb_str(&jb, "backend_why", why);
+		jb_str(&jb, "chain", be == CFG_NF_NFTABLES ? "inet switchyard" : NF_CHAIN);
 		jb_str(&jb, "live", st.live >= 0 ? cname(st.live) : NULL);
 		jb_obj_begin(&jb, "families");
 		for (int f = 0; f < 2; f++) {
@@ -103,7 +107,9 @@ static int rules_show(const struct cfg *cfg, int json)
 		printf("%s\n", jb_cstr(&jb));
 		jb_free(&jb);
 	} else {
-		printf("chain %s: IPv4 %s, IPv6 %s\n", NF_CHAIN,
+		printf("backend: %s (%s)\n", cfg_nf_backend_name(be), why);
+		printf("%s %s: IPv4 %s, IPv6 %s\n", be == CFG_NF_NFTABLES ? "table" : "chain",
+		       be == CFG_NF_NFTABLES ? "inet switchyard" : NF_CHAIN,
 		       st.chain_present[0] ? "present" : "absent",
 		       st.chain_present[1] ? "present" : "absent");
 		printf("live: %s\n", cname(st.live));
@@ -196,7 +202,9 @@ int nf_cmd_rules(const char *cfgpath, int argc, char **argv)
 		if (nf_remove(cfg, err, sizeof(err)) < 0) {
 			fprintf(stderr, "switchyard rules remove: %s\n", err);
 		} else {
-			printf("rules removed: chain %s and its jumps are gone\n", NF_CHAIN);
+			printf("rules removed: table inet switchyard, chain %s and its jumps are "
+			       "gone\n",
+			       NF_CHAIN);
 			rc = 0;
 		}
 	}

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "netfilter/nf.h"
+
 #define NF_TABLE "nat"
 
 enum nf_rule_kind {
@@ -79,5 +81,33 @@ extern const struct nf_fam nf_fam6;
 
 /* Big enough for any entry nf_fam.build produces. */
 #define NF_ENTRY_MAX 1024
+
+/*
+ * The two backends behind the public nf_* functions (backend.c picks one).
+ * Each has the meaning of the nf.h function of the same name.
+ */
+int nf_iptc_install(const struct cfg *cfg, enum cfg_colour live, char *err, size_t errlen);
+int nf_iptc_remove(const struct cfg *cfg, char *err, size_t errlen);
+int nf_iptc_flip(const struct cfg *cfg, enum cfg_colour to, char *err, size_t errlen);
+int nf_iptc_read(const struct cfg *cfg, struct nf_state *st, char *err, size_t errlen);
+/* Removes the legacy chain and jumps from legacy tables that are already
+ * loaded here; never loads one. */
+int nf_iptc_remove_loaded(char *err, size_t errlen);
+/* Does this kernel have legacy x_tables (ip_tables or ip6_tables)? */
+int nf_iptc_available(void);
+/* Is a legacy nat table (IPv4 or IPv6) instantiated in this namespace? */
+int nf_iptc_nat_loaded(void);
+
+int nf_nft_install(const struct cfg *cfg, enum cfg_colour live, char *err, size_t errlen);
+int nf_nft_remove(const struct cfg *cfg, char *err, size_t errlen);
+int nf_nft_flip(const struct cfg *cfg, enum cfg_colour to, char *err, size_t errlen);
+int nf_nft_read(const struct cfg *cfg, struct nf_state *st, char *err, size_t errlen);
+/* Deletes table inet switchyard if it is ours; absent is fine, a foreign
+ * table of that name is left alone (no error: it is not ours to remove). */
+int nf_nft_remove_ours(char *err, size_t errlen);
+/* What nf_tables offers here: 0 and *nat_chains (nat chains of other tables
+ * on prerouting/output, listed in text) when nf_tables answers, -1 with err
+ * naming the cause when it does not. */
+int nf_nft_probe(int *nat_chains, char *text, size_t textlen, char *err, size_t errlen);
 
 #endif

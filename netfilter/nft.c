@@ -1,184 +1,809 @@
 /*
- * nft.c: the nftables coexistence check.
+ * nft.c: the nftables backend. Switchyard owns one table, inet switchyard
+ * (layout in nft_nl.h and docs/netfilter.md), and changes it only in
+ * nf_tables batches, each one atomic transaction in the kernel:
  *
- * Legacy x_tables nat chains and nftables nat chains register on one hook
- * list. At equal priority the most recently registered one runs first, so a
- * docker or firewalld restart (both write nftables rules through
- * iptables-nft on Debian 12) can change whose REDIRECT wins (docs/internals.md,
- * "Legacy tables beside nftables").
- * Switchyard cannot see nftables rules through libiptc, so it asks the nft
- * command. Talking nf_tables netlink directly would need libnftnl for one
- * warning; running `nft -j list chains` is enough, and is only done from the
- * command line and the supervisor, never on a hot path. When nft is not
- * installed there is nothing to warn about and the check stays silent.
+ *   read    GETGEN, then our table, its chains and rules (never anyone
+ *           else's), or the copy the last verified commit left (below)
+ *   plan    the whole table for the configuration and the live colour
+ *   batch   a flip replaces the l-NAME redirect rules by handle (NLM_F_REPLACE);
+ *           anything else (first install, drift, a changed configuration)
+ *           deletes and re-creates the table in the same batch
+ *   commit  with NFNL_BATCH_GENID = the generation read: if anyone changed
+ *           any ruleset in between the kernel refuses the batch (ERESTART)
+ *           and the transaction starts over from a fresh read
+ *   verify  the kernel acknowledged the batch, then a read of our table
+ *           equals the plan
+ *
+ * Both families are in the one inet table, so IPv4 and IPv6 listeners move
+ * in the same transaction: there is no window in which they disagree.
  */
+#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "common/json.h"
+#include <libmnl/libmnl.h>
+#include <libnftnl/chain.h>
+#include <libnftnl/common.h>
+#include <libnftnl/expr.h>
+#include <libnftnl/rule.h>
+#include <libnftnl/table.h>
+#include <libnftnl/udata.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_conntrack_common.h>
+#include <linux/netfilter/nf_nat.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/rtnetlink.h>
+
 #include "netfilter/nf.h"
+#include "netfilter/nft_nl.h"
 
-#define NFT_OUT_MAX  (4 * 1024 * 1024)
-#define NFT_WAIT_MS  3000
-#define NFT_MAX_SEEN 1024
+/* Transactions refused because the generation moved on are retried from a
+ * fresh read this many times; a writer that commits faster than we can read
+ * and send for this long gets a clear error instead of an endless loop. */
+#define NFT_RESTART_TRIES 200
+#define NFT_BATCH_CAP     (256 * 1024)
+#define NFT_MSG_ROOM      4096
 
-/* The first executable "nft" on PATH (or the usual sbin places). */
-static int find_nft(char *out, size_t len)
+struct nft_batch {
+	char *buf;
+	size_t len;
+	int n;
+	uint32_t seq;
+};
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
 {
-	const char *path = getenv("PATH");
-	char buf[4096];
-	char *save = NULL;
+	va_list ap;
 
-	snprintf(buf, sizeof(buf), "%s:/usr/sbin:/sbin", path ? path : "");
-	for (char *dir = strtok_r(buf, ":", &save); dir != NULL; dir = strtok_r(NULL, ":", &save)) {
-		if (dir[0] != '/')
-			continue;
-		if ((size_t)snprintf(out, len, "%s/nft", dir) >= len)
-			continue;
-		if (access(out, X_OK) == 0)
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+void nft_append(char *buf, size_t len, const char *fmt, ...)
+{
+	size_t used = strlen(buf);
+	va_list ap;
+
+	if (used + 1 >= len)
+		return;
+	if (used > 0) {
+		snprintf(buf + used, len - used, "; ");
+		used = strlen(buf);
+	}
+	va_start(ap, fmt);
+	vsnprintf(buf + used, len - used, fmt, ap);
+	va_end(ap);
+}
+
+int nft_addr_is_any(const struct cfg_addr *a)
+{
+	int n = a->family == AF_INET6 ? 16 : 4;
+
+	for (int i = 0; i < n; i++)
+		if (a->a.v6[i] != 0)
 			return 0;
+	return 1;
+}
+
+static int validate(const struct cfg *cfg, int colour, char *err, size_t errlen)
+{
+	if (colour != -1 && colour != CFG_BLUE && colour != CFG_GREEN) {
+		seterr(err, errlen, "colour %d is neither blue nor green", colour);
+		errno = EINVAL;
+		return -1;
+	}
+	for (int i = 0; cfg != NULL && i < cfg->nlisteners; i++) {
+		const struct cfg_listener *l = &cfg->listeners[i];
+		uint16_t b = cfg->instances[CFG_BLUE].ports[i];
+		uint16_t g = cfg->instances[CFG_GREEN].ports[i];
+
+		if (l->addr.family != AF_INET && l->addr.family != AF_INET6) {
+			seterr(err, errlen,
+			       "listener %s: address family %d is neither IPv4 nor IPv6", l->name,
+			       l->addr.family);
+			errno = EINVAL;
+			return -1;
+		}
+		if (l->port == 0 || b == 0 || g == 0 || b == g) {
+			seterr(
+			    err, errlen,
+			    "listener %s: service port %u, blue port %u and green port %u must be "
+			    "non-zero and the instance ports must differ",
+			    l->name, l->port, b, g);
+			errno = EINVAL;
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void plan_chain(struct nft_plan *p, const char *name, const char *type, uint32_t hook,
+                       int32_t prio)
+{
+	struct nft_chain *c = &p->chains[p->nchains++];
+
+	memset(c, 0, sizeof(*c));
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	if (type != NULL) {
+		c->base = 1;
+		snprintf(c->type, sizeof(c->type), "%s", type);
+		c->hook = hook;
+		c->prio = prio;
+	}
+}
+
+static struct nft_rule *plan_rule(struct nft_plan *p, const char *chain, int af,
+                                  enum nf_rule_kind kind)
+{
+	struct nft_rule *r = &p->rules[p->nrules++];
+
+	memset(r, 0, sizeof(*r));
+	snprintf(r->chain, sizeof(r->chain), "%s", chain);
+	r->af = af;
+	r->r.kind = kind;
+	r->r.exact = 1;
+	return r;
+}
+
+/*
+ * The whole table for cfg with every listener pointing at colour. The rules
+ * are in the kernel's dump order: chain by chain in creation order, each
+ * chain's rules in order. A wildcard listener (0.0.0.0 or ::) matches
+ * `fib daddr type local` so that neither this host's own connections to
+ * other machines nor forwarded traffic on the same port is captured; a
+ * listener on an address matches that destination only. The guard
+ * (supervisor.filter_guard) is the legacy one: per instance port, loopback
+ * and redirected connections are accepted, everything else dropped.
+ */
+void nft_plan_build(const struct cfg *cfg, enum cfg_colour colour, struct nft_plan *p)
+{
+	int guard = cfg->supervisor.filter_guard && cfg->nlisteners > 0;
+
+	memset(p, 0, sizeof(*p));
+	plan_chain(p, "prerouting", "nat", NF_INET_PRE_ROUTING, NFT_NAT_PRIO);
+	plan_chain(p, "output", "nat", NF_INET_LOCAL_OUT, NFT_NAT_PRIO);
+	plan_chain(p, NFT_SVC_CHAIN, NULL, 0, 0);
+	if (guard)
+		plan_chain(p, "input", "filter", NF_INET_LOCAL_IN, NFT_FILTER_PRIO);
+	for (int i = 0; i < cfg->nlisteners; i++) {
+		char name[40];
+
+		snprintf(name, sizeof(name), NFT_LSN_PREFIX "%s", cfg->listeners[i].name);
+		plan_chain(p, name, NULL, 0, 0);
+	}
+	for (int k = 0; k < 2; k++) {
+		struct nft_rule *r = plan_rule(p, k == 0 ? "prerouting" : "output", 0, NF_RK_JUMP);
+
+		r->verdict = NFT_JUMP;
+		snprintf(r->target, sizeof(r->target), "%s", NFT_SVC_CHAIN);
+	}
+	for (int i = 0; i < cfg->nlisteners; i++) {
+		const struct cfg_listener *l = &cfg->listeners[i];
+		struct nft_rule *r = plan_rule(p, NFT_SVC_CHAIN, l->addr.family, NF_RK_JUMP);
+
+		if (nft_addr_is_any(&l->addr)) {
+			r->r.local = 1;
+		} else {
+			r->r.plen = l->addr.family == AF_INET6 ? 128 : 32;
+			memcpy(r->r.addr, l->addr.a.v6, (size_t)r->r.plen / 8);
+		}
+		r->r.dport = l->port;
+		r->verdict = NFT_GOTO;
+		snprintf(r->target, sizeof(r->target), NFT_LSN_PREFIX "%s", l->name);
+	}
+	for (int af = 0; guard && af < 2; af++) {
+		int family = af == 0 ? AF_INET : AF_INET6;
+		uint16_t seen[CFG_MAX_LISTENERS * CFG_NCOLOURS];
+		int nseen = 0;
+
+		for (int i = 0; i < cfg->nlisteners; i++) {
+			if (cfg->listeners[i].addr.family != family)
+				continue;
+			for (int c = 0; c < CFG_NCOLOURS; c++) {
+				uint16_t port = cfg->instances[c].ports[i];
+				struct nft_rule *r;
+				int dup = 0;
+
+				for (int k = 0; k < nseen; k++)
+					dup |= seen[k] == port;
+				if (dup)
+					continue;
+				seen[nseen++] = port;
+				r = plan_rule(p, "input", family, NF_RK_ACCEPT);
+				r->r.dport = port;
+				r->r.lo = 1;
+				r = plan_rule(p, "input", family, NF_RK_ACCEPT);
+				r->r.dport = port;
+				r->r.ctdnat = 1;
+				r = plan_rule(p, "input", family, NF_RK_DROP);
+				r->r.dport = port;
+			}
+		}
+	}
+	/* Last, in the order of their chains: the one rule a flip changes. */
+	for (int i = 0; i < cfg->nlisteners; i++) {
+		char name[40];
+		struct nft_rule *r;
+
+		snprintf(name, sizeof(name), NFT_LSN_PREFIX "%s", cfg->listeners[i].name);
+		r = plan_rule(p, name, 0, NF_RK_REDIRECT);
+		r->r.to_port = cfg->instances[colour].ports[i];
+	}
+}
+
+int nft_rule_eq(const struct nft_rule *a, const struct nft_rule *b, int with_port)
+{
+	const struct nf_rule *x = &a->r, *y = &b->r;
+
+	return strcmp(a->chain, b->chain) == 0 && a->af == b->af && x->kind == y->kind &&
+	       (x->kind != NF_RK_JUMP ||
+	        (a->verdict == b->verdict && strcmp(a->target, b->target) == 0)) &&
+	       x->exact && y->exact && x->plen == y->plen &&
+	       (x->plen == 0 || memcmp(x->addr, y->addr, (size_t)x->plen / 8) == 0) &&
+	       x->local == y->local && x->dport == y->dport && x->lo == y->lo &&
+	       x->ctdnat == y->ctdnat && (!with_port || x->to_port == y->to_port);
+}
+
+int nft_chains_match(const struct nft_scan *s, const struct nft_plan *p)
+{
+	if (s->nchains != p->nchains)
+		return 0;
+	for (int i = 0; i < p->nchains; i++) {
+		const struct nft_chain *want = &p->chains[i];
+		int found = 0;
+
+		for (int k = 0; k < s->nchains && !found; k++) {
+			const struct nft_chain *c = &s->chains[k];
+
+			found = strcmp(c->name, want->name) == 0 && c->base == want->base &&
+			        (!want->base || (strcmp(c->type, want->type) == 0 &&
+			                         c->hook == want->hook && c->prio == want->prio));
+		}
+		if (!found)
+			return 0;
+	}
+	return 1;
+}
+
+/* 1 when the table has the plan's chains and rules, comparing target ports
+ * only with with_port. */
+int nft_table_matches(const struct nft_scan *s, const struct nft_plan *p, int with_port)
+{
+	if (!s->table_present || !s->table_ours || !nft_chains_match(s, p) ||
+	    s->nrules != p->nrules)
+		return 0;
+	for (int i = 0; i < p->nrules; i++)
+		if (!nft_rule_eq(&s->rules[i], &p->rules[i], with_port))
+			return 0;
+	return 1;
+}
+
+/* The next message's buffer, or NULL when the batch is full. */
+static char *msg_room(struct nft_batch *b)
+{
+	return NFT_BATCH_CAP - b->len >= NFT_MSG_ROOM ? b->buf + b->len : NULL;
+}
+
+static void msg_done(struct nft_batch *b, struct nlmsghdr *nlh)
+{
+	b->len += NLMSG_ALIGN(nlh->nlmsg_len);
+	b->n++;
+}
+
+static int add_table(struct nft_batch *b, uint16_t type)
+{
+	struct nftnl_table *t = nftnl_table_alloc();
+	struct nftnl_udata_buf *ud = NULL;
+	struct nlmsghdr *nlh;
+	char *m = msg_room(b);
+
+	if (t == NULL || m == NULL) {
+		nftnl_table_free(t);
+		return -1;
+	}
+	nftnl_table_set_str(t, NFTNL_TABLE_NAME, NFT_TABLE_NAME);
+	if (type == NFT_MSG_NEWTABLE) {
+		ud = nftnl_udata_buf_alloc(NFTNL_UDATA_COMMENT_MAXLEN + 16);
+		if (ud == NULL ||
+		    !nftnl_udata_put_strz(ud, NFTNL_UDATA_TABLE_COMMENT, NFT_OWNER_MARK)) {
+			nftnl_udata_buf_free(ud);
+			nftnl_table_free(t);
+			return -1;
+		}
+		nftnl_table_set_u32(t, NFTNL_TABLE_FLAGS, 0);
+		nftnl_table_set_data(t, NFTNL_TABLE_USERDATA, nftnl_udata_buf_data(ud),
+		                     nftnl_udata_buf_len(ud));
+	}
+	nlh = nftnl_nlmsg_build_hdr(
+	    m, type, NFPROTO_INET,
+	    (uint16_t)(NLM_F_ACK | (type == NFT_MSG_NEWTABLE ? NLM_F_CREATE : 0)), ++b->seq);
+	nftnl_table_nlmsg_build_payload(nlh, t);
+	nftnl_udata_buf_free(ud);
+	nftnl_table_free(t);
+	msg_done(b, nlh);
+	return 0;
+}
+
+static int add_chain(struct nft_batch *b, const struct nft_chain *c)
+{
+	struct nftnl_chain *ch = nftnl_chain_alloc();
+	struct nlmsghdr *nlh;
+	char *m = msg_room(b);
+
+	if (ch == NULL || m == NULL) {
+		nftnl_chain_free(ch);
+		return -1;
+	}
+	nftnl_chain_set_str(ch, NFTNL_CHAIN_TABLE, NFT_TABLE_NAME);
+	nftnl_chain_set_str(ch, NFTNL_CHAIN_NAME, c->name);
+	if (c->base) {
+		nftnl_chain_set_str(ch, NFTNL_CHAIN_TYPE, c->type);
+		nftnl_chain_set_u32(ch, NFTNL_CHAIN_HOOKNUM, c->hook);
+		nftnl_chain_set_s32(ch, NFTNL_CHAIN_PRIO, c->prio);
+		nftnl_chain_set_u32(ch, NFTNL_CHAIN_POLICY, NF_ACCEPT);
+	}
+	nlh = nftnl_nlmsg_build_hdr(m, NFT_MSG_NEWCHAIN, NFPROTO_INET, NLM_F_CREATE | NLM_F_ACK,
+	                            ++b->seq);
+	nftnl_chain_nlmsg_build_payload(nlh, ch);
+	nftnl_chain_free(ch);
+	msg_done(b, nlh);
+	return 0;
+}
+
+/* Expressions put their value in register 1; every helper returns 0 or -1
+ * (out of memory). */
+static int ex(struct nftnl_rule *nr, struct nftnl_expr *e)
+{
+	if (e == NULL)
+		return -1;
+	nftnl_rule_add_expr(nr, e);
+	return 0;
+}
+
+static int ex_meta(struct nftnl_rule *nr, uint32_t key)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("meta");
+
+	if (e != NULL) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, NFT_REG_1);
+	}
+	return ex(nr, e);
+}
+
+static int ex_cmp(struct nftnl_rule *nr, uint32_t op, const void *data, uint32_t len)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("cmp");
+
+	if (e != NULL) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
+		nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, data, len);
+	}
+	return ex(nr, e);
+}
+
+static int ex_payload(struct nftnl_rule *nr, uint32_t base, uint32_t off, uint32_t len)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("payload");
+
+	if (e != NULL) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, off);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
+	}
+	return ex(nr, e);
+}
+
+static int ex_verdict(struct nftnl_rule *nr, int verdict, const char *chain)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("immediate");
+
+	if (e != NULL) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, (uint32_t)verdict);
+		if (chain != NULL)
+			nftnl_expr_set_str(e, NFTNL_EXPR_IMM_CHAIN, chain);
+	}
+	return ex(nr, e);
+}
+
+/* meta nfproto F, meta l4proto tcp, tcp dport P: the start of every rule
+ * but the jumps. */
+static int ex_tcp_to(struct nftnl_rule *nr, const struct nft_rule *r)
+{
+	uint8_t nfproto = r->af == AF_INET6 ? NFPROTO_IPV6 : NFPROTO_IPV4, tcp = IPPROTO_TCP;
+	uint16_t port = htons(r->r.dport);
+	int rc = ex_meta(nr, NFT_META_NFPROTO) | ex_cmp(nr, NFT_CMP_EQ, &nfproto, 1);
+
+	if (r->r.plen > 0) {
+		rc |= ex_payload(nr, NFT_PAYLOAD_NETWORK_HEADER, r->af == AF_INET6 ? 24 : 16,
+		                 (uint32_t)r->r.plen / 8);
+		rc |= ex_cmp(nr, NFT_CMP_EQ, r->r.addr, (uint32_t)r->r.plen / 8);
+	} else if (r->r.local) {
+		struct nftnl_expr *e = nftnl_expr_alloc("fib");
+		uint32_t local = RTN_LOCAL;
+
+		if (e != NULL) {
+			nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_DREG, NFT_REG_1);
+			nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
+			nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_FLAGS, NFTA_FIB_F_DADDR);
+		}
+		rc |= ex(nr, e) | ex_cmp(nr, NFT_CMP_EQ, &local, sizeof(local));
+	}
+	if (r->r.lo) {
+		static const char lo[16] = "lo";
+
+		rc |= ex_meta(nr, NFT_META_IIFNAME) | ex_cmp(nr, NFT_CMP_EQ, lo, sizeof(lo));
+	}
+	rc |= ex_meta(nr, NFT_META_L4PROTO) | ex_cmp(nr, NFT_CMP_EQ, &tcp, 1);
+	rc |= ex_payload(nr, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2) |
+	      ex_cmp(nr, NFT_CMP_EQ, &port, sizeof(port));
+	return rc ? -1 : 0;
+}
+
+static int build_exprs(struct nftnl_rule *nr, const struct nft_rule *r)
+{
+	int rc = 0;
+
+	switch (r->r.kind) {
+	case NF_RK_JUMP:
+		if (r->af != 0)
+			rc = ex_tcp_to(nr, r);
+		return rc | ex_verdict(nr, r->verdict, r->target);
+	case NF_RK_REDIRECT: {
+		uint16_t to = htons(r->r.to_port);
+		uint8_t tcp = IPPROTO_TCP;
+		struct nftnl_expr *imm = nftnl_expr_alloc("immediate"), *rd;
+
+		/* Only reached through the listener's match; the protocol
+		 * match keeps the rule valid for `nft -f` of a listing. */
+		rc = ex_meta(nr, NFT_META_L4PROTO) | ex_cmp(nr, NFT_CMP_EQ, &tcp, 1);
+		if (imm != NULL) {
+			nftnl_expr_set_u32(imm, NFTNL_EXPR_IMM_DREG, NFT_REG_1);
+			nftnl_expr_set(imm, NFTNL_EXPR_IMM_DATA, &to, sizeof(to));
+		}
+		rc |= ex(nr, imm);
+		rd = nftnl_expr_alloc("redir");
+		if (rd != NULL) {
+			nftnl_expr_set_u32(rd, NFTNL_EXPR_REDIR_REG_PROTO_MIN, NFT_REG_1);
+			nftnl_expr_set_u32(rd, NFTNL_EXPR_REDIR_REG_PROTO_MAX, NFT_REG_1);
+			nftnl_expr_set_u32(rd, NFTNL_EXPR_REDIR_FLAGS,
+			                   NF_NAT_RANGE_PROTO_SPECIFIED);
+		}
+		return rc | ex(nr, rd);
+	}
+	case NF_RK_ACCEPT:
+	case NF_RK_DROP:
+		rc = ex_tcp_to(nr, r);
+		if (r->r.ctdnat) {
+			struct nftnl_expr *ct = nftnl_expr_alloc("ct"), *bw;
+			uint32_t mask = IPS_DST_NAT, zero = 0;
+
+			if (ct != NULL) {
+				nftnl_expr_set_u32(ct, NFTNL_EXPR_CT_KEY, NFT_CT_STATUS);
+				nftnl_expr_set_u32(ct, NFTNL_EXPR_CT_DREG, NFT_REG_1);
+			}
+			rc |= ex(nr, ct);
+			bw = nftnl_expr_alloc("bitwise");
+			if (bw != NULL) {
+				nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+				nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+				nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_LEN, sizeof(mask));
+				nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_MASK, &mask, sizeof(mask));
+				nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof(zero));
+			}
+			rc |= ex(nr, bw) | ex_cmp(nr, NFT_CMP_NEQ, &zero, sizeof(zero));
+		}
+		return rc | ex_verdict(nr, r->r.kind == NF_RK_ACCEPT ? NF_ACCEPT : NF_DROP, NULL);
+	case NF_RK_OTHER:
+		break;
 	}
 	return -1;
 }
 
-/* Runs nft -j list chains; returns its stdout (caller frees) or NULL. */
-static char *run_nft(const char *nft)
+/* Appends rule r, or replaces the rule with handle when handle is not 0. */
+static int add_rule(struct nft_batch *b, const struct nft_rule *r, uint64_t handle)
 {
-	int pfd[2], status;
-	size_t used = 0, cap = 65536;
-	char *doc;
-	pid_t pid;
-	struct timespec start, now;
+	struct nftnl_rule *nr = nftnl_rule_alloc();
+	struct nlmsghdr *nlh;
+	char *m = msg_room(b);
+	int rc = -1;
 
-	if (pipe2(pfd, O_CLOEXEC) < 0)
-		return NULL;
-	pid = fork();
-	if (pid < 0) {
-		close(pfd[0]);
-		close(pfd[1]);
-		return NULL;
-	}
-	if (pid == 0) {
-		int devnull = open("/dev/null", O_RDWR);
-
-		dup2(pfd[1], 1);
-		if (devnull >= 0) {
-			dup2(devnull, 0);
-			dup2(devnull, 2);
-		}
-		execl(nft, "nft", "-j", "list", "chains", (char *)NULL);
-		_exit(127);
-	}
-	close(pfd[1]);
-	doc = malloc(cap);
-	clock_gettime(CLOCK_MONOTONIC, &start);
-	while (doc != NULL) {
-		struct pollfd p = {.fd = pfd[0], .events = POLLIN};
-		long waited;
-		ssize_t r;
-
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		waited =
-		    (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
-		if (waited >= NFT_WAIT_MS || poll(&p, 1, (int)(NFT_WAIT_MS - waited)) <= 0) {
-			kill(pid, SIGKILL);
-			free(doc);
-			doc = NULL;
-			break;
-		}
-		if (used + 1 >= cap) {
-			char *n = cap >= NFT_OUT_MAX ? NULL : realloc(doc, cap * 2);
-
-			if (n == NULL) {
-				kill(pid, SIGKILL);
-				free(doc);
-				doc = NULL;
-				break;
-			}
-			doc = n;
-			cap *= 2;
-		}
-		r = read(pfd[0], doc + used, cap - used - 1);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		used += (size_t)r;
-	}
-	close(pfd[0]);
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	if (doc != NULL) {
-		doc[used] = '\0';
-		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-			free(doc);
-			doc = NULL;
-		}
-	}
-	return doc;
+	if (nr == NULL || m == NULL)
+		goto out;
+	nftnl_rule_set_u32(nr, NFTNL_RULE_FAMILY, NFPROTO_INET);
+	nftnl_rule_set_str(nr, NFTNL_RULE_TABLE, NFT_TABLE_NAME);
+	nftnl_rule_set_str(nr, NFTNL_RULE_CHAIN, r->chain);
+	if (handle != 0)
+		nftnl_rule_set_u64(nr, NFTNL_RULE_HANDLE, handle);
+	if (build_exprs(nr, r) < 0)
+		goto out;
+	nlh = nftnl_nlmsg_build_hdr(
+	    m, NFT_MSG_NEWRULE, NFPROTO_INET,
+	    (uint16_t)(NLM_F_ACK | (handle != 0 ? NLM_F_REPLACE : NLM_F_CREATE | NLM_F_APPEND)),
+	    ++b->seq);
+	nftnl_rule_nlmsg_build_payload(nlh, nr);
+	msg_done(b, nlh);
+	rc = 0;
+out:
+	nftnl_rule_free(nr);
+	return rc;
 }
 
-void nf_check_nft(char *warn, size_t warnlen)
+static int foreign_error(char *err, size_t errlen)
 {
-	char nft[512], list[768] = "";
-	char *text;
-	struct json_doc *doc;
-	int n, found = 0;
+	seterr(err, errlen,
+	       "nftables: table inet %s exists but Switchyard did not create it (it has no "
+	       "ownership comment); refusing to touch it: rename or delete it (nft delete "
+	       "table inet %s) if it is a leftover",
+	       NFT_TABLE_NAME, NFT_TABLE_NAME);
+	errno = EEXIST;
+	return -1;
+}
 
-	if (warn == NULL || warnlen == 0)
-		return;
-	warn[0] = '\0';
-	if (find_nft(nft, sizeof(nft)) < 0)
-		return;
-	text = run_nft(nft);
-	if (text == NULL)
-		return;
-	doc = json_parse(text, NULL, 0);
-	free(text);
-	n = json_array_len(doc, "nftables");
-	for (int i = 0; i < n && i < NFT_MAX_SEEN; i++) {
-		char path[64], type[32], hook[32], family[16], table[64], name[64];
-		const struct json_doc *ch;
-		int64_t prio = 0;
-
-		snprintf(path, sizeof(path), "nftables.%d.chain", i);
-		ch = json_at(doc, path);
-		if (json_get_str(ch, "type", type, sizeof(type)) < 0 || strcmp(type, "nat") != 0)
-			continue;
-		if (json_get_str(ch, "hook", hook, sizeof(hook)) < 0 ||
-		    (strcmp(hook, "prerouting") != 0 && strcmp(hook, "output") != 0))
-			continue;
-		if (json_get_str(ch, "family", family, sizeof(family)) < 0 ||
-		    (strcmp(family, "ip") != 0 && strcmp(family, "ip6") != 0 &&
-		     strcmp(family, "inet") != 0))
-			continue;
-		if (json_get_str(ch, "table", table, sizeof(table)) < 0)
-			table[0] = '\0';
-		if (json_get_str(ch, "name", name, sizeof(name)) < 0)
-			name[0] = '\0';
-		(void)json_get_i64(ch, "prio", &prio);
-		if (found++ < 8) {
-			size_t used = strlen(list);
-
-			snprintf(list + used, sizeof(list) - used, "%s%s %s %s (%s, priority %lld)",
-			         used ? ", " : "", family, table, name, hook, (long long)prio);
-		}
+/*
+ * Builds the batch that takes the table from s to p (p NULL: remove it).
+ * Sets *n to the message count, 0 when nothing needs to change.
+ */
+static int build_batch(const struct nft_scan *s, const struct nft_plan *p, struct nft_batch *b)
+{
+	if (p == NULL)
+		return s->table_present ? add_table(b, NFT_MSG_DELTABLE) : 0;
+	if (nft_table_matches(s, p, 0)) {
+		/* A flip: the table has the plan's shape and only target
+		 * ports differ; replace those rules where they are. */
+		for (int i = 0; i < p->nrules; i++)
+			if (s->rules[i].r.to_port != p->rules[i].r.to_port &&
+			    add_rule(b, &p->rules[i], s->rules[i].handle) < 0)
+				return -1;
+		return 0;
 	}
-	json_doc_free(doc);
-	if (found > 0)
-		snprintf(
-		    warn, warnlen,
-		    "%d nftables nat chain%s share the prerouting/output hooks with Switchyard's "
-		    "legacy nat table: %s%s. At equal priority the most recently registered "
-		    "chain runs first, so a docker or firewalld restart can change which "
-		    "REDIRECT wins; make sure no nftables rule redirects the service ports",
-		    found, found == 1 ? "" : "s", list, found > 8 ? ", ..." : "");
+	/* Anything else: a fresh table in the same transaction. The
+	 * deletion and the creation commit together, so no packet sees a
+	 * table without our redirect. */
+	if (s->table_present && add_table(b, NFT_MSG_DELTABLE) < 0)
+		return -1;
+	if (add_table(b, NFT_MSG_NEWTABLE) < 0)
+		return -1;
+	for (int i = 0; i < p->nchains; i++)
+		if (add_chain(b, &p->chains[i]) < 0)
+			return -1;
+	for (int i = 0; i < p->nrules; i++)
+		if (add_rule(b, &p->rules[i], 0) < 0)
+			return -1;
+	return 0;
+}
+
+/*
+ * The process keeps one netlink socket and what its last verified commit
+ * left in our table, tagged with the generation that commit produced. A
+ * flip plans its batch from that and sends it with that generation: if
+ * nobody has committed since, the kernel takes it, and the flip costs one
+ * batch and one read-back; if anyone has, the kernel refuses it (ERESTART)
+ * and the flip reads everything and tries again.
+ * All of it is guarded by nft_mu, which also serialises our transactions.
+ */
+static pthread_mutex_t nft_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct nft_nl nft_sock;
+static struct nft_scan *nft_cache;
+static int nft_cache_ok;
+
+static void sock_drop(void)
+{
+	nft_nl_close(&nft_sock);
+	nft_cache_ok = 0;
+}
+
+/* The shared socket, opened on first use or after an error dropped it. */
+static struct nft_nl *sock_get(char *err, size_t errlen)
+{
+	if (nft_sock.sock == NULL && nft_nl_open(&nft_sock, err, errlen) < 0)
+		return NULL;
+	return &nft_sock;
+}
+
+/* Fills s for a transaction: the cache when there is one (the batch's
+ * generation check refuses it if it is stale), else a full read. */
+static int txn_read(struct nft_nl *nl, struct nft_scan *s, int *cached, char *err, size_t errlen)
+{
+	*cached = nft_cache_ok && nft_cache != NULL;
+	if (*cached) {
+		memcpy(s, nft_cache, sizeof(*s));
+		return 0;
+	}
+	return nft_nl_scan(nl, s, 0, err, errlen);
+}
+
+/*
+ * Reads back after a commit made from generation genid. A batch of rule
+ * replacements left the table and chains as they were, so only the rules
+ * (which have new handles) are read, and the result becomes the cache,
+ * tagged genid + 1, the generation our commit made. If anyone commits
+ * after us, that tag is stale and the next batch is refused and re-read.
+ * Any other batch is read back whole and not cached.
+ */
+static int txn_verify(struct nft_nl *nl, struct nft_scan *s, uint32_t genid,
+                      const struct nft_plan *p, int replaced, char *err, size_t errlen)
+{
+	nft_cache_ok = 0;
+	if (p == NULL || !s->table_present || !replaced)
+		return nft_nl_scan(nl, s, 0, err, errlen);
+	s->only_lsn = 1;
+	if (nft_nl_rules(nl, s, err, errlen) < 0) {
+		s->only_lsn = 0;
+		return -1;
+	}
+	s->only_lsn = 0;
+	s->genid = genid + 1;
+	if (nft_cache == NULL)
+		nft_cache = malloc(sizeof(*nft_cache));
+	if (nft_cache != NULL && nft_table_matches(s, p, 1)) {
+		memcpy(nft_cache, s, sizeof(*s));
+		nft_cache_ok = 1;
+	}
+	return 0;
+}
+
+/*
+ * One transaction: read, plan the batch, commit it against the generation
+ * read, verify. p NULL removes the table. With foreign_ok, a foreign table
+ * is not an error for a removal (it is simply not ours).
+ */
+static int txn_locked(const struct nft_plan *p, int foreign_ok, char *err, size_t errlen)
+{
+	struct nft_scan *s = malloc(sizeof(*s));
+	struct nft_batch b = {.buf = malloc(NFT_BATCH_CAP)};
+	struct nft_nl *nl;
+	int rc = -1, attempt, replaced = 0;
+	uint32_t genid = 0;
+
+	if (s == NULL || b.buf == NULL) {
+		seterr(err, errlen, "out of memory");
+		goto out;
+	}
+	nl = sock_get(err, errlen);
+	if (nl == NULL)
+		goto out;
+	for (attempt = 0; attempt < NFT_RESTART_TRIES; attempt++) {
+		int cached;
+
+		if (txn_read(nl, s, &cached, err, errlen) < 0)
+			goto out_drop;
+		if (s->table_present && !s->table_ours) {
+			if (p == NULL && foreign_ok)
+				rc = 0;
+			else
+				foreign_error(err, errlen);
+			goto out;
+		}
+		b.len = 0;
+		b.n = 0;
+		b.seq = nl->seq + 1; /* the batch begin takes this one */
+		if (build_batch(s, p, &b) < 0) {
+			seterr(err, errlen, "nftables: cannot build the batch (out of memory)");
+			errno = ENOMEM;
+			goto out;
+		}
+		if (b.n == 0) {
+			uint32_t gen;
+
+			/* Nothing to send, so no generation check will catch a
+			 * stale cache: ask whether it is still current. */
+			if (cached) {
+				if (nft_nl_gen(nl, &gen, err, errlen) < 0)
+					goto out_drop;
+				if (gen != s->genid) {
+					nft_cache_ok = 0;
+					continue;
+				}
+			}
+			rc = 0; /* already as planned: the read was the verification */
+			goto out;
+		}
+		genid = s->genid;
+		replaced = p != NULL && nft_table_matches(s, p, 0);
+		nft_cache_ok = 0;
+		if (nft_nl_batch(nl, genid, b.buf, b.len, b.n, err, errlen) == 0)
+			break;
+		/* ERESTART: another writer committed since our read. ENOENT on
+		 * a replace: our rule went away under us. Both mean: read
+		 * again and start over. */
+		if (errno != ERESTART && errno != ENOENT)
+			goto out_drop;
+	}
+	if (attempt == NFT_RESTART_TRIES) {
+		seterr(err, errlen,
+		       "nftables: the ruleset kept changing during the transaction (%d attempts)",
+		       NFT_RESTART_TRIES);
+		errno = EAGAIN;
+		goto out;
+	}
+	if (txn_verify(nl, s, genid, p, replaced, err, errlen) < 0)
+		goto out_drop;
+	if (p == NULL ? s->table_present : !nft_table_matches(s, p, 1)) {
+		seterr(err, errlen, "nftables: read back after commit: table inet %s %s",
+		       NFT_TABLE_NAME,
+		       p == NULL ? "is still there" : "differs from what was committed");
+		nft_cache_ok = 0;
+		errno = EIO;
+		goto out;
+	}
+	rc = 0;
+	goto out;
+out_drop:
+	/* After a netlink error the socket may hold stray answers: start
+	 * the next transaction on a fresh one. */
+	{
+		int e = errno;
+
+		sock_drop();
+		errno = e;
+	}
+out:
+	free(b.buf);
+	free(s);
+	return rc;
+}
+
+static int txn(const struct nft_plan *p, int foreign_ok, char *err, size_t errlen)
+{
+	int rc, e;
+
+	pthread_mutex_lock(&nft_mu);
+	rc = txn_locked(p, foreign_ok, err, errlen);
+	e = errno;
+	pthread_mutex_unlock(&nft_mu);
+	errno = e;
+	return rc;
+}
+
+static int sync_txn(const struct cfg *cfg, enum cfg_colour colour, char *err, size_t errlen)
+{
+	struct nft_plan *p;
+	int rc;
+
+	if (validate(cfg, (int)colour, err, errlen) < 0)
+		return -1;
+	p = malloc(sizeof(*p));
+	if (p == NULL) {
+		seterr(err, errlen, "out of memory");
+		return -1;
+	}
+	nft_plan_build(cfg, colour, p);
+	rc = txn(p, 0, err, errlen);
+	free(p);
+	return rc;
+}
+
+int nf_nft_install(const struct cfg *cfg, enum cfg_colour live, char *err, size_t errlen)
+{
+	return sync_txn(cfg, live, err, errlen);
+}
+
+int nf_nft_flip(const struct cfg *cfg, enum cfg_colour to, char *err, size_t errlen)
+{
+	return sync_txn(cfg, to, err, errlen);
+}
+
+int nf_nft_remove(const struct cfg *cfg, char *err, size_t errlen)
+{
+	(void)cfg;
+	return txn(NULL, 0, err, errlen);
+}
+
+int nf_nft_remove_ours(char *err, size_t errlen)
+{
+	return txn(NULL, 1, err, errlen);
 }

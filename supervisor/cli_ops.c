@@ -143,6 +143,13 @@ static void print_status(const struct json_doc *doc)
 	(void)json_get_str(doc, "live", live, sizeof(live));
 	(void)json_get_str(doc, "rules", rules, sizeof(rules));
 	printf("live: %s    rules: %s\n", live, rules);
+	{
+		char be[32] = "none", why[512] = "";
+
+		(void)json_get_str(doc, "netfilter_backend", be, sizeof(be));
+		(void)json_get_str(doc, "netfilter_backend_why", why, sizeof(why));
+		printf("netfilter: %s (%s)\n", be, why);
+	}
 	if (json_get_str(doc, "op.name", opname, sizeof(opname)) == 0) {
 		(void)json_get_str(doc, "op.phase", phase, sizeof(phase));
 		(void)json_get_str(doc, "op.instance", s, sizeof(s));

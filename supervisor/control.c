@@ -13,6 +13,7 @@
 
 #include "common/ctl.h"
 #include "common/log.h"
+#include "netfilter/nf.h"
 #include "supervisor/sv.h"
 
 /* Workers for the slow commands: operations queue on sv->op anyway, and
@@ -27,6 +28,18 @@ void sv_status_json(struct sv *sv, struct json_buf *jb)
 	jb_bool(jb, "ok", 1);
 	jb_str(jb, "live", cfg_colour_name((enum cfg_colour)sv->live));
 	jb_str(jb, "rules", sv->rules_in ? sv->rules_text : "not installed yet");
+	{
+		enum cfg_nf_backend be;
+		char why[512];
+
+		/* Resolved once per process and configured value (cached), so
+		 * this costs nothing after the first call. */
+		if (nf_backend_resolve(sv->cfg, &be, why, sizeof(why)) == 0)
+			jb_str(jb, "netfilter_backend", cfg_nf_backend_name(be));
+		else
+			jb_null(jb, "netfilter_backend");
+		jb_str(jb, "netfilter_backend_why", why);
+	}
 	jb_int(jb, "pid", (int64_t)getpid());
 	if (sv->op_name[0] != '\0') {
 		const struct sv_inst *in = &sv->inst[sv->op_inst >= 0 ? sv->op_inst : 0];

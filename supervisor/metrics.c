@@ -33,6 +33,7 @@
 #include "certsync/cs.h"
 #include "common/log.h"
 #include "common/version.h"
+#include "netfilter/nf.h"
 #include "supervisor/sv.h"
 
 struct sv_metrics {
@@ -430,6 +431,21 @@ char *sv_metrics_text(struct sv *sv)
 	for (int c = 0; c < CFG_NCOLOURS; c++)
 		mb_printf(&b, "switchyard_live{colour=\"%s\"} %d\n",
 		          cfg_colour_name((enum cfg_colour)c), sv->live == c);
+	{
+		enum cfg_nf_backend be;
+		char why[512];
+		int ok = nf_backend_resolve(sv->cfg, &be, why, sizeof(why)) == 0;
+
+		fam(&b, "switchyard_netfilter_backend", "gauge",
+		    "The netfilter backend in use (netfilter.backend); 0 for every backend when "
+		    "none can run.");
+		for (int k = CFG_NF_NFTABLES; k <= CFG_NF_IPTABLES; k++)
+			mb_printf(
+			    &b,
+			    "switchyard_netfilter_backend{backend=\"%s\",configured=\"%s\"} %d\n",
+			    cfg_nf_backend_name((enum cfg_nf_backend)k),
+			    cfg_nf_backend_name(sv->cfg->netfilter.backend), ok && (int)be == k);
+	}
 	fam(&b, "switchyard_flips_total", "counter", "Flips, by result.");
 	mb_printf(&b, "switchyard_flips_total{result=\"ok\"} %llu\n",
 	          (unsigned long long)sv->flips_ok);

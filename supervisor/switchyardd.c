@@ -247,6 +247,12 @@ int main(int argc, char **argv)
 		log_info("first start: live colour %s (supervisor.initial_live)",
 		         cfg_colour_name((enum cfg_colour)sv->live));
 	}
+	{
+		char be[640];
+
+		nf_backend_describe(sv->cfg, be, sizeof(be));
+		log_info("netfilter backend: %s", be);
+	}
 	nf_check_nft(warn, sizeof(warn));
 	if (warn[0] != '\0')
 		log_warnx("%s", warn);

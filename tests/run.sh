@@ -42,11 +42,32 @@ for t in "$SY_BUILD"/tests/unit/*/test_*; do
 	run_one "$name" "$t"
 done
 
+# The netfilter (2x) and flip (4x) tests run once per netfilter backend,
+# reported as NAME[backend], with SY_NF_BACKEND set; a test that pins one
+# backend (a line "nf_backend_only BACKEND ...") runs only with that one.
+# SY_NF_BACKENDS narrows the list ("nftables" runs the nftables half only).
+BACKENDS=${SY_NF_BACKENDS:-iptables nftables}
 for t in "$ROOT"/tests/integration/[0-9][0-9]-*; do
 	[ -x "$t" ] || continue
-	name=integration/$(basename "$t")
-	[ -n "$FILTER" ] && [[ $name != *$FILTER* ]] && continue
-	run_one "$name" "$t"
+	base=$(basename "$t")
+	case $base in
+	2[0-9]-* | 4[0-9]-*)
+		pin=$(sed -n 's/^nf_backend_only \([a-z]*\).*/\1/p' "$t" | head -n1)
+		for b in $BACKENDS; do
+			[ -n "$pin" ] && [ "$pin" != "$b" ] && continue
+			name="integration/$base[$b]"
+			[ -n "$FILTER" ] && [[ $name != *$FILTER* ]] && continue
+			export SY_NF_BACKEND=$b
+			run_one "$name" "$t"
+			unset SY_NF_BACKEND
+		done
+		;;
+	*)
+		name=integration/$base
+		[ -n "$FILTER" ] && [[ $name != *$FILTER* ]] && continue
+		run_one "$name" "$t"
+		;;
+	esac
 done
 
 if [ ${#failed[@]} -gt 0 ]; then

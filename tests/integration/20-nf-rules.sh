@@ -5,6 +5,7 @@
 # CAP_NET_ADMIN give errors that name the cause. Runs in a private netns with
 # its own XTABLES_LOCKFILE.
 . "$(dirname "$0")/lib.sh"
+nf_backend_only iptables "compares the legacy tables with iptables-legacy-save; 26 is its nftables counterpart"
 require_root
 command -v iptables-legacy-save >/dev/null || skip "iptables-legacy not installed"
 NFCTL=$SY_BUILD/tests/tools/nfctl

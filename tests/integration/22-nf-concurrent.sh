@@ -4,6 +4,7 @@
 # OUTPUT and a chain of its own, IPv4 and IPv6), all sharing one xtables lock.
 # Afterwards neither side has lost a rule, and every flip succeeded.
 . "$(dirname "$0")/lib.sh"
+nf_backend_only iptables "its concurrent writer is iptables-legacy, which takes the xtables lock; 27 covers concurrent nftables writers"
 require_root
 command -v iptables-legacy >/dev/null || skip "iptables-legacy not installed"
 NFCTL=$SY_BUILD/tests/tools/nfctl

@@ -5,6 +5,7 @@
 # CAP_NET_ADMIN, bad colour), and nftables nat chains on our hooks are warned
 # about (with a fake nft on PATH).
 . "$(dirname "$0")/lib.sh"
+nf_backend_only iptables "compares the legacy tables with iptables-legacy-save; 26 covers the CLI on nftables"
 require_root
 command -v iptables-legacy-save >/dev/null || skip "iptables-legacy not installed"
 SY=$SY_BUILD/switchyard
@@ -24,6 +25,8 @@ instances:
     ports: [9443, 9444, 9080]
 backend:
   servers: ["127.0.0.1:8080"]
+netfilter:
+  backend: iptables
 EOT
 sy() { ip netns exec "$NS" "$SY" -c "$T_TMP/sy.yaml" "$@"; }
 json_get() { $PY -c 'import json,sys; d=json.load(sys.stdin); print(eval("d"+sys.argv[1]))' "$1"; }
@@ -88,17 +91,19 @@ err=$(ip netns exec "$NS" setpriv --bounding-set=-net_admin --inh-caps=-net_admi
 echo "$err" | grep -q 'needs root or CAP_NET_ADMIN' || fail "flows error: $err"
 say "ok: permission errors name the cause"
 
-# nftables nat chains on our hooks: a fake nft on PATH.
-mkdir -p "$T_TMP/bin"
-cat >"$T_TMP/bin/nft" <<'EOT'
-#!/bin/sh
-echo '{"nftables": [{"chain": {"family": "ip", "table": "nat", "name": "PREROUTING", "handle": 1, "type": "nat", "hook": "prerouting", "prio": -100, "policy": "accept"}}]}'
-EOT
-chmod +x "$T_TMP/bin/nft"
-out=$(PATH=$T_TMP/bin:$PATH sy rules show)
-echo "$out"
-echo "$out" | grep -q '^warning: 1 nftables nat chain share.*ip nat PREROUTING (prerouting, priority -100)' ||
-	fail "nft warning missing"
+# nftables nat chains on our hooks (as iptables-nft or docker would make
+# them): the warning names them; Switchyard reads them over netlink.
+echo "$out" | grep -q '^backend: iptables (configured' || fail "rules show does not name the backend: $out"
+if command -v nft >/dev/null; then
+	ip netns exec "$NS" nft add table ip nat || fail "nft add table"
+	ip netns exec "$NS" nft add chain ip nat PREROUTING \
+		'{ type nat hook prerouting priority dstnat; }' || fail "nft add chain"
+	out=$(sy rules show)
+	echo "$out"
+	echo "$out" | grep -q '^warning: 1 nftables nat chain of other tables share.*ip nat PREROUTING (prerouting, priority -100)' ||
+		fail "nft warning missing"
+	ip netns exec "$NS" nft delete table ip nat
+fi
 
 check "rules remove" sy rules remove
 ip netns exec "$NS" iptables-legacy-save -t nat | grep -q SWITCHYARD && fail "IPv4 chain left after remove"

@@ -5,6 +5,7 @@
 # covers both colours, survives flips, and goes away with `remove` or when the
 # option is turned off. Private namespaces and a private xtables lock.
 . "$(dirname "$0")/lib.sh"
+nf_backend_only iptables "reads the legacy filter table; 26 checks the nftables guard"
 . "$(dirname "$0")/lib-nf.sh"
 nf_two_hosts -g -l "0.0.0.0,443,8443,9443" -l "::,443,8444,9444"
 

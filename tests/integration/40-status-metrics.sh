@@ -30,6 +30,8 @@ say "ok: sd_notify READY=1"
 svc status >"$T_TMP/status.txt" || fail "status"
 cat "$T_TMP/status.txt"
 grep -q "^live: blue" "$T_TMP/status.txt" || fail "status text lacks the live colour"
+grep -q "^netfilter: $SY_NF_BACKEND (configured" "$T_TMP/status.txt" || fail "status text lacks the backend"
+[ "$(sv_status .netfilter_backend)" = "$SY_NF_BACKEND" ] || fail "status JSON backend"
 grep -Eq "^green +ready" "$T_TMP/status.txt" || fail "status text lacks green ready"
 [ "$(sv_status '.instances[0].certs')" -eq 20 ] || fail "certs count"
 svc flip >"$T_TMP/flip.txt" || fail "flip"
@@ -44,7 +46,8 @@ grep -Eq '^ +STATE +PID +GEN SET +CERTS +ACTIVE +PINNED RESTARTS$' "$T_TMP/statu
 svc metrics >"$T_TMP/metrics.txt" || fail "metrics"
 for m in 'switchyard_live{colour="green"} 1' 'switchyard_flips_total{result="ok"} 1' \
 	'switchyard_flip_latency_seconds_count 1' 'switchyard_instance_certificates{colour="blue"} 20' \
-	'switchyard_proxy_accepted_total{colour="blue"}'; do
+	'switchyard_proxy_accepted_total{colour="blue"}' \
+	"switchyard_netfilter_backend{backend=\"$SY_NF_BACKEND\",configured=\"$SY_NF_BACKEND\"} 1"; do
 	grep -qF "$m" "$T_TMP/metrics.txt" || fail "metrics lack: $m"
 done
 wait_until 15 sh -c "$SY_BUILD/switchyard -c $SV_CONF metrics | grep -q switchyard_cert_soonest_expiry_seconds" ||

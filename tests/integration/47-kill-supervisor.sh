@@ -40,8 +40,8 @@ nprox=$(pgrep -f -- "switchyard-proxy -c $SV_CONF" | wc -l)
 [ "$nprox" -eq 2 ] || fail "$nprox proxy processes, want 2"
 live=$(sv_status .live)
 port=$([ "$live" = blue ] && echo 8443 || echo 9443)
-sv_ns iptables-legacy -t nat -S SWITCHYARD | grep -q -- "--to-ports $port" ||
-	fail "status says $live but the kernel redirects elsewhere: $(sv_ns iptables-legacy -t nat -S SWITCHYARD)"
+sv_redirects_to "$port" ||
+	fail "status says $live but the kernel redirects elsewhere: $(sv_rules)"
 [ "$(sv_status ".instances[] | select(.colour == \"$live\") | .state")" = live ] || fail "live instance state"
 say "ok: adopted both, live $live matches the kernel"
 after=$(hist)

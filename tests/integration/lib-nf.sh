@@ -10,7 +10,7 @@
 
 nf_two_hosts() {
 	require_root
-	command -v iptables-legacy >/dev/null || skip "iptables-legacy not installed"
+	nf_backend_require
 	NFCTL=$SY_BUILD/tests/tools/nfctl
 	ECHO=$SY_BUILD/tests/tools/nfecho
 	[ -x "$NFCTL" ] && [ -x "$ECHO" ] || fail "missing test tools (build first)"

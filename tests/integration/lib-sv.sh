@@ -36,7 +36,7 @@ sv_require() {
 	done
 	command -v jq >/dev/null || skip "jq is not installed"
 	command -v nginx >/dev/null || skip "nginx (nginx-light) is not installed"
-	command -v iptables-legacy >/dev/null || skip "iptables-legacy is not installed"
+	nf_backend_require
 	modprobe ip_tables 2>/dev/null; modprobe iptable_nat 2>/dev/null
 }
 
@@ -109,7 +109,41 @@ supervisor:
   drain_timeout: ${SV_DRAIN_TIMEOUT:-30s}
   health_gate: {sample: ${SV_GATE_SAMPLE:-20}}
 ${SV_EXTRA_SUPERVISOR:+  $SV_EXTRA_SUPERVISOR}
+netfilter:
+  backend: $SY_NF_BACKEND
 YAML
+}
+
+# sv_rules: the redirect rules as the backend's own tool shows them.
+sv_rules() {
+	case $SY_NF_BACKEND in
+	iptables) sv_ns iptables-legacy -t nat -S SWITCHYARD ;;
+	nftables) sv_ns nft -a list table inet switchyard ;;
+	esac
+}
+# sv_redirects_to PORT: the listener's rule redirects to PORT.
+sv_redirects_to() { sv_rules | grep -qE -- "(--to-ports |redirect to :)$1( |\$)"; }
+# sv_rules_flush: deletes our redirect rules by hand (drift).
+sv_rules_flush() {
+	case $SY_NF_BACKEND in
+	iptables) sv_ns iptables-legacy -t nat -F SWITCHYARD ;;
+	nftables) sv_ns nft flush chain inet switchyard services ;;
+	esac
+}
+# sv_rules_point PORT: points the listener's rule at PORT by hand (drift).
+sv_rules_point() {
+	local h
+	case $SY_NF_BACKEND in
+	iptables)
+		sv_ns iptables-legacy -t nat -R SWITCHYARD 1 -p tcp -d "$SV_ADDR" --dport 443 \
+			-j REDIRECT --to-ports "$1" ;;
+	nftables)
+		h=$(sv_ns nft -a list chain inet switchyard l-https |
+			sed -n 's/.*redirect to :[0-9]*.* # handle \([0-9]*\)$/\1/p' | head -n1)
+		[ -n "$h" ] || return 1
+		sv_ns nft replace rule inet switchyard l-https handle "$h" \
+			meta l4proto tcp redirect to :"$1" ;;
+	esac
 }
 
 sv_start() {

@@ -6,6 +6,13 @@
 : "${SY_ROOT:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 : "${SY_BUILD:=$SY_ROOT/build}"
 export SY_ROOT SY_BUILD
+# The netfilter backend under test (netfilter.backend): tests/run.sh runs
+# every 2x and 4x test once per backend; a test run by hand gets iptables
+# unless SY_NF_BACKEND says otherwise. nfctl reads it, and lib-sv.sh writes
+# it into the configuration. A test that only makes sense for one backend
+# pins it with nf_backend_only (run.sh then runs it once).
+: "${SY_NF_BACKEND:=iptables}"
+export SY_NF_BACKEND
 T_NAME=$(basename "$0")
 T_TMP=$(mktemp -d "/tmp/sy-${T_NAME%.*}.XXXXXX")
 T_NETNS=()
@@ -37,6 +44,21 @@ t_cleanup() {
 	[ -n "${T_KEEP:-}" ] || rm -rf "$T_TMP"
 }
 trap t_cleanup EXIT
+
+# nf_backend_only NAME WHY: this test is for one backend; any other skips.
+nf_backend_only() {
+	[ "$SY_NF_BACKEND" = "$1" ] || skip "$1 only ($2)"
+	true
+}
+
+# nf_backend_require: the tools that look at the backend's rules.
+nf_backend_require() {
+	case $SY_NF_BACKEND in
+	iptables) command -v iptables-legacy >/dev/null || skip "iptables-legacy not installed" ;;
+	nftables) command -v nft >/dev/null || skip "nft (package nftables) not installed" ;;
+	*) fail "SY_NF_BACKEND=$SY_NF_BACKEND is neither iptables nor nftables" ;;
+	esac
+}
 
 require_root() {
 	[ "$(id -u)" -eq 0 ] || skip "needs root for network namespaces"

@@ -4,7 +4,9 @@
  *
  *   nfctl [-w LOCK_MS] [-g] -l ADDR,PORT,BLUE,GREEN [-l ...] COMMAND
  *
- * -g turns on supervisor.filter_guard.
+ * -g turns on supervisor.filter_guard. -b auto|nftables|iptables sets
+ * netfilter.backend; without it, $SY_NF_BACKEND does, else auto. `backend`
+ * prints the backend in use and why.
  *
  * COMMAND is one of: install blue|green, remove, flip blue|green,
  * read (prints "live COLOUR", one "listener I STATE COLOUR PORT" line each,
@@ -60,6 +62,7 @@ int main(int argc, char **argv)
 	enum cfg_colour c;
 	char err[1024] = "";
 	int i = 1;
+	const char *be = getenv("SY_NF_BACKEND");
 
 	for (; i + 1 < argc; i += 2) {
 		if (strcmp(argv[i], "-g") == 0) {
@@ -70,6 +73,8 @@ int main(int argc, char **argv)
 				fprintf(stderr, "nfctl: bad listener '%s'\n", argv[i + 1]);
 				return 2;
 			}
+		} else if (strcmp(argv[i], "-b") == 0) {
+			be = argv[i + 1];
 		} else if (strcmp(argv[i], "-w") == 0) {
 			nf_set_lock_wait((unsigned)atoi(argv[i + 1]));
 		} else {
@@ -77,8 +82,27 @@ int main(int argc, char **argv)
 		}
 	}
 	if (i >= argc) {
-		fprintf(stderr, "usage: nfctl [-w MS] -l ADDR,PORT,BLUE,GREEN ... COMMAND\n");
+		fprintf(
+		    stderr,
+		    "usage: nfctl [-w MS] [-g] [-b BACKEND] -l ADDR,PORT,BLUE,GREEN ... COMMAND\n");
 		return 2;
+	}
+	if (be != NULL && be[0] != '\0') {
+		if (strcmp(be, "nftables") == 0) {
+			cfg.netfilter.backend = CFG_NF_NFTABLES;
+		} else if (strcmp(be, "iptables") == 0) {
+			cfg.netfilter.backend = CFG_NF_IPTABLES;
+		} else if (strcmp(be, "auto") != 0) {
+			fprintf(stderr, "nfctl: bad backend '%s'\n", be);
+			return 2;
+		}
+	}
+	if (strcmp(argv[i], "backend") == 0) {
+		char d[1024];
+
+		nf_backend_describe(&cfg, d, sizeof(d));
+		printf("%s\n", d);
+		return 0;
 	}
 	if (strcmp(argv[i], "install") == 0 && i + 1 < argc &&
 	    cfg_colour_parse(argv[i + 1], &c) == 0) {

@@ -1,0 +1,842 @@
+/*
+ * nft_nl.c: nf_tables netlink for the nftables backend: the socket, reading
+ * table inet switchyard back into family-neutral rules, sending one batch
+ * with its generation check, the probe for `auto`, and the coexistence
+ * warning (nf_check_nft), which lists nat chains over the same netlink
+ * instead of running the nft command.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+
+#include <libmnl/libmnl.h>
+#include <libnftnl/chain.h>
+#include <libnftnl/common.h>
+#include <libnftnl/expr.h>
+#include <libnftnl/gen.h>
+#include <libnftnl/rule.h>
+#include <libnftnl/table.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_conntrack_common.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/rtnetlink.h>
+
+#include "netfilter/nf.h"
+#include "netfilter/nft_nl.h"
+
+/* How long one answer may take before the call fails (a kernel that never
+ * answers must not hang a flip). */
+#define NFT_RECV_TIMEOUT_MS 5000
+/* A dump interrupted by a concurrent commit is read again, a bounded number
+ * of times: a writer committing without pause must not hang us. */
+#define NFT_DUMP_TRIES 100
+/* Netlink dumps come in skbs of up to 32 KiB; a smaller buffer truncates. */
+#define NFT_NL_BUF 32768
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+int nft_nl_open(struct nft_nl *nl, char *err, size_t errlen)
+{
+	struct timeval tv = {NFT_RECV_TIMEOUT_MS / 1000, (NFT_RECV_TIMEOUT_MS % 1000) * 1000};
+
+	memset(nl, 0, sizeof(*nl));
+	nl->sock = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
+	if (nl->sock == NULL) {
+		nft_nl_error("open a netfilter netlink socket", err, errlen);
+		return -1;
+	}
+	if (mnl_socket_bind(nl->sock, 0, MNL_SOCKET_AUTOPID) < 0) {
+		int e = errno;
+
+		mnl_socket_close(nl->sock);
+		nl->sock = NULL;
+		errno = e;
+		nft_nl_error("bind a netfilter netlink socket", err, errlen);
+		return -1;
+	}
+	setsockopt(mnl_socket_get_fd(nl->sock), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	nl->portid = mnl_socket_get_portid(nl->sock);
+	nl->seq = (uint32_t)time(NULL);
+	return 0;
+}
+
+void nft_nl_close(struct nft_nl *nl)
+{
+	if (nl->sock != NULL)
+		mnl_socket_close(nl->sock);
+	nl->sock = NULL;
+}
+
+void nft_nl_error(const char *what, char *err, size_t errlen)
+{
+	int e = errno;
+
+	switch (e) {
+	case EPERM:
+	case EACCES:
+		seterr(err, errlen,
+		       "nftables: %s: permission denied (%s): not root (nf_tables needs "
+		       "CAP_NET_ADMIN in this network namespace)",
+		       what, strerror(e));
+		break;
+	case EPROTONOSUPPORT:
+	case EAFNOSUPPORT:
+	case EOPNOTSUPP:
+		seterr(err, errlen,
+		       "nftables: %s: %s: the kernel has no nf_tables (CONFIG_NF_TABLES, module "
+		       "nf_tables)",
+		       what, strerror(e));
+		break;
+	case EBUSY:
+		seterr(err, errlen,
+		       "nftables: %s: %s: the kernel refused the change (EBUSY: an object is in "
+		       "use, or another transaction holds it)",
+		       what, strerror(e));
+		break;
+	case ENOBUFS:
+		seterr(err, errlen,
+		       "nftables: %s: %s: netlink answers were lost (ENOBUFS: receive buffer "
+		       "full); the state is read back before anything is trusted",
+		       what, strerror(e));
+		break;
+	case EAGAIN:
+		seterr(err, errlen, "nftables: %s: the kernel did not answer within %d ms", what,
+		       NFT_RECV_TIMEOUT_MS);
+		break;
+	default:
+		seterr(err, errlen, "nftables: %s: %s", what, strerror(e));
+		break;
+	}
+	errno = e;
+}
+
+/* Reads and drops the rest of a dump up to its NLMSG_DONE. */
+static void drain_dump(struct nft_nl *nl, char *buf, size_t len)
+{
+	for (;;) {
+		ssize_t n = mnl_socket_recvfrom(nl->sock, buf, len);
+		const struct nlmsghdr *h = (const struct nlmsghdr *)buf;
+		int rest = (int)n;
+
+		if (n <= 0)
+			return;
+		for (; mnl_nlmsg_ok(h, rest); h = mnl_nlmsg_next(h, &rest))
+			if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR)
+				return;
+	}
+}
+
+/*
+ * Sends one request and runs cb on every answer until the kernel is done.
+ * A dump that a concurrent commit interrupted (NLM_F_DUMP_INTR: the kernel
+ * cannot promise a consistent listing) fails with EINTR after the rest of it
+ * has been read off the socket, so the caller can read again.
+ */
+static int talk(struct nft_nl *nl, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
+{
+	char buf[NFT_NL_BUF] __attribute__((aligned(8)));
+	uint32_t seq = nlh->nlmsg_seq;
+	int ret, dump = (nlh->nlmsg_flags & NLM_F_DUMP) == NLM_F_DUMP;
+
+	if (mnl_socket_sendto(nl->sock, nlh, nlh->nlmsg_len) < 0)
+		return -1;
+	for (;;) {
+		ssize_t n = mnl_socket_recvfrom(nl->sock, buf, sizeof(buf));
+
+		if (n < 0) {
+			if (errno == EWOULDBLOCK)
+				errno = EAGAIN;
+			return -1;
+		}
+		ret = mnl_cb_run(buf, (size_t)n, seq, nl->portid, cb, data);
+		/* A request without NLM_F_ACK that is not a dump has one
+		 * answer: the message (or an error, which is -1 here). */
+		if (ret == MNL_CB_OK && !dump && !(nlh->nlmsg_flags & NLM_F_ACK))
+			return 0;
+		if (ret < 0 && errno == EINTR && dump) {
+			const struct nlmsghdr *h = (const struct nlmsghdr *)buf;
+			int rest = (int)n, done = 0;
+
+			/* Was NLMSG_DONE already in this buffer? */
+			for (; mnl_nlmsg_ok(h, rest); h = mnl_nlmsg_next(h, &rest))
+				done |= h->nlmsg_type == NLMSG_DONE;
+			if (!done)
+				drain_dump(nl, buf, sizeof(buf));
+			errno = EINTR;
+			return -1;
+		}
+		if (ret <= MNL_CB_STOP)
+			return ret < 0 ? -1 : 0;
+	}
+}
+
+static int gen_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct nftnl_gen *g = nftnl_gen_alloc();
+
+	if (g == NULL)
+		return MNL_CB_ERROR;
+	if (nftnl_gen_nlmsg_parse(nlh, g) == 0)
+		*(uint32_t *)data = nftnl_gen_get_u32(g, NFTNL_GEN_ID);
+	nftnl_gen_free(g);
+	return MNL_CB_OK;
+}
+
+static int table_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct nft_scan *s = data;
+	struct nftnl_table *t = nftnl_table_alloc();
+	const void *ud;
+	uint32_t len = 0;
+
+	if (t == NULL)
+		return MNL_CB_ERROR;
+	if (nftnl_table_nlmsg_parse(nlh, t) == 0) {
+		s->table_present = 1;
+		ud = nftnl_table_get_data(t, NFTNL_TABLE_USERDATA, &len);
+		s->table_ours = ud != NULL &&
+		                memmem(ud, len, NFT_OWNER_MARK, sizeof(NFT_OWNER_MARK) - 1) != NULL;
+	}
+	nftnl_table_free(t);
+	return MNL_CB_OK;
+}
+
+static const char *hook_name(uint32_t hook)
+{
+	switch (hook) {
+	case NF_INET_PRE_ROUTING:
+		return "prerouting";
+	case NF_INET_LOCAL_IN:
+		return "input";
+	case NF_INET_FORWARD:
+		return "forward";
+	case NF_INET_LOCAL_OUT:
+		return "output";
+	case NF_INET_POST_ROUTING:
+		return "postrouting";
+	}
+	return "?";
+}
+
+static const char *family_name(uint32_t f)
+{
+	switch (f) {
+	case NFPROTO_INET:
+		return "inet";
+	case NFPROTO_IPV4:
+		return "ip";
+	case NFPROTO_IPV6:
+		return "ip6";
+	}
+	return "other";
+}
+
+static int chain_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct nft_scan *s = data;
+	struct nftnl_chain *c = nftnl_chain_alloc();
+	const char *table, *name, *type;
+	uint32_t fam, hook;
+	int32_t prio;
+
+	if (c == NULL)
+		return MNL_CB_ERROR;
+	if (nftnl_chain_nlmsg_parse(nlh, c) < 0)
+		goto out;
+	table = nftnl_chain_get_str(c, NFTNL_CHAIN_TABLE);
+	name = nftnl_chain_get_str(c, NFTNL_CHAIN_NAME);
+	fam = nftnl_chain_get_u32(c, NFTNL_CHAIN_FAMILY);
+	if (table == NULL || name == NULL)
+		goto out;
+	hook = nftnl_chain_get_u32(c, NFTNL_CHAIN_HOOKNUM);
+	prio = nftnl_chain_get_s32(c, NFTNL_CHAIN_PRIO);
+	type =
+	    nftnl_chain_is_set(c, NFTNL_CHAIN_TYPE) ? nftnl_chain_get_str(c, NFTNL_CHAIN_TYPE) : "";
+	if (fam == NFPROTO_INET && strcmp(table, NFT_TABLE_NAME) == 0) {
+		if (s->nchains < (int)(sizeof(s->chains) / sizeof(s->chains[0]))) {
+			struct nft_chain *ch = &s->chains[s->nchains];
+
+			memset(ch, 0, sizeof(*ch));
+			snprintf(ch->name, sizeof(ch->name), "%s", name);
+			ch->base = nftnl_chain_is_set(c, NFTNL_CHAIN_HOOKNUM);
+			if (ch->base) {
+				snprintf(ch->type, sizeof(ch->type), "%s", type);
+				ch->hook = hook;
+				ch->prio = prio;
+			}
+		}
+		s->nchains++;
+	} else if (nftnl_chain_is_set(c, NFTNL_CHAIN_HOOKNUM) && strcmp(type, "nat") == 0 &&
+	           (hook == NF_INET_PRE_ROUTING || hook == NF_INET_LOCAL_OUT) &&
+	           (fam == NFPROTO_INET || fam == NFPROTO_IPV4 || fam == NFPROTO_IPV6)) {
+		if (s->other_nat++ < 8) {
+			size_t used = strlen(s->other_text);
+
+			snprintf(s->other_text + used, sizeof(s->other_text) - used,
+			         "%s%s %s %s (%s, priority %d)", used ? ", " : "", family_name(fam),
+			         table, name, hook_name(hook), prio);
+		}
+	}
+out:
+	nftnl_chain_free(c);
+	return MNL_CB_OK;
+}
+
+/*
+ * Reads one rule in the only forms this backend writes back into a
+ * family-neutral nf_rule (exact 0 when anything else is in it):
+ *   meta nfproto F [ip|ip6 daddr A | fib daddr type local] meta l4proto tcp
+ *       tcp dport P goto l-NAME                  -> NF_RK_JUMP with matches
+ *   meta l4proto tcp immediate Q redir           -> NF_RK_REDIRECT
+ *   jump services                                -> NF_RK_JUMP
+ *   meta nfproto F [iifname "lo"] meta l4proto tcp tcp dport P
+ *       [ct status & dnat != 0] accept|drop      -> NF_RK_ACCEPT, NF_RK_DROP
+ */
+enum want { W_NONE, W_NFPROTO, W_L4, W_DADDR, W_DPORT, W_FIB, W_IIF, W_CT, W_CTMASK };
+
+struct parse {
+	struct nft_rule *out;
+	enum want want;
+	uint32_t daddr_len;
+	uint16_t imm;
+	int have_imm, tcp;
+};
+
+static void parse_cmp(struct parse *p, struct nftnl_expr *e)
+{
+	struct nf_rule *r = &p->out->r;
+	uint32_t op = nftnl_expr_get_u32(e, NFTNL_EXPR_CMP_OP), len = 0;
+	const uint8_t *d = nftnl_expr_get_data(e, NFTNL_EXPR_CMP_DATA, &len);
+	static const char lo[16] = "lo";
+
+	if (d == NULL || (op != NFT_CMP_EQ && !(op == NFT_CMP_NEQ && p->want == W_CTMASK))) {
+		r->exact = 0;
+		return;
+	}
+	switch (p->want) {
+	case W_NFPROTO:
+		if (len == 1 && d[0] == NFPROTO_IPV4)
+			p->out->af = AF_INET;
+		else if (len == 1 && d[0] == NFPROTO_IPV6)
+			p->out->af = AF_INET6;
+		else
+			r->exact = 0;
+		break;
+	case W_L4:
+		if (len == 1 && d[0] == IPPROTO_TCP)
+			p->tcp = 1;
+		else
+			r->exact = 0;
+		break;
+	case W_DADDR:
+		if (len != p->daddr_len || len > sizeof(r->addr)) {
+			r->exact = 0;
+			break;
+		}
+		memcpy(r->addr, d, len);
+		r->plen = (int)len * 8;
+		break;
+	case W_DPORT:
+		if (len == 2)
+			r->dport = (uint16_t)(d[0] << 8 | d[1]);
+		else
+			r->exact = 0;
+		break;
+	case W_FIB: {
+		uint32_t v = 0;
+
+		if (len == 4)
+			memcpy(&v, d, 4);
+		if (v == RTN_LOCAL)
+			r->local = 1;
+		else
+			r->exact = 0;
+		break;
+	}
+	case W_IIF:
+		if (len == sizeof(lo) && memcmp(d, lo, sizeof(lo)) == 0)
+			r->lo = 1;
+		else
+			r->exact = 0;
+		break;
+	case W_CTMASK: {
+		uint32_t v = 1;
+
+		if (len == 4)
+			memcpy(&v, d, 4);
+		if (op == NFT_CMP_NEQ && v == 0)
+			r->ctdnat = 1;
+		else
+			r->exact = 0;
+		break;
+	}
+	default:
+		r->exact = 0;
+		break;
+	}
+	p->want = W_NONE;
+}
+
+static int parse_expr(struct nftnl_expr *e, void *data)
+{
+	struct parse *p = data;
+	struct nf_rule *r = &p->out->r;
+	const char *name = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
+	enum want expect = p->want;
+
+	p->want = W_NONE;
+	if (name == NULL) {
+		r->exact = 0;
+	} else if (strcmp(name, "meta") == 0) {
+		uint32_t key = nftnl_expr_get_u32(e, NFTNL_EXPR_META_KEY);
+
+		p->want = key == NFT_META_NFPROTO   ? W_NFPROTO
+		          : key == NFT_META_L4PROTO ? W_L4
+		          : key == NFT_META_IIFNAME ? W_IIF
+		                                    : W_NONE;
+		if (p->want == W_NONE)
+			r->exact = 0;
+	} else if (strcmp(name, "payload") == 0) {
+		uint32_t base = nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_BASE);
+		uint32_t off = nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET);
+		uint32_t len = nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_LEN);
+
+		if (base == NFT_PAYLOAD_NETWORK_HEADER && p->out->af == AF_INET && off == 16 &&
+		    len == 4) {
+			p->want = W_DADDR;
+			p->daddr_len = 4;
+		} else if (base == NFT_PAYLOAD_NETWORK_HEADER && p->out->af == AF_INET6 &&
+		           off == 24 && len == 16) {
+			p->want = W_DADDR;
+			p->daddr_len = 16;
+		} else if (base == NFT_PAYLOAD_TRANSPORT_HEADER && p->tcp && off == 2 && len == 2) {
+			p->want = W_DPORT;
+		} else {
+			r->exact = 0;
+		}
+	} else if (strcmp(name, "fib") == 0) {
+		if (nftnl_expr_get_u32(e, NFTNL_EXPR_FIB_RESULT) == NFT_FIB_RESULT_ADDRTYPE &&
+		    nftnl_expr_get_u32(e, NFTNL_EXPR_FIB_FLAGS) == NFTA_FIB_F_DADDR)
+			p->want = W_FIB;
+		else
+			r->exact = 0;
+	} else if (strcmp(name, "ct") == 0) {
+		if (nftnl_expr_get_u32(e, NFTNL_EXPR_CT_KEY) == NFT_CT_STATUS)
+			p->want = W_CT;
+		else
+			r->exact = 0;
+	} else if (strcmp(name, "bitwise") == 0) {
+		uint32_t mlen = 0, xlen = 0, m = 0, x = 1;
+		const void *md = nftnl_expr_get_data(e, NFTNL_EXPR_BITWISE_MASK, &mlen);
+		const void *xd = nftnl_expr_get_data(e, NFTNL_EXPR_BITWISE_XOR, &xlen);
+
+		if (md != NULL && mlen == 4)
+			memcpy(&m, md, 4);
+		if (xd != NULL && xlen == 4)
+			memcpy(&x, xd, 4);
+		if (expect == W_CT && m == IPS_DST_NAT && x == 0)
+			p->want = W_CTMASK;
+		else
+			r->exact = 0;
+	} else if (strcmp(name, "cmp") == 0) {
+		p->want = expect;
+		parse_cmp(p, e);
+	} else if (strcmp(name, "immediate") == 0) {
+		if (nftnl_expr_is_set(e, NFTNL_EXPR_IMM_VERDICT)) {
+			int32_t v = (int32_t)nftnl_expr_get_u32(e, NFTNL_EXPR_IMM_VERDICT);
+			const char *ch = nftnl_expr_get_str(e, NFTNL_EXPR_IMM_CHAIN);
+
+			if ((v == NFT_JUMP || v == NFT_GOTO) && ch != NULL) {
+				r->kind = NF_RK_JUMP;
+				p->out->verdict = v;
+				snprintf(p->out->target, sizeof(p->out->target), "%s", ch);
+			} else if (v == NF_ACCEPT)
+				r->kind = NF_RK_ACCEPT;
+			else if (v == NF_DROP)
+				r->kind = NF_RK_DROP;
+			else
+				r->exact = 0;
+		} else {
+			uint32_t len = 0;
+			const uint8_t *d = nftnl_expr_get_data(e, NFTNL_EXPR_IMM_DATA, &len);
+
+			if (d != NULL && len == 2) {
+				p->imm = (uint16_t)(d[0] << 8 | d[1]);
+				p->have_imm = 1;
+			} else {
+				r->exact = 0;
+			}
+		}
+	} else if (strcmp(name, "redir") == 0) {
+		if (p->have_imm && nftnl_expr_is_set(e, NFTNL_EXPR_REDIR_REG_PROTO_MIN)) {
+			r->kind = NF_RK_REDIRECT;
+			r->to_port = p->imm;
+		} else {
+			r->exact = 0;
+		}
+	} else {
+		r->exact = 0;
+	}
+	/* A match whose comparison never came is not a match we wrote. */
+	if (expect != W_NONE && strcmp(name ? name : "", "cmp") != 0 &&
+	    strcmp(name ? name : "", "bitwise") != 0)
+		r->exact = 0;
+	return 0;
+}
+
+/* The chain attribute of a rule message, found without parsing the rule. */
+static const char *rule_chain(const struct nlmsghdr *nlh)
+{
+	const struct nlattr *a;
+
+	mnl_attr_for_each(a, nlh,
+	                  sizeof(struct nfgenmsg)) if (mnl_attr_get_type(a) == NFTA_RULE_CHAIN &&
+	                                               mnl_attr_validate(a, MNL_TYPE_NUL_STRING) ==
+	                                                   0) return mnl_attr_get_str(a);
+	return NULL;
+}
+
+static int rule_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct nft_scan *s = data;
+	struct nftnl_rule *nr;
+	const char *table, *chain;
+
+	/* A read-back after a flip parses only the listener chains' rules:
+	 * the others were not in the batch and keep what was read before. */
+	if (s->only_lsn && s->nrules < NFT_SCAN_MAX) {
+		chain = rule_chain(nlh);
+		if (chain != NULL &&
+		    strncmp(chain, NFT_LSN_PREFIX, sizeof(NFT_LSN_PREFIX) - 1) != 0 &&
+		    strcmp(s->rules[s->nrules].chain, chain) == 0) {
+			s->nrules++;
+			return MNL_CB_OK;
+		}
+	}
+	nr = nftnl_rule_alloc();
+	if (nr == NULL)
+		return MNL_CB_ERROR;
+	if (nftnl_rule_nlmsg_parse(nlh, nr) < 0)
+		goto out;
+	table = nftnl_rule_get_str(nr, NFTNL_RULE_TABLE);
+	chain = nftnl_rule_get_str(nr, NFTNL_RULE_CHAIN);
+	if (table == NULL || chain == NULL || strcmp(table, NFT_TABLE_NAME) != 0 ||
+	    nftnl_rule_get_u32(nr, NFTNL_RULE_FAMILY) != NFPROTO_INET)
+		goto out;
+	if (s->nrules < NFT_SCAN_MAX) {
+		struct nft_rule *r = &s->rules[s->nrules];
+		struct parse p = {.out = r};
+
+		memset(r, 0, sizeof(*r));
+		snprintf(r->chain, sizeof(r->chain), "%s", chain);
+		r->handle = nftnl_rule_get_u64(nr, NFTNL_RULE_HANDLE);
+		r->r.exact = 1;
+		r->r.kind = NF_RK_OTHER;
+		nftnl_expr_foreach(nr, parse_expr, &p);
+		if (p.want != W_NONE || r->r.kind == NF_RK_OTHER)
+			r->r.exact = 0;
+	}
+	s->nrules++;
+out:
+	nftnl_rule_free(nr);
+	return MNL_CB_OK;
+}
+
+static int scan_once(struct nft_nl *nl, struct nft_scan *s, int others, char *err, size_t errlen);
+
+int nft_nl_gen(struct nft_nl *nl, uint32_t *gen, char *err, size_t errlen)
+{
+	char buf[256] __attribute__((aligned(8)));
+	struct nlmsghdr *nlh;
+
+	/* No NLM_F_ACK: the one NEWGEN answer ends the exchange. */
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETGEN, AF_UNSPEC, 0, ++nl->seq);
+	if (talk(nl, nlh, gen_cb, gen) < 0) {
+		nft_nl_error("read the ruleset generation", err, errlen);
+		return -1;
+	}
+	return 0;
+}
+
+static int rules_once(struct nft_nl *nl, struct nft_scan *s, char *err, size_t errlen)
+{
+	char buf[512] __attribute__((aligned(8)));
+	struct nlmsghdr *nlh;
+	struct nftnl_rule *r = nftnl_rule_alloc();
+
+	if (r == NULL) {
+		seterr(err, errlen, "nftables: out of memory");
+		errno = ENOMEM;
+		return -1;
+	}
+	s->nrules = 0;
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP, ++nl->seq);
+	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, NFT_TABLE_NAME);
+	nftnl_rule_nlmsg_build_payload(nlh, r);
+	nftnl_rule_free(r);
+	if (talk(nl, nlh, rule_cb, s) < 0) {
+		nft_nl_error("list the rules of table inet " NFT_TABLE_NAME, err, errlen);
+		return -1;
+	}
+	return 0;
+}
+
+int nft_nl_rules(struct nft_nl *nl, struct nft_scan *s, char *err, size_t errlen)
+{
+	for (int i = 0; i < NFT_DUMP_TRIES; i++) {
+		if (rules_once(nl, s, err, errlen) == 0)
+			return 0;
+		if (errno != EINTR)
+			return -1;
+	}
+	seterr(err, errlen,
+	       "nftables: every listing of table inet %s was interrupted (%d attempts)",
+	       NFT_TABLE_NAME, NFT_DUMP_TRIES);
+	errno = EAGAIN;
+	return -1;
+}
+
+int nft_nl_scan(struct nft_nl *nl, struct nft_scan *s, int others, char *err, size_t errlen)
+{
+	for (int i = 0; i < NFT_DUMP_TRIES; i++) {
+		if (scan_once(nl, s, others, err, errlen) == 0)
+			return 0;
+		if (errno != EINTR)
+			return -1;
+	}
+	seterr(err, errlen,
+	       "nftables: every listing of table inet %s was interrupted by other commits "
+	       "(%d attempts)",
+	       NFT_TABLE_NAME, NFT_DUMP_TRIES);
+	errno = EAGAIN;
+	return -1;
+}
+
+static int scan_once(struct nft_nl *nl, struct nft_scan *s, int others, char *err, size_t errlen)
+{
+	char buf[NFT_NL_BUF] __attribute__((aligned(8)));
+	struct nlmsghdr *nlh;
+	struct nftnl_table *t;
+	struct nftnl_chain *c;
+
+	memset(s, 0, sizeof(*s));
+	if (nft_nl_gen(nl, &s->genid, err, errlen) < 0)
+		return -1;
+
+	t = nftnl_table_alloc();
+	if (t == NULL)
+		goto oom;
+	nftnl_table_set_str(t, NFTNL_TABLE_NAME, NFT_TABLE_NAME);
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFPROTO_INET, NLM_F_ACK, ++nl->seq);
+	nftnl_table_nlmsg_build_payload(nlh, t);
+	nftnl_table_free(t);
+	if (talk(nl, nlh, table_cb, s) < 0 && errno != ENOENT) {
+		nft_nl_error("read table inet " NFT_TABLE_NAME, err, errlen);
+		return -1;
+	}
+
+	/* Chains: only ours unless the caller wants the other tables' nat
+	 * chains too; the kernel filters a dump by table when one is given. */
+	if (s->table_present || others) {
+		c = nftnl_chain_alloc();
+		if (c == NULL)
+			goto oom;
+		nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETCHAIN,
+		                            others ? NFPROTO_UNSPEC : NFPROTO_INET, NLM_F_DUMP,
+		                            ++nl->seq);
+		if (!others) {
+			nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, NFT_TABLE_NAME);
+			nftnl_chain_nlmsg_build_payload(nlh, c);
+		}
+		nftnl_chain_free(c);
+		if (talk(nl, nlh, chain_cb, s) < 0) {
+			nft_nl_error("list chains", err, errlen);
+			return -1;
+		}
+	}
+	if (!s->table_present)
+		return 0;
+	return rules_once(nl, s, err, errlen);
+oom:
+	seterr(err, errlen, "nftables: out of memory");
+	errno = ENOMEM;
+	return -1;
+}
+
+static void batch_marker(struct nlmsghdr *nlh, uint16_t type, uint32_t seq, int with_genid,
+                         uint32_t genid)
+{
+	struct nfgenmsg *nfg;
+
+	nlh->nlmsg_len = 0;
+	nlh = mnl_nlmsg_put_header(nlh);
+	nlh->nlmsg_type = type;
+	nlh->nlmsg_flags = NLM_F_REQUEST;
+	nlh->nlmsg_seq = seq;
+	nfg = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfg));
+	nfg->nfgen_family = AF_UNSPEC;
+	nfg->version = NFNETLINK_V0;
+	nfg->res_id = htons(NFNL_SUBSYS_NFTABLES);
+	/* The kernel refuses the whole batch with ERESTART when the ruleset
+	 * generation is no longer genid: someone changed it since our read. */
+	if (with_genid)
+		mnl_attr_put_u32(nlh, NFNL_BATCH_GENID, htonl(genid));
+}
+
+int nft_nl_batch(struct nft_nl *nl, uint32_t genid, void *msgs, size_t len, int nmsg, char *err,
+                 size_t errlen)
+{
+	char begin[64] __attribute__((aligned(8))), end[64] __attribute__((aligned(8)));
+	char buf[NFT_NL_BUF] __attribute__((aligned(8)));
+	struct iovec iov[3];
+	struct sockaddr_nl snl = {.nl_family = AF_NETLINK};
+	struct msghdr mh = {
+	    .msg_name = &snl, .msg_namelen = sizeof(snl), .msg_iov = iov, .msg_iovlen = 3};
+	struct nlmsghdr *h = (struct nlmsghdr *)msgs;
+	uint32_t begin_seq = h->nlmsg_seq - 1, end_seq = h->nlmsg_seq + (uint32_t)nmsg;
+	uint32_t last_seq = end_seq - 1, fail_seq = 0;
+	int rest = (int)len, acked = 0, failed = 0, fail_errno = 0;
+
+	/* Only the last message asks for an acknowledgement: the kernel
+	 * reports every failing message anyway, and it processes the whole
+	 * batch inside our sendmsg, so when sendmsg returns every answer is
+	 * already queued on the socket. One ack instead of one per message
+	 * saves a receive per rule. */
+	for (; mnl_nlmsg_ok(h, rest); h = mnl_nlmsg_next(h, &rest))
+		if (h->nlmsg_seq != last_seq)
+			h->nlmsg_flags &= (uint16_t)~NLM_F_ACK;
+		else
+			h->nlmsg_flags |= NLM_F_ACK;
+	batch_marker((struct nlmsghdr *)begin, NFNL_MSG_BATCH_BEGIN, begin_seq, 1, genid);
+	batch_marker((struct nlmsghdr *)end, NFNL_MSG_BATCH_END, end_seq, 0, 0);
+	iov[0] = (struct iovec){begin, ((struct nlmsghdr *)begin)->nlmsg_len};
+	iov[1] = (struct iovec){msgs, len};
+	iov[2] = (struct iovec){end, ((struct nlmsghdr *)end)->nlmsg_len};
+	nl->seq = end_seq;
+	if (sendmsg(mnl_socket_get_fd(nl->sock), &mh, 0) < 0) {
+		nft_nl_error("send the batch", err, errlen);
+		return -1;
+	}
+	/* The answers are queued in message order, so the last message's
+	 * answer (or the refusal of the batch begin) is the last one; an
+	 * empty queue before it means answers were lost. */
+	while (!acked && !(failed && fail_seq == begin_seq)) {
+		ssize_t n = recv(mnl_socket_get_fd(nl->sock), buf, sizeof(buf), MSG_DONTWAIT);
+		const struct nlmsghdr *a = (const struct nlmsghdr *)buf;
+		int left = (int)n;
+
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n < 0) {
+			nft_nl_error("read the batch's acknowledgements", err, errlen);
+			return -1;
+		}
+		for (; mnl_nlmsg_ok(a, left); a = mnl_nlmsg_next(a, &left)) {
+			const struct nlmsgerr *me;
+
+			if (a->nlmsg_type != NLMSG_ERROR)
+				continue;
+			me = mnl_nlmsg_get_payload(a);
+			if (me->error == 0) {
+				acked += a->nlmsg_seq == last_seq;
+				continue;
+			}
+			if (!failed++ || a->nlmsg_seq == begin_seq) {
+				fail_errno = -me->error;
+				fail_seq = a->nlmsg_seq;
+			}
+			acked += a->nlmsg_seq == last_seq;
+		}
+	}
+	if (failed) {
+		char what[96];
+
+		errno = fail_errno;
+		if (fail_seq == begin_seq && fail_errno == ERESTART) {
+			seterr(err, errlen,
+			       "nftables: the ruleset changed during the transaction (generation "
+			       "%u is gone)",
+			       genid);
+			errno = ERESTART;
+			return -1;
+		}
+		snprintf(what, sizeof(what), "batch message %u of %d refused", fail_seq - begin_seq,
+		         nmsg);
+		nft_nl_error(what, err, errlen);
+		errno = fail_errno;
+		return -1;
+	}
+	if (!acked) {
+		seterr(
+		    err, errlen,
+		    "nftables: the kernel did not acknowledge the batch (its answers were lost)");
+		errno = EIO;
+		return -1;
+	}
+	return 0;
+}
+
+int nf_nft_probe(int *nat_chains, char *text, size_t textlen, char *err, size_t errlen)
+{
+	struct nft_scan *s = malloc(sizeof(*s));
+	struct nft_nl nl;
+	int rc, e;
+
+	if (s == NULL) {
+		seterr(err, errlen, "out of memory");
+		return -1;
+	}
+	if (nft_nl_open(&nl, err, errlen) < 0) {
+		e = errno;
+		free(s);
+		errno = e;
+		return -1;
+	}
+	rc = nft_nl_scan(&nl, s, 1, err, errlen);
+	e = errno;
+	nft_nl_close(&nl);
+	if (rc == 0) {
+		*nat_chains = s->other_nat;
+		if (text != NULL && textlen > 0)
+			snprintf(text, textlen, "%s%s", s->other_text,
+			         s->other_nat > 8 ? ", ..." : "");
+	}
+	free(s);
+	return rc;
+}
+
+void nf_check_nft(char *warn, size_t warnlen)
+{
+	char list[800], err[256];
+	int n = 0;
+
+	if (warn == NULL || warnlen == 0)
+		return;
+	warn[0] = '\0';
+	if (nf_nft_probe(&n, list, sizeof(list), err, sizeof(err)) < 0 || n == 0)
+		return;
+	snprintf(warn, warnlen,
+	         "%d nftables nat chain%s of other tables share the prerouting/output hooks with "
+	         "Switchyard's redirect: %s. The first nat chain that decides a new connection "
+	         "wins (by priority; at equal priority the most recently registered one), so "
+	         "make sure no other rule redirects the service ports",
+	         n, n == 1 ? "" : "s", list);
+}

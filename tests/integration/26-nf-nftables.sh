@@ -1,0 +1,197 @@
+#!/bin/bash
+# The nftables backend: install, flip, guard and remove leave exactly the
+# expected table (nft -j list table inet switchyard, compared with jq); a
+# flip moves IPv4 and IPv6 in one transaction (one new generation in
+# nft monitor); foreign tables (an nft table of its own, iptables-nft's ip
+# nat) survive everything; drift made with nft is reported and repaired; a
+# switchyard table we did not create is refused; a backend change leaves one
+# redirect; errors name the cause (no CAP_NET_ADMIN); `switchyard rules show`
+# names the backend and why.
+. "$(dirname "$0")/lib.sh"
+nf_backend_only nftables "checks the nftables table itself; 20 and 24 check the legacy layout"
+require_root
+command -v nft >/dev/null || skip "nft (package nftables) not installed"
+command -v jq >/dev/null || skip "jq not installed"
+NFCTL=$SY_BUILD/tests/tools/nfctl
+SY=$SY_BUILD/switchyard
+[ -x "$NFCTL" ] && [ -x "$SY" ] || fail "missing nfctl or switchyard (build first)"
+NS=$(netns_new nft)
+export XTABLES_LOCKFILE=$T_TMP/xtables.lock
+L=(-l "0.0.0.0,443,8443,9443" -l "198.18.0.1,80,8080,9080" -l "::,443,8444,9444" -l "fd00::1,80,8081,9081")
+in_ns() { ip netns exec "$NS" "$@"; }
+nf() { in_ns "$NFCTL" -b nftables "${L[@]}" "$@"; }
+
+# Our table as compact JSON lines, without handles (they change).
+table() {
+	in_ns nft -j list table inet switchyard |
+		jq -c '.nftables[1:][] | walk(if type == "object" then del(.handle) else . end)'
+}
+T='"family":"inet","table":"switchyard"'
+m() { echo "{\"match\":{\"op\":\"==\",\"left\":$1,\"right\":$2}}"; }
+proto() { m '{"meta":{"key":"nfproto"}}' "\"$1\""; }
+local_() { m '{"fib":{"result":"type","flags":["daddr"]}}' '"local"'; }
+daddr() { m "{\"payload\":{\"protocol\":\"$1\",\"field\":\"daddr\"}}" "\"$2\""; }
+dport() { m '{"payload":{"protocol":"tcp","field":"dport"}}' "$1"; }
+rule() { # CHAIN COMMENT EXPR...
+	local chain=$1 comment=$2 e
+	shift 2
+	e=$(IFS=,; echo "$*")
+	echo "{\"rule\":{$T,\"chain\":\"$chain\",${comment:+\"comment\":\"$comment\",}\"expr\":[$e]}}"
+}
+# expect P443 P80 P443v6 P80v6 [guard]
+expect() {
+	local i p
+	echo '{"table":{"family":"inet","name":"switchyard"}}'
+	echo "{\"chain\":{$T,\"name\":\"prerouting\",\"type\":\"nat\",\"hook\":\"prerouting\",\"prio\":-101,\"policy\":\"accept\"}}"
+	echo "{\"chain\":{$T,\"name\":\"output\",\"type\":\"nat\",\"hook\":\"output\",\"prio\":-101,\"policy\":\"accept\"}}"
+	echo "{\"chain\":{$T,\"name\":\"services\"}}"
+	[ -n "${5:-}" ] &&
+		echo "{\"chain\":{$T,\"name\":\"input\",\"type\":\"filter\",\"hook\":\"input\",\"prio\":0,\"policy\":\"accept\"}}"
+	for i in 0 1 2 3; do echo "{\"chain\":{$T,\"name\":\"l-listener$i\"}}"; done
+	rule prerouting "" '{"jump":{"target":"services"}}'
+	rule output "" '{"jump":{"target":"services"}}'
+	rule services "" "$(proto ipv4)" "$(local_)" "$(dport 443)" '{"goto":{"target":"l-listener0"}}'
+	rule services "" "$(daddr ip 198.18.0.1)" "$(dport 80)" '{"goto":{"target":"l-listener1"}}'
+	rule services "" "$(proto ipv6)" "$(local_)" "$(dport 443)" '{"goto":{"target":"l-listener2"}}'
+	rule services "" "$(daddr ip6 fd00::1)" "$(dport 80)" '{"goto":{"target":"l-listener3"}}'
+	if [ -n "${5:-}" ]; then
+		local fam
+		for p in 4:8443 4:9443 4:8080 4:9080 6:8444 6:9444 6:8081 6:9081; do
+			fam=ipv${p%%:*}
+			p=${p#*:}
+			rule input "" "$(proto $fam)" "$(m '{"meta":{"key":"iifname"}}' '"lo"')" "$(dport $p)" '{"accept":null}'
+			rule input "" "$(proto $fam)" "$(dport $p)" \
+				'{"match":{"op":"in","left":{"ct":{"key":"status"}},"right":"dnat"}}' '{"accept":null}'
+			rule input "" "$(proto $fam)" "$(dport $p)" '{"drop":null}'
+		done
+	fi
+	i=0
+	for p in "$1" "$2" "$3" "$4"; do
+		rule "l-listener$i" "" "$(m '{"meta":{"key":"l4proto"}}' '"tcp"')" "{\"redirect\":{\"port\":$p}}"
+		i=$((i + 1))
+	done
+}
+same() { # DESCRIPTION EXPECT-ARGS...
+	local what=$1
+	shift
+	diff <(expect "$@") <(table) >"$T_TMP/diff" || { cat "$T_TMP/diff"; fail "$what: table differs"; }
+	say "ok: $what: exactly the expected table"
+}
+
+# Foreign rules: a table of its own (with a nat chain on our hook) and
+# iptables-nft's ip nat, both present before we install.
+in_ns nft -f - <<'EOT' || fail "foreign nft table"
+table inet other {
+	chain pre { type nat hook prerouting priority dstnat; policy accept; tcp dport 53 redirect to :5353; }
+	chain in { type filter hook input priority 0; policy accept; tcp dport 22 accept; }
+}
+EOT
+if command -v iptables-nft >/dev/null; then
+	in_ns iptables-nft -t nat -A OUTPUT -p tcp -d 192.0.2.9 --dport 25 -j DNAT --to-destination 192.0.2.10 ||
+		fail "iptables-nft rule"
+fi
+foreign() { in_ns nft -j list ruleset | jq -c '.nftables[] | select(.rule) | .rule | select(.table != "switchyard") | del(.handle)' | sort; }
+foreign >"$T_TMP/foreign.before"
+
+check "install blue" nf install blue
+same "install" 8443 8080 8444 8081
+check "install again (no change)" nf install blue
+same "install twice" 8443 8080 8444 8081
+out=$(nf read)
+echo "$out" | grep -q '^live blue$' && echo "$out" | grep -q '^drift none$' || fail "read after install: $out"
+
+# One flip, one transaction: nft monitor sees one new generation in which
+# both families' rules are replaced.
+in_ns nft monitor >"$T_TMP/monitor" 2>&1 &
+mon=$!
+T_PIDS+=("$mon")
+sleep 0.3 # nft monitor subscribes asynchronously; no event to wait for before it is up
+check "flip green" nf flip green
+wait_gen() { grep -q 'new generation' "$T_TMP/monitor"; }
+for _ in $(seq 50); do wait_gen && break; sleep 0.1; done
+kill "$mon" 2>/dev/null
+wait "$mon" 2>/dev/null
+cat "$T_TMP/monitor"
+[ "$(grep -c 'new generation' "$T_TMP/monitor")" -eq 1 ] || fail "the flip was not one transaction"
+grep -q 'redirect to :9443' "$T_TMP/monitor" && grep -q 'redirect to :9444' "$T_TMP/monitor" &&
+	grep -q 'redirect to :9081' "$T_TMP/monitor" || fail "the transaction did not carry both families"
+same "flip" 9443 9080 9444 9081
+say "ok: IPv4 and IPv6 flipped in one transaction"
+
+# Drift: delete one of our rules with nft; read reports it; install repairs.
+h=$(in_ns nft -a list chain inet switchyard l-listener1 | sed -n 's/.*redirect to :9080.*# handle \([0-9]*\)$/\1/p')
+[ -n "$h" ] || fail "no handle for the web rule"
+in_ns nft delete rule inet switchyard l-listener1 handle "$h" || fail "nft delete rule"
+out=$(nf read)
+echo "$out"
+echo "$out" | grep -q 'listener listener1 (198.18.0.1 port 80): rule missing' || fail "drift not reported"
+check "install repairs" nf install green
+same "repair" 9443 9080 9444 9081
+# A rule pointed elsewhere by hand, and a jump removed.
+h=$(in_ns nft -a list chain inet switchyard l-listener0 | sed -n 's/.*redirect to :9443.*# handle \([0-9]*\)$/\1/p')
+in_ns nft replace rule inet switchyard l-listener0 handle "$h" meta l4proto tcp redirect to :7000 ||
+	fail "nft replace"
+in_ns nft flush chain inet switchyard output || fail "nft flush output"
+out=$(nf read)
+echo "$out"
+echo "$out" | grep -q 'port 7000, which is neither blue nor green' || fail "changed rule not reported"
+echo "$out" | grep -q 'chain output holds 0 rules' || fail "missing jump not reported"
+check "flip repairs too" nf flip blue
+same "flip after drift" 8443 8080 8444 8081
+
+# The guard.
+check "install with the guard" in_ns "$NFCTL" -b nftables -g "${L[@]}" install blue
+same "guard" 8443 8080 8444 8081 guard
+check "install without the guard" nf install blue
+same "guard removed" 8443 8080 8444 8081
+
+# The CLI names the backend.
+cat >"$T_TMP/sy.yaml" <<'EOT'
+listeners:
+  - {name: https, address: 0.0.0.0, port: 443}
+  - {name: https6, address: "::", port: 443}
+instances:
+  blue:  {ports: [8443, 8444]}
+  green: {ports: [9443, 9444]}
+backend:
+  servers: ["127.0.0.1:8080"]
+EOT
+sy() { in_ns "$SY" -c "$T_TMP/sy.yaml" "$@"; }
+check "rules install (auto)" sy rules install green
+out=$(sy rules show) || fail "rules show after install"
+echo "$out"
+echo "$out" | grep -q '^backend: nftables (auto: ' || fail "rules show does not name the backend and why"
+[ "$(sy rules show --json | jq -r .backend)" = nftables ] || fail "rules show --json backend"
+err=$(in_ns setpriv --bounding-set=-net_admin --inh-caps=-net_admin "$SY" -c "$T_TMP/sy.yaml" \
+	-c "$T_TMP/sy.yaml" rules flip blue 2>&1) && fail "flip without CAP_NET_ADMIN succeeded"
+echo "$err"
+echo "$err" | grep -q 'CAP_NET_ADMIN' || fail "error should name CAP_NET_ADMIN: $err"
+check "rules remove" sy rules remove
+in_ns nft list table inet switchyard >/dev/null 2>&1 && fail "our table left after remove"
+
+# Foreign rules were never touched.
+diff "$T_TMP/foreign.before" <(foreign) || fail "foreign rules changed"
+say "ok: $(wc -l <"$T_TMP/foreign.before") foreign rules intact"
+
+# A backend change leaves one redirect: legacy in, then nftables in.
+if command -v iptables-legacy >/dev/null; then
+	check "install with iptables" in_ns "$NFCTL" -b iptables "${L[@]}" install blue
+	in_ns iptables-legacy-save -t nat | grep -q SWITCHYARD || fail "no legacy chain"
+	check "install with nftables" nf install blue
+	in_ns iptables-legacy-save -t nat | grep -q SWITCHYARD && fail "legacy chain left after the backend change"
+	check "back to iptables" in_ns "$NFCTL" -b iptables "${L[@]}" install blue
+	in_ns nft list table inet switchyard >/dev/null 2>&1 && fail "our nftables table left after the change back"
+	check "remove" in_ns "$NFCTL" -b iptables "${L[@]}" remove
+	say "ok: a backend change leaves exactly one redirect"
+fi
+
+# A table called switchyard that we did not create is refused, and kept.
+in_ns nft add table inet switchyard || fail "nft add table"
+in_ns nft add chain inet switchyard mine || fail "nft add chain"
+err=$(nf install blue 2>&1) && fail "install into a foreign switchyard table succeeded"
+echo "$err"
+echo "$err" | grep -q 'Switchyard did not create it' || fail "foreign table error: $err"
+err=$(nf remove 2>&1) && fail "remove of a foreign switchyard table succeeded"
+in_ns nft list chain inet switchyard mine >/dev/null || fail "the foreign table was touched"
+say "ok: a foreign switchyard table is refused and left alone"
+exit 0
