@@ -41,9 +41,15 @@ wait_port "$SV_NS" "$port" 10 || fail "could not take port $port"
 ip netns exec "$SV_NS" "$SY_BUILD/switchyardd" -c "$SV_CONF" -f >>"$T_TMP/switchyardd.log" 2>&1 &
 SV_PID=$!
 T_PIDS+=("$SV_PID")
-rules_ok() { svc status --json | jq -e '.rules | startswith("ok")' >/dev/null; }
-wait_until 30 rules_ok || { sv_dump_logs; fail "no rules installed while $other was ready"; }
-[ "$(sv_status .live)" = "$other" ] || { sv_dump_logs; fail "live is $(sv_status .live), want $other"; }
+# The supervisor records the new live colour a moment after the rules are
+# in, so wait for both rather than read one status in between.
+rules_ok() {
+	svc status --json | jq -e --arg c "$other" '(.rules | startswith("ok")) and .live == $c' >/dev/null
+}
+wait_until 30 rules_ok || {
+	sv_dump_logs
+	fail "no rules to $other while it was ready (live $(sv_status .live), rules $(sv_status .rules))"
+}
 [ -n "$(sv_served "$NAME")" ] || fail "$NAME is not served"
 grep -q "$live (the saved live colour) is crashing and $other is ready" "$T_TMP/switchyardd.log" ||
 	fail "the choice is not logged"
