@@ -64,6 +64,8 @@ static void names_sort(struct sv_names *ns)
 {
 	size_t k = 0;
 
+	if (ns->n == 0)
+		return;
 	qsort(ns->v, ns->n, sizeof(*ns->v), str_cmp);
 	/* A name claimed by two files is one name served. */
 	for (size_t i = 0; i < ns->n; i++) {
@@ -153,7 +155,9 @@ void sv_names_loss(const struct sv_names *ref, const struct sv_names *next, stru
 	out->before = ref->n;
 	out->after = next->n;
 	for (size_t i = 0; i < ref->n; i++) {
-		if (bsearch(&ref->v[i], next->v, next->n, sizeof(*next->v), str_cmp) != NULL)
+		/* An empty target has no array to search (bsearch wants one). */
+		if (next->n > 0 &&
+		    bsearch(&ref->v[i], next->v, next->n, sizeof(*next->v), str_cmp) != NULL)
 			continue;
 		if (out->lost < SV_LOSS_SHOWN) {
 			size_t len = strlen(out->shown);
