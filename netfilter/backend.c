@@ -241,3 +241,14 @@ int nf_read(const struct cfg *cfg, struct nf_state *st, char *err, size_t errlen
 	return b == CFG_NF_NFTABLES ? nf_nft_read(cfg, st, err, errlen)
 	                            : nf_iptc_read(cfg, st, err, errlen);
 }
+
+void nf_seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}

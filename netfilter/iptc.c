@@ -67,19 +67,6 @@ void nf_set_lock_wait(unsigned ms)
 	nf_lock_wait_ms = ms;
 }
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 static void append(char *buf, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void append(char *buf, size_t len, const char *fmt, ...)
@@ -121,13 +108,13 @@ static int validate(const struct cfg *cfg, char *err, size_t errlen)
 		uint16_t g = cfg->instances[CFG_GREEN].ports[i];
 
 		if (l->addr.family != AF_INET && l->addr.family != AF_INET6) {
-			seterr(err, errlen,
-			       "listener %s: address family %d is neither IPv4 nor IPv6", l->name,
-			       l->addr.family);
+			nf_seterr(err, errlen,
+			          "listener %s: address family %d is neither IPv4 nor IPv6",
+			          l->name, l->addr.family);
 			return -1;
 		}
 		if (l->port == 0 || b == 0 || g == 0 || b == g) {
-			seterr(
+			nf_seterr(
 			    err, errlen,
 			    "listener %s: service port %u, blue port %u and green port %u must be "
 			    "non-zero and the instance ports must differ",
@@ -298,7 +285,7 @@ static int init_error(const struct nf_fam *f, const struct nf_table *t, char *er
 	switch (e) {
 	case EPERM:
 	case EACCES:
-		seterr(
+		nf_seterr(
 		    err, errlen,
 		    "%s %s table: permission denied: not root (reading or changing netfilter rules "
 		    "needs CAP_NET_ADMIN in this network namespace)",
@@ -307,20 +294,21 @@ static int init_error(const struct nf_fam *f, const struct nf_table *t, char *er
 	case ENOPROTOOPT:
 	case EAFNOSUPPORT:
 	case EPROTONOSUPPORT:
-		seterr(err, errlen,
-		       "legacy x_tables (%s) is not available in this kernel (%s); Switchyard "
-		       "writes legacy tables through libiptc",
-		       f->kmod, f->strerror(e));
+		nf_seterr(err, errlen,
+		          "legacy x_tables (%s) is not available in this kernel (%s); Switchyard "
+		          "writes legacy tables through libiptc",
+		          f->kmod, f->strerror(e));
 		break;
 	case ENOENT:
-		seterr(err, errlen,
-		       "the legacy %s %s table does not exist and could not be loaded (%s): legacy "
-		       "x_tables (%s) is not available in this kernel",
-		       f->name, t->name, f->strerror(e), f->kmod);
+		nf_seterr(
+		    err, errlen,
+		    "the legacy %s %s table does not exist and could not be loaded (%s): legacy "
+		    "x_tables (%s) is not available in this kernel",
+		    f->name, t->name, f->strerror(e), f->kmod);
 		break;
 	default:
-		seterr(err, errlen, "cannot read the %s %s table: %s", f->name, t->name,
-		       f->strerror(e));
+		nf_seterr(err, errlen, "cannot read the %s %s table: %s", f->name, t->name,
+		          f->strerror(e));
 		break;
 	}
 	errno = e;
@@ -337,7 +325,7 @@ static int edit_error(const struct nf_fam *f, const struct nf_table *t, const ch
 {
 	int e = errno;
 
-	seterr(err, errlen, "%s %s table: %s: %s", f->name, t->name, what, f->strerror(e));
+	nf_seterr(err, errlen, "%s %s table: %s: %s", f->name, t->name, what, f->strerror(e));
 	errno = e;
 	return -1;
 }
@@ -351,7 +339,7 @@ static int sync_handle(const struct nf_fam *f, const struct nf_table *t, void *h
 
 	s = malloc(sizeof(*s));
 	if (s == NULL) {
-		seterr(err, errlen, "out of memory");
+		nf_seterr(err, errlen, "out of memory");
 		return -1;
 	}
 	if (!f->is_chain(NF_CHAIN, h)) {
@@ -456,7 +444,7 @@ static int remove_handle(const struct nf_fam *f, const struct nf_table *t, void 
 	int rc = -1;
 
 	if (s == NULL) {
-		seterr(err, errlen, "out of memory");
+		nf_seterr(err, errlen, "out of memory");
 		return -1;
 	}
 	scan(f, t, h, s);
@@ -531,15 +519,15 @@ static int txn(const struct nf_fam *f, const struct nf_table *t, enum nf_op op,
 		f->free(h);
 		goto verify;
 	}
-	seterr(err, errlen, "%s %s table: commit kept failing with EAGAIN (%d attempts)", f->name,
-	       t->name, NF_EAGAIN_TRIES);
+	nf_seterr(err, errlen, "%s %s table: commit kept failing with EAGAIN (%d attempts)",
+	          f->name, t->name, NF_EAGAIN_TRIES);
 	errno = EAGAIN;
 	return -1;
 
 verify:
 	s = malloc(sizeof(*s));
 	if (s == NULL) {
-		seterr(err, errlen, "out of memory");
+		nf_seterr(err, errlen, "out of memory");
 		return -1;
 	}
 	{
@@ -555,13 +543,13 @@ verify:
 	rc = 0;
 	if (op == NF_OP_SYNC) {
 		if (!scan_matches(f, t, s, p, text, sizeof(text))) {
-			seterr(err, errlen, "%s %s table: read back after commit differs: %s",
-			       f->name, t->name, text);
+			nf_seterr(err, errlen, "%s %s table: read back after commit differs: %s",
+			          f->name, t->name, text);
 			rc = -1;
 		}
 	} else if (s->chain_present || s->njumps[0] || s->njumps[1]) {
-		seterr(err, errlen, "%s %s table: read back after commit still holds %s", f->name,
-		       t->name, NF_CHAIN);
+		nf_seterr(err, errlen, "%s %s table: read back after commit still holds %s",
+		          f->name, t->name, NF_CHAIN);
 		rc = -1;
 	}
 	free(s);
@@ -642,8 +630,8 @@ static int lock_take(int *fdp, char *err, size_t errlen)
 	if (fd < 0) {
 		int e = errno;
 
-		seterr(err, errlen, "cannot open the xtables lock %s: %s%s", path, strerror(e),
-		       e == EACCES || e == EPERM ? " (not root?)" : "");
+		nf_seterr(err, errlen, "cannot open the xtables lock %s: %s%s", path, strerror(e),
+		          e == EACCES || e == EPERM ? " (not root?)" : "");
 		errno = e;
 		return -1;
 	}
@@ -656,7 +644,7 @@ static int lock_take(int *fdp, char *err, size_t errlen)
 		if (errno != EWOULDBLOCK && errno != EINTR) {
 			int e = errno;
 
-			seterr(err, errlen, "cannot lock %s: %s", path, strerror(e));
+			nf_seterr(err, errlen, "cannot lock %s: %s", path, strerror(e));
 			close(fd);
 			errno = e;
 			return -1;
@@ -667,13 +655,13 @@ static int lock_take(int *fdp, char *err, size_t errlen)
 
 			pid_comm(pid, comm, sizeof(comm));
 			if (pid > 0)
-				seterr(
+				nf_seterr(
 				    err, errlen,
 				    "the xtables lock %s is held by pid %ld (%s) for more than %u "
 				    "ms",
 				    path, pid, comm[0] ? comm : "?", nf_lock_wait_ms);
 			else
-				seterr(
+				nf_seterr(
 				    err, errlen,
 				    "the xtables lock %s is held by another process for more than "
 				    "%u ms",
@@ -725,7 +713,7 @@ static int bad_colour(int c, char *err, size_t errlen)
 {
 	if (c == CFG_BLUE || c == CFG_GREEN)
 		return 0;
-	seterr(err, errlen, "colour %d is neither blue nor green", c);
+	nf_seterr(err, errlen, "colour %d is neither blue nor green", c);
 	errno = EINVAL;
 	return 1;
 }
@@ -826,7 +814,7 @@ int nf_iptc_flip(const struct cfg *cfg, enum cfg_colour to, char *err, size_t er
 	plan_build(cfg, &nf_fam6, to, &p6);
 	before4 = malloc(sizeof(*before4));
 	if (before4 == NULL) {
-		seterr(err, errlen, "out of memory");
+		nf_seterr(err, errlen, "out of memory");
 		return -1;
 	}
 	if (lock_take(&fd, err, errlen) < 0) {
@@ -859,23 +847,23 @@ int nf_iptc_flip(const struct cfg *cfg, enum cfg_colour to, char *err, size_t er
 					back.chain[i].to_port = before4->chain[i].to_port;
 				if (txn(&nf_fam4, &nf_nat, NF_OP_SYNC, &back, NULL, 0, err4,
 				        sizeof(err4)) == 0)
-					seterr(err, errlen, "%s; IPv4 was put back as it was",
-					       err6);
+					nf_seterr(err, errlen, "%s; IPv4 was put back as it was",
+					          err6);
 				else
-					seterr(
+					nf_seterr(
 					    err, errlen,
 					    "%s; putting IPv4 back failed too, IPv4 points at %s: "
 					    "%s",
 					    err6, nf_colour_names[to], err4);
 			} else {
-				seterr(err, errlen,
-				       "%s; IPv4 now points at %s (its previous state was not "
-				       "Switchyard's layout, so it was not restored)",
-				       err6, nf_colour_names[to]);
+				nf_seterr(err, errlen,
+				          "%s; IPv4 now points at %s (its previous state was not "
+				          "Switchyard's layout, so it was not restored)",
+				          err6, nf_colour_names[to]);
 			}
 			errno = e;
 		} else if (rc < 0) {
-			seterr(err, errlen, "%s", err6);
+			nf_seterr(err, errlen, "%s", err6);
 		}
 	}
 	lock_release(fd);
@@ -902,7 +890,7 @@ int nf_iptc_read(const struct cfg *cfg, struct nf_state *st, char *err, size_t e
 	st->nlisteners = cfg->nlisteners;
 	s = malloc(sizeof(*s));
 	if (s == NULL) {
-		seterr(err, errlen, "out of memory");
+		nf_seterr(err, errlen, "out of memory");
 		return -1;
 	}
 	/* Reading takes no lock: iptc_init copies the table in one

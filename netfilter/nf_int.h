@@ -15,6 +15,11 @@
 
 #define NF_TABLE "nat"
 
+/* Formats an error into err (if err is non-NULL and errlen > 0); shared by
+ * both backends so every error buffer is filled the same way. */
+void nf_seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 enum nf_rule_kind {
 	NF_RK_OTHER = 0, /* a target we do not produce */
 	NF_RK_JUMP,      /* -j SWITCHYARD */

@@ -40,6 +40,7 @@
 #include <linux/rtnetlink.h>
 
 #include "netfilter/nf.h"
+#include "netfilter/nf_int.h"
 #include "netfilter/nft_nl.h"
 
 /* Transactions refused because the generation moved on are retried from a
@@ -55,19 +56,6 @@ struct nft_batch {
 	int n;
 	uint32_t seq;
 };
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 void nft_append(char *buf, size_t len, const char *fmt, ...)
 {
@@ -98,7 +86,7 @@ int nft_addr_is_any(const struct cfg_addr *a)
 static int validate(const struct cfg *cfg, int colour, char *err, size_t errlen)
 {
 	if (colour != -1 && colour != CFG_BLUE && colour != CFG_GREEN) {
-		seterr(err, errlen, "colour %d is neither blue nor green", colour);
+		nf_seterr(err, errlen, "colour %d is neither blue nor green", colour);
 		errno = EINVAL;
 		return -1;
 	}
@@ -108,14 +96,14 @@ static int validate(const struct cfg *cfg, int colour, char *err, size_t errlen)
 		uint16_t g = cfg->instances[CFG_GREEN].ports[i];
 
 		if (l->addr.family != AF_INET && l->addr.family != AF_INET6) {
-			seterr(err, errlen,
-			       "listener %s: address family %d is neither IPv4 nor IPv6", l->name,
-			       l->addr.family);
+			nf_seterr(err, errlen,
+			          "listener %s: address family %d is neither IPv4 nor IPv6",
+			          l->name, l->addr.family);
 			errno = EINVAL;
 			return -1;
 		}
 		if (l->port == 0 || b == 0 || g == 0 || b == g) {
-			seterr(
+			nf_seterr(
 			    err, errlen,
 			    "listener %s: service port %u, blue port %u and green port %u must be "
 			    "non-zero and the instance ports must differ",
@@ -544,11 +532,11 @@ out:
 
 static int foreign_error(char *err, size_t errlen)
 {
-	seterr(err, errlen,
-	       "nftables: table inet %s exists but Switchyard did not create it (it has no "
-	       "ownership comment); refusing to touch it: rename or delete it (nft delete "
-	       "table inet %s) if it is a leftover",
-	       NFT_TABLE_NAME, NFT_TABLE_NAME);
+	nf_seterr(err, errlen,
+	          "nftables: table inet %s exists but Switchyard did not create it (it has no "
+	          "ownership comment); refusing to touch it: rename or delete it (nft delete "
+	          "table inet %s) if it is a leftover",
+	          NFT_TABLE_NAME, NFT_TABLE_NAME);
 	errno = EEXIST;
 	return -1;
 }
@@ -670,7 +658,7 @@ static int txn_locked(const struct nft_plan *p, int foreign_ok, char *err, size_
 	uint32_t genid = 0;
 
 	if (s == NULL || b.buf == NULL) {
-		seterr(err, errlen, "out of memory");
+		nf_seterr(err, errlen, "out of memory");
 		goto out;
 	}
 	nl = sock_get(err, errlen);
@@ -692,7 +680,7 @@ static int txn_locked(const struct nft_plan *p, int foreign_ok, char *err, size_
 		b.n = 0;
 		b.seq = nl->seq + 1; /* the batch begin takes this one */
 		if (build_batch(s, p, &b) < 0) {
-			seterr(err, errlen, "nftables: cannot build the batch (out of memory)");
+			nf_seterr(err, errlen, "nftables: cannot build the batch (out of memory)");
 			errno = ENOMEM;
 			goto out;
 		}
@@ -724,18 +712,19 @@ static int txn_locked(const struct nft_plan *p, int foreign_ok, char *err, size_
 			goto out_drop;
 	}
 	if (attempt == NFT_RESTART_TRIES) {
-		seterr(err, errlen,
-		       "nftables: the ruleset kept changing during the transaction (%d attempts)",
-		       NFT_RESTART_TRIES);
+		nf_seterr(
+		    err, errlen,
+		    "nftables: the ruleset kept changing during the transaction (%d attempts)",
+		    NFT_RESTART_TRIES);
 		errno = EAGAIN;
 		goto out;
 	}
 	if (txn_verify(nl, s, genid, p, replaced, err, errlen) < 0)
 		goto out_drop;
 	if (p == NULL ? s->table_present : !nft_table_matches(s, p, 1)) {
-		seterr(err, errlen, "nftables: read back after commit: table inet %s %s",
-		       NFT_TABLE_NAME,
-		       p == NULL ? "is still there" : "differs from what was committed");
+		nf_seterr(err, errlen, "nftables: read back after commit: table inet %s %s",
+		          NFT_TABLE_NAME,
+		          p == NULL ? "is still there" : "differs from what was committed");
 		nft_cache_ok = 0;
 		errno = EIO;
 		goto out;
@@ -778,7 +767,7 @@ static int sync_txn(const struct cfg *cfg, enum cfg_colour colour, char *err, si
 		return -1;
 	p = malloc(sizeof(*p));
 	if (p == NULL) {
-		seterr(err, errlen, "out of memory");
+		nf_seterr(err, errlen, "out of memory");
 		return -1;
 	}
 	nft_plan_build(cfg, colour, p);

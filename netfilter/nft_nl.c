@@ -29,6 +29,7 @@
 #include <linux/rtnetlink.h>
 
 #include "netfilter/nf.h"
+#include "netfilter/nf_int.h"
 #include "netfilter/nft_nl.h"
 
 /* How long one answer may take before the call fails (a kernel that never
@@ -39,19 +40,6 @@
 #define NFT_DUMP_TRIES 100
 /* Netlink dumps come in skbs of up to 32 KiB; a smaller buffer truncates. */
 #define NFT_NL_BUF 32768
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 int nft_nl_open(struct nft_nl *nl, char *err, size_t errlen)
 {
@@ -92,37 +80,37 @@ void nft_nl_error(const char *what, char *err, size_t errlen)
 	switch (e) {
 	case EPERM:
 	case EACCES:
-		seterr(err, errlen,
-		       "nftables: %s: permission denied (%s): not root (nf_tables needs "
-		       "CAP_NET_ADMIN in this network namespace)",
-		       what, strerror(e));
+		nf_seterr(err, errlen,
+		          "nftables: %s: permission denied (%s): not root (nf_tables needs "
+		          "CAP_NET_ADMIN in this network namespace)",
+		          what, strerror(e));
 		break;
 	case EPROTONOSUPPORT:
 	case EAFNOSUPPORT:
 	case EOPNOTSUPP:
-		seterr(err, errlen,
-		       "nftables: %s: %s: the kernel has no nf_tables (CONFIG_NF_TABLES, module "
-		       "nf_tables)",
-		       what, strerror(e));
+		nf_seterr(err, errlen,
+		          "nftables: %s: %s: the kernel has no nf_tables (CONFIG_NF_TABLES, module "
+		          "nf_tables)",
+		          what, strerror(e));
 		break;
 	case EBUSY:
-		seterr(err, errlen,
-		       "nftables: %s: %s: the kernel refused the change (EBUSY: an object is in "
-		       "use, or another transaction holds it)",
-		       what, strerror(e));
+		nf_seterr(err, errlen,
+		          "nftables: %s: %s: the kernel refused the change (EBUSY: an object is in "
+		          "use, or another transaction holds it)",
+		          what, strerror(e));
 		break;
 	case ENOBUFS:
-		seterr(err, errlen,
-		       "nftables: %s: %s: netlink answers were lost (ENOBUFS: receive buffer "
-		       "full); the state is read back before anything is trusted",
-		       what, strerror(e));
+		nf_seterr(err, errlen,
+		          "nftables: %s: %s: netlink answers were lost (ENOBUFS: receive buffer "
+		          "full); the state is read back before anything is trusted",
+		          what, strerror(e));
 		break;
 	case EAGAIN:
-		seterr(err, errlen, "nftables: %s: the kernel did not answer within %d ms", what,
-		       NFT_RECV_TIMEOUT_MS);
+		nf_seterr(err, errlen, "nftables: %s: the kernel did not answer within %d ms", what,
+		          NFT_RECV_TIMEOUT_MS);
 		break;
 	default:
-		seterr(err, errlen, "nftables: %s: %s", what, strerror(e));
+		nf_seterr(err, errlen, "nftables: %s: %s", what, strerror(e));
 		break;
 	}
 	errno = e;
@@ -583,7 +571,7 @@ static int rules_once(struct nft_nl *nl, struct nft_scan *s, char *err, size_t e
 	struct nftnl_rule *r = nftnl_rule_alloc();
 
 	if (r == NULL) {
-		seterr(err, errlen, "nftables: out of memory");
+		nf_seterr(err, errlen, "nftables: out of memory");
 		errno = ENOMEM;
 		return -1;
 	}
@@ -607,9 +595,9 @@ int nft_nl_rules(struct nft_nl *nl, struct nft_scan *s, char *err, size_t errlen
 		if (errno != EINTR)
 			return -1;
 	}
-	seterr(err, errlen,
-	       "nftables: every listing of table inet %s was interrupted (%d attempts)",
-	       NFT_TABLE_NAME, NFT_DUMP_TRIES);
+	nf_seterr(err, errlen,
+	          "nftables: every listing of table inet %s was interrupted (%d attempts)",
+	          NFT_TABLE_NAME, NFT_DUMP_TRIES);
 	errno = EAGAIN;
 	return -1;
 }
@@ -622,10 +610,10 @@ int nft_nl_scan(struct nft_nl *nl, struct nft_scan *s, int others, char *err, si
 		if (errno != EINTR)
 			return -1;
 	}
-	seterr(err, errlen,
-	       "nftables: every listing of table inet %s was interrupted by other commits "
-	       "(%d attempts)",
-	       NFT_TABLE_NAME, NFT_DUMP_TRIES);
+	nf_seterr(err, errlen,
+	          "nftables: every listing of table inet %s was interrupted by other commits "
+	          "(%d attempts)",
+	          NFT_TABLE_NAME, NFT_DUMP_TRIES);
 	errno = EAGAIN;
 	return -1;
 }
@@ -676,7 +664,7 @@ static int scan_once(struct nft_nl *nl, struct nft_scan *s, int others, char *er
 		return 0;
 	return rules_once(nl, s, err, errlen);
 oom:
-	seterr(err, errlen, "nftables: out of memory");
+	nf_seterr(err, errlen, "nftables: out of memory");
 	errno = ENOMEM;
 	return -1;
 }
@@ -771,10 +759,11 @@ int nft_nl_batch(struct nft_nl *nl, uint32_t genid, void *msgs, size_t len, int 
 
 		errno = fail_errno;
 		if (fail_seq == begin_seq && fail_errno == ERESTART) {
-			seterr(err, errlen,
-			       "nftables: the ruleset changed during the transaction (generation "
-			       "%u is gone)",
-			       genid);
+			nf_seterr(
+			    err, errlen,
+			    "nftables: the ruleset changed during the transaction (generation "
+			    "%u is gone)",
+			    genid);
 			errno = ERESTART;
 			return -1;
 		}
@@ -785,7 +774,7 @@ int nft_nl_batch(struct nft_nl *nl, uint32_t genid, void *msgs, size_t len, int 
 		return -1;
 	}
 	if (!acked) {
-		seterr(
+		nf_seterr(
 		    err, errlen,
 		    "nftables: the kernel did not acknowledge the batch (its answers were lost)");
 		errno = EIO;
@@ -801,7 +790,7 @@ int nf_nft_probe(int *nat_chains, char *text, size_t textlen, char *err, size_t 
 	int rc, e;
 
 	if (s == NULL) {
-		seterr(err, errlen, "out of memory");
+		nf_seterr(err, errlen, "out of memory");
 		return -1;
 	}
 	if (nft_nl_open(&nl, err, errlen) < 0) {
