@@ -51,6 +51,8 @@ wait_until 30 rules_ok || {
 	fail "no rules to $other while it was ready (live $(sv_status .live), rules $(sv_status .rules))"
 }
 [ -n "$(sv_served "$NAME")" ] || fail "$NAME is not served"
-grep -q "$live (the saved live colour) is crashing and $other is ready" "$T_TMP/switchyardd.log" ||
+grep -q "$live (the saved live colour) is crashing and $other is ready" "$T_TMP/switchyardd.log" || {
+	sv_dump_logs
 	fail "the choice is not logged"
+}
 say "ok: served from $other while $live crash-loops"
