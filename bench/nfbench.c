@@ -77,6 +77,25 @@ static int cmp_d(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Sorts the N samples of one series and prints its figures; with
+ * NFBENCH_SAMPLES set, also appends every sample to that file, so that a
+ * script can interleave short series of several cases and compute the
+ * figures of each case over all of its rounds. */
+static void report(const char *what, int v4, int v6, double *t, int n, int failed)
+{
+	const char *path = getenv("NFBENCH_SAMPLES");
+	FILE *f;
+
+	qsort(t, (size_t)n, sizeof(double), cmp_d);
+	printf("%s flips %d listeners %d+%d failed %d median_us %.1f p99_us %.1f max_us %.1f\n",
+	       what, n, v4, v6, failed, t[n / 2], t[(n * 99) / 100], t[n - 1]);
+	if (path != NULL && (f = fopen(path, "a")) != NULL) {
+		for (int i = 0; i < n; i++)
+			fprintf(f, "%.1f\n", t[i]);
+		fclose(f);
+	}
+}
+
 static long rss_kb(void)
 {
 	struct rusage ru;
@@ -130,9 +149,7 @@ static int bench_flips(int n, int v4, int v6, const char *backend)
 		}
 		t[i] = now_us() - s;
 	}
-	qsort(t, (size_t)n, sizeof(double), cmp_d);
-	printf("%s flips %d listeners %d+%d failed %d median_us %.1f p99_us %.1f max_us %.1f\n",
-	       backend, n, v4, v6, failed, t[n / 2], t[(n * 99) / 100], t[n - 1]);
+	report(backend, v4, v6, t, n, failed);
 	free(t);
 	return failed ? 1 : 0;
 }
@@ -280,9 +297,10 @@ static int bench_mapflips(int n, int v4, int v6)
 		t[k] = now_us() - s;
 	}
 	nft_nl_close(&nl);
-	qsort(t, (size_t)n, sizeof(double), cmp_d);
-	printf("map flips %d listeners %d+%d failed %d median_us %.1f p99_us %.1f max_us %.1f\n", n,
-	       v4, v6, failed, t[n / 2], t[(n * 99) / 100], t[n - 1]);
+	/* Gone again, so that the next round's setup starts from nothing. */
+	if (system("nft delete table inet sybench") != 0)
+		fprintf(stderr, "nfbench: could not delete table inet sybench\n");
+	report("map", v4, v6, t, n, failed);
 	free(t);
 	free(buf);
 	return failed ? 1 : 0;
