@@ -69,6 +69,31 @@ void px_log_kept(const char *what, const struct cert_report *rep)
 	}
 }
 
+/* The files that loaded nothing, with why (at most PX_FILES_LISTED): the
+ * reply names them so that the supervisor logs them and the operator's
+ * terminal shows them, beside the count. */
+#define PX_FILES_LISTED 1000
+static void skipped_json(struct json_buf *r, const struct cert_report *rep)
+{
+	size_t listed = 0;
+
+	jb_arr_begin(r, "skipped_files");
+	for (size_t i = 0; i < cert_report_nentries(rep) && listed < PX_FILES_LISTED; i++) {
+		const char *msg = NULL, *file;
+		enum cert_sev sev;
+
+		file = cert_report_entry(rep, i, &sev, &msg);
+		if (sev != CERT_SKIP)
+			continue;
+		jb_obj_begin(r, NULL);
+		jb_str(r, "file", file);
+		jb_str(r, "error", msg != NULL ? msg : "not loaded");
+		jb_obj_end(r);
+		listed++;
+	}
+	jb_arr_end(r);
+}
+
 static uint32_t active_conns(struct px_proc *p)
 {
 	return atomic_load(&p->global.active);
@@ -309,7 +334,7 @@ static int cmd_reload_certs(void *ctx, struct ctl_req *req, struct json_buf *r)
 	 * is still served, which the operator must hear about. */
 	jb_uint(r, "nkept", cert_report_nkept(rep));
 	jb_arr_begin(r, "kept");
-	for (size_t i = 0; i < cert_report_nkept(rep) && i < 1000; i++) {
+	for (size_t i = 0; i < cert_report_nkept(rep) && i < PX_FILES_LISTED; i++) {
 		const char *why = NULL;
 
 		jb_obj_begin(r, NULL);
@@ -318,8 +343,9 @@ static int cmd_reload_certs(void *ctx, struct ctl_req *req, struct json_buf *r)
 		jb_obj_end(r);
 	}
 	jb_arr_end(r);
+	skipped_json(r, rep);
 	jb_arr_begin(r, "changed");
-	for (size_t i = 0; i < nch && i < 1000; i++)
+	for (size_t i = 0; i < nch && i < PX_FILES_LISTED; i++)
 		jb_str(r, NULL, cert_report_changed(rep, i));
 	jb_arr_end(r);
 	jb_uint(r, "duration_ms", px_now_ms() - t0);

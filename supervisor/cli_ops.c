@@ -124,14 +124,14 @@ static void fmt_us(int64_t us, char *out, size_t outlen)
 		snprintf(out, outlen, "%lld ms", (long long)(us / 1000));
 }
 
+/* Every duration of the status table is in milliseconds, so that a column
+ * never mixes units; a 5-minute drain is "300000 ms". */
 static void fmt_ms(int64_t ms, char *out, size_t outlen)
 {
 	if (ms < 0)
 		snprintf(out, outlen, "-");
-	else if (ms < 10000)
-		snprintf(out, outlen, "%lld ms", (long long)ms);
 	else
-		snprintf(out, outlen, "%.1f s", (double)ms / 1000);
+		snprintf(out, outlen, "%lld ms", (long long)ms);
 }
 
 static void print_status(const struct json_doc *doc)
@@ -516,20 +516,21 @@ static void progress(const struct json_doc *st, int tty, char *last, size_t last
 	snprintf(last, lastlen, "%s", now);
 }
 
-/* Files whose new content the instance could not load: it serves their
- * previous version, which must not pass unnoticed. */
-static void print_kept(const struct json_doc *reply)
+/* Files whose new content the instance could not load (it serves their
+ * previous version), and files that loaded nothing: neither may pass
+ * unnoticed. */
+static void print_files(const struct json_doc *reply, const char *key, const char *verb)
 {
-	int n = json_array_len(reply, "kept");
+	int n = json_array_len(reply, key);
 
 	for (int i = 0; i < n; i++) {
-		char p[48], file[CFG_STR_MAX] = "?", why[600] = "?";
+		char p[64], file[CFG_STR_MAX] = "?", why[600] = "?";
 
-		snprintf(p, sizeof(p), "kept.%d.file", i);
+		snprintf(p, sizeof(p), "%s.%d.file", key, i);
 		(void)json_get_str(reply, p, file, sizeof(file));
-		snprintf(p, sizeof(p), "kept.%d.error", i);
+		snprintf(p, sizeof(p), "%s.%d.error", key, i);
 		(void)json_get_str(reply, p, why, sizeof(why));
-		fprintf(stderr, "reload: warning: %s was not loaded: %s\n", file, why);
+		fprintf(stderr, "reload: warning: %s %s: %s\n", file, verb, why);
 	}
 }
 
@@ -637,6 +638,8 @@ int sv_cmd_reload(const char *cfgpath, int argc, char **argv)
 		printf("%s\n", job.reply);
 	} else {
 		print_reload_counts(job.doc);
+		print_files(job.doc, "kept", "was not loaded");
+		print_files(job.doc, "skipped_files", "was skipped");
 	}
 	if (!json && reply_ok(job.doc)) {
 		char inst[16] = "", d[CFG_STR_MAX] = "";
@@ -649,7 +652,6 @@ int sv_cmd_reload(const char *cfgpath, int argc, char **argv)
 		       (long long)geti(job.doc, "loaded"), (long long)geti(job.doc, "nchanged"),
 		       (long long)geti(job.doc, "load_ms"),
 		       getb(job.doc, "restarted") ? " (restarted)" : "");
-		print_kept(job.doc);
 		if (!no_flip)
 			print_flip("flip", job.doc);
 	}

@@ -436,27 +436,29 @@ static int wait_serving(struct sv *sv, enum cfg_colour c, int64_t timeout_ms, in
 	return 0;
 }
 
-/* Copies the files whose previous version the instance kept (its
- * reload-certs reply's "kept") into the reload's reply, and logs them: the
- * names stay served, but not with the files on disk. */
-static void kept_json(const struct json_doc *r, struct json_buf *reply)
+/* Copies a list of files from the instance's reload-certs reply into the
+ * reload's reply, and logs each: "kept" are files whose new content failed
+ * while their previous version stays served (the names stay, but not with
+ * the files on disk), "skipped_files" files that loaded nothing. */
+static void files_json(const struct json_doc *r, const char *key, const char *verb,
+                       struct json_buf *reply)
 {
-	int n = r != NULL ? json_array_len(r, "kept") : 0;
+	int n = r != NULL ? json_array_len(r, key) : 0;
 
-	jb_arr_begin(reply, "kept");
+	jb_arr_begin(reply, key);
 	for (int i = 0; i < n; i++) {
-		char path[48], file[CFG_STR_MAX] = "", why[600] = "", esc[LOG_ESC_LEN(256)];
+		char path[64], file[CFG_STR_MAX] = "", why[600] = "", esc[LOG_ESC_LEN(256)];
 
-		snprintf(path, sizeof(path), "kept.%d.file", i);
+		snprintf(path, sizeof(path), "%s.%d.file", key, i);
 		(void)json_get_str(r, path, file, sizeof(file));
-		snprintf(path, sizeof(path), "kept.%d.error", i);
+		snprintf(path, sizeof(path), "%s.%d.error", key, i);
 		(void)json_get_str(r, path, why, sizeof(why));
 		jb_obj_begin(reply, NULL);
 		jb_str(reply, "file", file);
 		jb_str(reply, "error", why);
 		jb_obj_end(reply);
-		log_warnx("reload: %s was not loaded: %s",
-		          log_escape(esc, sizeof(esc), file, strlen(file)), why);
+		log_warnx("reload: %s %s: %s", log_escape(esc, sizeof(esc), file, strlen(file)),
+		          verb, why);
 	}
 	jb_arr_end(reply);
 }
@@ -646,6 +648,15 @@ int sv_op_reload(struct sv *sv, const char *dir, int opts, struct json_buf *repl
 done:
 	sv_set_phase(sv, NULL, NULL, -1);
 	pthread_mutex_unlock(&sv->op);
+	/* The journal keeps what the operator's terminal showed: a refused
+	 * or failed reload, and what a promoted set stopped serving. */
+	if (rc < 0)
+		log_warnx("reload into %s failed: %s", cfg_colour_name(to), err);
+	else if (out.loss.checked)
+		log_info("reload into %s: %zu names %s, %zu of the %zu served now lost%s%s",
+		         cfg_colour_name(to), out.loss.after, no_flip ? "loaded" : "served",
+		         out.loss.lost, out.loss.before, out.loss.lost > 0 ? ": " : "",
+		         out.loss.lost > 0 ? out.loss.shown : "");
 	jb_bool(reply, "ok", rc == 0);
 	if (rc < 0)
 		jb_str(reply, "error", err);
@@ -655,7 +666,8 @@ done:
 	jb_uint(reply, "loaded", loaded);
 	jb_uint(reply, "nchanged", nchanged);
 	jb_uint(reply, "skipped", skipped);
-	kept_json(doc, reply);
+	files_json(doc, "kept", "was not loaded, its previous version stays", reply);
+	files_json(doc, "skipped_files", "was skipped", reply);
 	json_doc_free(doc);
 	free(r);
 	jb_bool(reply, "restarted", restart);

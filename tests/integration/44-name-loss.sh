@@ -41,12 +41,20 @@ grep -q -- "--allow-name-loss" "$T_TMP/reload.out" || fail "the refusal does not
 [ "$(sv_served "$NAME8")" = "$before" ] || fail "$NAME8 is no longer served"
 [ "$(sv_status .flips[-1].result)" = names-refused ] || fail "refusal not recorded in the history"
 [ "$(sv_status .names.served_before)" -eq 8 ] || fail "reference set is not the 8 names served"
-say "ok: reload of a lossy set refused with counts"
+grep -q "reload into $other failed: refusing to promote $other" "$T_TMP/switchyardd.log" ||
+	{ sv_dump_logs; fail "switchyardd did not log the refused reload"; }
+[ "$(grep -c "switchyardd: .*reload: v2-.* was skipped: " "$T_TMP/switchyardd.log")" -eq 6 ] ||
+	{ sv_dump_logs; fail "switchyardd did not log the 6 skipped files"; }
+[ "$(grep -c "reload: warning: v2-.* was skipped: " "$T_TMP/reload.out")" -eq 6 ] ||
+	fail "the reload's output does not name the 6 skipped files"
+say "ok: reload of a lossy set refused with counts, and logged"
 
 svc reload --certs "$BAD" --json --no-flip >"$T_TMP/nf.json" 2>/dev/null ||
 	fail "reload --no-flip of the lossy set failed"
 jq -e '.skipped == 6 and .names.lost == 6 and .names.served == 8' "$T_TMP/nf.json" >/dev/null ||
 	fail "reload --no-flip reply lacks the counts: $(cat "$T_TMP/nf.json")"
+grep -q "reload into $other: 2 names loaded, 6 of the 8 served now lost: " "$T_TMP/switchyardd.log" ||
+	{ sv_dump_logs; fail "switchyardd did not log the names a --no-flip reload would lose"; }
 svc flip >"$T_TMP/flip.out" 2>&1
 rc=$?
 cat "$T_TMP/flip.out"
