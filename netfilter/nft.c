@@ -6,14 +6,15 @@
  *   read    GETGEN, then our table, its chains and rules (never anyone
  *           else's), or the copy the last verified commit left (below)
  *   plan    the whole table for the configuration and the live colour
- *   batch   a flip replaces the l-NAME redirect rules by handle (NLM_F_REPLACE);
- *           anything else (first install, drift, a changed configuration)
- *           deletes and re-creates the table in the same batch
+ *   batch   a flip deletes the elements of the port maps and adds them
+ *           back with the other colour's ports; anything else (first
+ *           install, drift, a changed configuration) deletes and
+ *           re-creates the table in the same batch
  *   commit  with NFNL_BATCH_GENID = the generation read: if anyone changed
  *           any ruleset in between the kernel refuses the batch (ERESTART)
  *           and the transaction starts over from a fresh read
  *   verify  the kernel acknowledged the batch, then a read of our table
- *           equals the plan
+ *           (after a flip: of the maps' elements) equals the plan
  *
  * Both families are in the one inet table, so IPv4 and IPv6 listeners move
  * in the same transaction: there is no window in which they disagree.
@@ -21,7 +22,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +31,7 @@
 #include <libnftnl/common.h>
 #include <libnftnl/expr.h>
 #include <libnftnl/rule.h>
+#include <libnftnl/set.h>
 #include <libnftnl/table.h>
 #include <libnftnl/udata.h>
 #include <linux/netfilter.h>
@@ -56,225 +57,6 @@ struct nft_batch {
 	int n;
 	uint32_t seq;
 };
-
-void nft_append(char *buf, size_t len, const char *fmt, ...)
-{
-	size_t used = strlen(buf);
-	va_list ap;
-
-	if (used + 1 >= len)
-		return;
-	if (used > 0) {
-		snprintf(buf + used, len - used, "; ");
-		used = strlen(buf);
-	}
-	va_start(ap, fmt);
-	vsnprintf(buf + used, len - used, fmt, ap);
-	va_end(ap);
-}
-
-int nft_addr_is_any(const struct cfg_addr *a)
-{
-	int n = a->family == AF_INET6 ? 16 : 4;
-
-	for (int i = 0; i < n; i++)
-		if (a->a.v6[i] != 0)
-			return 0;
-	return 1;
-}
-
-static int validate(const struct cfg *cfg, int colour, char *err, size_t errlen)
-{
-	if (colour != -1 && colour != CFG_BLUE && colour != CFG_GREEN) {
-		nf_seterr(err, errlen, "colour %d is neither blue nor green", colour);
-		errno = EINVAL;
-		return -1;
-	}
-	for (int i = 0; cfg != NULL && i < cfg->nlisteners; i++) {
-		const struct cfg_listener *l = &cfg->listeners[i];
-		uint16_t b = cfg->instances[CFG_BLUE].ports[i];
-		uint16_t g = cfg->instances[CFG_GREEN].ports[i];
-
-		if (l->addr.family != AF_INET && l->addr.family != AF_INET6) {
-			nf_seterr(err, errlen,
-			          "listener %s: address family %d is neither IPv4 nor IPv6",
-			          l->name, l->addr.family);
-			errno = EINVAL;
-			return -1;
-		}
-		if (l->port == 0 || b == 0 || g == 0 || b == g) {
-			nf_seterr(
-			    err, errlen,
-			    "listener %s: service port %u, blue port %u and green port %u must be "
-			    "non-zero and the instance ports must differ",
-			    l->name, l->port, b, g);
-			errno = EINVAL;
-			return -1;
-		}
-	}
-	return 0;
-}
-
-static void plan_chain(struct nft_plan *p, const char *name, const char *type, uint32_t hook,
-                       int32_t prio)
-{
-	struct nft_chain *c = &p->chains[p->nchains++];
-
-	memset(c, 0, sizeof(*c));
-	snprintf(c->name, sizeof(c->name), "%s", name);
-	if (type != NULL) {
-		c->base = 1;
-		snprintf(c->type, sizeof(c->type), "%s", type);
-		c->hook = hook;
-		c->prio = prio;
-	}
-}
-
-static struct nft_rule *plan_rule(struct nft_plan *p, const char *chain, int af,
-                                  enum nf_rule_kind kind)
-{
-	struct nft_rule *r = &p->rules[p->nrules++];
-
-	memset(r, 0, sizeof(*r));
-	snprintf(r->chain, sizeof(r->chain), "%s", chain);
-	r->af = af;
-	r->r.kind = kind;
-	r->r.exact = 1;
-	return r;
-}
-
-/*
- * The whole table for cfg with every listener pointing at colour. The rules
- * are in the kernel's dump order: chain by chain in creation order, each
- * chain's rules in order. A wildcard listener (0.0.0.0 or ::) matches
- * `fib daddr type local` so that neither this host's own connections to
- * other machines nor forwarded traffic on the same port is captured; a
- * listener on an address matches that destination only. The guard
- * (supervisor.filter_guard) is the legacy one: per instance port, loopback
- * and redirected connections are accepted, everything else dropped.
- */
-void nft_plan_build(const struct cfg *cfg, enum cfg_colour colour, struct nft_plan *p)
-{
-	int guard = cfg->supervisor.filter_guard && cfg->nlisteners > 0;
-
-	memset(p, 0, sizeof(*p));
-	plan_chain(p, "prerouting", "nat", NF_INET_PRE_ROUTING, NFT_NAT_PRIO);
-	plan_chain(p, "output", "nat", NF_INET_LOCAL_OUT, NFT_NAT_PRIO);
-	plan_chain(p, NFT_SVC_CHAIN, NULL, 0, 0);
-	if (guard)
-		plan_chain(p, "input", "filter", NF_INET_LOCAL_IN, NFT_FILTER_PRIO);
-	for (int i = 0; i < cfg->nlisteners; i++) {
-		char name[40];
-
-		snprintf(name, sizeof(name), NFT_LSN_PREFIX "%s", cfg->listeners[i].name);
-		plan_chain(p, name, NULL, 0, 0);
-	}
-	for (int k = 0; k < 2; k++) {
-		struct nft_rule *r = plan_rule(p, k == 0 ? "prerouting" : "output", 0, NF_RK_JUMP);
-
-		r->verdict = NFT_JUMP;
-		snprintf(r->target, sizeof(r->target), "%s", NFT_SVC_CHAIN);
-	}
-	for (int i = 0; i < cfg->nlisteners; i++) {
-		const struct cfg_listener *l = &cfg->listeners[i];
-		struct nft_rule *r = plan_rule(p, NFT_SVC_CHAIN, l->addr.family, NF_RK_JUMP);
-
-		if (nft_addr_is_any(&l->addr)) {
-			r->r.local = 1;
-		} else {
-			r->r.plen = l->addr.family == AF_INET6 ? 128 : 32;
-			memcpy(r->r.addr, l->addr.a.v6, (size_t)r->r.plen / 8);
-		}
-		r->r.dport = l->port;
-		r->verdict = NFT_GOTO;
-		snprintf(r->target, sizeof(r->target), NFT_LSN_PREFIX "%s", l->name);
-	}
-	for (int af = 0; guard && af < 2; af++) {
-		int family = af == 0 ? AF_INET : AF_INET6;
-		uint16_t seen[CFG_MAX_LISTENERS * CFG_NCOLOURS];
-		int nseen = 0;
-
-		for (int i = 0; i < cfg->nlisteners; i++) {
-			if (cfg->listeners[i].addr.family != family)
-				continue;
-			for (int c = 0; c < CFG_NCOLOURS; c++) {
-				uint16_t port = cfg->instances[c].ports[i];
-				struct nft_rule *r;
-				int dup = 0;
-
-				for (int k = 0; k < nseen; k++)
-					dup |= seen[k] == port;
-				if (dup)
-					continue;
-				seen[nseen++] = port;
-				r = plan_rule(p, "input", family, NF_RK_ACCEPT);
-				r->r.dport = port;
-				r->r.lo = 1;
-				r = plan_rule(p, "input", family, NF_RK_ACCEPT);
-				r->r.dport = port;
-				r->r.ctdnat = 1;
-				r = plan_rule(p, "input", family, NF_RK_DROP);
-				r->r.dport = port;
-			}
-		}
-	}
-	/* Last, in the order of their chains: the one rule a flip changes. */
-	for (int i = 0; i < cfg->nlisteners; i++) {
-		char name[40];
-		struct nft_rule *r;
-
-		snprintf(name, sizeof(name), NFT_LSN_PREFIX "%s", cfg->listeners[i].name);
-		r = plan_rule(p, name, 0, NF_RK_REDIRECT);
-		r->r.to_port = cfg->instances[colour].ports[i];
-	}
-}
-
-int nft_rule_eq(const struct nft_rule *a, const struct nft_rule *b, int with_port)
-{
-	const struct nf_rule *x = &a->r, *y = &b->r;
-
-	return strcmp(a->chain, b->chain) == 0 && a->af == b->af && x->kind == y->kind &&
-	       (x->kind != NF_RK_JUMP ||
-	        (a->verdict == b->verdict && strcmp(a->target, b->target) == 0)) &&
-	       x->exact && y->exact && x->plen == y->plen &&
-	       (x->plen == 0 || memcmp(x->addr, y->addr, (size_t)x->plen / 8) == 0) &&
-	       x->local == y->local && x->dport == y->dport && x->lo == y->lo &&
-	       x->ctdnat == y->ctdnat && (!with_port || x->to_port == y->to_port);
-}
-
-int nft_chains_match(const struct nft_scan *s, const struct nft_plan *p)
-{
-	if (s->nchains != p->nchains)
-		return 0;
-	for (int i = 0; i < p->nchains; i++) {
-		const struct nft_chain *want = &p->chains[i];
-		int found = 0;
-
-		for (int k = 0; k < s->nchains && !found; k++) {
-			const struct nft_chain *c = &s->chains[k];
-
-			found = strcmp(c->name, want->name) == 0 && c->base == want->base &&
-			        (!want->base || (strcmp(c->type, want->type) == 0 &&
-			                         c->hook == want->hook && c->prio == want->prio));
-		}
-		if (!found)
-			return 0;
-	}
-	return 1;
-}
-
-/* 1 when the table has the plan's chains and rules, comparing target ports
- * only with with_port. */
-int nft_table_matches(const struct nft_scan *s, const struct nft_plan *p, int with_port)
-{
-	if (!s->table_present || !s->table_ours || !nft_chains_match(s, p) ||
-	    s->nrules != p->nrules)
-		return 0;
-	for (int i = 0; i < p->nrules; i++)
-		if (!nft_rule_eq(&s->rules[i], &p->rules[i], with_port))
-			return 0;
-	return 1;
-}
 
 /* The next message's buffer, or NULL when the batch is full. */
 static char *msg_room(struct nft_batch *b)
@@ -348,6 +130,95 @@ static int add_chain(struct nft_batch *b, const struct nft_chain *c)
 	return 0;
 }
 
+/*
+ * A map with nft's own user data (the byte order of key and data), without
+ * which `nft list` would print the ports byte-swapped. id names the map
+ * within the batch, for the rules that follow it.
+ */
+static int add_set(struct nft_batch *b, const struct nft_map *mp, uint32_t id)
+{
+	struct nftnl_set *set = nftnl_set_alloc();
+	struct nftnl_udata_buf *ud = nftnl_udata_buf_alloc(64);
+	struct nlmsghdr *nlh;
+	char *m = msg_room(b);
+	/* nft's BYTEORDER_BIG_ENDIAN; a concatenation has none of its own. */
+	uint32_t key_order = mp->key_len == 2 ? 2 : 0, data_order = 2;
+
+	if (set == NULL || ud == NULL || m == NULL ||
+	    !nftnl_udata_put_u32(ud, NFTNL_UDATA_SET_KEYBYTEORDER, key_order) ||
+	    !nftnl_udata_put_u32(ud, NFTNL_UDATA_SET_DATABYTEORDER, data_order)) {
+		nftnl_udata_buf_free(ud);
+		nftnl_set_free(set);
+		return -1;
+	}
+	nftnl_set_set_str(set, NFTNL_SET_TABLE, NFT_TABLE_NAME);
+	nftnl_set_set_str(set, NFTNL_SET_NAME, mp->name);
+	nftnl_set_set_u32(set, NFTNL_SET_FAMILY, NFPROTO_INET);
+	nftnl_set_set_u32(set, NFTNL_SET_FLAGS, mp->flags);
+	nftnl_set_set_u32(set, NFTNL_SET_KEY_TYPE, mp->key_type);
+	nftnl_set_set_u32(set, NFTNL_SET_KEY_LEN, mp->key_len);
+	nftnl_set_set_u32(set, NFTNL_SET_DATA_TYPE, mp->data_type);
+	nftnl_set_set_u32(set, NFTNL_SET_DATA_LEN, mp->data_len);
+	nftnl_set_set_u32(set, NFTNL_SET_ID, id);
+	nftnl_set_set_data(set, NFTNL_SET_USERDATA, nftnl_udata_buf_data(ud),
+	                   nftnl_udata_buf_len(ud));
+	nlh = nftnl_nlmsg_build_hdr(m, NFT_MSG_NEWSET, NFPROTO_INET, NLM_F_CREATE | NLM_F_ACK,
+	                            ++b->seq);
+	nftnl_set_nlmsg_build_payload(nlh, set);
+	nftnl_udata_buf_free(ud);
+	nftnl_set_free(set);
+	msg_done(b, nlh);
+	return 0;
+}
+
+/*
+ * One message adding (NFT_MSG_NEWSETELEM, with their ports) or deleting
+ * (NFT_MSG_DELSETELEM, by key) the elements of map `map` among es that
+ * pick[i] selects (all when pick is NULL). Nothing when none is picked.
+ */
+static int add_elems(struct nft_batch *b, uint16_t type, const char *map, const struct nft_elem *es,
+                     int n, const int *pick)
+{
+	struct nftnl_set *set = nftnl_set_alloc();
+	struct nlmsghdr *nlh;
+	char *m = msg_room(b);
+	int count = 0;
+
+	if (set == NULL || m == NULL) {
+		nftnl_set_free(set);
+		return -1;
+	}
+	nftnl_set_set_str(set, NFTNL_SET_TABLE, NFT_TABLE_NAME);
+	nftnl_set_set_str(set, NFTNL_SET_NAME, map);
+	for (int i = 0; i < n; i++) {
+		struct nftnl_set_elem *e;
+		uint16_t to = htons(es[i].to_port);
+
+		if (pick != NULL && !pick[i])
+			continue;
+		e = nftnl_set_elem_alloc();
+		if (e == NULL) {
+			nftnl_set_free(set);
+			return -1;
+		}
+		nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, es[i].key, es[i].klen);
+		if (type == NFT_MSG_NEWSETELEM)
+			nftnl_set_elem_set(e, NFTNL_SET_ELEM_DATA, &to, sizeof(to));
+		nftnl_set_elem_add(set, e);
+		count++;
+	}
+	if (count > 0) {
+		nlh = nftnl_nlmsg_build_hdr(
+		    m, type, NFPROTO_INET,
+		    (uint16_t)(NLM_F_ACK | (type == NFT_MSG_NEWSETELEM ? NLM_F_CREATE : 0)),
+		    ++b->seq);
+		nftnl_set_elems_nlmsg_build_payload(nlh, set);
+		msg_done(b, nlh);
+	}
+	nftnl_set_free(set);
+	return 0;
+}
+
 /* Expressions put their value in register 1; every helper returns 0 or -1
  * (out of memory). */
 static int ex(struct nftnl_rule *nr, struct nftnl_expr *e)
@@ -381,12 +252,13 @@ static int ex_cmp(struct nftnl_rule *nr, uint32_t op, const void *data, uint32_t
 	return ex(nr, e);
 }
 
-static int ex_payload(struct nftnl_rule *nr, uint32_t base, uint32_t off, uint32_t len)
+static int ex_payload(struct nftnl_rule *nr, uint32_t base, uint32_t off, uint32_t len,
+                      uint32_t reg)
 {
 	struct nftnl_expr *e = nftnl_expr_alloc("payload");
 
 	if (e != NULL) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, reg);
 		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
 		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, off);
 		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
@@ -407,38 +279,75 @@ static int ex_verdict(struct nftnl_rule *nr, int verdict, const char *chain)
 	return ex(nr, e);
 }
 
-/* meta nfproto F, meta l4proto tcp, tcp dport P: the start of every rule
- * but the jumps. */
+static int ex_fib_local(struct nftnl_rule *nr)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("fib");
+	uint32_t local = RTN_LOCAL;
+
+	if (e != NULL) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_DREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_FLAGS, NFTA_FIB_F_DADDR);
+	}
+	return ex(nr, e) | ex_cmp(nr, NFT_CMP_EQ, &local, sizeof(local));
+}
+
+/* meta nfproto F [iifname "lo"] meta l4proto tcp tcp dport P: the start
+ * of a guard rule. */
 static int ex_tcp_to(struct nftnl_rule *nr, const struct nft_rule *r)
 {
 	uint8_t nfproto = r->af == AF_INET6 ? NFPROTO_IPV6 : NFPROTO_IPV4, tcp = IPPROTO_TCP;
 	uint16_t port = htons(r->r.dport);
 	int rc = ex_meta(nr, NFT_META_NFPROTO) | ex_cmp(nr, NFT_CMP_EQ, &nfproto, 1);
 
-	if (r->r.plen > 0) {
-		rc |= ex_payload(nr, NFT_PAYLOAD_NETWORK_HEADER, r->af == AF_INET6 ? 24 : 16,
-		                 (uint32_t)r->r.plen / 8);
-		rc |= ex_cmp(nr, NFT_CMP_EQ, r->r.addr, (uint32_t)r->r.plen / 8);
-	} else if (r->r.local) {
-		struct nftnl_expr *e = nftnl_expr_alloc("fib");
-		uint32_t local = RTN_LOCAL;
-
-		if (e != NULL) {
-			nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_DREG, NFT_REG_1);
-			nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
-			nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_FLAGS, NFTA_FIB_F_DADDR);
-		}
-		rc |= ex(nr, e) | ex_cmp(nr, NFT_CMP_EQ, &local, sizeof(local));
-	}
 	if (r->r.lo) {
 		static const char lo[16] = "lo";
 
 		rc |= ex_meta(nr, NFT_META_IIFNAME) | ex_cmp(nr, NFT_CMP_EQ, lo, sizeof(lo));
 	}
 	rc |= ex_meta(nr, NFT_META_L4PROTO) | ex_cmp(nr, NFT_CMP_EQ, &tcp, 1);
-	rc |= ex_payload(nr, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2) |
+	rc |= ex_payload(nr, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG_1) |
 	      ex_cmp(nr, NFT_CMP_EQ, &port, sizeof(port));
 	return rc ? -1 : 0;
+}
+
+/*
+ * A map's rule, what `nft` makes of
+ *   meta nfproto F [fib daddr type local] meta l4proto tcp
+ *   redirect to : [ip daddr .] tcp dport map @MAP
+ * The key is loaded into consecutive registers from register 1 on, each
+ * component padded to 4 bytes (so the port of an IPv4 key sits in 32-bit
+ * register 1, that of an IPv6 key in register 4), and the lookup leaves
+ * the port in register 1 for redir. A key the map does not hold ends the
+ * rule there (NFT_BREAK), so the packet goes on to the next rule.
+ */
+static int ex_map_redirect(struct nftnl_rule *nr, const struct nft_rule *r)
+{
+	uint8_t nfproto = r->af == AF_INET6 ? NFPROTO_IPV6 : NFPROTO_IPV4, tcp = IPPROTO_TCP;
+	uint32_t alen = (uint32_t)r->key_addr;
+	int rc = ex_meta(nr, NFT_META_NFPROTO) | ex_cmp(nr, NFT_CMP_EQ, &nfproto, 1);
+	struct nftnl_expr *lk, *rd;
+
+	if (r->r.local)
+		rc |= ex_fib_local(nr);
+	rc |= ex_meta(nr, NFT_META_L4PROTO) | ex_cmp(nr, NFT_CMP_EQ, &tcp, 1);
+	if (alen > 0)
+		rc |= ex_payload(nr, NFT_PAYLOAD_NETWORK_HEADER, r->af == AF_INET6 ? 24 : 16, alen,
+		                 NFT_REG_1);
+	rc |= ex_payload(nr, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG32_00 + alen / 4);
+	lk = nftnl_expr_alloc("lookup");
+	if (lk != NULL) {
+		nftnl_expr_set_u32(lk, NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
+		nftnl_expr_set_u32(lk, NFTNL_EXPR_LOOKUP_DREG, NFT_REG_1);
+		nftnl_expr_set_str(lk, NFTNL_EXPR_LOOKUP_SET, r->map);
+	}
+	rc |= ex(nr, lk);
+	rd = nftnl_expr_alloc("redir");
+	if (rd != NULL) {
+		nftnl_expr_set_u32(rd, NFTNL_EXPR_REDIR_REG_PROTO_MIN, NFT_REG_1);
+		nftnl_expr_set_u32(rd, NFTNL_EXPR_REDIR_FLAGS, NF_NAT_RANGE_PROTO_SPECIFIED);
+	}
+	return (rc | ex(nr, rd)) ? -1 : 0;
 }
 
 static int build_exprs(struct nftnl_rule *nr, const struct nft_rule *r)
@@ -447,31 +356,9 @@ static int build_exprs(struct nftnl_rule *nr, const struct nft_rule *r)
 
 	switch (r->r.kind) {
 	case NF_RK_JUMP:
-		if (r->af != 0)
-			rc = ex_tcp_to(nr, r);
-		return rc | ex_verdict(nr, r->verdict, r->target);
-	case NF_RK_REDIRECT: {
-		uint16_t to = htons(r->r.to_port);
-		uint8_t tcp = IPPROTO_TCP;
-		struct nftnl_expr *imm = nftnl_expr_alloc("immediate"), *rd;
-
-		/* Only reached through the listener's match; the protocol
-		 * match keeps the rule valid for `nft -f` of a listing. */
-		rc = ex_meta(nr, NFT_META_L4PROTO) | ex_cmp(nr, NFT_CMP_EQ, &tcp, 1);
-		if (imm != NULL) {
-			nftnl_expr_set_u32(imm, NFTNL_EXPR_IMM_DREG, NFT_REG_1);
-			nftnl_expr_set(imm, NFTNL_EXPR_IMM_DATA, &to, sizeof(to));
-		}
-		rc |= ex(nr, imm);
-		rd = nftnl_expr_alloc("redir");
-		if (rd != NULL) {
-			nftnl_expr_set_u32(rd, NFTNL_EXPR_REDIR_REG_PROTO_MIN, NFT_REG_1);
-			nftnl_expr_set_u32(rd, NFTNL_EXPR_REDIR_REG_PROTO_MAX, NFT_REG_1);
-			nftnl_expr_set_u32(rd, NFTNL_EXPR_REDIR_FLAGS,
-			                   NF_NAT_RANGE_PROTO_SPECIFIED);
-		}
-		return rc | ex(nr, rd);
-	}
+		return ex_verdict(nr, r->verdict, r->target);
+	case NF_RK_REDIRECT:
+		return ex_map_redirect(nr, r);
 	case NF_RK_ACCEPT:
 	case NF_RK_DROP:
 		rc = ex_tcp_to(nr, r);
@@ -501,8 +388,8 @@ static int build_exprs(struct nftnl_rule *nr, const struct nft_rule *r)
 	return -1;
 }
 
-/* Appends rule r, or replaces the rule with handle when handle is not 0. */
-static int add_rule(struct nft_batch *b, const struct nft_rule *r, uint64_t handle)
+/* Appends rule r to its chain. */
+static int add_rule(struct nft_batch *b, const struct nft_rule *r)
 {
 	struct nftnl_rule *nr = nftnl_rule_alloc();
 	struct nlmsghdr *nlh;
@@ -514,14 +401,10 @@ static int add_rule(struct nft_batch *b, const struct nft_rule *r, uint64_t hand
 	nftnl_rule_set_u32(nr, NFTNL_RULE_FAMILY, NFPROTO_INET);
 	nftnl_rule_set_str(nr, NFTNL_RULE_TABLE, NFT_TABLE_NAME);
 	nftnl_rule_set_str(nr, NFTNL_RULE_CHAIN, r->chain);
-	if (handle != 0)
-		nftnl_rule_set_u64(nr, NFTNL_RULE_HANDLE, handle);
 	if (build_exprs(nr, r) < 0)
 		goto out;
-	nlh = nftnl_nlmsg_build_hdr(
-	    m, NFT_MSG_NEWRULE, NFPROTO_INET,
-	    (uint16_t)(NLM_F_ACK | (handle != 0 ? NLM_F_REPLACE : NLM_F_CREATE | NLM_F_APPEND)),
-	    ++b->seq);
+	nlh = nftnl_nlmsg_build_hdr(m, NFT_MSG_NEWRULE, NFPROTO_INET,
+	                            NLM_F_ACK | NLM_F_CREATE | NLM_F_APPEND, ++b->seq);
 	nftnl_rule_nlmsg_build_payload(nlh, nr);
 	msg_done(b, nlh);
 	rc = 0;
@@ -543,19 +426,37 @@ static int foreign_error(char *err, size_t errlen)
 
 /*
  * Builds the batch that takes the table from s to p (p NULL: remove it).
- * Sets *n to the message count, 0 when nothing needs to change.
+ * b->n is then the message count, 0 when nothing needs to change.
  */
 static int build_batch(const struct nft_scan *s, const struct nft_plan *p, struct nft_batch *b)
 {
 	if (p == NULL)
 		return s->table_present ? add_table(b, NFT_MSG_DELTABLE) : 0;
 	if (nft_table_matches(s, p, 0)) {
-		/* A flip: the table has the plan's shape and only target
-		 * ports differ; replace those rules where they are. */
-		for (int i = 0; i < p->nrules; i++)
-			if (s->rules[i].r.to_port != p->rules[i].r.to_port &&
-			    add_rule(b, &p->rules[i], s->rules[i].handle) < 0)
+		/* A flip: the table has the plan's shape and only ports
+		 * differ. Per map, the elements whose port changes are
+		 * deleted and added back with the new one; the kernel has
+		 * no replace for an element, and both messages commit
+		 * together, so no packet sees a key without its port. */
+		for (int m = 0; m < p->nmaps; m++) {
+			int pick[CFG_MAX_LISTENERS] = {0}, n = 0;
+
+			for (int i = 0; i < p->nelems; i++) {
+				const struct nft_elem *e = &p->elems[i];
+				const struct nft_elem *old;
+
+				if (e->map != m)
+					continue;
+				old = nft_scan_elem(s, p->maps[m].name, e->key, e->klen);
+				pick[i] = old == NULL || old->to_port != e->to_port;
+				n += pick[i];
+			}
+			if (n > 0 && (add_elems(b, NFT_MSG_DELSETELEM, p->maps[m].name, p->elems,
+			                        p->nelems, pick) < 0 ||
+			              add_elems(b, NFT_MSG_NEWSETELEM, p->maps[m].name, p->elems,
+			                        p->nelems, pick) < 0))
 				return -1;
+		}
 		return 0;
 	}
 	/* Anything else: a fresh table in the same transaction. The
@@ -568,8 +469,18 @@ static int build_batch(const struct nft_scan *s, const struct nft_plan *p, struc
 	for (int i = 0; i < p->nchains; i++)
 		if (add_chain(b, &p->chains[i]) < 0)
 			return -1;
+	for (int m = 0; m < p->nmaps; m++) {
+		int pick[CFG_MAX_LISTENERS] = {0};
+
+		for (int i = 0; i < p->nelems; i++)
+			pick[i] = p->elems[i].map == m;
+		if (add_set(b, &p->maps[m], (uint32_t)m + 1) < 0 ||
+		    add_elems(b, NFT_MSG_NEWSETELEM, p->maps[m].name, p->elems, p->nelems, pick) <
+		        0)
+			return -1;
+	}
 	for (int i = 0; i < p->nrules; i++)
-		if (add_rule(b, &p->rules[i], 0) < 0)
+		if (add_rule(b, &p->rules[i]) < 0)
 			return -1;
 	return 0;
 }
@@ -615,25 +526,21 @@ static int txn_read(struct nft_nl *nl, struct nft_scan *s, int *cached, char *er
 }
 
 /*
- * Reads back after a commit made from generation genid. A batch of rule
- * replacements left the table and chains as they were, so only the rules
- * (which have new handles) are read, and the result becomes the cache,
+ * Reads back after a commit made from generation genid. A flip changed
+ * only map elements and left the table, chains, maps and rules as they
+ * were, so only the elements are read, and the result becomes the cache,
  * tagged genid + 1, the generation our commit made. If anyone commits
  * after us, that tag is stale and the next batch is refused and re-read.
  * Any other batch is read back whole and not cached.
  */
 static int txn_verify(struct nft_nl *nl, struct nft_scan *s, uint32_t genid,
-                      const struct nft_plan *p, int replaced, char *err, size_t errlen)
+                      const struct nft_plan *p, int flipped, char *err, size_t errlen)
 {
 	nft_cache_ok = 0;
-	if (p == NULL || !s->table_present || !replaced)
+	if (p == NULL || !s->table_present || !flipped)
 		return nft_nl_scan(nl, s, 0, err, errlen);
-	s->only_lsn = 1;
-	if (nft_nl_rules(nl, s, err, errlen) < 0) {
-		s->only_lsn = 0;
+	if (nft_nl_elems(nl, s, err, errlen) < 0)
 		return -1;
-	}
-	s->only_lsn = 0;
 	s->genid = genid + 1;
 	if (nft_cache == NULL)
 		nft_cache = malloc(sizeof(*nft_cache));
@@ -654,7 +561,7 @@ static int txn_locked(const struct nft_plan *p, int foreign_ok, char *err, size_
 	struct nft_scan *s = malloc(sizeof(*s));
 	struct nft_batch b = {.buf = malloc(NFT_BATCH_CAP)};
 	struct nft_nl *nl;
-	int rc = -1, attempt, replaced = 0;
+	int rc = -1, attempt, flipped = 0;
 	uint32_t genid = 0;
 
 	if (s == NULL || b.buf == NULL) {
@@ -701,13 +608,13 @@ static int txn_locked(const struct nft_plan *p, int foreign_ok, char *err, size_
 			goto out;
 		}
 		genid = s->genid;
-		replaced = p != NULL && nft_table_matches(s, p, 0);
+		flipped = p != NULL && nft_table_matches(s, p, 0);
 		nft_cache_ok = 0;
 		if (nft_nl_batch(nl, genid, b.buf, b.len, b.n, err, errlen) == 0)
 			break;
 		/* ERESTART: another writer committed since our read. ENOENT on
-		 * a replace: our rule went away under us. Both mean: read
-		 * again and start over. */
+		 * an element's deletion: it went away under us. Both mean:
+		 * read again and start over. */
 		if (errno != ERESTART && errno != ENOENT)
 			goto out_drop;
 	}
@@ -719,7 +626,7 @@ static int txn_locked(const struct nft_plan *p, int foreign_ok, char *err, size_
 		errno = EAGAIN;
 		goto out;
 	}
-	if (txn_verify(nl, s, genid, p, replaced, err, errlen) < 0)
+	if (txn_verify(nl, s, genid, p, flipped, err, errlen) < 0)
 		goto out_drop;
 	if (p == NULL ? s->table_present : !nft_table_matches(s, p, 1)) {
 		nf_seterr(err, errlen, "nftables: read back after commit: table inet %s %s",
@@ -763,7 +670,7 @@ static int sync_txn(const struct cfg *cfg, enum cfg_colour colour, char *err, si
 	struct nft_plan *p;
 	int rc;
 
-	if (validate(cfg, (int)colour, err, errlen) < 0)
+	if (nft_validate(cfg, (int)colour, err, errlen) < 0)
 		return -1;
 	p = malloc(sizeof(*p));
 	if (p == NULL) {

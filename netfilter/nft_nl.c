@@ -21,9 +21,11 @@
 #include <libnftnl/expr.h>
 #include <libnftnl/gen.h>
 #include <libnftnl/rule.h>
+#include <libnftnl/set.h>
 #include <libnftnl/table.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_conntrack_common.h>
+#include <linux/netfilter/nf_nat.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/rtnetlink.h>
@@ -291,22 +293,48 @@ out:
 /*
  * Reads one rule in the only forms this backend writes back into a
  * family-neutral nf_rule (exact 0 when anything else is in it):
- *   meta nfproto F [ip|ip6 daddr A | fib daddr type local] meta l4proto tcp
- *       tcp dport P goto l-NAME                  -> NF_RK_JUMP with matches
- *   meta l4proto tcp immediate Q redir           -> NF_RK_REDIRECT
- *   jump services                                -> NF_RK_JUMP
+ *   meta nfproto F [fib daddr type local] meta l4proto tcp
+ *       redirect to : [ip|ip6 daddr .] tcp dport map @M -> NF_RK_REDIRECT
+ *   jump services                                        -> NF_RK_JUMP
  *   meta nfproto F [iifname "lo"] meta l4proto tcp tcp dport P
  *       [ct status & dnat != 0] accept|drop      -> NF_RK_ACCEPT, NF_RK_DROP
+ * Every load (meta, payload, fib, ct) is remembered with its register
+ * until a cmp or a lookup consumes it; a load nothing consumes, or a
+ * consumer that reads another register, is not a rule we wrote.
  */
-enum want { W_NONE, W_NFPROTO, W_L4, W_DADDR, W_DPORT, W_FIB, W_IIF, W_CT, W_CTMASK };
+enum load { L_NFPROTO, L_L4, L_DADDR, L_DPORT, L_FIB, L_IIF, L_CT, L_CTMASK };
 
 struct parse {
 	struct nft_rule *out;
-	enum want want;
-	uint32_t daddr_len;
-	uint16_t imm;
-	int have_imm, tcp;
+	enum load load[2];
+	int off[2]; /* byte offset of the register each load wrote */
+	uint32_t alen;
+	int nload;
+	int lookup_dreg; /* -1 until a lookup wrote a port */
+	int tcp;
 };
+
+/* The byte offset in the register file of a register number as the
+ * kernel accepts and dumps it (16-byte NFT_REG_1..4 or 4-byte
+ * NFT_REG32_00..15), or -1 for the verdict register or nonsense. */
+static int reg_off(uint32_t reg)
+{
+	if (reg >= NFT_REG_1 && reg <= NFT_REG_4)
+		return (int)(reg - NFT_REG_1) * 16;
+	if (reg >= NFT_REG32_00 && reg <= NFT_REG32_15)
+		return (int)(reg - NFT_REG32_00) * 4;
+	return -1;
+}
+
+static void push(struct parse *p, enum load l, uint32_t reg)
+{
+	if (p->nload >= 2) {
+		p->out->r.exact = 0;
+		return;
+	}
+	p->load[p->nload] = l;
+	p->off[p->nload++] = reg_off(reg);
+}
 
 static void parse_cmp(struct parse *p, struct nftnl_expr *e)
 {
@@ -314,13 +342,20 @@ static void parse_cmp(struct parse *p, struct nftnl_expr *e)
 	uint32_t op = nftnl_expr_get_u32(e, NFTNL_EXPR_CMP_OP), len = 0;
 	const uint8_t *d = nftnl_expr_get_data(e, NFTNL_EXPR_CMP_DATA, &len);
 	static const char lo[16] = "lo";
+	enum load l = p->load[0];
+	uint32_t v = 1;
 
-	if (d == NULL || (op != NFT_CMP_EQ && !(op == NFT_CMP_NEQ && p->want == W_CTMASK))) {
+	if (p->nload != 1 || reg_off(nftnl_expr_get_u32(e, NFTNL_EXPR_CMP_SREG)) != p->off[0] ||
+	    d == NULL || (op != NFT_CMP_EQ && !(op == NFT_CMP_NEQ && l == L_CTMASK))) {
 		r->exact = 0;
+		p->nload = 0;
 		return;
 	}
-	switch (p->want) {
-	case W_NFPROTO:
+	p->nload = 0;
+	if (len == 4)
+		memcpy(&v, d, 4);
+	switch (l) {
+	case L_NFPROTO:
 		if (len == 1 && d[0] == NFPROTO_IPV4)
 			p->out->af = AF_INET;
 		else if (len == 1 && d[0] == NFPROTO_IPV6)
@@ -328,59 +363,64 @@ static void parse_cmp(struct parse *p, struct nftnl_expr *e)
 		else
 			r->exact = 0;
 		break;
-	case W_L4:
+	case L_L4:
 		if (len == 1 && d[0] == IPPROTO_TCP)
 			p->tcp = 1;
 		else
 			r->exact = 0;
 		break;
-	case W_DADDR:
-		if (len != p->daddr_len || len > sizeof(r->addr)) {
-			r->exact = 0;
-			break;
-		}
-		memcpy(r->addr, d, len);
-		r->plen = (int)len * 8;
-		break;
-	case W_DPORT:
+	case L_DPORT:
 		if (len == 2)
 			r->dport = (uint16_t)(d[0] << 8 | d[1]);
 		else
 			r->exact = 0;
 		break;
-	case W_FIB: {
-		uint32_t v = 0;
-
-		if (len == 4)
-			memcpy(&v, d, 4);
-		if (v == RTN_LOCAL)
+	case L_FIB:
+		if (len == 4 && v == RTN_LOCAL)
 			r->local = 1;
 		else
 			r->exact = 0;
 		break;
-	}
-	case W_IIF:
+	case L_IIF:
 		if (len == sizeof(lo) && memcmp(d, lo, sizeof(lo)) == 0)
 			r->lo = 1;
 		else
 			r->exact = 0;
 		break;
-	case W_CTMASK: {
-		uint32_t v = 1;
-
-		if (len == 4)
-			memcpy(&v, d, 4);
-		if (op == NFT_CMP_NEQ && v == 0)
+	case L_CTMASK:
+		if (op == NFT_CMP_NEQ && len == 4 && v == 0)
 			r->ctdnat = 1;
 		else
 			r->exact = 0;
 		break;
-	}
-	default:
+	default: /* an address compared: we look addresses up in maps */
 		r->exact = 0;
 		break;
 	}
-	p->want = W_NONE;
+}
+
+/* A lookup consumes the key: [daddr at 0] dport right after it, or the
+ * port alone at 0. */
+static void parse_lookup(struct parse *p, struct nftnl_expr *e)
+{
+	struct nft_rule *o = p->out;
+	const char *set = nftnl_expr_get_str(e, NFTNL_EXPR_LOOKUP_SET);
+	int keyed = p->nload == 2 && p->load[0] == L_DADDR && p->load[1] == L_DPORT &&
+	            p->off[0] == 0 && p->off[1] == (int)p->alen;
+	int port = p->nload == 1 && p->load[0] == L_DPORT && p->off[0] == 0;
+
+	if (set == NULL || !(keyed || port) ||
+	    reg_off(nftnl_expr_get_u32(e, NFTNL_EXPR_LOOKUP_SREG)) != 0 ||
+	    !nftnl_expr_is_set(e, NFTNL_EXPR_LOOKUP_DREG) ||
+	    (nftnl_expr_is_set(e, NFTNL_EXPR_LOOKUP_FLAGS) &&
+	     nftnl_expr_get_u32(e, NFTNL_EXPR_LOOKUP_FLAGS) != 0)) {
+		o->r.exact = 0;
+	} else {
+		snprintf(o->map, sizeof(o->map), "%s", set);
+		o->key_addr = keyed ? (int)p->alen : 0;
+		p->lookup_dreg = reg_off(nftnl_expr_get_u32(e, NFTNL_EXPR_LOOKUP_DREG));
+	}
+	p->nload = 0;
 }
 
 static int parse_expr(struct nftnl_expr *e, void *data)
@@ -388,47 +428,46 @@ static int parse_expr(struct nftnl_expr *e, void *data)
 	struct parse *p = data;
 	struct nf_rule *r = &p->out->r;
 	const char *name = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
-	enum want expect = p->want;
 
-	p->want = W_NONE;
 	if (name == NULL) {
 		r->exact = 0;
 	} else if (strcmp(name, "meta") == 0) {
 		uint32_t key = nftnl_expr_get_u32(e, NFTNL_EXPR_META_KEY);
+		uint32_t reg = nftnl_expr_get_u32(e, NFTNL_EXPR_META_DREG);
 
-		p->want = key == NFT_META_NFPROTO   ? W_NFPROTO
-		          : key == NFT_META_L4PROTO ? W_L4
-		          : key == NFT_META_IIFNAME ? W_IIF
-		                                    : W_NONE;
-		if (p->want == W_NONE)
+		if (key == NFT_META_NFPROTO)
+			push(p, L_NFPROTO, reg);
+		else if (key == NFT_META_L4PROTO)
+			push(p, L_L4, reg);
+		else if (key == NFT_META_IIFNAME)
+			push(p, L_IIF, reg);
+		else
 			r->exact = 0;
 	} else if (strcmp(name, "payload") == 0) {
 		uint32_t base = nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_BASE);
 		uint32_t off = nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET);
 		uint32_t len = nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_LEN);
+		uint32_t reg = nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_DREG);
 
-		if (base == NFT_PAYLOAD_NETWORK_HEADER && p->out->af == AF_INET && off == 16 &&
-		    len == 4) {
-			p->want = W_DADDR;
-			p->daddr_len = 4;
-		} else if (base == NFT_PAYLOAD_NETWORK_HEADER && p->out->af == AF_INET6 &&
-		           off == 24 && len == 16) {
-			p->want = W_DADDR;
-			p->daddr_len = 16;
+		if (base == NFT_PAYLOAD_NETWORK_HEADER &&
+		    ((p->out->af == AF_INET && off == 16 && len == 4) ||
+		     (p->out->af == AF_INET6 && off == 24 && len == 16))) {
+			p->alen = len;
+			push(p, L_DADDR, reg);
 		} else if (base == NFT_PAYLOAD_TRANSPORT_HEADER && p->tcp && off == 2 && len == 2) {
-			p->want = W_DPORT;
+			push(p, L_DPORT, reg);
 		} else {
 			r->exact = 0;
 		}
 	} else if (strcmp(name, "fib") == 0) {
 		if (nftnl_expr_get_u32(e, NFTNL_EXPR_FIB_RESULT) == NFT_FIB_RESULT_ADDRTYPE &&
 		    nftnl_expr_get_u32(e, NFTNL_EXPR_FIB_FLAGS) == NFTA_FIB_F_DADDR)
-			p->want = W_FIB;
+			push(p, L_FIB, nftnl_expr_get_u32(e, NFTNL_EXPR_FIB_DREG));
 		else
 			r->exact = 0;
 	} else if (strcmp(name, "ct") == 0) {
 		if (nftnl_expr_get_u32(e, NFTNL_EXPR_CT_KEY) == NFT_CT_STATUS)
-			p->want = W_CT;
+			push(p, L_CT, nftnl_expr_get_u32(e, NFTNL_EXPR_CT_DREG));
 		else
 			r->exact = 0;
 	} else if (strcmp(name, "bitwise") == 0) {
@@ -440,86 +479,54 @@ static int parse_expr(struct nftnl_expr *e, void *data)
 			memcpy(&m, md, 4);
 		if (xd != NULL && xlen == 4)
 			memcpy(&x, xd, 4);
-		if (expect == W_CT && m == IPS_DST_NAT && x == 0)
-			p->want = W_CTMASK;
+		if (p->nload == 1 && p->load[0] == L_CT && m == IPS_DST_NAT && x == 0 &&
+		    reg_off(nftnl_expr_get_u32(e, NFTNL_EXPR_BITWISE_SREG)) == p->off[0] &&
+		    reg_off(nftnl_expr_get_u32(e, NFTNL_EXPR_BITWISE_DREG)) == p->off[0])
+			p->load[0] = L_CTMASK;
 		else
 			r->exact = 0;
 	} else if (strcmp(name, "cmp") == 0) {
-		p->want = expect;
 		parse_cmp(p, e);
-	} else if (strcmp(name, "immediate") == 0) {
-		if (nftnl_expr_is_set(e, NFTNL_EXPR_IMM_VERDICT)) {
-			int32_t v = (int32_t)nftnl_expr_get_u32(e, NFTNL_EXPR_IMM_VERDICT);
-			const char *ch = nftnl_expr_get_str(e, NFTNL_EXPR_IMM_CHAIN);
+	} else if (strcmp(name, "lookup") == 0) {
+		parse_lookup(p, e);
+	} else if (strcmp(name, "immediate") == 0 && p->nload == 0 &&
+	           nftnl_expr_is_set(e, NFTNL_EXPR_IMM_VERDICT)) {
+		int32_t v = (int32_t)nftnl_expr_get_u32(e, NFTNL_EXPR_IMM_VERDICT);
+		const char *ch = nftnl_expr_get_str(e, NFTNL_EXPR_IMM_CHAIN);
 
-			if ((v == NFT_JUMP || v == NFT_GOTO) && ch != NULL) {
-				r->kind = NF_RK_JUMP;
-				p->out->verdict = v;
-				snprintf(p->out->target, sizeof(p->out->target), "%s", ch);
-			} else if (v == NF_ACCEPT)
-				r->kind = NF_RK_ACCEPT;
-			else if (v == NF_DROP)
-				r->kind = NF_RK_DROP;
-			else
-				r->exact = 0;
-		} else {
-			uint32_t len = 0;
-			const uint8_t *d = nftnl_expr_get_data(e, NFTNL_EXPR_IMM_DATA, &len);
-
-			if (d != NULL && len == 2) {
-				p->imm = (uint16_t)(d[0] << 8 | d[1]);
-				p->have_imm = 1;
-			} else {
-				r->exact = 0;
-			}
-		}
-	} else if (strcmp(name, "redir") == 0) {
-		if (p->have_imm && nftnl_expr_is_set(e, NFTNL_EXPR_REDIR_REG_PROTO_MIN)) {
-			r->kind = NF_RK_REDIRECT;
-			r->to_port = p->imm;
+		if ((v == NFT_JUMP || v == NFT_GOTO) && ch != NULL) {
+			r->kind = NF_RK_JUMP;
+			p->out->verdict = v;
+			snprintf(p->out->target, sizeof(p->out->target), "%s", ch);
+		} else if (v == NF_ACCEPT) {
+			r->kind = NF_RK_ACCEPT;
+		} else if (v == NF_DROP) {
+			r->kind = NF_RK_DROP;
 		} else {
 			r->exact = 0;
 		}
+	} else if (strcmp(name, "redir") == 0) {
+		uint32_t min = nftnl_expr_get_u32(e, NFTNL_EXPR_REDIR_REG_PROTO_MIN);
+
+		if (p->lookup_dreg >= 0 && p->nload == 0 && reg_off(min) == p->lookup_dreg &&
+		    (!nftnl_expr_is_set(e, NFTNL_EXPR_REDIR_REG_PROTO_MAX) ||
+		     nftnl_expr_get_u32(e, NFTNL_EXPR_REDIR_REG_PROTO_MAX) == min) &&
+		    nftnl_expr_get_u32(e, NFTNL_EXPR_REDIR_FLAGS) == NF_NAT_RANGE_PROTO_SPECIFIED)
+			r->kind = NF_RK_REDIRECT;
+		else
+			r->exact = 0;
 	} else {
 		r->exact = 0;
 	}
-	/* A match whose comparison never came is not a match we wrote. */
-	if (expect != W_NONE && strcmp(name ? name : "", "cmp") != 0 &&
-	    strcmp(name ? name : "", "bitwise") != 0)
-		r->exact = 0;
 	return 0;
-}
-
-/* The chain attribute of a rule message, found without parsing the rule. */
-static const char *rule_chain(const struct nlmsghdr *nlh)
-{
-	const struct nlattr *a;
-
-	mnl_attr_for_each(a, nlh,
-	                  sizeof(struct nfgenmsg)) if (mnl_attr_get_type(a) == NFTA_RULE_CHAIN &&
-	                                               mnl_attr_validate(a, MNL_TYPE_NUL_STRING) ==
-	                                                   0) return mnl_attr_get_str(a);
-	return NULL;
 }
 
 static int rule_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct nft_scan *s = data;
-	struct nftnl_rule *nr;
+	struct nftnl_rule *nr = nftnl_rule_alloc();
 	const char *table, *chain;
 
-	/* A read-back after a flip parses only the listener chains' rules:
-	 * the others were not in the batch and keep what was read before. */
-	if (s->only_lsn && s->nrules < NFT_SCAN_MAX) {
-		chain = rule_chain(nlh);
-		if (chain != NULL &&
-		    strncmp(chain, NFT_LSN_PREFIX, sizeof(NFT_LSN_PREFIX) - 1) != 0 &&
-		    strcmp(s->rules[s->nrules].chain, chain) == 0) {
-			s->nrules++;
-			return MNL_CB_OK;
-		}
-	}
-	nr = nftnl_rule_alloc();
 	if (nr == NULL)
 		return MNL_CB_ERROR;
 	if (nftnl_rule_nlmsg_parse(nlh, nr) < 0)
@@ -531,7 +538,7 @@ static int rule_cb(const struct nlmsghdr *nlh, void *data)
 		goto out;
 	if (s->nrules < NFT_SCAN_MAX) {
 		struct nft_rule *r = &s->rules[s->nrules];
-		struct parse p = {.out = r};
+		struct parse p = {.out = r, .lookup_dreg = -1};
 
 		memset(r, 0, sizeof(*r));
 		snprintf(r->chain, sizeof(r->chain), "%s", chain);
@@ -539,12 +546,98 @@ static int rule_cb(const struct nlmsghdr *nlh, void *data)
 		r->r.exact = 1;
 		r->r.kind = NF_RK_OTHER;
 		nftnl_expr_foreach(nr, parse_expr, &p);
-		if (p.want != W_NONE || r->r.kind == NF_RK_OTHER)
+		if (p.nload != 0 || r->r.kind == NF_RK_OTHER ||
+		    (r->r.kind == NF_RK_REDIRECT && (r->af == 0 || !p.tcp)))
 			r->r.exact = 0;
 	}
 	s->nrules++;
 out:
 	nftnl_rule_free(nr);
+	return MNL_CB_OK;
+}
+
+static int set_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct nft_scan *s = data;
+	struct nftnl_set *set = nftnl_set_alloc();
+	const char *table, *name;
+
+	if (set == NULL)
+		return MNL_CB_ERROR;
+	if (nftnl_set_nlmsg_parse(nlh, set) < 0)
+		goto out;
+	table = nftnl_set_get_str(set, NFTNL_SET_TABLE);
+	name = nftnl_set_get_str(set, NFTNL_SET_NAME);
+	if (table == NULL || name == NULL || strcmp(table, NFT_TABLE_NAME) != 0)
+		goto out;
+	if (s->nmaps < NFT_SETS_MAX) {
+		struct nft_map *m = &s->maps[s->nmaps];
+
+		memset(m, 0, sizeof(*m));
+		snprintf(m->name, sizeof(m->name), "%s", name);
+		/* A name too long for ours is not ours: keep it unequal. */
+		if (strlen(name) >= sizeof(m->name))
+			m->name[0] = '?';
+		m->flags = nftnl_set_get_u32(set, NFTNL_SET_FLAGS);
+		m->key_type = nftnl_set_get_u32(set, NFTNL_SET_KEY_TYPE);
+		m->key_len = nftnl_set_get_u32(set, NFTNL_SET_KEY_LEN);
+		m->data_type = nftnl_set_get_u32(set, NFTNL_SET_DATA_TYPE);
+		m->data_len = nftnl_set_get_u32(set, NFTNL_SET_DATA_LEN);
+		/* Timeouts, expressions or a size we never set: not ours. */
+		if (nftnl_set_is_set(set, NFTNL_SET_TIMEOUT) ||
+		    nftnl_set_is_set(set, NFTNL_SET_EXPR) ||
+		    nftnl_set_is_set(set, NFTNL_SET_EXPRESSIONS))
+			m->flags |= 0x80000000u;
+	}
+	s->nmaps++;
+out:
+	nftnl_set_free(set);
+	return MNL_CB_OK;
+}
+
+struct elem_ctx {
+	struct nft_scan *s;
+	int map;
+};
+
+static int elem_one(struct nftnl_set_elem *se, void *data)
+{
+	struct elem_ctx *c = data;
+	struct nft_scan *s = c->s;
+	uint32_t klen = 0, dlen = 0;
+	const uint8_t *k = nftnl_set_elem_get(se, NFTNL_SET_ELEM_KEY, &klen);
+	const uint8_t *d = nftnl_set_elem_get(se, NFTNL_SET_ELEM_DATA, &dlen);
+
+	if (s->nelems < NFT_ELEM_MAX) {
+		struct nft_elem *e = &s->elems[s->nelems];
+
+		memset(e, 0, sizeof(*e));
+		e->map = c->map;
+		e->listener = -1;
+		if (k != NULL && klen <= NFT_KEY_MAX) {
+			memcpy(e->key, k, klen);
+			e->klen = klen;
+		}
+		if (d != NULL && dlen == 2)
+			e->to_port = (uint16_t)(d[0] << 8 | d[1]);
+		e->exact = k != NULL && klen <= NFT_KEY_MAX && d != NULL && dlen == 2 &&
+		           !nftnl_set_elem_is_set(se, NFTNL_SET_ELEM_TIMEOUT) &&
+		           !nftnl_set_elem_is_set(se, NFTNL_SET_ELEM_EXPR) &&
+		           !nftnl_set_elem_is_set(se, NFTNL_SET_ELEM_KEY_END);
+	}
+	s->nelems++;
+	return 0;
+}
+
+static int elem_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct nftnl_set *set = nftnl_set_alloc();
+
+	if (set == NULL)
+		return MNL_CB_ERROR;
+	if (nftnl_set_elems_nlmsg_parse(nlh, set) == 0)
+		nftnl_set_elem_foreach(set, elem_one, data);
+	nftnl_set_free(set);
 	return MNL_CB_OK;
 }
 
@@ -564,39 +657,59 @@ int nft_nl_gen(struct nft_nl *nl, uint32_t *gen, char *err, size_t errlen)
 	return 0;
 }
 
-static int rules_once(struct nft_nl *nl, struct nft_scan *s, char *err, size_t errlen)
+/* One dump of our table's objects of one kind (GETRULE, GETSET), filtered
+ * by the kernel to table inet switchyard. */
+static int dump_ours(struct nft_nl *nl, uint16_t type, mnl_cb_t cb, void *data, const char *what,
+                     char *err, size_t errlen)
 {
 	char buf[512] __attribute__((aligned(8)));
 	struct nlmsghdr *nlh;
-	struct nftnl_rule *r = nftnl_rule_alloc();
 
-	if (r == NULL) {
-		nf_seterr(err, errlen, "nftables: out of memory");
-		errno = ENOMEM;
-		return -1;
-	}
-	s->nrules = 0;
-	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP, ++nl->seq);
-	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, NFT_TABLE_NAME);
-	nftnl_rule_nlmsg_build_payload(nlh, r);
-	nftnl_rule_free(r);
-	if (talk(nl, nlh, rule_cb, s) < 0) {
-		nft_nl_error("list the rules of table inet " NFT_TABLE_NAME, err, errlen);
+	nlh = nftnl_nlmsg_build_hdr(buf, type, NFPROTO_INET, NLM_F_DUMP, ++nl->seq);
+	mnl_attr_put_strz(nlh, type == NFT_MSG_GETRULE ? NFTA_RULE_TABLE : NFTA_SET_TABLE,
+	                  NFT_TABLE_NAME);
+	if (talk(nl, nlh, cb, data) < 0) {
+		nft_nl_error(what, err, errlen);
 		return -1;
 	}
 	return 0;
 }
 
-int nft_nl_rules(struct nft_nl *nl, struct nft_scan *s, char *err, size_t errlen)
+/* The elements of every map in s->maps (one dump each: the kernel lists
+ * the elements of one named set per request). */
+static int elems_once(struct nft_nl *nl, struct nft_scan *s, char *err, size_t errlen)
+{
+	char buf[512] __attribute__((aligned(8)));
+
+	s->nelems = 0;
+	for (int m = 0; m < s->nmaps && m < NFT_SETS_MAX; m++) {
+		struct elem_ctx c = {.s = s, .map = m};
+		struct nlmsghdr *nlh;
+
+		nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_INET, NLM_F_DUMP,
+		                            ++nl->seq);
+		mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, NFT_TABLE_NAME);
+		mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, s->maps[m].name);
+		if (talk(nl, nlh, elem_cb, &c) < 0) {
+			nft_nl_error("list the elements of a map of table inet " NFT_TABLE_NAME,
+			             err, errlen);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int nft_nl_elems(struct nft_nl *nl, struct nft_scan *s, char *err, size_t errlen)
 {
 	for (int i = 0; i < NFT_DUMP_TRIES; i++) {
-		if (rules_once(nl, s, err, errlen) == 0)
+		if (elems_once(nl, s, err, errlen) == 0)
 			return 0;
 		if (errno != EINTR)
 			return -1;
 	}
 	nf_seterr(err, errlen,
-	          "nftables: every listing of table inet %s was interrupted (%d attempts)",
+	          "nftables: every listing of the maps of table inet %s was interrupted (%d "
+	          "attempts)",
 	          NFT_TABLE_NAME, NFT_DUMP_TRIES);
 	errno = EAGAIN;
 	return -1;
@@ -605,10 +718,19 @@ int nft_nl_rules(struct nft_nl *nl, struct nft_scan *s, char *err, size_t errlen
 int nft_nl_scan(struct nft_nl *nl, struct nft_scan *s, int others, char *err, size_t errlen)
 {
 	for (int i = 0; i < NFT_DUMP_TRIES; i++) {
-		if (scan_once(nl, s, others, err, errlen) == 0)
-			return 0;
-		if (errno != EINTR)
+		uint32_t gen;
+
+		if (scan_once(nl, s, others, err, errlen) < 0) {
+			if (errno != EINTR)
+				return -1;
+			continue;
+		}
+		/* Each dump is consistent in itself; the generation tells
+		 * whether anyone committed between them. */
+		if (nft_nl_gen(nl, &gen, err, errlen) < 0)
 			return -1;
+		if (gen == s->genid)
+			return 0;
 	}
 	nf_seterr(err, errlen,
 	          "nftables: every listing of table inet %s was interrupted by other commits "
@@ -662,7 +784,12 @@ static int scan_once(struct nft_nl *nl, struct nft_scan *s, int others, char *er
 	}
 	if (!s->table_present)
 		return 0;
-	return rules_once(nl, s, err, errlen);
+	if (dump_ours(nl, NFT_MSG_GETSET, set_cb, s, "list the maps of table inet " NFT_TABLE_NAME,
+	              err, errlen) < 0 ||
+	    elems_once(nl, s, err, errlen) < 0)
+		return -1;
+	return dump_ours(nl, NFT_MSG_GETRULE, rule_cb, s,
+	                 "list the rules of table inet " NFT_TABLE_NAME, err, errlen);
 oom:
 	nf_seterr(err, errlen, "nftables: out of memory");
 	errno = ENOMEM;

@@ -3,6 +3,7 @@
  * back into struct nf_state, each listener's rule and where it points, and
  * every difference from the plan as drift text.
  */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,79 +13,134 @@
 #include "netfilter/nf.h"
 #include "netfilter/nft_nl.h"
 
-/* Is r the services rule of listener l? (Its family, address and port.) */
-static int rule_for(const struct nft_rule *r, const struct cfg_listener *l)
+/*
+ * What the rules of chain services make of one planned map: 1 when exactly
+ * one rule reads it, is exact and has the planned form; 0 when none does;
+ * -1 when one was changed (a match or a verdict of someone else's, another
+ * family, another key); -2 when several read it. used[] marks the rules
+ * seen.
+ */
+static int map_rule(const struct nft_scan *s, const struct nft_rule *want, int *used)
 {
-	int any = nft_addr_is_any(&l->addr);
+	int n = 0, ok = 0;
 
-	return strcmp(r->chain, NFT_SVC_CHAIN) == 0 && r->r.kind == NF_RK_JUMP &&
-	       r->af == l->addr.family && r->r.dport == l->port && r->r.local == any &&
-	       r->r.plen == (any                          ? 0
-	                     : l->addr.family == AF_INET6 ? 128
-	                                                  : 32) &&
-	       (any || memcmp(r->r.addr, l->addr.a.v6, (size_t)r->r.plen / 8) == 0);
+	for (int r = 0; r < s->nrules && r < NFT_SCAN_MAX; r++) {
+		const struct nft_rule *x = &s->rules[r];
+
+		if (strcmp(x->chain, NFT_SVC_CHAIN) != 0 || strcmp(x->map, want->map) != 0)
+			continue;
+		used[r] = 1;
+		n++;
+		ok += nft_rule_eq(x, want);
+	}
+	return n > 1 ? -2 : n == 0 ? 0 : ok == 1 ? 1 : -1;
 }
 
-static void read_listeners(const struct cfg *cfg, const struct nft_scan *s, struct nf_state *st)
+/*
+ * Each listener's state comes from its element in its map and from the
+ * rule that reads that map: the element says where it points, the rule
+ * whether anything is redirected at all.
+ */
+static void read_listeners(const struct cfg *cfg, const struct nft_scan *s,
+                           const struct nft_plan *p, struct nf_state *st)
 {
-	int used[NFT_SCAN_MAX] = {0}, nr = s->nrules < NFT_SCAN_MAX ? s->nrules : NFT_SCAN_MAX;
+	int used[NFT_SCAN_MAX] = {0}, rule_state[NFT_MAPS], map_ok[NFT_MAPS];
 
-	for (int i = 0; i < cfg->nlisteners; i++) {
+	for (int m = 0; m < p->nmaps; m++) {
+		const struct nft_rule *want = NULL;
+
+		for (int r = 0; r < p->nrules && want == NULL; r++)
+			if (strcmp(p->rules[r].map, p->maps[m].name) == 0)
+				want = &p->rules[r];
+		rule_state[m] = s->table_ours && want != NULL ? map_rule(s, want, used) : 0;
+		map_ok[m] = 0;
+		for (int k = 0; k < s->nmaps && k < NFT_SETS_MAX; k++)
+			if (strcmp(s->maps[k].name, p->maps[m].name) == 0)
+				map_ok[m] = s->maps[k].flags == p->maps[m].flags &&
+				                    s->maps[k].key_len == p->maps[m].key_len &&
+				                    s->maps[k].data_len == p->maps[m].data_len
+				                ? 1
+				                : -1;
+		if (!s->table_present || !s->table_ours)
+			continue;
+		if (map_ok[m] <= 0)
+			nft_append(st->drift_text, sizeof(st->drift_text), "map %s %s",
+			           p->maps[m].name,
+			           map_ok[m] == 0 ? "is missing" : "was changed (type or flags)");
+	}
+	for (int i = 0, k = 0; i < cfg->nlisteners; i++) {
+		const struct nft_elem *want;
+		const char *map;
 		const struct cfg_listener *l = &cfg->listeners[i];
 		struct nf_listener_state *ls = &st->listeners[i];
-		char want[40];
-		int n = 0, m = 0, idx = -1, ok = 1;
+		const struct nft_elem *e;
+		int rs;
 
-		snprintf(want, sizeof(want), NFT_LSN_PREFIX "%s", l->name);
-		for (int r = 0; r < nr; r++)
-			if (rule_for(&s->rules[r], l)) {
-				used[r] = 1;
-				n++;
-				/* A match that goes anywhere but the listener's
-				 * own chain, or was changed, is not ours. */
-				ok &= s->rules[r].r.exact && s->rules[r].verdict == NFT_GOTO &&
-				      strcmp(s->rules[r].target, want) == 0;
-			}
-		for (int r = 0; n == 1 && r < nr; r++)
-			if (strcmp(s->rules[r].chain, want) == 0) {
-				used[r] = 1;
-				if (m++ == 0)
-					idx = r;
-			}
+		/* The plan has one element per listener, in map order. */
+		for (k = 0; p->elems[k].listener != i; k++)
+			;
+		want = &p->elems[k];
+		map = p->maps[want->map].name;
+		e = map_ok[want->map] > 0 ? nft_scan_elem(s, map, want->key, want->klen) : NULL;
+		rs = rule_state[want->map];
 		ls->colour = -1;
-		if (n == 0 || (n == 1 && ok && m == 0)) {
+		ls->to_port = e != NULL ? e->to_port : 0;
+		for (int c = 0; e != NULL && e->exact && c < CFG_NCOLOURS; c++)
+			if (e->to_port == cfg->instances[c].ports[want->listener])
+				ls->colour = c;
+		if (e == NULL || rs == 0) {
 			ls->state = NF_RULE_MISSING;
-			nft_append(st->drift_text, sizeof(st->drift_text),
-			           "listener %s (%s port %u): rule missing", l->name, l->addr.text,
-			           l->port);
-		} else if (n > 1 || m > 1) {
+			ls->colour = -1;
+			nft_append(
+			    st->drift_text, sizeof(st->drift_text),
+			    "listener %s (%s port %u): %s %s%s", l->name, l->addr.text, l->port,
+			    e == NULL ? "no element in map" : "rule missing: nothing reads map",
+			    map, e == NULL ? "" : " any more");
+		} else if (rs == -2) {
 			ls->state = NF_RULE_DUPLICATE;
-			ls->to_port = idx >= 0 ? s->rules[idx].r.to_port : 0;
 			nft_append(st->drift_text, sizeof(st->drift_text),
-			           "listener %s (%s port %u): %d rules", l->name, l->addr.text,
-			           l->port, n > 1 ? n : m);
+			           "listener %s (%s port %u): more than one rule reads map %s",
+			           l->name, l->addr.text, l->port, map);
+		} else if (rs == -1) {
+			ls->state = NF_RULE_FOREIGN;
+			ls->colour = -1;
+			nft_append(
+			    st->drift_text, sizeof(st->drift_text),
+			    "listener %s (%s port %u): the rule that reads map %s was changed "
+			    "(its element says port %u)",
+			    l->name, l->addr.text, l->port, map, e->to_port);
+		} else if (ls->colour < 0) {
+			ls->state = NF_RULE_FOREIGN;
+			nft_append(
+			    st->drift_text, sizeof(st->drift_text),
+			    "listener %s (%s port %u): element of map %s redirects to port %u, "
+			    "which is neither blue nor green",
+			    l->name, l->addr.text, l->port, map, e->to_port);
 		} else {
-			const struct nf_rule *r = &s->rules[idx].r;
-			int exact = ok && r->exact && r->kind == NF_RK_REDIRECT;
-
-			ls->to_port = r->to_port;
-			for (int c = 0; c < CFG_NCOLOURS; c++)
-				if (exact && r->to_port == cfg->instances[c].ports[i])
-					ls->colour = c;
-			ls->state = ls->colour < 0 ? NF_RULE_FOREIGN : NF_RULE_OK;
-			if (ls->colour < 0)
-				nft_append(st->drift_text, sizeof(st->drift_text),
-				           "listener %s (%s port %u): rule %s to port %u, which is "
-				           "neither blue nor green",
-				           l->name, l->addr.text, l->port,
-				           exact ? "redirects" : "was changed and redirects",
-				           r->to_port);
+			ls->state = NF_RULE_OK;
 		}
 	}
-	for (int r = 0; r < nr; r++)
-		if (!used[r] &&
-		    (strcmp(s->rules[r].chain, NFT_SVC_CHAIN) == 0 ||
-		     strncmp(s->rules[r].chain, NFT_LSN_PREFIX, sizeof(NFT_LSN_PREFIX) - 1) == 0))
+	/* Elements nobody configured (in our maps, or in sets that are not
+	 * ours) and services rules that read no planned map. */
+	for (int i = 0; i < s->nelems && i < NFT_ELEM_MAX; i++) {
+		const struct nft_elem *e = &s->elems[i];
+		int planned = 0;
+		char key[80];
+
+		for (int k = 0; k < p->nelems && !planned; k++)
+			planned =
+			    strcmp(p->maps[p->elems[k].map].name, s->maps[e->map].name) == 0 &&
+			    p->elems[k].klen == e->klen &&
+			    memcmp(p->elems[k].key, e->key, e->klen) == 0;
+		if (planned)
+			continue;
+		nft_key_text(e, key, sizeof(key));
+		nft_append(st->drift_text, sizeof(st->drift_text),
+		           "element %s : %u of map %s matches no listener", key, e->to_port,
+		           s->maps[e->map].name);
+	}
+	for (int r = 0; r < s->nrules && r < NFT_SCAN_MAX; r++)
+		if (!used[r] && strcmp(s->rules[r].chain, NFT_SVC_CHAIN) == 0)
 			nft_append(st->drift_text, sizeof(st->drift_text),
 			           "rule handle %llu of chain %s matches no listener",
 			           (unsigned long long)s->rules[r].handle, s->rules[r].chain);
@@ -114,6 +170,16 @@ static void read_frame(const struct cfg *cfg, const struct nft_scan *s, const st
 			           "chain %s holds %d rules (%d jumps to %s), expected one jump",
 			           hook, n, good, NFT_SVC_CHAIN);
 	}
+	for (int k = 0; k < s->nmaps && k < NFT_SETS_MAX; k++) {
+		int planned = 0;
+
+		for (int m = 0; m < p->nmaps; m++)
+			planned |= strcmp(s->maps[k].name, p->maps[m].name) == 0;
+		if (!planned)
+			nft_append(st->drift_text, sizeof(st->drift_text),
+			           "set %s of table inet %s is not in Switchyard's layout",
+			           s->maps[k].name, NFT_TABLE_NAME);
+	}
 	if (!nft_chains_match(s, p))
 		nft_append(st->drift_text, sizeof(st->drift_text),
 		           "the chains of table inet %s differ from Switchyard's layout (names, "
@@ -137,7 +203,7 @@ static void read_frame(const struct cfg *cfg, const struct nft_scan *s, const st
 		for (int r = 0; r < s->nrules && r < NFT_SCAN_MAX; r++) {
 			if (strcmp(s->rules[r].chain, "input") != 0)
 				continue;
-			if (have >= want || !nft_rule_eq(&s->rules[r], &p->rules[first + have], 1))
+			if (have >= want || !nft_rule_eq(&s->rules[r], &p->rules[first + have]))
 				same = 0;
 			have++;
 		}
@@ -170,20 +236,24 @@ int nf_nft_read(const struct cfg *cfg, struct nf_state *st, char *err, size_t er
 	if (s->table_present && !s->table_ours) {
 		nft_append(st->drift_text, sizeof(st->drift_text),
 		           "table inet %s exists but Switchyard did not create it", NFT_TABLE_NAME);
-		memset(s->rules, 0, sizeof(s->rules));
 		s->nrules = 0;
+		s->nmaps = 0;
+		s->nelems = 0;
 	} else if (!s->table_present) {
 		if (cfg->nlisteners > 0)
 			nft_append(st->drift_text, sizeof(st->drift_text),
 			           "table inet %s is missing", NFT_TABLE_NAME);
 	} else {
-		if (s->nrules > NFT_SCAN_MAX)
-			nft_append(st->drift_text, sizeof(st->drift_text),
-			           "table inet %s holds %d rules, only the first %d were examined",
-			           NFT_TABLE_NAME, s->nrules, NFT_SCAN_MAX);
+		if (s->nrules > NFT_SCAN_MAX || s->nmaps > NFT_SETS_MAX || s->nelems > NFT_ELEM_MAX)
+			nft_append(
+			    st->drift_text, sizeof(st->drift_text),
+			    "table inet %s holds %d rules, %d sets and %d elements; only the "
+			    "first %d, %d and %d were examined",
+			    NFT_TABLE_NAME, s->nrules, s->nmaps, s->nelems, NFT_SCAN_MAX,
+			    NFT_SETS_MAX, NFT_ELEM_MAX);
 		read_frame(cfg, s, p, st);
 	}
-	read_listeners(cfg, s, st);
+	read_listeners(cfg, s, p, st);
 	for (int i = 0; i < cfg->nlisteners; i++) {
 		const struct nf_listener_state *ls = &st->listeners[i];
 
