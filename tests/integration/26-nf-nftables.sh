@@ -1,12 +1,13 @@
 #!/bin/bash
 # The nftables backend: install, flip, guard and remove leave exactly the
-# expected table (nft -j list table inet switchyard, compared with jq); a
-# flip moves IPv4 and IPv6 in one transaction (one new generation in
-# nft monitor); foreign tables (an nft table of its own, iptables-nft's ip
-# nat) survive everything; drift made with nft is reported and repaired; a
-# switchyard table we did not create is refused; a backend change leaves one
-# redirect; errors name the cause (no CAP_NET_ADMIN); `switchyard rules show`
-# names the backend and why.
+# expected table, maps and elements included (nft -j list table inet
+# switchyard, compared with jq); a flip moves the elements of IPv4 and IPv6
+# in one transaction (one new generation in nft monitor, no rule); drift
+# made with nft (an element, a rule, a map, a jump) is reported and
+# repaired; foreign tables (an nft table of its own, iptables-nft's ip
+# nat) survive everything; a switchyard table we did not create is refused;
+# a backend change leaves one redirect; errors name the cause (no
+# CAP_NET_ADMIN); `switchyard rules show` names the backend and why.
 . "$(dirname "$0")/lib.sh"
 nf_backend_only nftables "checks the nftables table itself; 20 and 24 check the legacy layout"
 require_root
@@ -21,7 +22,8 @@ L=(-l "0.0.0.0,443,8443,9443" -l "198.18.0.1,80,8080,9080" -l "::,443,8444,9444"
 in_ns() { ip netns exec "$NS" "$@"; }
 nf() { in_ns "$NFCTL" -b nftables "${L[@]}" "$@"; }
 
-# Our table as compact JSON lines, without handles (they change).
+# Our table as compact JSON lines, without handles (they change). The
+# kernel lists a map's elements in hash order; each of our maps holds one.
 table() {
 	in_ns nft -j list table inet switchyard |
 		jq -c '.nftables[1:][] | walk(if type == "object" then del(.handle) else . end)'
@@ -38,22 +40,41 @@ rule() { # CHAIN COMMENT EXPR...
 	e=$(IFS=,; echo "$*")
 	echo "{\"rule\":{$T,\"chain\":\"$chain\",${comment:+\"comment\":\"$comment\",}\"expr\":[$e]}}"
 }
+dport_() { echo '{"payload":{"protocol":"tcp","field":"dport"}}'; }
+# The redirect of one map: ADDR-PROTOCOL (ip, ip6 or "" for a port key) MAP.
+redirect_map() {
+	local key
+	if [ -n "$1" ]; then
+		key="{\"concat\":[{\"payload\":{\"protocol\":\"$1\",\"field\":\"daddr\"}},$(dport_)]}"
+	else
+		key=$(dport_)
+	fi
+	echo "{\"redirect\":{\"port\":{\"map\":{\"key\":$key,\"data\":\"@$2\"}}}}"
+}
+map_() { # NAME TYPE ELEMENT
+	echo "{\"map\":{\"family\":\"inet\",\"name\":\"$1\",\"table\":\"switchyard\",\"type\":$2,\"map\":\"inet_service\",\"elem\":[$3]}}"
+}
 # expect P443 P80 P443v6 P80v6 [guard]
 expect() {
-	local i p
+	local p
 	echo '{"table":{"family":"inet","name":"switchyard"}}'
+	map_ exact4 '["ipv4_addr","inet_service"]' "[{\"concat\":[\"198.18.0.1\",80]},$2]"
+	map_ any4 '"inet_service"' "[443,$1]"
+	map_ exact6 '["ipv6_addr","inet_service"]' "[{\"concat\":[\"fd00::1\",80]},$4]"
+	map_ any6 '"inet_service"' "[443,$3]"
 	echo "{\"chain\":{$T,\"name\":\"prerouting\",\"type\":\"nat\",\"hook\":\"prerouting\",\"prio\":-101,\"policy\":\"accept\"}}"
 	echo "{\"chain\":{$T,\"name\":\"output\",\"type\":\"nat\",\"hook\":\"output\",\"prio\":-101,\"policy\":\"accept\"}}"
 	echo "{\"chain\":{$T,\"name\":\"services\"}}"
 	[ -n "${5:-}" ] &&
 		echo "{\"chain\":{$T,\"name\":\"input\",\"type\":\"filter\",\"hook\":\"input\",\"prio\":0,\"policy\":\"accept\"}}"
-	for i in 0 1 2 3; do echo "{\"chain\":{$T,\"name\":\"l-listener$i\"}}"; done
 	rule prerouting "" '{"jump":{"target":"services"}}'
 	rule output "" '{"jump":{"target":"services"}}'
-	rule services "" "$(proto ipv4)" "$(local_)" "$(dport 443)" '{"goto":{"target":"l-listener0"}}'
-	rule services "" "$(daddr ip 198.18.0.1)" "$(dport 80)" '{"goto":{"target":"l-listener1"}}'
-	rule services "" "$(proto ipv6)" "$(local_)" "$(dport 443)" '{"goto":{"target":"l-listener2"}}'
-	rule services "" "$(daddr ip6 fd00::1)" "$(dport 80)" '{"goto":{"target":"l-listener3"}}'
+	local tcp
+	tcp=$(m '{"meta":{"key":"l4proto"}}' '"tcp"')
+	rule services "" "$(proto ipv4)" "$tcp" "$(redirect_map ip exact4)"
+	rule services "" "$(proto ipv4)" "$(local_)" "$tcp" "$(redirect_map "" any4)"
+	rule services "" "$(proto ipv6)" "$tcp" "$(redirect_map ip6 exact6)"
+	rule services "" "$(proto ipv6)" "$(local_)" "$tcp" "$(redirect_map "" any6)"
 	if [ -n "${5:-}" ]; then
 		local fam
 		for p in 4:8443 4:9443 4:8080 4:9080 6:8444 6:9444 6:8081 6:9081; do
@@ -65,11 +86,6 @@ expect() {
 			rule input "" "$(proto $fam)" "$(dport $p)" '{"drop":null}'
 		done
 	fi
-	i=0
-	for p in "$1" "$2" "$3" "$4"; do
-		rule "l-listener$i" "" "$(m '{"meta":{"key":"l4proto"}}' '"tcp"')" "{\"redirect\":{\"port\":$p}}"
-		i=$((i + 1))
-	done
 }
 same() { # DESCRIPTION EXPECT-ARGS...
 	local what=$1
@@ -101,7 +117,7 @@ out=$(nf read)
 echo "$out" | grep -q '^live blue$' && echo "$out" | grep -q '^drift none$' || fail "read after install: $out"
 
 # One flip, one transaction: nft monitor sees one new generation in which
-# both families' rules are replaced.
+# the elements of both families' maps move.
 in_ns nft monitor >"$T_TMP/monitor" 2>&1 &
 mon=$!
 T_PIDS+=("$mon")
@@ -113,28 +129,46 @@ kill "$mon" 2>/dev/null
 wait "$mon" 2>/dev/null
 cat "$T_TMP/monitor"
 [ "$(grep -c 'new generation' "$T_TMP/monitor")" -eq 1 ] || fail "the flip was not one transaction"
-grep -q 'redirect to :9443' "$T_TMP/monitor" && grep -q 'redirect to :9444' "$T_TMP/monitor" &&
-	grep -q 'redirect to :9081' "$T_TMP/monitor" || fail "the transaction did not carry both families"
+for e in 'any4 { 443 : 9443 }' 'exact4 { 198.18.0.1 . 80 : 9080 }' 'any6 { 443 : 9444 }' \
+	'exact6 { fd00::1 . 80 : 9081 }'; do
+	grep -qF "add element inet switchyard $e" "$T_TMP/monitor" ||
+		fail "the transaction did not carry $e"
+done
+grep -q 'rule' "$T_TMP/monitor" && fail "a flip should change no rule"
 same "flip" 9443 9080 9444 9081
-say "ok: IPv4 and IPv6 flipped in one transaction"
+say "ok: IPv4 and IPv6 flipped in one transaction, elements only"
 
-# Drift: delete one of our rules with nft; read reports it; install repairs.
-h=$(in_ns nft -a list chain inet switchyard l-listener1 | sed -n 's/.*redirect to :9080.*# handle \([0-9]*\)$/\1/p')
-[ -n "$h" ] || fail "no handle for the web rule"
-in_ns nft delete rule inet switchyard l-listener1 handle "$h" || fail "nft delete rule"
+# Drift: delete one element with nft; read reports it; install repairs.
+in_ns nft delete element inet switchyard exact4 '{ 198.18.0.1 . 80 }' || fail "nft delete element"
 out=$(nf read)
 echo "$out"
-echo "$out" | grep -q 'listener listener1 (198.18.0.1 port 80): rule missing' || fail "drift not reported"
+echo "$out" | grep -q '^listener 1 missing' || fail "missing element: state"
+echo "$out" | grep -q 'listener listener1 (198.18.0.1 port 80): no element in map exact4' ||
+	fail "missing element not reported"
 check "install repairs" nf install green
-same "repair" 9443 9080 9444 9081
-# A rule pointed elsewhere by hand, and a jump removed.
-h=$(in_ns nft -a list chain inet switchyard l-listener0 | sed -n 's/.*redirect to :9443.*# handle \([0-9]*\)$/\1/p')
-in_ns nft replace rule inet switchyard l-listener0 handle "$h" meta l4proto tcp redirect to :7000 ||
-	fail "nft replace"
+same "repair of the element" 9443 9080 9444 9081
+# Delete our rule with nft (the one that reads any4).
+h=$(in_ns nft -a list chain inet switchyard services | sed -n 's/.*map @any4 # handle \([0-9]*\)$/\1/p')
+[ -n "$h" ] || fail "no handle for the any4 rule"
+in_ns nft delete rule inet switchyard services handle "$h" || fail "nft delete rule"
+out=$(nf read)
+echo "$out"
+echo "$out" | grep -q 'listener listener0 (0.0.0.0 port 443): rule missing' || fail "deleted rule not reported"
+check "install repairs the rule" nf install green
+same "repair of the rule" 9443 9080 9444 9081
+# An element pointed elsewhere by hand, a map deleted (with its rule), and
+# a jump removed.
+in_ns nft delete element inet switchyard any4 '{ 443 }' || fail "nft delete element"
+in_ns nft add element inet switchyard any4 '{ 443 : 7000 }' || fail "nft add element"
+h=$(in_ns nft -a list chain inet switchyard services | sed -n 's/.*map @exact6 # handle \([0-9]*\)$/\1/p')
+in_ns nft delete rule inet switchyard services handle "$h" || fail "nft delete rule exact6"
+in_ns nft delete map inet switchyard exact6 || fail "nft delete map"
 in_ns nft flush chain inet switchyard output || fail "nft flush output"
 out=$(nf read)
 echo "$out"
-echo "$out" | grep -q 'port 7000, which is neither blue nor green' || fail "changed rule not reported"
+echo "$out" | grep -q 'element of map any4 redirects to port 7000, which is neither blue nor green' ||
+	fail "changed element not reported"
+echo "$out" | grep -q 'map exact6 is missing' || fail "missing map not reported"
 echo "$out" | grep -q 'chain output holds 0 rules' || fail "missing jump not reported"
 check "flip repairs too" nf flip blue
 same "flip after drift" 8443 8080 8444 8081

@@ -121,8 +121,14 @@ sv_rules() {
 	nftables) sv_ns nft -a list table inet switchyard ;;
 	esac
 }
-# sv_redirects_to PORT: the listener's rule redirects to PORT.
-sv_redirects_to() { sv_rules | grep -qE -- "(--to-ports |redirect to :)$1( |\$)"; }
+# sv_redirects_to PORT: the listener's redirect goes to PORT (nftables: its
+# element in map exact4).
+sv_redirects_to() {
+	case $SY_NF_BACKEND in
+	iptables) sv_rules | grep -qE -- "--to-ports $1( |\$)" ;;
+	nftables) sv_ns nft list map inet switchyard exact4 | grep -qF "$SV_ADDR . 443 : $1 }" ;;
+	esac
+}
 # sv_rules_flush: deletes our redirect rules by hand (drift).
 sv_rules_flush() {
 	case $SY_NF_BACKEND in
@@ -130,19 +136,16 @@ sv_rules_flush() {
 	nftables) sv_ns nft flush chain inet switchyard services ;;
 	esac
 }
-# sv_rules_point PORT: points the listener's rule at PORT by hand (drift).
+# sv_rules_point PORT: points the listener's redirect at PORT by hand
+# (drift; nftables: its element, deleted and added back in one nft run).
 sv_rules_point() {
-	local h
 	case $SY_NF_BACKEND in
 	iptables)
 		sv_ns iptables-legacy -t nat -R SWITCHYARD 1 -p tcp -d "$SV_ADDR" --dport 443 \
 			-j REDIRECT --to-ports "$1" ;;
 	nftables)
-		h=$(sv_ns nft -a list chain inet switchyard l-https |
-			sed -n 's/.*redirect to :[0-9]*.* # handle \([0-9]*\)$/\1/p' | head -n1)
-		[ -n "$h" ] || return 1
-		sv_ns nft replace rule inet switchyard l-https handle "$h" \
-			meta l4proto tcp redirect to :"$1" ;;
+		printf 'delete element inet switchyard exact4 { %s . 443 }\nadd element inet switchyard exact4 { %s . 443 : %s }\n' \
+			"$SV_ADDR" "$SV_ADDR" "$1" | sv_ns nft -f - ;;
 	esac
 }
 
