@@ -7,19 +7,20 @@
  *                           times N alternating nf_flip() calls, each from
  *                           the call to the verified, acknowledged commit
  *                           (legacy: lock, init, edit, commit, read-back;
- *                           nftables: generation, batch, acknowledgements,
- *                           read-back): median, p99, max. BACKEND is
+ *                           nftables: one batch of map elements against
+ *                           the cached generation, its acknowledgement,
+ *                           the maps read back): median, p99, max. BACKEND is
  *                           netfilter.backend (auto, nftables or iptables;
  *                           default iptables, the figures of issue 4)
- *   nfbench mapflips N V4 V6
- *                           the nftables flip variant that was not kept,
- *                           measured for the comparison: a table whose
- *                           redirect reads `ip daddr . tcp dport` from a map
- *                           per family (set up with the nft command), and N
- *                           flips that each send one batch (with the
- *                           generation check) deleting and re-adding every
- *                           element with the other colour's port, then dump
- *                           both maps back and check the ports: median, p99
+ *   nfbench ruleflips N V4 V6
+ *                           the nftables flip variant that is no longer
+ *                           kept, measured for the comparison: a table
+ *                           (set up with the nft command) in which each
+ *                           listener's redirect is the one rule of a chain
+ *                           l-I, and N flips that each replace those rules
+ *                           by handle in one batch (with the generation
+ *                           check), then list the table's rules and check
+ *                           the ports: median, p99
  *   nfbench raw N           the floor under a flip on this machine right now:
  *                           N bare libiptc swaps of the first rule of
  *                           SWITCHYARD (init + replace + commit + free), no
@@ -54,7 +55,10 @@
 
 #include <libmnl/libmnl.h>
 #include <libnftnl/common.h>
-#include <libnftnl/set.h>
+#include <libnftnl/expr.h>
+#include <libnftnl/rule.h>
+#include <linux/netfilter/nf_nat.h>
+#include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nf_tables.h>
 
 #include "netfilter/nf.h"
@@ -154,72 +158,57 @@ static int bench_flips(int n, int v4, int v6, const char *backend)
 	return failed ? 1 : 0;
 }
 
-/* mapflips: the element messages of one map: delete all, add all with the
- * ports of colour c (0 blue, 1 green). */
-static void map_msgs(char *buf, size_t *len, uint32_t *seq, int *n, int v6, int first, int count,
-                     int c)
+/*
+ * ruleflips: the variant the product no longer uses, kept for the
+ * comparison. Each listener's redirect sits alone in a chain l-I, reached
+ * by goto from its match in chain services; a flip replaces those rules by
+ * handle (NLM_F_REPLACE) in one batch with the generation check, then lists
+ * the table's rules and parses those of the l-I chains (their new handles
+ * and ports), as the product did before it moved to port maps.
+ */
+struct rf {
+	int n; /* listeners */
+	uint64_t handle[CFG_MAX_LISTENERS];
+	uint16_t port[CFG_MAX_LISTENERS];
+};
+
+/* The chain attribute of a rule message, found without parsing the rule. */
+static const char *rf_chain(const struct nlmsghdr *nlh)
 {
-	for (int op = 0; op < 2; op++) {
-		struct nftnl_set *set = nftnl_set_alloc();
-		struct nlmsghdr *nlh;
+	const struct nlattr *a;
 
-		nftnl_set_set_str(set, NFTNL_SET_TABLE, "sybench");
-		nftnl_set_set_str(set, NFTNL_SET_NAME, v6 ? "m6" : "m4");
-		for (int i = first; i < first + count; i++) {
-			struct nftnl_set_elem *e = nftnl_set_elem_alloc();
-			uint8_t key[20] = {0};
-			uint16_t port = htons((uint16_t)(1000 + i)),
-			         to = htons((uint16_t)((c ? 9443 : 8443) + i));
-			int alen = v6 ? 16 : 4;
-
-			if (v6) {
-				key[0] = 0xfd;
-				key[15] = (uint8_t)i;
-			} else {
-				key[0] = 198;
-				key[1] = 18;
-				key[3] = (uint8_t)i;
-			}
-			memcpy(key + alen, &port, 2);
-			nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key, (uint32_t)alen + 4);
-			if (op == 1)
-				nftnl_set_elem_set(e, NFTNL_SET_ELEM_DATA, &to, 2);
-			nftnl_set_elem_add(set, e);
-		}
-		nlh =
-		    nftnl_nlmsg_build_hdr(buf + *len, op ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM,
-		                          NFPROTO_INET, NLM_F_CREATE | NLM_F_ACK, ++*seq);
-		nftnl_set_elems_nlmsg_build_payload(nlh, set);
-		nftnl_set_free(set);
-		*len += NLMSG_ALIGN(nlh->nlmsg_len);
-		(*n)++;
+	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg))
+	{
+		if (mnl_attr_get_type(a) == NFTA_RULE_CHAIN &&
+		    mnl_attr_validate(a, MNL_TYPE_NUL_STRING) == 0)
+			return mnl_attr_get_str(a);
 	}
+	return NULL;
 }
 
-static int elem_port_cb(struct nftnl_set_elem *e, void *data)
+static int rf_expr(struct nftnl_expr *e, void *data)
 {
 	uint32_t len = 0;
-	const uint8_t *d = nftnl_set_elem_get(e, NFTNL_SET_ELEM_DATA, &len);
+	const uint8_t *d;
 
-	if (d != NULL && len >= 2)
-		((int *)data)[(d[0] << 8 | d[1]) >= 9443]++;
+	if (strcmp(nftnl_expr_get_str(e, NFTNL_EXPR_NAME), "immediate") != 0 ||
+	    nftnl_expr_is_set(e, NFTNL_EXPR_IMM_VERDICT))
+		return 0;
+	d = nftnl_expr_get_data(e, NFTNL_EXPR_IMM_DATA, &len);
+	if (d != NULL && len == 2)
+		*(uint16_t *)data = (uint16_t)(d[0] << 8 | d[1]);
 	return 0;
 }
 
-/* Dumps one map and counts its elements per colour. */
-static int map_read(struct nft_nl *nl, int v6, int counts[2])
+/* Lists the rules of table sybench; keeps handle and port of each l-I. */
+static int rf_read(struct nft_nl *nl, struct rf *rf)
 {
 	char buf[32768] __attribute__((aligned(8)));
-	struct nftnl_set *set = nftnl_set_alloc();
 	struct nlmsghdr *nlh =
-	    nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_INET, NLM_F_DUMP, ++nl->seq);
+	    nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP, ++nl->seq);
 	uint32_t seq = nl->seq;
-	int rc = -1;
 
-	nftnl_set_set_str(set, NFTNL_SET_TABLE, "sybench");
-	nftnl_set_set_str(set, NFTNL_SET_NAME, v6 ? "m6" : "m4");
-	nftnl_set_elems_nlmsg_build_payload(nlh, set);
-	nftnl_set_free(set);
+	mnl_attr_put_strz(nlh, NFTA_RULE_TABLE, "sybench");
 	if (mnl_socket_sendto(nl->sock, nlh, nlh->nlmsg_len) < 0)
 		return -1;
 	for (;;) {
@@ -230,69 +219,132 @@ static int map_read(struct nft_nl *nl, int v6, int counts[2])
 		if (r <= 0)
 			return -1;
 		for (; mnl_nlmsg_ok(h, rest); h = mnl_nlmsg_next(h, &rest)) {
-			struct nftnl_set *s;
+			const char *chain;
+			struct nftnl_rule *nr;
+			int i;
 
 			if (h->nlmsg_seq != seq)
 				continue;
 			if (h->nlmsg_type == NLMSG_DONE)
-				return rc == -1 ? 0 : rc;
+				return 0;
 			if (h->nlmsg_type == NLMSG_ERROR)
 				return -1;
-			s = nftnl_set_alloc();
-			if (nftnl_set_elems_nlmsg_parse(h, s) == 0)
-				nftnl_set_elem_foreach(s, elem_port_cb, counts);
-			nftnl_set_free(s);
+			chain = rf_chain(h);
+			if (chain == NULL || strncmp(chain, "l-", 2) != 0)
+				continue;
+			i = atoi(chain + 2);
+			if (i < 0 || i >= rf->n)
+				continue;
+			nr = nftnl_rule_alloc();
+			if (nftnl_rule_nlmsg_parse(h, nr) == 0) {
+				rf->handle[i] = nftnl_rule_get_u64(nr, NFTNL_RULE_HANDLE);
+				nftnl_expr_foreach(nr, rf_expr, &rf->port[i]);
+			}
+			nftnl_rule_free(nr);
 		}
 	}
 }
 
-static int bench_mapflips(int n, int v4, int v6)
+/* The replacement of l-I's rule: meta l4proto tcp redirect to :PORT. */
+static void rf_msg(char *buf, size_t *len, uint32_t *seq, int i, uint64_t handle, uint16_t port)
 {
-	char cmd[4096], err[512];
+	struct nftnl_rule *nr = nftnl_rule_alloc();
+	struct nftnl_expr *e;
+	struct nlmsghdr *nlh;
+	char chain[16];
+	uint8_t tcp = IPPROTO_TCP;
+	uint16_t to = htons(port);
+
+	snprintf(chain, sizeof(chain), "l-%d", i);
+	nftnl_rule_set_u32(nr, NFTNL_RULE_FAMILY, NFPROTO_INET);
+	nftnl_rule_set_str(nr, NFTNL_RULE_TABLE, "sybench");
+	nftnl_rule_set_str(nr, NFTNL_RULE_CHAIN, chain);
+	nftnl_rule_set_u64(nr, NFTNL_RULE_HANDLE, handle);
+	e = nftnl_expr_alloc("meta");
+	nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_L4PROTO);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, NFT_REG_1);
+	nftnl_rule_add_expr(nr, e);
+	e = nftnl_expr_alloc("cmp");
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, NFT_CMP_EQ);
+	nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, &tcp, 1);
+	nftnl_rule_add_expr(nr, e);
+	e = nftnl_expr_alloc("immediate");
+	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_1);
+	nftnl_expr_set(e, NFTNL_EXPR_IMM_DATA, &to, sizeof(to));
+	nftnl_rule_add_expr(nr, e);
+	e = nftnl_expr_alloc("redir");
+	nftnl_expr_set_u32(e, NFTNL_EXPR_REDIR_REG_PROTO_MIN, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_REDIR_REG_PROTO_MAX, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_REDIR_FLAGS, NF_NAT_RANGE_PROTO_SPECIFIED);
+	nftnl_rule_add_expr(nr, e);
+	nlh = nftnl_nlmsg_build_hdr(buf + *len, NFT_MSG_NEWRULE, NFPROTO_INET,
+	                            NLM_F_REPLACE | NLM_F_ACK, ++*seq);
+	nftnl_rule_nlmsg_build_payload(nlh, nr);
+	nftnl_rule_free(nr);
+	*len += NLMSG_ALIGN(nlh->nlmsg_len);
+}
+
+static int bench_ruleflips(int n, int v4, int v6)
+{
+	char *cmd = malloc(16384), err[512];
 	double *t = calloc((size_t)n, sizeof(double));
 	char *buf = malloc(65536);
+	struct rf rf = {.n = v4 + v6};
 	struct nft_nl nl;
 	uint32_t gen = 0;
 	int failed = 0, used;
 
-	used = snprintf(
-	    cmd, sizeof(cmd),
-	    "nft -f - <<'EOF'\ntable inet sybench {\n"
-	    " map m4 { type ipv4_addr . inet_service : inet_service; }\n"
-	    " map m6 { type ipv6_addr . inet_service : inet_service; }\n"
-	    " chain pre { type nat hook prerouting priority -101;"
-	    " meta nfproto ipv4 meta l4proto tcp redirect to : ip daddr . tcp dport map @m4;"
-	    " meta nfproto ipv6 meta l4proto tcp redirect to : ip6 daddr . tcp dport map @m6; }\n"
-	    "}\n");
-	for (int i = 1; i <= v4; i++)
-		used += snprintf(cmd + used, sizeof(cmd) - (size_t)used,
-		                 "add element inet sybench m4 { 198.18.0.%d . %d : %d }\n", i,
-		                 1000 + i, 8443 + i);
-	for (int i = v4 + 1; i <= v4 + v6; i++)
-		used += snprintf(cmd + used, sizeof(cmd) - (size_t)used,
-		                 "add element inet sybench m6 { fd00::%x . %d : %d }\n", i,
-		                 1000 + i, 8443 + i);
-	snprintf(cmd + used, sizeof(cmd) - (size_t)used, "EOF\n");
-	if (t == NULL || buf == NULL || system(cmd) != 0 ||
-	    nft_nl_open(&nl, err, sizeof(err)) < 0 || nft_nl_gen(&nl, &gen, err, sizeof(err)) < 0) {
-		fprintf(stderr, "nfbench: mapflips setup failed\n");
+	make_cfg(v4, v6);
+	if (cmd == NULL || t == NULL || buf == NULL || rf.n > CFG_MAX_LISTENERS)
+		return 1;
+	used = snprintf(cmd, 16384,
+	                "nft -f - <<'EOF'\ntable inet sybench {\n"
+	                " chain pre { type nat hook prerouting priority -101; jump services; }\n"
+	                " chain out { type nat hook output priority -101; jump services; }\n"
+	                " chain services { }\n");
+	for (int i = 0; i < rf.n; i++)
+		used += snprintf(cmd + used, 16384 - (size_t)used,
+		                 " chain l-%d { meta l4proto tcp redirect to :%u; }\n", i,
+		                 cfg.instances[CFG_BLUE].ports[i]);
+	used += snprintf(cmd + used, 16384 - (size_t)used, "}\n");
+	for (int i = 0; i < rf.n; i++) {
+		const struct cfg_listener *l = &cfg.listeners[i];
+		char a[64];
+
+		inet_ntop(l->addr.family, l->addr.a.v6, a, sizeof(a));
+		if (i == 0 || i >= v4)
+			used += snprintf(cmd + used, 16384 - (size_t)used,
+			                 "add rule inet sybench services meta nfproto %s fib daddr "
+			                 "type local tcp dport %u goto l-%d\n",
+			                 l->addr.family == AF_INET ? "ipv4" : "ipv6", l->port, i);
+		else
+			used += snprintf(cmd + used, 16384 - (size_t)used,
+			                 "add rule inet sybench services ip daddr %s tcp dport %u "
+			                 "goto l-%d\n",
+			                 a, l->port, i);
+	}
+	snprintf(cmd + used, 16384 - (size_t)used, "EOF\n");
+	if (system(cmd) != 0 || nft_nl_open(&nl, err, sizeof(err)) < 0 ||
+	    nft_nl_gen(&nl, &gen, err, sizeof(err)) < 0 || rf_read(&nl, &rf) < 0) {
+		fprintf(stderr, "nfbench: ruleflips setup failed\n");
 		return 1;
 	}
 	for (int k = 0; k < n; k++) {
 		double s = now_us();
 		size_t len = 0;
-		int nmsg = 0, c4[2] = {0, 0}, c6[2] = {0, 0}, c = (k & 1) ? 0 : 1;
+		int c = (k & 1) ? CFG_BLUE : CFG_GREEN, bad = 0;
 		uint32_t seq = nl.seq + 1;
 
-		map_msgs(buf, &len, &seq, &nmsg, 0, 1, v4, c);
-		map_msgs(buf, &len, &seq, &nmsg, 1, v4 + 1, v6, c);
-		if (nft_nl_batch(&nl, gen, buf, len, nmsg, err, sizeof(err)) < 0 ||
-		    map_read(&nl, 0, c4) < 0 || map_read(&nl, 1, c6) < 0 || c4[c] != v4 ||
-		    c6[c] != v6) {
-			failed++;
-			if (failed < 5)
-				fprintf(stderr, "nfbench: mapflip %d: %s\n", k, err);
-		}
+		for (int i = 0; i < rf.n; i++)
+			rf_msg(buf, &len, &seq, i, rf.handle[i], cfg.instances[c].ports[i]);
+		if (nft_nl_batch(&nl, gen, buf, len, rf.n, err, sizeof(err)) < 0 ||
+		    rf_read(&nl, &rf) < 0)
+			bad = 1;
+		for (int i = 0; i < rf.n; i++)
+			bad |= rf.port[i] != cfg.instances[c].ports[i];
+		if (bad && ++failed < 5)
+			fprintf(stderr, "nfbench: ruleflip %d: %s\n", k, err);
 		gen++;
 		t[k] = now_us() - s;
 	}
@@ -300,9 +352,10 @@ static int bench_mapflips(int n, int v4, int v6)
 	/* Gone again, so that the next round's setup starts from nothing. */
 	if (system("nft delete table inet sybench") != 0)
 		fprintf(stderr, "nfbench: could not delete table inet sybench\n");
-	report("map", v4, v6, t, n, failed);
+	report("rules", v4, v6, t, n, failed);
 	free(t);
 	free(buf);
+	free(cmd);
 	return failed ? 1 : 0;
 }
 
@@ -514,8 +567,8 @@ int main(int argc, char **argv)
 	if ((argc == 5 || argc == 6) && strcmp(argv[1], "flips") == 0)
 		return bench_flips(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]),
 		                   argc == 6 ? argv[5] : "iptables");
-	if (argc == 5 && strcmp(argv[1], "mapflips") == 0)
-		return bench_mapflips(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
+	if (argc == 5 && strcmp(argv[1], "ruleflips") == 0)
+		return bench_ruleflips(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
 	if (argc == 3 && strcmp(argv[1], "raw") == 0)
 		return bench_raw(atoi(argv[2]));
 	if (argc == 3 && strcmp(argv[1], "kernel") == 0)
@@ -526,6 +579,6 @@ int main(int argc, char **argv)
 		return bench_count(atoi(argv[2]));
 	fprintf(
 	    stderr,
-	    "usage: nfbench flips N V4 V6 [BACKEND] | mapflips N V4 V6 | raw N | kernel N | ctfill N | count REPS\n");
+	    "usage: nfbench flips N V4 V6 [BACKEND] | ruleflips N V4 V6 | raw N | kernel N | ctfill N | count REPS\n");
 	return 2;
 }
