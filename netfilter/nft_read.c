@@ -56,11 +56,9 @@ static void read_listeners(const struct cfg *cfg, const struct nft_scan *s,
 		map_ok[m] = 0;
 		for (int k = 0; k < s->nmaps && k < NFT_SETS_MAX; k++)
 			if (strcmp(s->maps[k].name, p->maps[m].name) == 0)
-				map_ok[m] = s->maps[k].flags == p->maps[m].flags &&
-				                    s->maps[k].key_len == p->maps[m].key_len &&
-				                    s->maps[k].data_len == p->maps[m].data_len
-				                ? 1
-				                : -1;
+				map_ok[m] =
+				    memcmp(&s->maps[k], &p->maps[m], sizeof(p->maps[m])) == 0 ? 1
+				                                                              : -1;
 		if (!s->table_present || !s->table_ours)
 			continue;
 		if (map_ok[m] <= 0)
@@ -68,13 +66,13 @@ static void read_listeners(const struct cfg *cfg, const struct nft_scan *s,
 			           p->maps[m].name,
 			           map_ok[m] == 0 ? "is missing" : "was changed (type or flags)");
 	}
-	for (int i = 0, k = 0; i < cfg->nlisteners; i++) {
+	for (int i = 0; i < cfg->nlisteners; i++) {
 		const struct nft_elem *want;
 		const char *map;
 		const struct cfg_listener *l = &cfg->listeners[i];
 		struct nf_listener_state *ls = &st->listeners[i];
 		const struct nft_elem *e;
-		int rs;
+		int rs, k;
 
 		/* The plan has one element per listener, in map order. */
 		for (k = 0; p->elems[k].listener != i; k++)
