@@ -3,8 +3,9 @@
  * (layout in nft_nl.h and docs/netfilter.md), and changes it only in
  * nf_tables batches, each one atomic transaction in the kernel:
  *
- *   read    GETGEN, then our table, its chains and rules (never anyone
- *           else's), or the copy the last verified commit left (below)
+ *   read    GETGEN, then our table, its chains, maps, elements and rules
+ *           (never anyone else's), or the copy the last verified commit
+ *           left (below)
  *   plan    the whole table for the configuration and the live colour
  *   batch   a flip deletes the elements of the port maps and adds them
  *           back with the other colour's ports; anything else (first
