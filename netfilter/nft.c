@@ -161,6 +161,7 @@ static int add_set(struct nft_batch *b, const struct nft_map *mp, uint32_t id)
 	nftnl_set_set_u32(set, NFTNL_SET_DATA_TYPE, mp->data_type);
 	nftnl_set_set_u32(set, NFTNL_SET_DATA_LEN, mp->data_len);
 	nftnl_set_set_u32(set, NFTNL_SET_ID, id);
+	nftnl_set_set_u32(set, NFTNL_SET_DESC_SIZE, mp->size);
 	nftnl_set_set_data(set, NFTNL_SET_USERDATA, nftnl_udata_buf_data(ud),
 	                   nftnl_udata_buf_len(ud));
 	nlh = nftnl_nlmsg_build_hdr(m, NFT_MSG_NEWSET, NFPROTO_INET, NLM_F_CREATE | NLM_F_ACK,

@@ -583,6 +583,7 @@ static int set_cb(const struct nlmsghdr *nlh, void *data)
 		m->key_len = nftnl_set_get_u32(set, NFTNL_SET_KEY_LEN);
 		m->data_type = nftnl_set_get_u32(set, NFTNL_SET_DATA_TYPE);
 		m->data_len = nftnl_set_get_u32(set, NFTNL_SET_DATA_LEN);
+		m->size = nftnl_set_get_u32(set, NFTNL_SET_DESC_SIZE);
 		/* Timeouts, expressions or a size we never set: not ours. */
 		if (nftnl_set_is_set(set, NFTNL_SET_TIMEOUT) ||
 		    nftnl_set_is_set(set, NFTNL_SET_EXPR) ||

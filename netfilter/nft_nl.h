@@ -86,6 +86,11 @@ struct nft_map {
 	char name[16];
 	uint32_t flags; /* NFT_SET_MAP */
 	uint32_t key_type, key_len, data_type, data_len;
+	/* The most elements it may hold. A set with a size gets the kernel's
+	 * fixed hash table; without one it gets a resizable one, which a flip
+	 * (every element deleted and added back) makes schedule a resize
+	 * worker on each commit. */
+	uint32_t size;
 };
 
 /* An element of one of our maps: the key as the kernel holds it (the

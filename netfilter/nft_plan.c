@@ -222,6 +222,7 @@ static void plan_maps(const struct cfg *cfg, enum cfg_colour colour, struct nft_
 		m->key_len = nft_map_kinds[k].alen > 0 ? nft_map_kinds[k].alen + 4 : 2;
 		m->data_type = NFT_TYPE_INET_SERVICE;
 		m->data_len = 2;
+		m->size = CFG_MAX_LISTENERS;
 		p->nmaps++;
 	}
 }
@@ -331,19 +332,15 @@ int nft_chains_match(const struct nft_scan *s, const struct nft_plan *p)
 	return 1;
 }
 
-/* The scan's map of that name with the planned type, or -1. */
+/* The scan's map of that name with the planned type and size, or -1 (both
+ * sides are zeroed before they are filled, so they compare as bytes). */
 static int scan_map(const struct nft_scan *s, const struct nft_map *want)
 {
 	for (int k = 0; k < s->nmaps && k < NFT_SETS_MAX; k++) {
 		const struct nft_map *m = &s->maps[k];
 
 		if (strcmp(m->name, want->name) == 0)
-			return m->flags == want->flags && m->key_type == want->key_type &&
-			               m->key_len == want->key_len &&
-			               m->data_type == want->data_type &&
-			               m->data_len == want->data_len
-			           ? k
-			           : -1;
+			return memcmp(m, want, sizeof(*m)) == 0 ? k : -1;
 	}
 	return -1;
 }

@@ -52,7 +52,7 @@ redirect_map() {
 	echo "{\"redirect\":{\"port\":{\"map\":{\"key\":$key,\"data\":\"@$2\"}}}}"
 }
 map_() { # NAME TYPE ELEMENT
-	echo "{\"map\":{\"family\":\"inet\",\"name\":\"$1\",\"table\":\"switchyard\",\"type\":$2,\"map\":\"inet_service\",\"elem\":[$3]}}"
+	echo "{\"map\":{\"family\":\"inet\",\"name\":\"$1\",\"table\":\"switchyard\",\"type\":$2,\"map\":\"inet_service\",\"size\":16,\"elem\":[$3]}}"
 }
 # expect P443 P80 P443v6 P80v6 [guard]
 expect() {

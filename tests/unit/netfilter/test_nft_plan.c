@@ -85,6 +85,7 @@ static void test_plan_layout(void **state)
 	assert_int_equal(p->maps[2].key_len, 20);
 	assert_int_equal(p->maps[1].key_len, 2);
 	assert_int_equal(p->maps[1].flags, NFT_SET_MAP);
+	assert_int_equal(p->maps[1].size, CFG_MAX_LISTENERS);
 	/* One element per listener, with the colour's port. */
 	assert_int_equal(p->nelems, 4);
 	assert_int_equal(p->elems[0].listener, 1);
@@ -178,6 +179,9 @@ static void test_matches(void **state)
 	s->maps[1].key_len = 4;
 	assert_false(nft_table_matches(s, p, 0));
 	s->maps[1].key_len = 2;
+	s->maps[1].size = 0; /* a resizable hash: rebuilt with a size */
+	assert_false(nft_table_matches(s, p, 0));
+	s->maps[1].size = CFG_MAX_LISTENERS;
 	s->rules[3].r.exact = 0;
 	assert_false(nft_table_matches(s, p, 0));
 	s->rules[3].r.exact = 1;
