@@ -62,9 +62,9 @@ static void read_listeners(const struct cfg *cfg, const struct nft_scan *s,
 		if (!s->table_present || !s->table_ours)
 			continue;
 		if (map_ok[m] <= 0)
-			nft_append(st->drift_text, sizeof(st->drift_text), "map %s %s",
-			           p->maps[m].name,
-			           map_ok[m] == 0 ? "is missing" : "was changed (type or flags)");
+			nft_append(
+			    st->drift_text, sizeof(st->drift_text), "map %s %s", p->maps[m].name,
+			    map_ok[m] == 0 ? "is missing" : "was changed (type, flags or size)");
 	}
 	for (int i = 0; i < cfg->nlisteners; i++) {
 		const struct nft_elem *want;
