@@ -274,11 +274,26 @@ int main(int argc, char **argv)
 	sv_state_load_flips(sv);
 	sv_served_load(sv);
 
+	/*
+	 * Everything that can still fail for good (the control socket, the
+	 * metrics port) is set up before any instance starts: a supervisor
+	 * that exits after starting them would leave two proxies running with
+	 * no rules pointing at either. A command that arrives meanwhile waits
+	 * on sv->op, which start-up holds until the instances are known.
+	 */
+	pthread_mutex_lock(&sv->op);
+	sv->ctl = sv_ctl_start(sv, err, sizeof(err));
+	if (sv->ctl == NULL)
+		fatalx("control socket: %s", err);
+	sv->metrics = sv_metrics_start(sv, sv->cfg->supervisor.metrics_listen, err, sizeof(err));
+	if (sv->metrics == NULL)
+		fatalx("metrics: %s", err);
 	for (int c = 0; c < CFG_NCOLOURS; c++)
 		sv_inst_start_or_adopt(sv, (enum cfg_colour)c);
 	/* An adopted instance that still has flows pinned after a flip that a
 	 * crashed supervisor could not finish is draining; the main loop
 	 * decides when it is done. */
+	pthread_mutex_lock(&sv->lock);
 	sv->next_flow_count = 0;
 	for (int c = 0; c < CFG_NCOLOURS; c++) {
 		struct sv_inst *in = &sv->inst[c];
@@ -313,12 +328,8 @@ int main(int argc, char **argv)
 			sv->prev_gen = gen;
 		}
 	}
-	sv->ctl = sv_ctl_start(sv, err, sizeof(err));
-	if (sv->ctl == NULL)
-		fatalx("control socket: %s", err);
-	sv->metrics = sv_metrics_start(sv, sv->cfg->supervisor.metrics_listen, err, sizeof(err));
-	if (sv->metrics == NULL)
-		fatalx("metrics: %s", err);
+	pthread_mutex_unlock(&sv->lock);
+	pthread_mutex_unlock(&sv->op);
 	log_info("running: live %s, control socket %s, proxy %s",
 	         cfg_colour_name((enum cfg_colour)sv->live), sv->cfg->supervisor.control_socket,
 	         sv->proxy_bin);
