@@ -10,6 +10,7 @@
  * logs to syslog. -d logs at debug level. Under systemd (Type=notify) it
  * sends READY=1 once the live instance serves and the rules are in.
  *
+ * SIGHUP re-reads the configuration file, like `switchyard reload-config`.
  * SIGTERM/SIGINT stop the supervisor only: the instances run in their own
  * sessions and keep serving, so restarting or upgrading switchyardd never
  * touches traffic. `switchyard shutdown` stops everything.
@@ -43,6 +44,12 @@ static void on_signal(int sig)
 {
 	(void)sig;
 	g_sv.stop = 1;
+}
+
+static void on_hup(int sig)
+{
+	(void)sig;
+	g_sv.hup = 1;
 }
 
 /* sd_notify without libsystemd: one datagram to $NOTIFY_SOCKET (a path, or
@@ -219,6 +226,10 @@ int main(int argc, char **argv)
 	sa.sa_handler = on_signal;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	/* SIGHUP re-reads the configuration (reload-config); before it is
+	 * handled here, its default action would end the supervisor. */
+	sa.sa_handler = on_hup;
+	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	/* The supervisor's work is small but latency-sensitive (failover
 	 * within a second, gate handshakes, drain polling) and must not
@@ -335,6 +346,10 @@ int main(int argc, char **argv)
 	         sv->proxy_bin);
 
 	while (!sv->stop && !sv->shutdown) {
+		if (sv->hup) {
+			sv->hup = 0;
+			sv_reconfig_on_hup(sv);
+		}
 		sv_tick(sv);
 		if (!sv->notified && sv->rules_in && sv->inst[sv->live].state == SV_LIVE) {
 			sd_notify_msg("READY=1\nSTATUS=serving");
