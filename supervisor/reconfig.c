@@ -158,6 +158,40 @@ done:
 	return rc;
 }
 
+int sv_cfg_file_differs(struct sv *sv, char *err, size_t errlen)
+{
+	struct cfg_change ch[4];
+	char *errs = NULL, keys[400];
+	struct cfg *file;
+	int nerrs = 0, n;
+
+	file = cfg_load(sv->cfgpath, &errs, &nerrs);
+	if (file == NULL) {
+		snprintf(
+		    err, errlen,
+		    "%s has %d error%s (first: %.*s): a restarted instance would not start; fix "
+		    "the file (switchyard check-config)",
+		    sv->cfgpath, nerrs, nerrs == 1 ? "" : "s",
+		    errs != NULL ? (int)strcspn(errs, "\n") : 0, errs != NULL ? errs : "");
+		free(errs);
+		return 1;
+	}
+	n = cfg_diff(sv->cfg, file, ch, 4);
+	cfg_free(file);
+	if (n == 0)
+		return 0;
+	keys[0] = '\0';
+	for (int i = 0; i < n && i < 4; i++)
+		snprintf(keys + strlen(keys), sizeof(keys) - strlen(keys), "%s%s", i ? ", " : "",
+		         ch[i].key);
+	snprintf(err, errlen,
+	         "%s changed since switchyardd read it (%s%s): run `switchyard reload-config` "
+	         "first, so that the supervisor and the restarted instance use the same "
+	         "configuration",
+	         sv->cfgpath, keys, n > 4 ? ", ..." : "");
+	return 1;
+}
+
 /* SIGHUP: the same as reload-config, off the main loop (which must keep
  * watching the instances while a reload holds sv->op for minutes). */
 static void *hup_thread(void *arg)

@@ -326,6 +326,10 @@ int sv_op_reload(struct sv *sv, const char *dir, int opts, struct json_buf *repl
  * file or a change to a restart-only key (the running configuration
  * stays), otherwise replaces sv->cfg. Takes sv->op. Returns 0 or -1. */
 int sv_op_reload_config(struct sv *sv, struct json_buf *reply);
+/* Whether the file on disk differs from the running sv->cfg (or does not
+ * load); err then says so and how to proceed. A restarted instance reads
+ * the file, so a restart must not happen while they differ. */
+int sv_cfg_file_differs(struct sv *sv, char *err, size_t errlen);
 /* SIGHUP seen by the main loop: the same, on a thread of its own. */
 void sv_reconfig_on_hup(struct sv *sv);
 
