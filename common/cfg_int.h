@@ -99,6 +99,10 @@ enum cfg_type {
 /* The default is worked out by cfg_check or cfg_derive from other values;
  * def is how the documentation writes it, not a value to parse. */
 #define CFG_F_DERIVED 0x40
+/* A path: absolute when set, because switchyardd (which daemonizes into /)
+ * and the instances do not share the working directory of whoever ran
+ * check-config. */
+#define CFG_F_ABS 0x80
 
 struct cfg_key;
 typedef void (*cfg_fn)(struct cfg_ctx *ctx, const struct cfg_key *key, yaml_node_t *n, void *base,

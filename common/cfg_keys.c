@@ -124,10 +124,11 @@ static const struct cfg_key cfg_instance_keys[] = {
     CFG_KF("bind", cfg_bind, struct cfg_instance, bind, "[0.0.0.0, \"::\"]", CFG_APPLY_FLIP),
     CFG_KF("ports", cfg_ports, struct cfg_instance, ports, NULL, CFG_APPLY_RESTART),
     CFG_KS(struct cfg_instance, "control_socket", control_socket,
-           CFG_F_SOCK | CFG_F_SETSOCK | CFG_F_NONEMPTY | CFG_F_DERIVED, "STATE_DIR/<colour>.sock",
+           CFG_F_SOCK | CFG_F_SETSOCK | CFG_F_NONEMPTY | CFG_F_DERIVED | CFG_F_ABS,
+           "STATE_DIR/<colour>.sock", CFG_APPLY_RESTART),
+    CFG_KS(struct cfg_instance, "pid_file", pid_file,
+           CFG_F_SETPID | CFG_F_NONEMPTY | CFG_F_DERIVED | CFG_F_ABS, "STATE_DIR/<colour>.pid",
            CFG_APPLY_RESTART),
-    CFG_KS(struct cfg_instance, "pid_file", pid_file, CFG_F_SETPID | CFG_F_NONEMPTY | CFG_F_DERIVED,
-           "STATE_DIR/<colour>.pid", CFG_APPLY_RESTART),
     CFG_END,
 };
 
@@ -276,8 +277,8 @@ static const struct cfg_key cfg_tls_keys[] = {
            CFG_APPLY_FLIP),
     CFG_KS(struct cfg, "groups", tls.groups, 0, "X25519:P-256:P-384", CFG_APPLY_FLIP),
     CFG_KF("alpn", cfg_alpn, struct cfg, tls.alpn, "[http/1.1]", CFG_APPLY_FLIP),
-    CFG_KS(struct cfg, "ticket_key_file", tls.ticket_key_file, CFG_F_SETTICK | CFG_F_DERIVED,
-           "STATE_DIR/ticket.keys", CFG_APPLY_RESTART),
+    CFG_KS(struct cfg, "ticket_key_file", tls.ticket_key_file,
+           CFG_F_SETTICK | CFG_F_DERIVED | CFG_F_ABS, "STATE_DIR/ticket.keys", CFG_APPLY_RESTART),
     CFG_K(struct cfg, "session_cache", CFG_T_BOOL, tls.session_cache, 0, 1, "false",
           CFG_APPLY_FLIP),
     CFG_END,
@@ -288,8 +289,8 @@ static const struct cfg_key cfg_tls_keys[] = {
 static const char *const cfg_expired_names[] = {"serve", "skip", NULL};
 
 static const struct cfg_key cfg_certs_keys[] = {
-    CFG_KS(struct cfg, "directory", certs.directory, CFG_F_NONEMPTY, "/etc/switchyard/certs",
-           CFG_APPLY_FLIP),
+    CFG_KS(struct cfg, "directory", certs.directory, CFG_F_NONEMPTY | CFG_F_ABS,
+           "/etc/switchyard/certs", CFG_APPLY_FLIP),
     CFG_KS(struct cfg, "default", certs.default_cert, CFG_F_BASENAME, "\"\"", CFG_APPLY_FLIP),
     CFG_KE(struct cfg, "expired", certs.expired, cfg_expired_names, "serve", CFG_APPLY_FLIP),
     CFG_K(struct cfg, "max_file_size", CFG_T_SIZE, certs.max_file_size, 1024, 1LL << 30, "1M",
@@ -451,12 +452,13 @@ static const struct cfg_key cfg_gate_keys[] = {
 };
 
 static const struct cfg_key cfg_supervisor_keys[] = {
-    CFG_KS(struct cfg, "control_socket", supervisor.control_socket, CFG_F_SOCK | CFG_F_NONEMPTY,
-           "/run/switchyard/switchyardd.sock", CFG_APPLY_RESTART),
+    CFG_KS(struct cfg, "control_socket", supervisor.control_socket,
+           CFG_F_SOCK | CFG_F_NONEMPTY | CFG_F_ABS, "/run/switchyard/switchyardd.sock",
+           CFG_APPLY_RESTART),
     CFG_KF("control_mode", cfg_mode, struct cfg, supervisor.control_mode, "\"0660\"",
            CFG_APPLY_RESTART),
-    CFG_KS(struct cfg, "state_dir", supervisor.state_dir, CFG_F_NONEMPTY, "/var/lib/switchyard",
-           CFG_APPLY_RESTART),
+    CFG_KS(struct cfg, "state_dir", supervisor.state_dir, CFG_F_NONEMPTY | CFG_F_ABS,
+           "/var/lib/switchyard", CFG_APPLY_RESTART),
     CFG_K(struct cfg, "drain_timeout", CFG_T_DUR, supervisor.drain_timeout_ms, 0, CFG_U32_MAX, "5m",
           CFG_APPLY_LIVE),
     CFG_K(struct cfg, "hard_stop_after", CFG_T_DUR, supervisor.hard_stop_after_ms, 0, CFG_U32_MAX,
@@ -464,7 +466,8 @@ static const struct cfg_key cfg_supervisor_keys[] = {
     CFG_KSEC("health_gate", cfg_gate_keys),
     CFG_KE(struct cfg, "initial_live", supervisor.initial_live, cfg_colour_names, "blue",
            CFG_APPLY_LIVE),
-    CFG_KS(struct cfg, "proxy_binary", supervisor.proxy_binary, 0, "\"\"", CFG_APPLY_RESTART),
+    CFG_KS(struct cfg, "proxy_binary", supervisor.proxy_binary, CFG_F_ABS, "\"\"",
+           CFG_APPLY_RESTART),
     CFG_KF("metrics_listen", cfg_metrics, struct cfg, supervisor.metrics_listen, "\"\"",
            CFG_APPLY_RESTART),
     CFG_K(struct cfg, "metrics_public", CFG_T_BOOL, supervisor.metrics_public, 0, 1, "false",
@@ -495,7 +498,7 @@ static const struct cfg_key cfg_netfilter_keys[] = {
 /* certsync */
 
 static const struct cfg_key cfg_source_keys[] = {
-    CFG_KS(struct cfg, "directory", certsync.source_dir, 0, "\"\"", CFG_APPLY_LIVE),
+    CFG_KS(struct cfg, "directory", certsync.source_dir, CFG_F_ABS, "\"\"", CFG_APPLY_LIVE),
     CFG_KS(struct cfg, "command", certsync.source_command, 0, "\"\"", CFG_APPLY_LIVE),
     CFG_END,
 };

@@ -70,6 +70,13 @@ static void cfg_apply_str(struct cfg_ctx *ctx, const struct cfg_key *key, yaml_n
 		cfg_err(ctx, &n->start_mark, path, "must not be empty");
 		return;
 	}
+	if ((key->flags & CFG_F_ABS) && s[0] != '\0' && s[0] != '/') {
+		cfg_err(ctx, &n->start_mark, path,
+		        "'%s' must be an absolute path (switchyardd and the instances do not run "
+		        "in this directory)",
+		        s);
+		return;
+	}
 	if ((key->flags & CFG_F_BASENAME) && strchr(s, '/') != NULL) {
 		cfg_err(ctx, &n->start_mark, path,
 		        "'%s' must be a file name inside the certificate directory, without '/'",

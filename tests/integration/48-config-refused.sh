@@ -40,6 +40,16 @@ check "switchyardd refuses it" test "$RC" -ne 0 -a "$RC" -ne 124
 check "switchyardd names file:line:column" grep -qF -- "$want" "$T_TMP/d.log"
 check "no proxy was started" test -z "$(proxies)"
 
+# A relative path: both refuse it (switchyardd daemonizes into /, so it
+# would not mean what check-config saw).
+sed "s|^  state_dir: .*|  state_dir: state|" "$GOOD" >"$SV_CONF"
+svc check-config --no-certs >"$T_TMP/cc.out" 2>&1 && fail "check-config accepts a relative state_dir"
+check "check-config names the relative path" grep -q "key 'supervisor.state_dir': 'state' must be an absolute path" "$T_TMP/cc.out"
+run_daemon
+check "switchyardd refuses it" test "$RC" -ne 0 -a "$RC" -ne 124
+check "switchyardd names it" grep -q "key 'supervisor.state_dir': 'state' must be an absolute path" "$T_TMP/d.log"
+check "no proxy was started" test -z "$(proxies)"
+
 # 2. A valid value whose port is taken at start-up.
 sed 's|^supervisor:$|supervisor:\n  metrics_listen: 127.0.0.1:9100|' "$GOOD" >"$SV_CONF"
 svc check-config --no-certs >/dev/null 2>&1 || fail "check-config refuses 127.0.0.1:9100"

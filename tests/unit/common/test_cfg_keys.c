@@ -190,6 +190,27 @@ static void test_diff_lists(void **state)
 	cfg_free(b);
 }
 
+/* check-config and switchyardd would resolve a relative path in different
+ * directories (switchyardd daemonizes into /), so paths are absolute. */
+static void test_relative_paths(void **state)
+{
+	const char *yaml = BASE "supervisor: {state_dir: var/sy}\n"
+	                        "certificates: {directory: certs}\n";
+	char *errs = NULL;
+	int n = 0;
+
+	(void)state;
+	assert_null(cfg_load_buf("t.yaml", yaml, strlen(yaml), &errs, &n));
+	assert_int_equal(n, 2);
+	assert_string_equal(errs, "t.yaml:8:25: key 'supervisor.state_dir': 'var/sy' must be an "
+	                          "absolute path (switchyardd and the instances do not run in "
+	                          "this directory)\n"
+	                          "t.yaml:9:27: key 'certificates.directory': 'certs' must be an "
+	                          "absolute path (switchyardd and the instances do not run in "
+	                          "this directory)\n");
+	free(errs);
+}
+
 /* A broken file still tells where the supervisor listens. */
 static void test_lenient(void **state)
 {
@@ -222,9 +243,10 @@ static void test_lenient(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_table_listing), cmocka_unit_test(test_defaults_from_table),
-	    cmocka_unit_test(test_item_defaults), cmocka_unit_test(test_diff),
-	    cmocka_unit_test(test_diff_lists),    cmocka_unit_test(test_lenient),
+	    cmocka_unit_test(test_table_listing),  cmocka_unit_test(test_defaults_from_table),
+	    cmocka_unit_test(test_item_defaults),  cmocka_unit_test(test_diff),
+	    cmocka_unit_test(test_diff_lists),     cmocka_unit_test(test_lenient),
+	    cmocka_unit_test(test_relative_paths),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
