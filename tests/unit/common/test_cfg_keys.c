@@ -19,25 +19,7 @@
 
 #include "common/cfg.h"
 
-#define BASE                                                                                       \
-	"listeners:\n"                                                                             \
-	"  - port: 443\n"                                                                          \
-	"instances:\n"                                                                             \
-	"  blue: {ports: [8443]}\n"                                                                \
-	"  green: {ports: [9443]}\n"                                                               \
-	"backend:\n"                                                                               \
-	"  servers: [\"127.0.0.1:8080\"]\n"
-
-static struct cfg *load_ok(const char *yaml)
-{
-	char *errs = NULL;
-	struct cfg *cfg = cfg_load_buf("t.yaml", yaml, strlen(yaml), &errs, NULL);
-
-	if (cfg == NULL)
-		fprintf(stderr, "unexpected errors:\n%s", errs);
-	assert_non_null(cfg);
-	return cfg;
-}
+#include "tests/unit/common/cfg_helpers.h"
 
 struct seen {
 	int n, required, live, flip, restart;
