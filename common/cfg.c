@@ -3,12 +3,10 @@
  *
  * The file is loaded with libyaml's document API so that every node keeps
  * its start mark; that is what lets each message name FILE:LINE:COLUMN.
- * The schema is a set of key tables (one per mapping) walked generically:
- * each key names a type, a field offset and a range. Nothing stops at the
- * first problem: a bad value leaves the field at its default, the error is
- * appended to a list, and the walk goes on, so one run reports everything.
- * Checks that involve several keys (required keys, port collisions, paths
- * derived from state_dir) run after the walk, on the filled struct.
+ * The schema and the walk that applies it are in cfg_keys.c, the scalar
+ * parsers in cfg_parse.c. This file holds what runs after the walk: the
+ * checks that involve several keys (required keys, port collisions, paths
+ * derived from state_dir), on the filled struct, and the loading itself.
  */
 #include "common/cfg.h"
 
@@ -16,7 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <stdarg.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,1193 +26,11 @@
 #include <openssl/ssl.h>
 #include <yaml.h>
 
-#include "common/log.h"
+#include "common/cfg_int.h"
 
 /* A configuration file is a few kilobytes; anything far larger is a mistake
  * (a certificate bundle passed with -c, say), not something to parse. */
 #define CFG_MAX_FILE (4u << 20)
-
-#define CFG_DEFAULT_STATE_DIR "/var/lib/switchyard"
-#define CFG_DEFAULT_CIPHERS   "ECDHE+AESGCM:ECDHE+CHACHA20"
-#define CFG_DEFAULT_SUITES                                                                         \
-	"TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
-#define CFG_PATH_MAX 256
-
-/* One error line, kept with its position so the list can be sorted. */
-struct cfg_msg {
-	size_t line, column, seq;
-	char *text;
-};
-
-/* The parse state: the error list, and what the cross-key checks need. */
-struct cfg_ctx {
-	const char *name; /* file name used in messages */
-	struct cfg *cfg;
-	yaml_document_t *doc;
-	yaml_node_t *root;
-	struct cfg_msg *msgs;
-	size_t nmsgs, capmsgs;
-	int nerrs;
-	int oom;
-	int colour; /* instance being walked, for the flags below */
-	/* Paths with a default derived from state_dir that the file set. */
-	int set_sock[CFG_NCOLOURS];
-	int set_pid[CFG_NCOLOURS];
-	int set_ticket;
-	int nports[CFG_NCOLOURS]; /* entries given in instances.<c>.ports */
-	yaml_node_t *lnode[CFG_MAX_LISTENERS];
-};
-
-static void cfg_errv(struct cfg_ctx *ctx, const yaml_mark_t *m, const char *path, const char *fmt,
-                     va_list ap) __attribute__((format(printf, 4, 0)));
-static void cfg_err(struct cfg_ctx *ctx, const yaml_mark_t *m, const char *path, const char *fmt,
-                    ...) __attribute__((format(printf, 4, 5)));
-
-static void cfg_errv(struct cfg_ctx *ctx, const yaml_mark_t *m, const char *path, const char *fmt,
-                     va_list ap)
-{
-	struct cfg_msg *msg;
-	char line[1024];
-	int n;
-
-	ctx->nerrs++;
-	if (ctx->oom)
-		return;
-	if (ctx->nmsgs == ctx->capmsgs) {
-		size_t cap = ctx->capmsgs ? ctx->capmsgs * 2 : 16;
-		struct cfg_msg *p = realloc(ctx->msgs, cap * sizeof(*p));
-
-		if (p == NULL) {
-			ctx->oom = 1;
-			return;
-		}
-		ctx->msgs = p;
-		ctx->capmsgs = cap;
-	}
-	if (m != NULL)
-		n = snprintf(line, sizeof(line), "%s:%zu:%zu: ", ctx->name, m->line + 1,
-		             m->column + 1);
-	else
-		n = snprintf(line, sizeof(line), "%s: ", ctx->name);
-	if (path != NULL && n >= 0 && (size_t)n < sizeof(line))
-		n += snprintf(line + n, sizeof(line) - (size_t)n, "key '%s': ", path);
-	if (n >= 0 && (size_t)n < sizeof(line))
-		vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
-	msg = &ctx->msgs[ctx->nmsgs];
-	msg->line = m != NULL ? m->line + 1 : 0;
-	msg->column = m != NULL ? m->column + 1 : 0;
-	msg->seq = ctx->nmsgs;
-	msg->text = strdup(line);
-	if (msg->text == NULL) {
-		ctx->oom = 1;
-		return;
-	}
-	ctx->nmsgs++;
-}
-
-static void cfg_err(struct cfg_ctx *ctx, const yaml_mark_t *m, const char *path, const char *fmt,
-                    ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	cfg_errv(ctx, m, path, fmt, ap);
-	va_end(ap);
-}
-
-/* Node helpers. */
-
-static yaml_node_t *cfg_node(struct cfg_ctx *ctx, int id)
-{
-	return yaml_document_get_node(ctx->doc, id);
-}
-
-static const char *cfg_kind(const yaml_node_t *n)
-{
-	switch (n->type) {
-	case YAML_MAPPING_NODE:
-		return "a mapping";
-	case YAML_SEQUENCE_NODE:
-		return "a sequence";
-	default:
-		return "a scalar";
-	}
-}
-
-/* A plain empty scalar, "~" or "null" is YAML's null: "key:" with nothing. */
-static int cfg_is_null(const yaml_node_t *n)
-{
-	const char *s;
-
-	if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-		return 0;
-	s = (const char *)n->data.scalar.value;
-	return s[0] == '\0' || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 ||
-	       strcmp(s, "Null") == 0 || strcmp(s, "NULL") == 0;
-}
-
-/*
- * The scalar text of n, or NULL after reporting why not. what names the
- * expected type ("an integer") for the message. A double-quoted "\0" would
- * silently truncate a C string, so embedded NULs are refused.
- */
-static const char *cfg_scalar(struct cfg_ctx *ctx, const yaml_node_t *n, const char *path,
-                              const char *what)
-{
-	const char *s;
-
-	if (n->type != YAML_SCALAR_NODE) {
-		cfg_err(ctx, &n->start_mark, path, "expected %s, got %s", what, cfg_kind(n));
-		return NULL;
-	}
-	s = (const char *)n->data.scalar.value;
-	if (strlen(s) != n->data.scalar.length) {
-		cfg_err(ctx, &n->start_mark, path, "value contains a NUL character");
-		return NULL;
-	}
-	return s;
-}
-
-/* Value of key in mapping n (first occurrence), or NULL. */
-static yaml_node_t *cfg_map_get(struct cfg_ctx *ctx, const yaml_node_t *n, const char *key)
-{
-	if (n == NULL || n->type != YAML_MAPPING_NODE)
-		return NULL;
-	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
-	     p++) {
-		yaml_node_t *k = cfg_node(ctx, p->key);
-
-		if (k != NULL && k->type == YAML_SCALAR_NODE &&
-		    strcmp((const char *)k->data.scalar.value, key) == 0)
-			return cfg_node(ctx, p->value);
-	}
-	return NULL;
-}
-
-/*
- * Where a dotted path is in the file, for checks made after the walk: the
- * value's mark if the whole path exists, else the mark of the deepest
- * mapping on the way (where the missing key belongs).
- */
-static const yaml_mark_t *cfg_mark_of(struct cfg_ctx *ctx, const char *dotted)
-{
-	char buf[CFG_PATH_MAX];
-	yaml_node_t *n = ctx->root;
-	char *save = NULL;
-
-	snprintf(buf, sizeof(buf), "%s", dotted);
-	for (char *k = strtok_r(buf, ".", &save); k != NULL; k = strtok_r(NULL, ".", &save)) {
-		yaml_node_t *v = cfg_map_get(ctx, n, k);
-
-		if (v == NULL)
-			break;
-		n = v;
-	}
-	return &n->start_mark;
-}
-
-/* Scalar parsers. Each returns 0, or -1 with a message already reported. */
-
-static int cfg_parse_i64(const char *s, int64_t *out)
-{
-	char *end;
-	long long v;
-
-	if (s[0] == '\0' || (s[0] != '-' && s[0] != '+' && (s[0] < '0' || s[0] > '9')))
-		return -1;
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno != 0 || *end != '\0')
-		return -1;
-	*out = v;
-	return 0;
-}
-
-static int cfg_get_int(struct cfg_ctx *ctx, const yaml_node_t *n, const char *path, int64_t lo,
-                       int64_t hi, int64_t *out)
-{
-	const char *s = cfg_scalar(ctx, n, path, "an integer");
-
-	if (s == NULL)
-		return -1;
-	if (cfg_parse_i64(s, out) < 0) {
-		cfg_err(ctx, &n->start_mark, path, "expected an integer, got '%s'", s);
-		return -1;
-	}
-	if (*out < lo || *out > hi) {
-		cfg_err(ctx, &n->start_mark, path, "%s is out of range %lld..%lld", s,
-		        (long long)lo, (long long)hi);
-		return -1;
-	}
-	return 0;
-}
-
-/* A unit suffix and its multiplier; "" is the unit of a bare number. */
-struct cfg_unit {
-	const char *unit;
-	uint64_t mul;
-};
-
-/* Parses decimal digits, optional spaces and one of units[]; 0 or -1 on a
- * bad unit or overflow. Durations and sizes differ only in their tables. */
-static int cfg_parse_scaled(const char *s, const struct cfg_unit *units, size_t nunits,
-                            uint64_t *out)
-{
-	uint64_t v = 0;
-	const char *p = s;
-
-	if (*p < '0' || *p > '9')
-		return -1;
-	for (; *p >= '0' && *p <= '9'; p++) {
-		if (v > (UINT64_MAX - 9) / 10)
-			return -1;
-		v = v * 10 + (uint64_t)(*p - '0');
-	}
-	while (*p == ' ')
-		p++;
-	for (size_t i = 0; i < nunits; i++) {
-		if (strcmp(p, units[i].unit) == 0) {
-			if (v > UINT64_MAX / units[i].mul)
-				return -1;
-			*out = v * units[i].mul;
-			return 0;
-		}
-	}
-	return -1;
-}
-
-/* Durations: a bare integer is seconds; units ms, s, m, h. Returns ms. */
-static int cfg_parse_duration(const char *s, uint64_t *ms)
-{
-	static const struct cfg_unit units[] = {
-	    {"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
-
-	return cfg_parse_scaled(s, units, sizeof(units) / sizeof(units[0]), ms);
-}
-
-/* Sizes: a bare integer is bytes; k/K/KiB, M/MiB, G/GiB are powers of 1024. */
-static int cfg_parse_size(const char *s, uint64_t *bytes)
-{
-	static const struct cfg_unit units[] = {
-	    {"", 1},        {"k", 1024},      {"K", 1024},       {"KiB", 1024},
-	    {"M", 1 << 20}, {"MiB", 1 << 20}, {"G", 1ull << 30}, {"GiB", 1ull << 30}};
-
-	return cfg_parse_scaled(s, units, sizeof(units) / sizeof(units[0]), bytes);
-}
-
-/* Formats a millisecond count in the largest unit that divides it. */
-static const char *cfg_fmt_ms(uint64_t ms, char *buf, size_t len)
-{
-	if (ms == 4294967295u)
-		snprintf(buf, len, "4294967295ms (about 49 days)");
-	else if (ms != 0 && ms % 3600000 == 0)
-		snprintf(buf, len, "%lluh", (unsigned long long)(ms / 3600000));
-	else if (ms != 0 && ms % 60000 == 0)
-		snprintf(buf, len, "%llum", (unsigned long long)(ms / 60000));
-	else if (ms != 0 && ms % 1000 == 0)
-		snprintf(buf, len, "%llus", (unsigned long long)(ms / 1000));
-	else
-		snprintf(buf, len, "%llums", (unsigned long long)ms);
-	return buf;
-}
-
-static int cfg_parse_bool(const char *s, int *out)
-{
-	static const char *const yes[] = {"true", "yes", "on"};
-	static const char *const no[] = {"false", "no", "off"};
-
-	for (size_t i = 0; i < 3; i++) {
-		if (strcasecmp(s, yes[i]) == 0) {
-			*out = 1;
-			return 0;
-		}
-		if (strcasecmp(s, no[i]) == 0) {
-			*out = 0;
-			return 0;
-		}
-	}
-	return -1;
-}
-
-/* An IPv4 or IPv6 literal; brackets around an IPv6 one are allowed. */
-static int cfg_parse_addr(const char *s, struct cfg_addr *out)
-{
-	char buf[INET6_ADDRSTRLEN + 2];
-	size_t n = strlen(s);
-
-	memset(out, 0, sizeof(*out));
-	if (n >= 2 && s[0] == '[' && s[n - 1] == ']') {
-		if (n - 2 >= sizeof(buf))
-			return -1;
-		memcpy(buf, s + 1, n - 2);
-		buf[n - 2] = '\0';
-		if (inet_pton(AF_INET6, buf, out->a.v6) != 1)
-			return -1;
-		out->family = AF_INET6;
-	} else if (inet_pton(AF_INET, s, out->a.v4) == 1) {
-		out->family = AF_INET;
-	} else if (inet_pton(AF_INET6, s, out->a.v6) == 1) {
-		out->family = AF_INET6;
-	} else {
-		return -1;
-	}
-	inet_ntop(out->family, &out->a, out->text, sizeof(out->text));
-	return 0;
-}
-
-/*
- * "addr:port" or "[v6addr]:port". An unbracketed IPv6 address is refused
- * because its last group cannot be told apart from a port.
- */
-static int cfg_parse_hostport(const char *s, struct cfg_addr *addr, uint16_t *port,
-                              const char **why)
-{
-	char host[INET6_ADDRSTRLEN + 2];
-	const char *colon = strrchr(s, ':');
-	int64_t p;
-
-	*why = "expected ADDRESS:PORT or [IPV6]:PORT";
-	if (colon == NULL || colon == s)
-		return -1;
-	if (s[0] != '[' && memchr(s, ':', (size_t)(colon - s)) != NULL) {
-		*why = "an IPv6 address needs brackets: [ADDRESS]:PORT";
-		return -1;
-	}
-	if (s[0] == '[' && colon[-1] != ']')
-		return -1;
-	if ((size_t)(colon - s) >= sizeof(host))
-		return -1;
-	memcpy(host, s, (size_t)(colon - s));
-	host[colon - s] = '\0';
-	if (cfg_parse_addr(host, addr) < 0) {
-		*why = "not an IPv4 or IPv6 address";
-		return -1;
-	}
-	if (cfg_parse_i64(colon + 1, &p) < 0 || p < 1 || p > 65535) {
-		*why = "the port must be an integer 1..65535";
-		return -1;
-	}
-	*port = (uint16_t)p;
-	return 0;
-}
-
-/* The schema. */
-
-enum cfg_type {
-	CFG_T_MAP,
-	CFG_T_INT,
-	CFG_T_DUR,
-	CFG_T_SIZE,
-	CFG_T_BOOL,
-	CFG_T_STR,
-	CFG_T_NAME,
-	CFG_T_ENUM,
-	CFG_T_ADDR,
-	CFG_T_FN,
-};
-
-/* Flags for string keys. */
-#define CFG_F_SOCK     0x01 /* a unix socket path: must fit sun_path */
-#define CFG_F_SETSOCK  0x02 /* instances.<c>.control_socket */
-#define CFG_F_SETPID   0x04 /* instances.<c>.pid_file */
-#define CFG_F_SETTICK  0x08 /* tls.ticket_key_file */
-#define CFG_F_NONEMPTY 0x10
-#define CFG_F_BASENAME 0x20 /* a file name inside a directory: no '/' */
-
-struct cfg_key;
-typedef void (*cfg_fn)(struct cfg_ctx *ctx, const struct cfg_key *key, yaml_node_t *n, void *base,
-                       const char *path);
-
-struct cfg_key {
-	const char *name;
-	enum cfg_type type;
-	size_t off, size;
-	int64_t min, max;          /* integers, durations (ms), sizes (bytes) */
-	const struct cfg_key *sub; /* CFG_T_MAP */
-	const char *const *names;  /* CFG_T_ENUM, NULL-terminated; index = value */
-	cfg_fn fn;                 /* CFG_T_FN */
-	unsigned flags;
-};
-
-#define CFG_FLD(t, f) offsetof(t, f), sizeof(((t *)0)->f)
-#define CFG_K(t, n, ty, f, lo, hi)                                                                 \
-	{                                                                                          \
-		n, ty, CFG_FLD(t, f), lo, hi, NULL, NULL, NULL, 0                                  \
-	}
-#define CFG_KS(t, n, f, fl)                                                                        \
-	{                                                                                          \
-		n, CFG_T_STR, CFG_FLD(t, f), 0, 0, NULL, NULL, NULL, fl                            \
-	}
-#define CFG_KE(t, n, f, nm)                                                                        \
-	{                                                                                          \
-		n, CFG_T_ENUM, CFG_FLD(t, f), 0, 0, NULL, nm, NULL, 0                              \
-	}
-#define CFG_KM(n, s)                                                                               \
-	{                                                                                          \
-		n, CFG_T_MAP, 0, 0, 0, 0, s, NULL, NULL, 0                                         \
-	}
-#define CFG_KF(n, f, arg)                                                                          \
-	{                                                                                          \
-		n, CFG_T_FN, 0, 0, arg, 0, NULL, NULL, f, 0                                        \
-	}
-#define CFG_END                                                                                    \
-	{                                                                                          \
-		NULL, CFG_T_MAP, 0, 0, 0, 0, NULL, NULL, NULL, 0                                   \
-	}
-
-#define CFG_U32_MAX 4294967295LL
-
-static void cfg_walk_map(struct cfg_ctx *ctx, yaml_node_t *n, const struct cfg_key *keys,
-                         void *base, const char *path);
-
-static void cfg_join(char *out, const char *path, const char *key)
-{
-	if (path[0] == '\0')
-		snprintf(out, CFG_PATH_MAX, "%s", key);
-	else
-		snprintf(out, CFG_PATH_MAX, "%s.%s", path, key);
-}
-
-static void cfg_store_int(const struct cfg_key *key, void *base, int64_t v)
-{
-	char *p = (char *)base + key->off;
-
-	if (key->size == sizeof(uint16_t)) {
-		uint16_t u = (uint16_t)v;
-		memcpy(p, &u, sizeof(u));
-	} else if (key->min < 0) {
-		int32_t i = (int32_t)v;
-		memcpy(p, &i, sizeof(i));
-	} else {
-		uint32_t u = (uint32_t)v;
-		memcpy(p, &u, sizeof(u));
-	}
-}
-
-static void cfg_apply_str(struct cfg_ctx *ctx, const struct cfg_key *key, yaml_node_t *n,
-                          void *base, const char *path)
-{
-	char *dst = (char *)base + key->off;
-	const char *s;
-	size_t max = key->size - 1;
-
-	if (cfg_is_null(n)) {
-		s = "";
-	} else {
-		s = cfg_scalar(ctx, n, path, "a string");
-		if (s == NULL)
-			return;
-	}
-	if ((key->flags & CFG_F_SOCK) && max > sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
-		max = sizeof(((struct sockaddr_un *)0)->sun_path) - 1;
-	if (strlen(s) > max) {
-		cfg_err(ctx, &n->start_mark, path, "too long (at most %zu bytes%s)", max,
-		        (key->flags & CFG_F_SOCK) ? " for a unix socket path" : "");
-		return;
-	}
-	if ((key->flags & CFG_F_NONEMPTY) && s[0] == '\0') {
-		cfg_err(ctx, &n->start_mark, path, "must not be empty");
-		return;
-	}
-	if ((key->flags & CFG_F_BASENAME) && strchr(s, '/') != NULL) {
-		cfg_err(ctx, &n->start_mark, path,
-		        "'%s' must be a file name inside the certificate directory, without '/'",
-		        s);
-		return;
-	}
-	memcpy(dst, s, strlen(s) + 1);
-	if (key->flags & CFG_F_SETSOCK)
-		ctx->set_sock[ctx->colour] = 1;
-	if (key->flags & CFG_F_SETPID)
-		ctx->set_pid[ctx->colour] = 1;
-	if (key->flags & CFG_F_SETTICK)
-		ctx->set_ticket = 1;
-}
-
-/* Listener and server names show up in logs, metrics and JSON; keep them plain. */
-static int cfg_name_ok(const char *s)
-{
-	if (s[0] == '\0')
-		return 0;
-	for (; *s != '\0'; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		      (*s >= '0' && *s <= '9') || *s == '-' || *s == '_' || *s == '.'))
-			return 0;
-	return 1;
-}
-
-static void cfg_apply(struct cfg_ctx *ctx, const struct cfg_key *key, yaml_node_t *n, void *base,
-                      const char *path)
-{
-	const char *s;
-	int64_t i;
-	uint64_t u;
-	char b1[32];
-	int b;
-
-	switch (key->type) {
-	case CFG_T_MAP:
-		cfg_walk_map(ctx, n, key->sub, base, path);
-		return;
-	case CFG_T_FN:
-		key->fn(ctx, key, n, base, path);
-		return;
-	case CFG_T_STR:
-		cfg_apply_str(ctx, key, n, base, path);
-		return;
-	case CFG_T_INT:
-		if (cfg_get_int(ctx, n, path, key->min, key->max, &i) == 0)
-			cfg_store_int(key, base, i);
-		return;
-	case CFG_T_DUR:
-		s = cfg_scalar(ctx, n, path, "a duration");
-		if (s == NULL)
-			return;
-		if (cfg_parse_duration(s, &u) < 0) {
-			cfg_err(ctx, &n->start_mark, path,
-			        "expected a duration such as 500ms, 10s, 5m or 1h, got '%s'", s);
-			return;
-		}
-		if (u < (uint64_t)key->min) {
-			cfg_err(ctx, &n->start_mark, path, "%s is below the minimum of %s", s,
-			        cfg_fmt_ms((uint64_t)key->min, b1, sizeof(b1)));
-			return;
-		}
-		if (u > (uint64_t)key->max) {
-			cfg_err(ctx, &n->start_mark, path, "%s is above the maximum of %s", s,
-			        cfg_fmt_ms((uint64_t)key->max, b1, sizeof(b1)));
-			return;
-		}
-		cfg_store_int(key, base, (int64_t)u);
-		return;
-	case CFG_T_SIZE:
-		s = cfg_scalar(ctx, n, path, "a size");
-		if (s == NULL)
-			return;
-		if (cfg_parse_size(s, &u) < 0) {
-			cfg_err(ctx, &n->start_mark, path,
-			        "expected a size such as 16384, 64k or 1M, got '%s'", s);
-			return;
-		}
-		if (u < (uint64_t)key->min || u > (uint64_t)key->max) {
-			cfg_err(ctx, &n->start_mark, path, "%s is out of range %lld..%lld bytes", s,
-			        (long long)key->min, (long long)key->max);
-			return;
-		}
-		cfg_store_int(key, base, (int64_t)u);
-		return;
-	case CFG_T_BOOL:
-		s = cfg_scalar(ctx, n, path, "a boolean");
-		if (s == NULL)
-			return;
-		if (cfg_parse_bool(s, &b) < 0) {
-			cfg_err(ctx, &n->start_mark, path,
-			        "expected a boolean (true/false, yes/no, on/off), got '%s'", s);
-			return;
-		}
-		memcpy((char *)base + key->off, &b, sizeof(b));
-		return;
-	case CFG_T_NAME:
-		s = cfg_scalar(ctx, n, path, "a name");
-		if (s == NULL)
-			return;
-		if (!cfg_name_ok(s) || strlen(s) >= key->size) {
-			cfg_err(ctx, &n->start_mark, path,
-			        "'%s' is not a valid name (1..%zu characters of A-Z a-z 0-9 . _ -)",
-			        s, key->size - 1);
-			return;
-		}
-		memcpy((char *)base + key->off, s, strlen(s) + 1);
-		return;
-	case CFG_T_ENUM: {
-		char list[256] = "";
-
-		s = cfg_scalar(ctx, n, path, "a string");
-		if (s == NULL)
-			return;
-		for (int k = 0; key->names[k] != NULL; k++) {
-			if (strcmp(s, key->names[k]) == 0) {
-				memcpy((char *)base + key->off, &k, sizeof(k));
-				return;
-			}
-			snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
-			         k ? ", " : "", key->names[k]);
-		}
-		cfg_err(ctx, &n->start_mark, path, "expected one of %s, got '%s'", list, s);
-		return;
-	}
-	case CFG_T_ADDR:
-		s = cfg_scalar(ctx, n, path, "an address");
-		if (s == NULL)
-			return;
-		if (cfg_parse_addr(s, (struct cfg_addr *)((char *)base + key->off)) < 0)
-			cfg_err(ctx, &n->start_mark, path, "'%s' is not an IPv4 or IPv6 address",
-			        s);
-		return;
-	}
-}
-
-static void cfg_walk_map(struct cfg_ctx *ctx, yaml_node_t *n, const struct cfg_key *keys,
-                         void *base, const char *path)
-{
-	yaml_node_pair_t *start, *top;
-
-	if (cfg_is_null(n))
-		return;
-	if (n->type != YAML_MAPPING_NODE) {
-		cfg_err(ctx, &n->start_mark, path[0] ? path : NULL, "expected a mapping, got %s",
-		        cfg_kind(n));
-		return;
-	}
-	start = n->data.mapping.pairs.start;
-	top = n->data.mapping.pairs.top;
-	for (yaml_node_pair_t *p = start; p < top; p++) {
-		yaml_node_t *k = cfg_node(ctx, p->key);
-		yaml_node_t *v = cfg_node(ctx, p->value);
-		const struct cfg_key *key;
-		char child[CFG_PATH_MAX];
-		const char *name;
-		int dup = 0;
-
-		if (k == NULL || v == NULL)
-			continue;
-		if (k->type != YAML_SCALAR_NODE) {
-			cfg_err(ctx, &k->start_mark, path[0] ? path : NULL,
-			        "a key must be a scalar, got %s", cfg_kind(k));
-			continue;
-		}
-		name = (const char *)k->data.scalar.value;
-		cfg_join(child, path, name);
-		/* libyaml keeps duplicate keys; YAML forbids them, and silently
-		 * taking the last one hides typos in long files. */
-		for (yaml_node_pair_t *q = start; q < p; q++) {
-			yaml_node_t *qk = cfg_node(ctx, q->key);
-
-			if (qk != NULL && qk->type == YAML_SCALAR_NODE &&
-			    strcmp((const char *)qk->data.scalar.value, name) == 0) {
-				cfg_err(ctx, &k->start_mark, child,
-				        "duplicate key (first defined at line %zu column %zu)",
-				        qk->start_mark.line + 1, qk->start_mark.column + 1);
-				dup = 1;
-				break;
-			}
-		}
-		if (dup)
-			continue;
-		for (key = keys; key->name != NULL; key++)
-			if (strcmp(key->name, name) == 0)
-				break;
-		if (key->name == NULL) {
-			cfg_err(ctx, &k->start_mark, child, "unknown key");
-			continue;
-		}
-		cfg_apply(ctx, key, v, base, child);
-	}
-}
-
-/*
- * Calls fn for every item of a sequence-valued key, after checking the
- * item count against max. With allow_scalar a single scalar counts as a
- * one-item sequence, so "bind: 0.0.0.0" and "bind: [0.0.0.0]" mean the
- * same. A null value is an empty sequence. Returns the number of items
- * visited, or -1 after reporting a type error.
- */
-typedef void (*cfg_item_fn)(struct cfg_ctx *ctx, yaml_node_t *item, int i, void *arg,
-                            const char *path);
-
-static int cfg_each(struct cfg_ctx *ctx, yaml_node_t *n, const char *path, int allow_scalar,
-                    int max, const char *what, cfg_item_fn fn, void *arg)
-{
-	int count;
-
-	if (cfg_is_null(n))
-		return 0;
-	if (allow_scalar && n->type == YAML_SCALAR_NODE) {
-		fn(ctx, n, 0, arg, path);
-		return 1;
-	}
-	if (n->type != YAML_SEQUENCE_NODE) {
-		cfg_err(ctx, &n->start_mark, path, "expected a sequence, got %s", cfg_kind(n));
-		return -1;
-	}
-	count = (int)(n->data.sequence.items.top - n->data.sequence.items.start);
-	if (count > max) {
-		cfg_err(ctx, &n->start_mark, path, "too many %s (at most %d)", what, max);
-		count = max;
-	}
-	for (int i = 0; i < count; i++) {
-		char child[CFG_PATH_MAX];
-		yaml_node_t *it = cfg_node(ctx, n->data.sequence.items.start[i]);
-
-		if (it == NULL)
-			continue;
-		snprintf(child, sizeof(child), "%s[%d]", path, i);
-		fn(ctx, it, i, arg, child);
-	}
-	return count;
-}
-
-/* listeners */
-
-static const struct cfg_key cfg_listener_keys[] = {
-    {"name", CFG_T_NAME, CFG_FLD(struct cfg_listener, name), 0, 0, NULL, NULL, NULL, 0},
-    CFG_K(struct cfg_listener, "address", CFG_T_ADDR, addr, 0, 0),
-    CFG_K(struct cfg_listener, "port", CFG_T_INT, port, 1, 65535),
-    CFG_K(struct cfg_listener, "maxconn", CFG_T_INT, maxconn, 0, 10000000),
-    CFG_END,
-};
-
-static void cfg_listener_item(struct cfg_ctx *ctx, yaml_node_t *it, int i, void *arg,
-                              const char *path)
-{
-	struct cfg_listener *l = &ctx->cfg->listeners[i];
-	char p[CFG_PATH_MAX];
-
-	(void)arg;
-	ctx->lnode[i] = it;
-	if (it->type != YAML_MAPPING_NODE) {
-		cfg_err(ctx, &it->start_mark, path, "expected a mapping, got %s", cfg_kind(it));
-		return;
-	}
-	cfg_walk_map(ctx, it, cfg_listener_keys, l, path);
-	if (cfg_map_get(ctx, it, "port") == NULL) {
-		snprintf(p, sizeof(p), "%s.port", path);
-		cfg_err(ctx, &it->start_mark, p, "missing required key");
-	}
-}
-
-static void cfg_listeners(struct cfg_ctx *ctx, const struct cfg_key *key, yaml_node_t *n,
-                          void *base, const char *path)
-{
-	int cnt;
-
-	(void)key;
-	(void)base;
-	cnt = cfg_each(ctx, n, path, 0, CFG_MAX_LISTENERS, "listeners", cfg_listener_item, NULL);
-	ctx->cfg->nlisteners = cnt < 0 ? 0 : cnt;
-}
-
-/* instances */
-
-static void cfg_bind_item(struct cfg_ctx *ctx, yaml_node_t *it, int i, void *arg, const char *path)
-{
-	struct cfg_instance *inst = arg;
-	const char *s = cfg_scalar(ctx, it, path, "an address");
-
-	if (s == NULL)
-		return;
-	if (cfg_parse_addr(s, &inst->bind[i]) < 0) {
-		cfg_err(ctx, &it->start_mark, path, "'%s' is not an IPv4 or IPv6 address", s);
-		return;
-	}
-	for (int j = 0; j < i; j++)
-		if (inst->bind[j].family == inst->bind[i].family &&
-		    memcmp(&inst->bind[j].a, &inst->bind[i].a, sizeof(inst->bind[i].a)) == 0)
-			cfg_err(ctx, &it->start_mark, path, "address %s is listed twice", s);
-}
-
-static void cfg_bind(struct cfg_ctx *ctx, const struct cfg_key *key, yaml_node_t *n, void *base,
-                     const char *path)
-{
-	struct cfg_instance *inst = base;
-	int cnt;
-
-	(void)key;
-	memset(inst->bind, 0, sizeof(inst->bind));
-	cnt = cfg_each(ctx, n, path, 1, CFG_MAX_BIND, "bind addresses", cfg_bind_item, inst);
-	if (cnt == 0)
-		cfg_err(ctx, &n->start_mark, path, "at least one bind address is required");
-	/* Entries that failed to parse have family 0; drop them. */
-	inst->nbind = 0;
-	for (int i = 0; i < cnt; i++)
-		if (inst->bind[i].family != 0)
-			inst->bind[inst->nbind++] = inst->bind[i];
-}
-
-static void cfg_port_item(struct cfg_ctx *ctx, yaml_node_t *it, int i, void *arg, const char *path)
-{
-	struct cfg_instance *inst = arg;
-	int64_t v;
-
-	if (cfg_get_int(ctx, it, path, 1, 65535, &v) == 0)
-		inst->ports[i] = (uint16_t)v;
-}
-
-static void cfg_ports(struct cfg_ctx *ctx, const struct cfg_key *key, yaml_node_t *n, void *base,
-                      const char *path)
-{
-	int cnt;
-
-	(void)key;
-	cnt = cfg_each(ctx, n, path, 1, CFG_MAX_LISTENERS, "ports", cfg_port_item, base);
-	ctx->nports[ctx->colour] = cnt < 0 ? -1 : cnt;
-}
-
-static const struct cfg_key cfg_instance_keys[] = {
-    CFG_KF("bind", cfg_bind, 0),
-    CFG_KF("ports", cfg_ports, 0),
-    CFG_KS(struct cfg_instance, "control_socket", control_socket,
-           CFG_F_SOCK | CFG_F_SETSOCK | CFG_F_NONEMPTY),
-    CFG_KS(struct cfg_instance, "pid_file", pid_file, CFG_F_SETPID | CFG_F_NONEMPTY),
-    CFG_END,
-};
-
-static void cfg_instance(struct cfg_ctx *ctx, const struct cfg_key *key, yaml_node_t *n, void *base,
-                         const char *path)
-{
-	struct cfg *cfg = base;
-
-	ctx->colour = (int)key->min;
-	cfg_walk_map(ctx, n, cfg_instance_keys, &cfg->instances[ctx->colour], path);
-}
-
-static const struct cfg_key cfg_instances_keys[] = {
-    CFG_KF("blue", cfg_instance, CFG_BLUE),
-    CFG_KF("green", cfg_instance, CFG_GREEN),
-    CFG_END,
-};
-
-/* proxy */
-
-static void cfg_cpu_item(struct cfg_ctx *ctx, yaml_node_t *it, int i, void *arg, const char *path)
-{
-	struct cfg_proxy *px = arg;
-	int64_t v;
-
-	/* CPU ids index a cpu_set_t, which holds CPU_SETSIZE (1024) CPUs. */
-	if (cfg_get_int(ctx, it, path, -1, 1023, &v) == 0)
-		px->cpu_map[i] = (int)v;
-}
-
-static void cfg_cpu_map(struct cfg_ctx *ctx, const struct cfg_key *key, yaml_node_t *n, void *base,
-                        const char *path)
-{
-	struct cfg *cfg = base;
-	int cnt;
-
-	(void)key;
-	cnt = cfg_each(ctx, n, path, 0, CFG_MAX_CPUS, "cpu_map entries", cfg_cpu_item, &cfg->proxy);
-	cfg->proxy.ncpu_map = cnt < 0 ? 0 : cnt;
-}
-
-static void cfg_log_level(struct cfg_ctx *ctx, const struct cfg_key *key, yaml_node_t *n,
-                          void *base, const char *path)
-{
-	const char *s = cfg_scalar(ctx, n, path, "a log level");
-	int lvl;
-
-	(void)key;
-	if (s == NULL)
-		return;
-	lvl = log_level_parse(s);
-	if (lvl < 0) {
-		cfg_err(ctx, &n->start_mark, path,
-		        "expected one of error, warning, info, debug, got '%s'", s);
-		return;
-	}
-	((struct cfg *)base)->proxy.log_level = lvl;
-}
-
-static const char *const cfg_log_names[] = {"stderr", "syslog", NULL};
-static const char *const cfg_accept_names[] = {"shared", "reuseport", NULL};
-
-static const struct cfg_key cfg_timeout_keys[] = {
-    CFG_K(struct cfg, "handshake", CFG_T_DUR, proxy.handshake_timeout_ms, 1, CFG_U32_MAX),
-    CFG_K(struct cfg, "connect", CFG_T_DUR, proxy.connect_timeout_ms, 1, CFG_U32_MAX),
-    CFG_K(struct cfg, "client", CFG_T_DUR, proxy.client_timeout_ms, 1, CFG_U32_MAX),
-    CFG_K(struct cfg, "server", CFG_T_DUR, proxy.server_timeout_ms, 1, CFG_U32_MAX),
-    CFG_K(struct cfg, "hard_stop_after", CFG_T_DUR, proxy.hard_stop_after_ms, 0, CFG_U32_MAX),
-    CFG_END,
-};
-
-static const struct cfg_key cfg_proxy_keys[] = {
-    CFG_K(struct cfg, "threads", CFG_T_INT, proxy.threads, 0, 256),
-    CFG_KF("cpu_map", cfg_cpu_map, 0),
-    CFG_K(struct cfg, "maxconn", CFG_T_INT, proxy.maxconn, 1, 10000000),
-    CFG_K(struct cfg, "backlog", CFG_T_INT, proxy.backlog, 1, 65535),
-    CFG_KE(struct cfg, "accept", proxy.accept, cfg_accept_names),
-    CFG_K(struct cfg, "buffer_size", CFG_T_SIZE, proxy.buffer_size, 1024, 16 << 20),
-    CFG_KM("timeouts", cfg_timeout_keys),
-    CFG_KS(struct cfg, "user", proxy.user, 0),
-    CFG_KS(struct cfg, "group", proxy.group, 0),
-    CFG_K(struct cfg, "access_log", CFG_T_BOOL, proxy.access_log, 0, 1),
-    CFG_KE(struct cfg, "log", proxy.log, cfg_log_names),
-    CFG_KF("log_level", cfg_log_level, 0),
-    CFG_END,
-};
-
-/* tls */
-
-static void cfg_min_version(struct cfg_ctx *ctx, const struct cfg_key *key, yaml_node_t *n,
-                            void *base, const char *path)
-{
-	static const struct {
-		const char *s;
-		int v;
-	} vers[] = {{"1.2", TLS1_2_VERSION},     {"1.3", TLS1_3_VERSION},
-	            {"TLSv1.2", TLS1_2_VERSION}, {"TLSv1.3", TLS1_3_VERSION},
-	            {"TLS1.2", TLS1_2_VERSION},  {"TLS1.3", TLS1_3_VERSION}};
-	const char *s = cfg_scalar(ctx, n, path, "a TLS version");
-
-	(void)key;
-	if (s == NULL)
-		return;
-	for (size_t i = 0; i < sizeof(vers) / sizeof(vers[0]); i++) {
-		if (strcasecmp(s, vers[i].s) == 0) {
-			((struct cfg *)base)->tls.min_version = vers[i].v;
-			return;
-		}
-	}
-	cfg_err(ctx, &n->start_mark, path, "expected \"1.2\" or \"1.3\", got '%s'", s);
-}
-
-static void cfg_alpn_item(struct cfg_ctx *ctx, yaml_node_t *it, int i, void *arg, const char *path)
-{
-	struct cfg_tls *tls = arg;
-	const char *s = cfg_scalar(ctx, it, path, "a protocol name");
-
-	if (s == NULL)
-		return;
-	if (s[0] == '\0' || strlen(s) >= sizeof(tls->alpn[0])) {
-		cfg_err(ctx, &it->start_mark, path,
-		        "an ALPN protocol name must be 1..%zu bytes, got '%s'",
-		        sizeof(tls->alpn[0]) - 1, s);
-		return;
-	}
-	memcpy(tls->alpn[i], s, strlen(s) + 1);
-}
-
-static void cfg_alpn(struct cfg_ctx *ctx, const struct cfg_key *key, yaml_node_t *n, void *base,
-                     const char *path)
-{
-	struct cfg_tls *tls = &((struct cfg *)base)->tls;
-	int cnt;
-
-	(void)key;
-	memset(tls->alpn, 0, sizeof(tls->alpn));
-	cnt = cfg_each(ctx, n, path, 1, CFG_MAX_ALPN, "ALPN protocols", cfg_alpn_item, tls);
-	tls->nalpn = 0;
-	for (int i = 0; i < cnt; i++)
-		if (tls->alpn[i][0] != '\0')
-			memmove(tls->alpn[tls->nalpn++], tls->alpn[i], sizeof(tls->alpn[i]));
-}
-
-static const struct cfg_key cfg_tls_keys[] = {
-    CFG_KF("min_version", cfg_min_version, 0),
-    CFG_KS(struct cfg, "ciphers", tls.ciphers, 0),
-    CFG_KS(struct cfg, "ciphersuites", tls.ciphersuites, 0),
-    CFG_KS(struct cfg, "groups", tls.groups, 0),
-    CFG_KF("alpn", cfg_alpn, 0),
-    CFG_KS(struct cfg, "ticket_key_file", tls.ticket_key_file, CFG_F_SETTICK),
-    CFG_K(struct cfg, "session_cache", CFG_T_BOOL, tls.session_cache, 0, 1),
-    CFG_END,
-};
-
-/* certificates */
-
-static const char *const cfg_expired_names[] = {"serve", "skip", NULL};
-
-static const struct cfg_key cfg_certs_keys[] = {
-    CFG_KS(struct cfg, "directory", certs.directory, CFG_F_NONEMPTY),
-    CFG_KS(struct cfg, "default", certs.default_cert, CFG_F_BASENAME),
-    CFG_KE(struct cfg, "expired", certs.expired, cfg_expired_names),
-    CFG_K(struct cfg, "max_file_size", CFG_T_SIZE, certs.max_file_size, 1024, 1LL << 30),
-    CFG_K(struct cfg, "load_threads", CFG_T_INT, certs.load_threads, 0, 256),
-    CFG_K(struct cfg, "cache_size", CFG_T_INT, certs.cache_size, 0, 10000000),
-    CFG_END,
-};
-
-/* backend */
-
-static const struct cfg_key cfg_server_keys[] = {
-    {"name", CFG_T_NAME, CFG_FLD(struct cfg_server, name), 0, 0, NULL, NULL, NULL, 0},
-    CFG_K(struct cfg_server, "address", CFG_T_ADDR, addr, 0, 0),
-    CFG_K(struct cfg_server, "port", CFG_T_INT, port, 1, 65535),
-    CFG_END,
-};
-
-static void cfg_server_item(struct cfg_ctx *ctx, yaml_node_t *it, int i, void *arg,
-                            const char *path)
-{
-	struct cfg_server *srv = &ctx->cfg->backend.servers[i];
-	char p[CFG_PATH_MAX];
-	const char *why;
-
-	(void)arg;
-	if (it->type == YAML_SCALAR_NODE && !cfg_is_null(it)) {
-		const char *s = cfg_scalar(ctx, it, path, "a server");
-
-		if (s != NULL && cfg_parse_hostport(s, &srv->addr, &srv->port, &why) < 0)
-			cfg_err(ctx, &it->start_mark, path, "bad server '%s': %s", s, why);
-		return;
-	}
-	if (it->type != YAML_MAPPING_NODE) {
-		cfg_err(ctx, &it->start_mark, path,
-		        "expected a mapping or an \"ADDRESS:PORT\" string, got %s", cfg_kind(it));
-		return;
-	}
-	cfg_walk_map(ctx, it, cfg_server_keys, srv, path);
-	if (cfg_map_get(ctx, it, "address") == NULL) {
-		snprintf(p, sizeof(p), "%s.address", path);
-		cfg_err(ctx, &it->start_mark, p, "missing required key");
-	}
-	if (cfg_map_get(ctx, it, "port") == NULL) {
-		snprintf(p, sizeof(p), "%s.port", path);
-		cfg_err(ctx, &it->start_mark, p, "missing required key");
-	}
-}
-
-static void cfg_servers(struct cfg_ctx *ctx, const struct cfg_key *key, yaml_node_t *n, void *base,
-                        const char *path)
-{
-	int cnt;
-
-	(void)key;
-	(void)base;
-	cnt = cfg_each(ctx, n, path, 0, CFG_MAX_SERVERS, "servers", cfg_server_item, NULL);
-	ctx->cfg->backend.nservers = cnt < 0 ? 0 : cnt;
-}
-
-static const char *const cfg_balance_names[] = {"roundrobin", "leastconn", NULL};
-static const char *const cfg_pp_names[] = {"none", "v1", "v2", NULL};
-
-static const struct cfg_key cfg_health_keys[] = {
-    CFG_K(struct cfg, "fail_threshold", CFG_T_INT, backend.fail_threshold, 1, 1000000),
-    CFG_K(struct cfg, "down_time", CFG_T_DUR, backend.down_time_ms, 1, CFG_U32_MAX),
-    CFG_K(struct cfg, "check_interval", CFG_T_DUR, backend.check_interval_ms, 0, CFG_U32_MAX),
-    CFG_K(struct cfg, "check_timeout", CFG_T_DUR, backend.check_timeout_ms, 1, CFG_U32_MAX),
-    CFG_END,
-};
-
-static const struct cfg_key cfg_backend_keys[] = {
-    CFG_KE(struct cfg, "balance", backend.balance, cfg_balance_names),
-    CFG_KE(struct cfg, "proxy_protocol", backend.proxy_protocol, cfg_pp_names),
-    CFG_K(struct cfg, "retries", CFG_T_INT, backend.retries, 0, 100),
-    CFG_KF("servers", cfg_servers, 0),
-    CFG_KM("health", cfg_health_keys),
-    CFG_END,
-};
-
-/* supervisor */
-
-/*
- * A file mode, always read as octal like chmod(1): "0660", 0660 and 660 all
- * mean rw-rw----. Reading 660 as decimal would silently give a mode nobody
- * meant.
- */
-static void cfg_mode(struct cfg_ctx *ctx, const struct cfg_key *key, yaml_node_t *n, void *base,
-                     const char *path)
-{
-	const char *s = cfg_scalar(ctx, n, path, "an octal mode");
-	const char *p;
-	unsigned long v = 0;
-
-	(void)key;
-	if (s == NULL)
-		return;
-	p = s;
-	if (strncmp(p, "0o", 2) == 0)
-		p += 2;
-	if (*p == '\0' || strlen(p) > 5 || strspn(p, "01234567") != strlen(p)) {
-		cfg_err(ctx, &n->start_mark, path,
-		        "expected an octal mode such as \"0660\", got '%s'", s);
-		return;
-	}
-	v = strtoul(p, NULL, 8);
-	if (v > 07777) {
-		cfg_err(ctx, &n->start_mark, path, "mode %s is out of range 0..07777", s);
-		return;
-	}
-	((struct cfg *)base)->supervisor.control_mode = (uint32_t)v;
-}
-
-static void cfg_metrics(struct cfg_ctx *ctx, const struct cfg_key *key, yaml_node_t *n, void *base,
-                        const char *path)
-{
-	struct cfg_supervisor *sv = &((struct cfg *)base)->supervisor;
-	struct cfg_addr a;
-	uint16_t port;
-	const char *s, *why;
-
-	(void)key;
-	if (cfg_is_null(n)) {
-		sv->metrics_listen[0] = '\0';
-		return;
-	}
-	s = cfg_scalar(ctx, n, path, "ADDRESS:PORT");
-	if (s == NULL)
-		return;
-	if (s[0] != '\0' && cfg_parse_hostport(s, &a, &port, &why) < 0) {
-		cfg_err(ctx, &n->start_mark, path, "bad address '%s': %s", s, why);
-		return;
-	}
-	snprintf(sv->metrics_listen, sizeof(sv->metrics_listen), "%s", s);
-}
-
-static const char *const cfg_colour_names[] = {"blue", "green", NULL};
-
-static const struct cfg_key cfg_gate_keys[] = {
-    CFG_K(struct cfg, "sample", CFG_T_INT, supervisor.gate_sample, 0, 1000000),
-    CFG_K(struct cfg, "changed_cap", CFG_T_INT, supervisor.gate_changed_cap, 0, 10000000),
-    CFG_K(struct cfg, "timeout", CFG_T_DUR, supervisor.gate_timeout_ms, 1, CFG_U32_MAX),
-    CFG_END,
-};
-
-static const struct cfg_key cfg_supervisor_keys[] = {
-    CFG_KS(struct cfg, "control_socket", supervisor.control_socket, CFG_F_SOCK | CFG_F_NONEMPTY),
-    CFG_KF("control_mode", cfg_mode, 0),
-    CFG_KS(struct cfg, "state_dir", supervisor.state_dir, CFG_F_NONEMPTY),
-    CFG_K(struct cfg, "drain_timeout", CFG_T_DUR, supervisor.drain_timeout_ms, 0, CFG_U32_MAX),
-    CFG_K(struct cfg, "hard_stop_after", CFG_T_DUR, supervisor.hard_stop_after_ms, 0, CFG_U32_MAX),
-    CFG_KM("health_gate", cfg_gate_keys),
-    CFG_KE(struct cfg, "initial_live", supervisor.initial_live, cfg_colour_names),
-    CFG_KS(struct cfg, "proxy_binary", supervisor.proxy_binary, 0),
-    CFG_KF("metrics_listen", cfg_metrics, 0),
-    CFG_K(struct cfg, "metrics_public", CFG_T_BOOL, supervisor.metrics_public, 0, 1),
-    /* Rotating more often than once a minute only shortens resumption. */
-    CFG_K(struct cfg, "ticket_rotate", CFG_T_DUR, supervisor.ticket_rotate_ms, 60000, CFG_U32_MAX),
-    CFG_K(struct cfg, "filter_guard", CFG_T_BOOL, supervisor.filter_guard, 0, 1),
-    CFG_END,
-};
-
-/* netfilter */
-
-static const char *const cfg_nf_backend_names[] = {"auto", "nftables", "iptables", NULL};
-
-const char *cfg_nf_backend_name(enum cfg_nf_backend b)
-{
-	return (unsigned)b < 3 ? cfg_nf_backend_names[b] : "?";
-}
-
-static const struct cfg_key cfg_netfilter_keys[] = {
-    CFG_KE(struct cfg, "backend", netfilter.backend, cfg_nf_backend_names),
-    CFG_END,
-};
-
-/* certsync */
-
-static const struct cfg_key cfg_source_keys[] = {
-    CFG_KS(struct cfg, "directory", certsync.source_dir, 0),
-    CFG_KS(struct cfg, "command", certsync.source_command, 0),
-    CFG_END,
-};
-
-static const struct cfg_key cfg_certsync_keys[] = {
-    CFG_KM("source", cfg_source_keys),
-    CFG_K(struct cfg, "command_timeout", CFG_T_DUR, certsync.command_timeout_ms, 1000, CFG_U32_MAX),
-    CFG_K(struct cfg, "keep_versions", CFG_T_INT, certsync.keep_versions, 1, 1000),
-    CFG_K(struct cfg, "mass_delete_percent", CFG_T_INT, certsync.mass_delete_percent, 0, 100),
-    CFG_K(struct cfg, "expiry_warn_days", CFG_T_INT, certsync.expiry_warn_days, 0, 3650),
-    CFG_END,
-};
-
-static const struct cfg_key cfg_top_keys[] = {
-    CFG_KF("listeners", cfg_listeners, 0),     CFG_KM("instances", cfg_instances_keys),
-    CFG_KM("proxy", cfg_proxy_keys),           CFG_KM("tls", cfg_tls_keys),
-    CFG_KM("certificates", cfg_certs_keys),    CFG_KM("backend", cfg_backend_keys),
-    CFG_KM("supervisor", cfg_supervisor_keys), CFG_KM("netfilter", cfg_netfilter_keys),
-    CFG_KM("certsync", cfg_certsync_keys),     CFG_END,
-};
 
 /* Defaults and derived paths. */
 
@@ -1251,72 +67,43 @@ static int cfg_derive(struct cfg *cfg, const int set_sock[CFG_NCOLOURS],
 	return rc;
 }
 
-void cfg_defaults(struct cfg *cfg)
+static char *cfg_join_msgs(struct cfg_ctx *ctx);
+
+/*
+ * The defaults are parsed from the key table once per process into a
+ * template that every load starts from. A default the table gets wrong
+ * (a typo, a value out of its own range) is kept as a message that every
+ * load then reports, so it fails the unit tests instead of going unseen.
+ */
+static struct cfg cfg_template;
+static char *cfg_template_errs;
+static pthread_once_t cfg_template_once = PTHREAD_ONCE_INIT;
+
+static void cfg_template_build(void)
 {
 	static const int none[CFG_NCOLOURS];
+	struct cfg_ctx ctx;
 
-	memset(cfg, 0, sizeof(*cfg));
-	for (int c = 0; c < CFG_NCOLOURS; c++) {
-		cfg_parse_addr("0.0.0.0", &cfg->instances[c].bind[0]);
-		cfg_parse_addr("::", &cfg->instances[c].bind[1]);
-		cfg->instances[c].nbind = 2;
-	}
-
-	cfg->proxy.threads = 0;
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.name = "built-in defaults";
+	ctx.cfg = &cfg_template;
+	memset(&cfg_template, 0, sizeof(cfg_template));
+	/* Not a default but the representation of "no pinning". */
 	for (int i = 0; i < CFG_MAX_CPUS; i++)
-		cfg->proxy.cpu_map[i] = -1;
-	cfg->proxy.maxconn = 20000;
-	cfg->proxy.backlog = 4096;
-	cfg->proxy.accept = CFG_ACCEPT_REUSEPORT;
-	cfg->proxy.buffer_size = 16384;
-	cfg->proxy.handshake_timeout_ms = 10000;
-	cfg->proxy.connect_timeout_ms = 5000;
-	cfg->proxy.client_timeout_ms = 60000;
-	cfg->proxy.server_timeout_ms = 60000;
-	cfg->proxy.hard_stop_after_ms = 0;
-	cfg->proxy.log = CFG_LOG_STDERR;
-	cfg->proxy.log_level = LOG_LVL_INFO;
+		cfg_template.proxy.cpu_map[i] = -1;
+	cfg_apply_defaults(&ctx);
+	cfg_derive(&cfg_template, none, none, 0);
+	if (ctx.nerrs > 0)
+		cfg_template_errs = cfg_join_msgs(&ctx);
+	for (size_t k = 0; k < ctx.nmsgs; k++)
+		free(ctx.msgs[k].text);
+	free(ctx.msgs);
+}
 
-	cfg->tls.min_version = TLS1_2_VERSION;
-	snprintf(cfg->tls.ciphers, sizeof(cfg->tls.ciphers), "%s", CFG_DEFAULT_CIPHERS);
-	snprintf(cfg->tls.ciphersuites, sizeof(cfg->tls.ciphersuites), "%s", CFG_DEFAULT_SUITES);
-	snprintf(cfg->tls.groups, sizeof(cfg->tls.groups), "%s", "X25519:P-256:P-384");
-	snprintf(cfg->tls.alpn[0], sizeof(cfg->tls.alpn[0]), "%s", "http/1.1");
-	cfg->tls.nalpn = 1;
-
-	snprintf(cfg->certs.directory, sizeof(cfg->certs.directory), "%s", "/etc/switchyard/certs");
-	cfg->certs.expired = CFG_EXPIRED_SERVE;
-	cfg->certs.max_file_size = 1u << 20;
-	cfg->certs.cache_size = CFG_CERTS_CACHE_SIZE_DEFAULT;
-
-	cfg->backend.balance = CFG_BALANCE_ROUNDROBIN;
-	cfg->backend.proxy_protocol = CFG_PP_NONE;
-	cfg->backend.retries = 2;
-	cfg->backend.fail_threshold = 3;
-	cfg->backend.down_time_ms = 10000;
-	cfg->backend.check_interval_ms = 2000;
-	cfg->backend.check_timeout_ms = 1000;
-
-	snprintf(cfg->supervisor.control_socket, sizeof(cfg->supervisor.control_socket), "%s",
-	         "/run/switchyard/switchyardd.sock");
-	cfg->supervisor.control_mode = 0660;
-	snprintf(cfg->supervisor.state_dir, sizeof(cfg->supervisor.state_dir), "%s",
-	         CFG_DEFAULT_STATE_DIR);
-	cfg->supervisor.drain_timeout_ms = 300000;
-	cfg->supervisor.gate_sample = 20;
-	cfg->supervisor.gate_changed_cap = 200;
-	cfg->supervisor.gate_timeout_ms = 2000;
-	cfg->supervisor.initial_live = CFG_BLUE;
-	cfg->supervisor.ticket_rotate_ms = 3600000;
-
-	cfg->netfilter.backend = CFG_NF_AUTO;
-
-	cfg->certsync.command_timeout_ms = 300000;
-	cfg->certsync.keep_versions = 5;
-	cfg->certsync.mass_delete_percent = 10;
-	cfg->certsync.expiry_warn_days = 14;
-
-	cfg_derive(cfg, none, none, 0);
+void cfg_defaults(struct cfg *cfg)
+{
+	pthread_once(&cfg_template_once, cfg_template_build);
+	memcpy(cfg, &cfg_template, sizeof(*cfg));
 }
 
 /* Checks across keys, after the walk. */
@@ -1479,11 +266,6 @@ static void cfg_check(struct cfg_ctx *ctx)
 		if (cfg->listeners[i].name[0] == '\0')
 			snprintf(cfg->listeners[i].name, sizeof(cfg->listeners[i].name),
 			         "listener%d", i);
-		/* A listener whose address did not parse keeps family 0 and is
-		 * left out of the collision check, which would only add noise. */
-		if (cfg->listeners[i].addr.family == 0 &&
-		    cfg_map_get(ctx, ctx->lnode[i], "address") == NULL)
-			cfg_parse_addr("0.0.0.0", &cfg->listeners[i].addr);
 	}
 	for (int j = 1; j < cfg->nlisteners; j++) {
 		for (int i = 0; i < j; i++) {
@@ -1645,14 +427,15 @@ static struct cfg *cfg_finish(struct cfg_ctx *ctx, struct cfg *cfg, char **errs,
 	for (size_t i = 0; i < ctx->nmsgs; i++)
 		free(ctx->msgs[i].text);
 	free(ctx->msgs);
-	if (ctx->nerrs > 0) {
+	if (ctx->nerrs > 0 && !ctx->lenient) {
 		free(cfg);
 		return NULL;
 	}
 	return cfg;
 }
 
-struct cfg *cfg_load_buf(const char *name, const char *buf, size_t len, char **errs, int *nerrs)
+static struct cfg *cfg_load_buf_as(const char *name, const char *buf, size_t len, int lenient,
+                                   char **errs, int *nerrs)
 {
 	struct cfg_ctx ctx;
 	yaml_parser_t parser;
@@ -1661,6 +444,7 @@ struct cfg *cfg_load_buf(const char *name, const char *buf, size_t len, char **e
 
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.name = name != NULL ? name : "<config>";
+	ctx.lenient = lenient;
 	cfg = malloc(sizeof(*cfg));
 	if (cfg == NULL) {
 		cfg_err(&ctx, NULL, NULL, "out of memory");
@@ -1669,6 +453,11 @@ struct cfg *cfg_load_buf(const char *name, const char *buf, size_t len, char **e
 	cfg_defaults(cfg);
 	snprintf(cfg->path, sizeof(cfg->path), "%s", ctx.name);
 	ctx.cfg = cfg;
+	if (cfg_template_errs != NULL) {
+		cfg_err(&ctx, NULL, NULL, "the built-in defaults are broken:\n%s",
+		        cfg_template_errs);
+		return cfg_finish(&ctx, cfg, errs, nerrs);
+	}
 
 	if (!yaml_parser_initialize(&parser)) {
 		cfg_err(&ctx, NULL, NULL, "out of memory");
@@ -1704,7 +493,7 @@ struct cfg *cfg_load_buf(const char *name, const char *buf, size_t len, char **e
 		        "expected a mapping at the top level, got %s", cfg_kind(ctx.root));
 		goto out;
 	}
-	cfg_walk_map(&ctx, ctx.root, cfg_top_keys, cfg, "");
+	cfg_walk_top(&ctx, ctx.root);
 	cfg_check(&ctx);
 out:
 	yaml_document_delete(&doc);
@@ -1712,7 +501,12 @@ out:
 	return cfg_finish(&ctx, cfg, errs, nerrs);
 }
 
-struct cfg *cfg_load(const char *path, char **errs, int *nerrs)
+struct cfg *cfg_load_buf(const char *name, const char *buf, size_t len, char **errs, int *nerrs)
+{
+	return cfg_load_buf_as(name, buf, len, 0, errs, nerrs);
+}
+
+static struct cfg *cfg_load_as(const char *path, int lenient, char **errs, int *nerrs)
 {
 	struct cfg_ctx ctx;
 	struct stat st;
@@ -1758,7 +552,7 @@ struct cfg *cfg_load(const char *path, char **errs, int *nerrs)
 	}
 	buf[len] = '\0';
 	close(fd);
-	cfg = cfg_load_buf(path, buf, len, errs, nerrs);
+	cfg = cfg_load_buf_as(path, buf, len, lenient, errs, nerrs);
 	free(buf);
 	return cfg;
 fail:
@@ -1766,6 +560,23 @@ fail:
 		close(fd);
 	free(buf);
 	return cfg_finish(&ctx, NULL, errs, nerrs);
+}
+
+struct cfg *cfg_load(const char *path, char **errs, int *nerrs)
+{
+	return cfg_load_as(path, 0, errs, nerrs);
+}
+
+struct cfg *cfg_load_lenient(const char *path, char **errs, int *nerrs)
+{
+	struct cfg *cfg = cfg_load_as(path, 1, errs, nerrs);
+
+	/* A file that cannot be read at all still has the defaults. */
+	if (cfg == NULL && (cfg = malloc(sizeof(*cfg))) != NULL) {
+		cfg_defaults(cfg);
+		snprintf(cfg->path, sizeof(cfg->path), "%s", path);
+	}
+	return cfg;
 }
 
 struct cfg *cfg_load_report(const char *path)

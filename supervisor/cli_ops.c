@@ -777,3 +777,75 @@ int sv_cmd_shutdown(const char *cfgpath, int argc, char **argv)
 		printf("switchyard: stopped switchyardd, both instances and the rules\n");
 	return rc;
 }
+
+/*
+ * reload-config: switchyardd re-reads its file. The socket is found from
+ * the file as it is now, read leniently, because the point may be to have
+ * the daemon report that file's errors (it keeps running on the old one).
+ */
+int sv_cmd_reload_config(const char *cfgpath, int argc, char **argv)
+{
+	char path[CFG_STR_MAX], *reply;
+	const char *env = getenv("SWITCHYARD_SOCKET");
+	struct json_doc *doc;
+	struct cfg *cfg;
+	int json = 0, rc;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0) {
+			json = 1;
+		} else {
+			fprintf(stderr, "usage: switchyard reload-config [--json]\n");
+			return SV_EXIT_USAGE;
+		}
+	}
+	if (env != NULL && env[0] != '\0') {
+		snprintf(path, sizeof(path), "%s", env);
+	} else {
+		cfg = cfg_load_lenient(cfgpath != NULL ? cfgpath : CFG_DEFAULT_PATH, NULL, NULL);
+		if (cfg == NULL)
+			return SV_EXIT_CONFIG;
+		snprintf(path, sizeof(path), "%s", cfg->supervisor.control_socket);
+		cfg_free(cfg);
+	}
+	rc = request(path, "reload-config", CLI_LONG_TIMEOUT_MS, &reply, &doc);
+	if (rc != SV_EXIT_OK) {
+		free(reply);
+		return rc;
+	}
+	if (json)
+		printf("%s\n", reply);
+	if (!reply_ok(doc)) {
+		if (!json) {
+			for (int i = 0; i < json_array_len(doc, "errors"); i++) {
+				char p[32];
+
+				snprintf(p, sizeof(p), "errors.%d", i);
+				fprintf(stderr, "%s\n", json_str(doc, p) ? json_str(doc, p) : "");
+			}
+			print_error("reload-config", doc);
+		}
+		rc = SV_EXIT_FAILED;
+	} else if (!json) {
+		int n = json_array_len(doc, "changed");
+
+		if (n <= 0)
+			printf("switchyard reload-config: nothing changed\n");
+		for (int i = 0; i < n; i++) {
+			char pk[32], pa[32];
+
+			snprintf(pk, sizeof(pk), "changed.%d.key", i);
+			snprintf(pa, sizeof(pa), "changed.%d.apply", i);
+			printf("changed %s (%s)\n", json_str(doc, pk) ? json_str(doc, pk) : "?",
+			       json_str(doc, pa) ? json_str(doc, pa) : "?");
+		}
+		if (getb(doc, "flip_needed"))
+			printf(
+			    "switchyard reload-config: the keys marked 'flip' reach traffic with the "
+			    "next `switchyard reload` (it restarts the standby with them, then "
+			    "flips)\n");
+	}
+	json_doc_free(doc);
+	free(reply);
+	return rc;
+}

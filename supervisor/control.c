@@ -138,6 +138,10 @@ void sv_status_json(struct sv *sv, struct json_buf *jb)
 	jb_uint(jb, "drift_repairs", sv->drift_repairs);
 	jb_uint(jb, "respawns", sv->respawns);
 	jb_obj_end(jb);
+	jb_obj_begin(jb, "config");
+	jb_str(jb, "file", sv->cfgpath);
+	jb_uint(jb, "reloads", sv->cfg_reloads);
+	jb_obj_end(jb);
 	jb_obj_begin(jb, "tickets");
 	jb_uint(jb, "rotations", sv->ticket_rotations);
 	jb_uint(jb, "failures", sv->ticket_failures);
@@ -180,6 +184,13 @@ static int cmd_reload(void *ctx, struct ctl_req *req, struct json_buf *reply)
 	return 0;
 }
 
+static int cmd_reload_config(void *ctx, struct ctl_req *req, struct json_buf *reply)
+{
+	(void)req;
+	(void)sv_op_reload_config(ctx, reply);
+	return 0;
+}
+
 static int cmd_metrics(void *ctx, struct ctl_req *req, struct json_buf *reply)
 {
 	char *text = sv_metrics_text(ctx);
@@ -209,6 +220,7 @@ const struct ctl_cmd sv_ctl_cmds[] = {
     {"reload", "reload [--certs /DIR] [--no-flip] [--restart] [--allow-name-loss]", CTL_SLOW,
      cmd_reload},
     {"rollback", "rollback [--allow-name-loss]", CTL_SLOW, cmd_rollback},
+    {"reload-config", "reload-config", CTL_SLOW, cmd_reload_config},
     {"metrics", "metrics", CTL_SLOW, cmd_metrics},
     {"shutdown", "shutdown", 0, cmd_shutdown},
     {NULL, NULL, 0, NULL},

@@ -519,6 +519,12 @@ int sv_op_reload(struct sv *sv, const char *dir, int opts, struct json_buf *repl
 	if (restart) {
 		int64_t spawns0;
 
+		/* The new process reads the file as it is now: it must be the
+		 * configuration the supervisor (gate, guard, rules) runs on. */
+		if (sv_cfg_file_differs(sv, err, sizeof(err))) {
+			log_warnx("reload: %s", err);
+			goto done;
+		}
 		sv_set_phase(sv, "reload", "restart", to);
 		pthread_mutex_lock(&sv->lock);
 		spawns0 = in->spawns;

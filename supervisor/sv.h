@@ -30,6 +30,7 @@
 #define SY_SV_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -188,8 +189,14 @@ struct sv {
 	char ticket_error[400];
 	double flip_latency_sum_s;
 	uint64_t flip_latency_buckets[8];
-	volatile int stop;     /* SIGTERM: exit, leave the instances running */
-	volatile int shutdown; /* `shutdown`: stop the instances too */
+	/* reload-config (reconfig.c): how many times a new file was applied,
+	 * and the configurations it replaced, kept because other threads
+	 * may still read them. */
+	uint64_t cfg_reloads;
+	struct sv_retired_cfg *retired_cfgs;
+	volatile int stop;         /* SIGTERM: exit, leave the instances running */
+	volatile sig_atomic_t hup; /* SIGHUP: re-read the configuration */
+	volatile int shutdown;     /* `shutdown`: stop the instances too */
 	int notified;
 	struct ctl_server *ctl;
 	struct sv_metrics *metrics;
@@ -314,6 +321,18 @@ int sv_op_rollback(struct sv *sv, int flags, struct json_buf *reply);
 #define SV_RELOAD_RESTART    0x2
 #define SV_RELOAD_ALLOW_LOSS 0x4
 int sv_op_reload(struct sv *sv, const char *dir, int opts, struct json_buf *reply);
+/* --- reconfig.c ---------------------------------------------------------- */
+/* reload-config: re-reads and validates sv->cfgpath; refuses an invalid
+ * file or a change to a restart-only key (the running configuration
+ * stays), otherwise replaces sv->cfg. Takes sv->op. Returns 0 or -1. */
+int sv_op_reload_config(struct sv *sv, struct json_buf *reply);
+/* Whether the file on disk differs from the running sv->cfg (or does not
+ * load); err then says so and how to proceed. A restarted instance reads
+ * the file, so a restart must not happen while they differ. */
+int sv_cfg_file_differs(struct sv *sv, char *err, size_t errlen);
+/* SIGHUP seen by the main loop: the same, on a thread of its own. */
+void sv_reconfig_on_hup(struct sv *sv);
+
 /* Main-loop parts: failover, drain watch, drift, tickets. */
 void sv_failover(struct sv *sv);
 void sv_drain_watch(struct sv *sv);
@@ -386,6 +405,7 @@ void sv_metrics_stop(struct sv_metrics *m);
 #define SV_EXIT_LOSS     7 /* the name-loss guard refused the promotion */
 int sv_cmd_status(const char *cfgpath, int argc, char **argv);
 int sv_cmd_flip(const char *cfgpath, int argc, char **argv);
+int sv_cmd_reload_config(const char *cfgpath, int argc, char **argv);
 int sv_cmd_reload(const char *cfgpath, int argc, char **argv);
 int sv_cmd_rollback(const char *cfgpath, int argc, char **argv);
 int sv_cmd_metrics(const char *cfgpath, int argc, char **argv);

@@ -13,6 +13,7 @@
 #include "certsync/cs.h"
 #include "certstore/cert.h"
 #include "common/cfg.h"
+#include "common/json.h"
 #include "common/log.h"
 #include "common/version.h"
 #include "netfilter/nf.h"
@@ -25,11 +26,16 @@ struct sy_cmd {
 };
 
 static int cmd_check_config(const char *cfgpath, int argc, char **argv);
+static int cmd_config_keys(const char *cfgpath, int argc, char **argv);
 
 /* Subcommands, in the order `switchyard help` lists them. */
 static const struct sy_cmd sy_cmds[] = {
     {"check-config", cmd_check_config,
      "check-config [-c FILE] [--no-certs]   validate the configuration and certificates"},
+    {"config-keys", cmd_config_keys,
+     "config-keys [--json]   every configuration key, its default and how a change is applied"},
+    {"reload-config", sv_cmd_reload_config,
+     "reload-config [--json]   re-read the configuration file into switchyardd"},
     {"certs", cert_cmd,
      "certs check [DIR] [--json] | certs lookup [DIR] NAME|-   validate a certificate directory, resolve an SNI name"},
     {"certsync", cs_cmd,
@@ -133,6 +139,49 @@ static int cmd_check_config(const char *cfgpath, int argc, char **argv)
 		fprintf(stderr, "%s: configuration has errors\n", cfg->path);
 	cfg_free(cfg);
 	return rc;
+}
+
+static void print_key(void *arg, const char *key, const char *def, enum cfg_apply apply)
+{
+	struct json_buf *jb = arg;
+
+	if (jb == NULL) {
+		printf("%s\t%s\t%s\n", key, def != NULL ? def : "required", cfg_apply_name(apply));
+		return;
+	}
+	jb_obj_begin(jb, NULL);
+	jb_str(jb, "key", key);
+	if (def != NULL)
+		jb_str(jb, "default", def);
+	else
+		jb_null(jb, "default");
+	jb_str(jb, "apply", cfg_apply_name(apply));
+	jb_obj_end(jb);
+}
+
+/* The key table itself: docs/configuration.md is tested against it. */
+static int cmd_config_keys(const char *cfgpath, int argc, char **argv)
+{
+	struct json_buf jb;
+
+	(void)cfgpath;
+	if (argc == 1) {
+		cfg_keys_each(print_key, NULL);
+		return 0;
+	}
+	if (argc != 2 || strcmp(argv[1], "--json") != 0) {
+		fprintf(stderr, "usage: switchyard config-keys [--json]\n");
+		return 2;
+	}
+	jb_init(&jb);
+	jb_obj_begin(&jb, NULL);
+	jb_arr_begin(&jb, "keys");
+	cfg_keys_each(print_key, &jb);
+	jb_arr_end(&jb);
+	jb_obj_end(&jb);
+	printf("%s\n", jb_cstr(&jb));
+	jb_free(&jb);
+	return 0;
 }
 
 int main(int argc, char **argv)

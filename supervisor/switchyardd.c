@@ -10,6 +10,7 @@
  * logs to syslog. -d logs at debug level. Under systemd (Type=notify) it
  * sends READY=1 once the live instance serves and the rules are in.
  *
+ * SIGHUP re-reads the configuration file, like `switchyard reload-config`.
  * SIGTERM/SIGINT stop the supervisor only: the instances run in their own
  * sessions and keep serving, so restarting or upgrading switchyardd never
  * touches traffic. `switchyard shutdown` stops everything.
@@ -43,6 +44,12 @@ static void on_signal(int sig)
 {
 	(void)sig;
 	g_sv.stop = 1;
+}
+
+static void on_hup(int sig)
+{
+	(void)sig;
+	g_sv.hup = 1;
 }
 
 /* sd_notify without libsystemd: one datagram to $NOTIFY_SOCKET (a path, or
@@ -219,6 +226,10 @@ int main(int argc, char **argv)
 	sa.sa_handler = on_signal;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	/* SIGHUP re-reads the configuration (reload-config); before it is
+	 * handled here, its default action would end the supervisor. */
+	sa.sa_handler = on_hup;
+	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	/* The supervisor's work is small but latency-sensitive (failover
 	 * within a second, gate handshakes, drain polling) and must not
@@ -274,11 +285,26 @@ int main(int argc, char **argv)
 	sv_state_load_flips(sv);
 	sv_served_load(sv);
 
+	/*
+	 * Everything that can still fail for good (the control socket, the
+	 * metrics port) is set up before any instance starts: a supervisor
+	 * that exits after starting them would leave two proxies running with
+	 * no rules pointing at either. A command that arrives meanwhile waits
+	 * on sv->op, which start-up holds until the instances are known.
+	 */
+	pthread_mutex_lock(&sv->op);
+	sv->ctl = sv_ctl_start(sv, err, sizeof(err));
+	if (sv->ctl == NULL)
+		fatalx("control socket: %s", err);
+	sv->metrics = sv_metrics_start(sv, sv->cfg->supervisor.metrics_listen, err, sizeof(err));
+	if (sv->metrics == NULL)
+		fatalx("metrics: %s", err);
 	for (int c = 0; c < CFG_NCOLOURS; c++)
 		sv_inst_start_or_adopt(sv, (enum cfg_colour)c);
 	/* An adopted instance that still has flows pinned after a flip that a
 	 * crashed supervisor could not finish is draining; the main loop
 	 * decides when it is done. */
+	pthread_mutex_lock(&sv->lock);
 	sv->next_flow_count = 0;
 	for (int c = 0; c < CFG_NCOLOURS; c++) {
 		struct sv_inst *in = &sv->inst[c];
@@ -313,17 +339,17 @@ int main(int argc, char **argv)
 			sv->prev_gen = gen;
 		}
 	}
-	sv->ctl = sv_ctl_start(sv, err, sizeof(err));
-	if (sv->ctl == NULL)
-		fatalx("control socket: %s", err);
-	sv->metrics = sv_metrics_start(sv, sv->cfg->supervisor.metrics_listen, err, sizeof(err));
-	if (sv->metrics == NULL)
-		fatalx("metrics: %s", err);
+	pthread_mutex_unlock(&sv->lock);
+	pthread_mutex_unlock(&sv->op);
 	log_info("running: live %s, control socket %s, proxy %s",
 	         cfg_colour_name((enum cfg_colour)sv->live), sv->cfg->supervisor.control_socket,
 	         sv->proxy_bin);
 
 	while (!sv->stop && !sv->shutdown) {
+		if (sv->hup) {
+			sv->hup = 0;
+			sv_reconfig_on_hup(sv);
+		}
 		sv_tick(sv);
 		if (!sv->notified && sv->rules_in && sv->inst[sv->live].state == SV_LIVE) {
 			sd_notify_msg("READY=1\nSTATUS=serving");
