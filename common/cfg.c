@@ -1163,6 +1163,7 @@ static const struct cfg_key cfg_gate_keys[] = {
 static const struct cfg_key cfg_supervisor_keys[] = {
     CFG_KS(struct cfg, "control_socket", supervisor.control_socket, CFG_F_SOCK | CFG_F_NONEMPTY),
     CFG_KF("control_mode", cfg_mode, 0),
+    CFG_KS(struct cfg, "control_group", supervisor.control_group, 0),
     CFG_KS(struct cfg, "state_dir", supervisor.state_dir, CFG_F_NONEMPTY),
     CFG_K(struct cfg, "drain_timeout", CFG_T_DUR, supervisor.drain_timeout_ms, 0, CFG_U32_MAX),
     CFG_K(struct cfg, "hard_stop_after", CFG_T_DUR, supervisor.hard_stop_after_ms, 0, CFG_U32_MAX),

@@ -142,6 +142,7 @@ struct cfg_backend {
 struct cfg_supervisor {
 	char control_socket[CFG_STR_MAX]; /* default /run/switchyard/switchyardd.sock */
 	uint32_t control_mode;            /* default 0660 */
+	char control_group[CFG_STR_MAX];  /* default "": the creator's group */
 	char state_dir[CFG_STR_MAX];      /* default /var/lib/switchyard */
 	uint32_t drain_timeout_ms;        /* default 300000 */
 	uint32_t hard_stop_after_ms;      /* 0 = never cut a draining connection */
