@@ -481,7 +481,7 @@ int sv_op_reload(struct sv *sv, const char *dir, int opts, struct json_buf *repl
 	char esc[1024];
 	int64_t t0 = sv_now_ms(), load_ms = 0, v;
 	uint64_t generation = 0, nchanged = 0, loaded = 0, skipped = 0, total;
-	int have_skipped = 0, flipped = 0;
+	int have_skipped = 0;
 	int rc = -1, ok = 0;
 
 	memset(&out, 0, sizeof(out));
@@ -645,15 +645,7 @@ int sv_op_reload(struct sv *sv, const char *dir, int opts, struct json_buf *repl
 	                sv_now_us(), &out);
 	if (rc < 0)
 		snprintf(err, sizeof(err), "%s", out.error);
-	flipped = 1;
 done:
-	/* sv_flip_to logs its own refusals; a load that failed (an instance
-	 * that cannot read the directory, for one) is only in the reply
-	 * otherwise, and certsync's reply goes to cron's mail at best. */
-	if (rc < 0 && !flipped) {
-		log_escape(esc, sizeof(esc), dir, strlen(dir));
-		log_errx("reload of %s into %s failed: %s", esc, cfg_colour_name(to), err);
-	}
 	sv_set_phase(sv, NULL, NULL, -1);
 	pthread_mutex_unlock(&sv->op);
 	/* The journal keeps what the operator's terminal showed: a refused
