@@ -91,6 +91,12 @@ check "switchyard.service starts /usr/sbin/switchyardd" \
 	grep -q '^ExecStart=/usr/sbin/switchyardd ' "$UNITS/switchyard.service"
 check "switchyard-certsync.service runs /usr/bin/switchyard" \
 	grep -q '^ExecStart=/usr/bin/switchyard certsync ' "$UNITS/switchyard-certsync.service"
+# ProtectHome=yes hides /root/.aws: the credentials the documented aws s3
+# sync source needs come from /etc/switchyard, which the sandbox shows.
+for v in AWS_SHARED_CREDENTIALS_FILE AWS_CONFIG_FILE RCLONE_CONFIG; do
+	check "certsync unit: $v under /etc/switchyard" \
+		grep -qE "^Environment=$v=/etc/switchyard/" "$UNITS/switchyard-certsync.service"
+done
 # Comments may mention /usr/local; settings must not.
 CRON=$ROOT/etc/cron.d/switchyard-certsync
 check "no /usr/local path left in the units' or the cron file's settings" \
