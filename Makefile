@@ -97,7 +97,7 @@ FUZZ_TARGETS ?= $(patsubst tests/fuzz/%.c,%,$(FUZZ_SRC))
 
 ALL_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC) $(MAINS) $(TOOL_SRC) $(UNIT_SRC) $(FUZZ_SRC))
 
-.PHONY: FORCE all deps test check lint format bench demo install clean fuzz fuzz-build fuzz-bins
+.PHONY: FORCE all deps test check lint format bench demo install clean fuzz fuzz-build fuzz-bins nspawn-test
 all: $(BINS) $(TOOLS) $(UNITS)
 
 deps:
@@ -227,6 +227,12 @@ install: $(BINS)
 	else \
 		echo "not creating the user $(SY_USER) (DESTDIR set or not root): README.md, \"Installing\""; \
 	fi
+
+# Opt-in, not part of `make test`: the installed units under a real systemd
+# as PID 1 in a systemd-nspawn container (tests/manual/nspawn.sh says what
+# it checks; needs root, systemd-container and debootstrap).
+nspawn-test: all
+	$(Q)tests/manual/nspawn.sh $(BUILD)
 
 clean:
 	rm -rf build build-san build-fuzz
