@@ -9,7 +9,7 @@
 #                   make fuzz-build only builds them
 #   make bench      benchmarks (bench/run.sh), figures go to stdout
 #   make demo       the whole mission in a private network namespace
-#   make install    PREFIX=/usr/local SYSCONFDIR=/etc DESTDIR=
+#   make install    PREFIX=/usr/local SYSCONFDIR=/etc DESTDIR= SY_USER=switchyard
 #
 # Quiet by default; V=1 shows full commands. WERROR=1 (CI) adds -Werror.
 # Sources are found by wildcard per module, so adding a file needs no edit here.
@@ -21,6 +21,10 @@ VERSION ?= 0.1.0
 PREFIX  ?= /usr/local
 SYSCONFDIR ?= /etc
 DESTDIR ?=
+# The user and group the instances run as in the installed configuration
+# (proxy.user, proxy.group); make install creates them only when it installs
+# as root into the real system (no DESTDIR).
+SY_USER ?= switchyard
 CC      ?= cc
 PKG_CONFIG ?= pkg-config
 
@@ -93,7 +97,7 @@ FUZZ_TARGETS ?= $(patsubst tests/fuzz/%.c,%,$(FUZZ_SRC))
 
 ALL_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC) $(MAINS) $(TOOL_SRC) $(UNIT_SRC) $(FUZZ_SRC))
 
-.PHONY: FORCE all deps test check lint format bench demo install clean fuzz fuzz-build fuzz-bins
+.PHONY: FORCE all deps test check lint format bench demo install clean fuzz fuzz-build fuzz-bins nspawn-test
 all: $(BINS) $(TOOLS) $(UNITS)
 
 deps:
@@ -180,6 +184,10 @@ demo: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)scripts/demo.sh $(BUILD)
 
+# The installed files name each other by path: written for /usr/local and
+# /etc, rewritten here for PREFIX and SYSCONFDIR.
+INSTALL_SED = sed -e 's|/usr/local/|$(PREFIX)/|g' -e 's|/etc/switchyard/|$(SYSCONFDIR)/switchyard/|g'
+
 install: $(BINS)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin
 	install -m 0755 $(BUILD)/switchyard $(DESTDIR)$(PREFIX)/bin/switchyard
@@ -188,17 +196,43 @@ install: $(BINS)
 	install -d $(DESTDIR)$(PREFIX)/share/doc/switchyard $(DESTDIR)$(PREFIX)/lib/systemd/system
 	install -m 0644 README.md BENCHMARKS.md docs/*.md etc/switchyard.yaml \
 		$(DESTDIR)$(PREFIX)/share/doc/switchyard/
-	# The units and the cron file name the binaries by path: written
-	# for /usr/local, rewritten here for PREFIX.
 	for f in switchyard.service switchyard-certsync.service switchyard-certsync.timer; do \
-		sed 's|/usr/local/|$(PREFIX)/|g' scripts/$$f >$(DESTDIR)$(PREFIX)/lib/systemd/system/$$f && \
+		$(INSTALL_SED) scripts/$$f >$(DESTDIR)$(PREFIX)/lib/systemd/system/$$f && \
 		chmod 0644 $(DESTDIR)$(PREFIX)/lib/systemd/system/$$f || exit 1; \
 	done
+	install -d $(DESTDIR)$(PREFIX)/lib/tmpfiles.d
+	install -m 0644 scripts/switchyard.tmpfiles $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/switchyard.conf
 	# Debian's cron ignores /etc/cron.d files with a dot in the name.
 	install -d $(DESTDIR)$(SYSCONFDIR)/cron.d
-	sed 's|/usr/local/|$(PREFIX)/|g' scripts/switchyard-certsync.crond \
-		>$(DESTDIR)$(SYSCONFDIR)/cron.d/switchyard-certsync
+	$(INSTALL_SED) scripts/switchyard-certsync.crond >$(DESTDIR)$(SYSCONFDIR)/cron.d/switchyard-certsync
 	chmod 0644 $(DESTDIR)$(SYSCONFDIR)/cron.d/switchyard-certsync
+	# The configuration: the example with the instances running as
+	# SY_USER, never over an operator's file. Every directory it names
+	# exists afterwards (/run/switchyard: the unit's RuntimeDirectory= or
+	# the tmpfiles.d entry), so check-config passes as installed.
+	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/switchyard
+	install -d -m 0750 $(DESTDIR)$(SYSCONFDIR)/switchyard/certs $(DESTDIR)/var/lib/switchyard
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/switchyard/switchyard.yaml ]; then \
+		echo "kept the existing $(DESTDIR)$(SYSCONFDIR)/switchyard/switchyard.yaml"; \
+	else \
+		$(INSTALL_SED) -e 's|^  user: "".*|  user: $(SY_USER)        # made by make install; the default "" = stay|' \
+			-e 's|^  group: "".*|  group: $(SY_USER)|' \
+			etc/switchyard.yaml >$(DESTDIR)$(SYSCONFDIR)/switchyard/switchyard.yaml && \
+		chmod 0644 $(DESTDIR)$(SYSCONFDIR)/switchyard/switchyard.yaml; \
+	fi
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then \
+		sh scripts/adduser.sh $(SY_USER) && \
+		chgrp $(SY_USER) $(SYSCONFDIR)/switchyard/certs /var/lib/switchyard && \
+		install -d -m 0755 /run/switchyard; \
+	else \
+		echo "not creating the user $(SY_USER) (DESTDIR set or not root): README.md, \"Installing\""; \
+	fi
+
+# Opt-in, not part of `make test`: the installed units under a real systemd
+# as PID 1 in a systemd-nspawn container (tests/manual/nspawn.sh says what
+# it checks; needs root, systemd-container and debootstrap).
+nspawn-test: all
+	$(Q)tests/manual/nspawn.sh $(BUILD)
 
 clean:
 	rm -rf build build-san build-fuzz

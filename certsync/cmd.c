@@ -19,6 +19,7 @@
 #include "common/cfg.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "common/privs.h"
 
 static int cs_lock(struct cs_run *r, int *fd)
 {
@@ -39,8 +40,9 @@ static int cs_lock(struct cs_run *r, int *fd)
 
 static int cs_mkdirs(struct cs_run *r)
 {
-	char p[PATH_MAX];
+	char p[PATH_MAX], err[PATH_MAX + 128];
 	const char *sub[] = {"", "/sets", "/staging"};
+	uid_t uid;
 
 	if (mkdir(r->cfg->supervisor.state_dir, 0750) != 0 && errno != EEXIST) {
 		cs_err(r, "%s: cannot create the state directory: %s", r->cfg->supervisor.state_dir,
@@ -53,6 +55,28 @@ static int cs_mkdirs(struct cs_run *r)
 			cs_err(r, "%s: cannot create: %s", p, strerror(errno));
 			return -1;
 		}
+	}
+	/* The instances run as proxy.user and load the sets long after their
+	 * drop: their group may search the way down to the sets, and
+	 * cs_set_finish opens each new set to it. The staging copy stays
+	 * closed. */
+	r->share = priv_proxy_ids(r->cfg->proxy.user, r->cfg->proxy.group, &uid, &r->gid, err,
+	                          sizeof(err));
+	if (r->share < 0) {
+		cs_err(r, "%s", err);
+		return -1;
+	}
+	r->share = r->share == 0;
+	if (r->share) {
+		const char *const dirs[] = {r->cfg->supervisor.state_dir, r->base, p};
+
+		snprintf(p, sizeof(p), "%s/sets", r->base);
+		for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
+			if (priv_share(dirs[i], r->gid, S_IXGRP, err, sizeof(err)) < 0) {
+				cs_err(r, "%s (proxy.user %s must reach the sets)", err,
+				       r->cfg->proxy.user);
+				return -1;
+			}
 	}
 	return 0;
 }

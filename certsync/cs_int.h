@@ -19,6 +19,7 @@
 #include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include "certsync/cs.h"
@@ -165,9 +166,11 @@ int cs_names_gone(const struct cs_units *cur, const struct cs_units *next, size_
 int cs_set_changes(const char *tmpdir, const char *base_id, const struct cs_units *cur,
                    const struct cs_units *next, char *err, size_t errlen);
 /* Writes the set index into tmpdir, syncs the set and renames it to
- * final: only a complete, durable set gets a final name. */
-int cs_set_finish(const char *tmpdir, const char *final, const struct cs_units *units, char *err,
-                  size_t errlen);
+ * final: only a complete, durable set gets a final name. With share, the
+ * set directory and every file in it get group gid and group read access
+ * first (the instances' group, privs.h), hardlinks from older sets too. */
+int cs_set_finish(const char *tmpdir, const char *final, const struct cs_units *units, int share,
+                  gid_t gid, char *err, size_t errlen);
 /* The set `current` points at (id "" if none), with its index's units
  * sorted by name. */
 void cs_current_read(const char *base, char *id, size_t idlen, struct cs_units *units);
@@ -192,6 +195,8 @@ struct cs_run {
 	char new_id[256];
 	int promoted;             /* current now points at new_id */
 	char tmpdir[PATH_MAX];    /* sets/NEW_ID.tmp, "" when there is none */
+	int share;                /* proxy.user is set: sets are opened to gid */
+	gid_t gid;                /* the instances' group after their drop */
 	struct cs_files src;      /* the source, sorted by name */
 	struct cs_files man;      /* last manifest, sorted by name */
 	struct cs_units cur;      /* units of the current set (from its index) */

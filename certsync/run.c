@@ -251,7 +251,7 @@ static int promote(struct cs_run *r)
 	if (r->cur_id[0] != '\0' &&
 	    cs_set_changes(r->tmpdir, r->cur_id, &r->cur, &r->next, r->err, sizeof(r->err)) < 0)
 		return -1;
-	if (cs_set_finish(r->tmpdir, final, &r->next, r->err, sizeof(r->err)) < 0)
+	if (cs_set_finish(r->tmpdir, final, &r->next, r->share, r->gid, r->err, sizeof(r->err)) < 0)
 		return -1;
 	/* From here on a failure must not leave a complete, unpromoted set. */
 	snprintf(r->tmpdir, sizeof(r->tmpdir), "%s", final);

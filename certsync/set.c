@@ -22,6 +22,7 @@
 #include <openssl/evp.h>
 
 #include "certstore/cert.h"
+#include "common/privs.h"
 
 static int is_cert_file(const char *name)
 {
@@ -356,8 +357,48 @@ int cs_set_changes(const char *tmpdir, const char *base_id, const struct cs_unit
 	return 0;
 }
 
-int cs_set_finish(const char *tmpdir, const char *final, const struct cs_units *units, char *err,
-                  size_t errlen)
+/*
+ * Opens a set to the instances' group: they load it after dropping to
+ * proxy.user. Every entry is checked, not only the files copied by this
+ * run: the hardlinks share their inode with sets written before the group
+ * was set (or by an older version), and the stat is cheap next to the
+ * parse that validated the new units.
+ */
+static int set_share(const char *dir, gid_t gid, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+	int rc = 0;
+
+	if (priv_share(dir, gid, S_IRGRP | S_IXGRP, err, errlen) < 0)
+		return -1;
+	d = opendir(dir);
+	if (d == NULL) {
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	while (rc == 0 && (de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		cs_path(path, sizeof(path), dir, de->d_name);
+		rc = priv_share(path, gid, S_IRGRP, err, errlen);
+		/* Keys are for the instances' group only; the index files
+		 * were written with the process's umask. */
+		if (rc == 0 && lstat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+		    (st.st_mode & S_IRWXO) != 0 && chmod(path, st.st_mode & 07770) != 0) {
+			snprintf(err, errlen, "%s: cannot close it to other users: %s", path,
+			         strerror(errno));
+			rc = -1;
+		}
+	}
+	closedir(d);
+	return rc;
+}
+
+int cs_set_finish(const char *tmpdir, const char *final, const struct cs_units *units, int share,
+                  gid_t gid, char *err, size_t errlen)
 {
 	char idx[PATH_MAX];
 	int dfd;
@@ -367,6 +408,8 @@ int cs_set_finish(const char *tmpdir, const char *final, const struct cs_units *
 		snprintf(err, errlen, "%s: cannot write the set index: %s", idx, strerror(errno));
 		return -1;
 	}
+	if (share && set_share(tmpdir, gid, err, errlen) < 0)
+		return -1;
 	/* One syncfs for the whole set instead of an fsync per file: the set
 	 * must be durable before its final name makes it promotable. */
 	dfd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

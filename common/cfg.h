@@ -145,6 +145,7 @@ struct cfg_backend {
 struct cfg_supervisor {
 	char control_socket[CFG_STR_MAX];
 	uint32_t control_mode;
+	char control_group[CFG_STR_MAX]; /* "": the creator's group */
 	char state_dir[CFG_STR_MAX];
 	uint32_t drain_timeout_ms;
 	uint32_t hard_stop_after_ms;  /* 0 = never cut a draining connection */

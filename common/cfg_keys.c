@@ -457,6 +457,7 @@ static const struct cfg_key cfg_supervisor_keys[] = {
            CFG_APPLY_RESTART),
     CFG_KF("control_mode", cfg_mode, struct cfg, supervisor.control_mode, "\"0660\"",
            CFG_APPLY_RESTART),
+    CFG_KS(struct cfg, "control_group", supervisor.control_group, 0, "\"\"", CFG_APPLY_RESTART),
     CFG_KS(struct cfg, "state_dir", supervisor.state_dir, CFG_F_NONEMPTY | CFG_F_ABS,
            "/var/lib/switchyard", CFG_APPLY_RESTART),
     CFG_K(struct cfg, "drain_timeout", CFG_T_DUR, supervisor.drain_timeout_ms, 0, CFG_U32_MAX, "5m",

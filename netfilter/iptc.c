@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "netfilter/nf.h"
 #include "netfilter/nf_int.h"
 
@@ -627,6 +629,29 @@ static int lock_take(int *fdp, char *err, size_t errlen)
 	if (path == NULL || path[0] == '\0')
 		path = NF_LOCK_DEFAULT;
 	fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+	/*
+	 * Under systemd's ProtectSystem=strict, /run is read-only, and
+	 * ReadWritePaths=-/run/xtables.lock opens a hole only when the file
+	 * existed as the unit started. flock needs no write access, so an
+	 * existing file is locked through a read-only descriptor. When there
+	 * is no file at all, no iptables-legacy run has taken the lock since
+	 * /run was mounted (each one creates it), so the transaction goes on
+	 * unlocked, and says so once.
+	 */
+	if (fd < 0 && errno == EROFS) {
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 && errno == ENOENT) {
+			static atomic_int warned;
+
+			if (atomic_exchange(&warned, 1) == 0)
+				log_warnx("xtables lock: %s does not exist and cannot be created "
+				          "(read-only file system); committing without it until "
+				          "it exists (docs/netfilter.md, \"Locking\")",
+				          path);
+			*fdp = -1;
+			return 0;
+		}
+	}
 	if (fd < 0) {
 		int e = errno;
 
@@ -682,8 +707,10 @@ static int lock_take(int *fdp, char *err, size_t errlen)
 
 static void lock_release(int fd)
 {
-	/* Closing the only descriptor of the open file drops the flock. */
-	close(fd);
+	/* Closing the only descriptor of the open file drops the flock; -1
+	 * is the unlocked transaction of a read-only /run (lock_take). */
+	if (fd >= 0)
+		close(fd);
 }
 
 /*

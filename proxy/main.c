@@ -57,7 +57,7 @@ static void write_pid(const char *path)
 		log_warn("pid file %s", path);
 }
 
-static void drop_privileges(const struct cfg_proxy *pc)
+static void drop_privileges(const struct cfg_proxy *pc, const char *sock)
 {
 	struct passwd *pw;
 	gid_t gid;
@@ -74,6 +74,10 @@ static void drop_privileges(const struct cfg_proxy *pc)
 			fatalx("proxy.group: no group '%s'", pc->group);
 		gid = gr->gr_gid;
 	}
+	/* The control socket was made before the drop; the supervisor's
+	 * gate talks to it with these credentials too (supervisor/gate.c). */
+	if (sock[0] != '\0' && lchown(sock, pw->pw_uid, (gid_t)-1) < 0)
+		log_warn("control socket %s: cannot give it to %s", sock, pc->user);
 	if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(pw->pw_uid) < 0)
 		fatal("cannot drop privileges to %s", pc->user);
 	log_info("running as %s", pc->user);
@@ -269,7 +273,7 @@ int main(int argc, char **argv)
 	nw = nworkers(p->cfg);
 	if (px_listen_open(p, nw, err, sizeof(err)) < 0)
 		fatalx("%s", err);
-	drop_privileges(&p->cfg->proxy);
+	drop_privileges(&p->cfg->proxy, p->cfg->instances[p->colour].control_socket);
 
 	for (int i = 0; i < nw; i++)
 		if ((p->workers[i] = px_worker_new(p, i)) == NULL)

@@ -6,6 +6,8 @@
  * worker threads and the poll thread keeps answering. Operations
  * themselves are serialized by sv->op; `status` never takes it.
  */
+#include <errno.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -247,7 +249,25 @@ struct ctl_server *sv_ctl_start(struct sv *sv, char *err, size_t errlen)
 	    .detach_slow = 1,
 	};
 
-	return ctl_server_start(&sc, err, errlen);
+	const char *group = sv->cfg->supervisor.control_group;
+	struct ctl_server *ctl;
+	struct group *gr = NULL;
+
+	/* Looked up first: a wrong name must not leave a socket behind. */
+	if (group[0] != '\0' && (gr = getgrnam(group)) == NULL) {
+		snprintf(err, errlen, "supervisor.control_group: no group '%s'", group);
+		return NULL;
+	}
+	ctl = ctl_server_start(&sc, err, errlen);
+	/* Operators in the group run `switchyard status` without root; the
+	 * socket's mode (control_mode) says what the group may do. */
+	if (ctl != NULL && gr != NULL && chown(sc.path, (uid_t)-1, gr->gr_gid) != 0) {
+		snprintf(err, errlen, "%s: cannot give it to group %s: %s", sc.path, group,
+		         strerror(errno));
+		ctl_server_stop(ctl);
+		return NULL;
+	}
+	return ctl;
 }
 
 void sv_ctl_stop(struct ctl_server *ctl)

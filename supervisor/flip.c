@@ -672,7 +672,7 @@ done:
 	jb_uint(reply, "loaded", loaded);
 	jb_uint(reply, "nchanged", nchanged);
 	jb_uint(reply, "skipped", skipped);
-	files_json(doc, "kept", "was not loaded, its previous version stays", reply);
+	files_json(doc, "kept", "was not loaded", reply);
 	files_json(doc, "skipped_files", "was skipped", reply);
 	json_doc_free(doc);
 	free(r);

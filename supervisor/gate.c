@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -32,6 +33,7 @@
 
 #include "common/ctl.h"
 #include "common/log.h"
+#include "common/privs.h"
 #include "supervisor/sv.h"
 
 static void hex(const unsigned char *b, size_t n, char *out)
@@ -258,13 +260,53 @@ struct gate_job {
 	const char *certs_dir;
 	struct sv_gate_result *res;
 	pthread_mutex_t mu;
+	int drop_user; /* drop to uid/gid; else only drop capabilities */
+	uid_t uid;
+	gid_t gid;
+	const char *hold; /* SWITCHYARD_TEST_GATE_HOLD */
+	int abort;        /* a thread could not drop its privileges */
 };
+
+/*
+ * Every gate thread first drops to the instances' credentials (proxy.user
+ * and proxy.group), or, when the instances keep root's uid, to no
+ * capability at all: the handshakes parse what an instance sends, so they
+ * get no more privileges than the instance. The drop is per thread
+ * (privs.h) and the thread exits after the gate, so the supervisor keeps
+ * what it needs for netfilter. SWITCHYARD_TEST_GATE_HOLD=PATH holds each
+ * thread after its drop while PATH exists: the tests' way to look at a gate
+ * thread's credentials.
+ */
+static int gate_drop(const struct gate_job *job, char *err, size_t errlen)
+{
+	int r = job->drop_user ? priv_thread_drop(job->uid, job->gid) : priv_thread_drop_caps();
+
+	if (r < 0) {
+		snprintf(err, errlen, "cannot drop the gate thread's privileges: %s",
+		         strerror(errno));
+		return -1;
+	}
+	if (job->hold != NULL)
+		while (access(job->hold, F_OK) == 0)
+			usleep(10000);
+	return 0;
+}
 
 static void *gate_worker(void *arg)
 {
 	struct gate_job *job = arg;
 	char err[600];
 
+	if (gate_drop(job, err, sizeof(err)) < 0) {
+		pthread_mutex_lock(&job->mu);
+		/* Fails the gate and stops the other threads. */
+		job->res->failed++;
+		job->abort = 1;
+		if (job->res->error[0] == '\0')
+			snprintf(job->res->error, sizeof(job->res->error), "%s", err);
+		pthread_mutex_unlock(&job->mu);
+		return NULL;
+	}
 	for (;;) {
 		size_t i;
 		int r;
@@ -272,7 +314,7 @@ static void *gate_worker(void *arg)
 		pthread_mutex_lock(&job->mu);
 		/* A few failures decide it; an unreachable instance must not
 		 * cost one timeout per name. */
-		if (job->next >= job->n || job->res->failed >= 3) {
+		if (job->next >= job->n || job->res->failed >= 3 || job->abort) {
 			pthread_mutex_unlock(&job->mu);
 			return NULL;
 		}
@@ -376,21 +418,36 @@ int sv_gate_run(struct sv *sv, enum cfg_colour c, char **changed, size_t nchange
 		                       .certs_dir = certs_dir,
 		                       .res = res};
 		pthread_t tids[SV_GATE_THREADS];
-		int nt = n < SV_GATE_THREADS ? (int)n : SV_GATE_THREADS, started = 0;
+		int nt = n < SV_GATE_THREADS ? (int)n : SV_GATE_THREADS, started = 0, ids;
 
+		ids = priv_proxy_ids(sv->cfg->proxy.user, sv->cfg->proxy.group, &job.uid, &job.gid,
+		                     err, sizeof(err));
+		if (ids < 0) {
+			snprintf(res->error, sizeof(res->error), "%.500s", err);
+			goto out;
+		}
+		job.drop_user = ids == 0;
+		job.hold = getenv("SWITCHYARD_TEST_GATE_HOLD");
 		job.sslen = inst_addr(sv->cfg, c, &job.ss);
 		pthread_mutex_init(&job.mu, NULL);
 		/* Handshakes run in parallel: on a machine saturated by client
 		 * traffic each thread gets its own share of the CPU, so the
-		 * gate's wall time stays short. */
+		 * gate's wall time stays short. They never run on this thread,
+		 * which must keep its privileges. */
 		for (int t = 0; t < nt; t++)
 			if (pthread_create(&tids[started], NULL, gate_worker, &job) == 0)
 				started++;
 		if (started == 0)
-			(void)gate_worker(&job);
+			snprintf(res->error, sizeof(res->error), "cannot start the gate's threads");
 		for (int t = 0; t < started; t++)
 			pthread_join(tids[t], NULL);
 		pthread_mutex_destroy(&job.mu);
+		/* A thread's change of credentials made the whole process
+		 * undumpable (the kernel's rule for set-id changes); those
+		 * threads are gone, so core dumps may come back. */
+		(void)prctl(PR_SET_DUMPABLE, 1);
+		if (started == 0)
+			goto out;
 	}
 	res->passed = res->failed == 0;
 out:

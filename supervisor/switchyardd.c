@@ -16,6 +16,7 @@
  * touches traffic. `switchyard shutdown` stops everything.
  */
 #include <errno.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <stddef.h>
@@ -210,6 +211,12 @@ int main(int argc, char **argv)
 		sv->inst[c].pidfd = -1;
 		sv_backoff_init(&sv->inst[c].bo);
 	}
+	/* Before anything is started: sv_ctl_start would find it only after
+	 * both instances run. */
+	if (sv->cfg->supervisor.control_group[0] != '\0' &&
+	    getgrnam(sv->cfg->supervisor.control_group) == NULL)
+		fatalx("supervisor.control_group: no group '%s'",
+		       sv->cfg->supervisor.control_group);
 	if (!sv->foreground) {
 		daemonize();
 		log_init("switchyardd", NULL, 1);

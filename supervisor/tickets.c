@@ -14,9 +14,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <libgen.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +26,7 @@
 #include <openssl/rand.h>
 
 #include "common/log.h"
+#include "common/privs.h"
 #include "supervisor/sv.h"
 
 /* base64 of 80 bytes is 108 characters. */
@@ -85,31 +84,6 @@ static int new_key(char out[B64_LEN + 1], char *err, size_t errlen)
 	return 0;
 }
 
-/* The proxy's credentials after its drop, as proxy/main.c sets them: the
- * user's uid, and proxy.group's gid or else the user's primary group. */
-static int proxy_ids(const char *user, const char *group, uid_t *uid, gid_t *gid, char *err,
-                     size_t errlen)
-{
-	struct passwd *pw = getpwnam(user);
-
-	if (pw == NULL) {
-		snprintf(err, errlen, "proxy.user: no user '%s'", user);
-		return -1;
-	}
-	*uid = pw->pw_uid;
-	*gid = pw->pw_gid;
-	if (group != NULL && group[0] != '\0') {
-		struct group *gr = getgrnam(group);
-
-		if (gr == NULL) {
-			snprintf(err, errlen, "proxy.group: no group '%s'", group);
-			return -1;
-		}
-		*gid = gr->gr_gid;
-	}
-	return 0;
-}
-
 /* Whether uid/gid (no supplementary groups: the proxy drops them) may
  * search directory st. */
 static int may_search(const struct stat *st, uid_t uid, gid_t gid)
@@ -133,7 +107,7 @@ int sv_tickets_prepare(const char *path, const char *state_dir, const char *user
 
 	if (user == NULL || user[0] == '\0')
 		return 0;
-	if (proxy_ids(user, group, &uid, &gid, err, errlen) < 0)
+	if (priv_proxy_ids(user, group, &uid, &gid, err, errlen) < 0)
 		return -1;
 	snprintf(tmp, sizeof(tmp), "%s", path);
 	snprintf(dir, sizeof(dir), "%s", dirname(tmp));
@@ -206,7 +180,7 @@ static int write_keys(const char *path, const char *user, const char *group,
 	/* The proxies drop privileges after start and re-read the file on
 	 * reload-tickets: their group may read it, nobody else. */
 	if (user != NULL && user[0] != '\0') {
-		if (proxy_ids(user, group, &uid, &gid, err, errlen) < 0)
+		if (priv_proxy_ids(user, group, &uid, &gid, err, errlen) < 0)
 			goto out;
 		if (fchown(fd, (uid_t)-1, gid) < 0 || fchmod(fd, 0640) < 0) {
 			snprintf(err, errlen, "%s: cannot give group %u read access: %s", tmp,

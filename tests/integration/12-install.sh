@@ -1,6 +1,9 @@
 #!/bin/bash
 # make install: with DESTDIR and PREFIX=/usr, every binary, document and unit
-# lands under DESTDIR/usr, the cron file at DESTDIR/etc/cron.d/switchyard-certsync
+# lands under DESTDIR/usr, the configuration at DESTDIR/etc/switchyard (never
+# over an existing one, passing check-config as installed), the state and
+# certificate directories, the user script works (tried with a throwaway
+# name), the cron file at DESTDIR/etc/cron.d/switchyard-certsync
 # (valid, with a per-host delay); the systemd units and the cron file name the
 # installed binaries (no /usr/local left); and systemd-analyze verify accepts
 # the units without a warning once their binaries exist.
@@ -26,6 +29,60 @@ check "switchyard -c FILE certsync --version says $want" \
 	test "$("$ROOT/usr/bin/switchyard" -c /nonexistent certsync --version)" = "switchyard certsync $want"
 check "documentation installed" test -f "$ROOT/usr/share/doc/switchyard/operations.md"
 check "example config installed" test -f "$ROOT/usr/share/doc/switchyard/switchyard.yaml"
+# The configuration, installed where every program looks for it, with the
+# instances running as the installed user; it passes check-config as
+# installed, with its paths moved into DESTDIR, and every directory it names
+# exists there or is made at start (/run/switchyard: the unit's
+# RuntimeDirectory= and the tmpfiles.d entry).
+CONF=$ROOT/etc/switchyard/switchyard.yaml
+check "configuration installed as /etc/switchyard/switchyard.yaml" test -f "$CONF"
+check "configuration mode 0644" test "$(stat -c %a "$CONF")" = 644
+check "the instances run as switchyard" grep -q '^  user: switchyard ' "$CONF"
+check "in group switchyard" grep -qx '  group: switchyard' "$CONF"
+check "make install (DESTDIR) creates no user" grep -q "not creating the user switchyard (DESTDIR set" "$T_TMP/install.log"
+sed -e "s|/etc/switchyard/|$ROOT/etc/switchyard/|g" -e "s|/var/lib/switchyard|$ROOT/var/lib/switchyard|g" \
+	-e "s|/run/switchyard/|$ROOT/run/switchyard/|g" "$CONF" >"$T_TMP/moved.yaml"
+mkdir -p "$ROOT/run/switchyard" # what RuntimeDirectory= makes at start
+"$ROOT/usr/bin/switchyard" check-config -c "$T_TMP/moved.yaml" >"$T_TMP/cc.log" 2>&1
+rc=$?
+cat "$T_TMP/cc.log"
+check "check-config passes on the installed configuration" test "$rc" -eq 0
+check "its certificate directory exists (0750)" test "$(stat -c %a "$ROOT/etc/switchyard/certs")" = 750
+check "its state directory exists (0750)" test "$(stat -c %a "$ROOT/var/lib/switchyard")" = 750
+sock=$(awk '$1 == "control_socket:" && !/^ *#/ {print $2}' "$CONF" | tail -1)
+check "the control socket is in /run/switchyard" test "$(dirname "$sock")" = /run/switchyard
+check "tmpfiles.d makes /run/switchyard at boot" grep -qE '^d /run/switchyard ' "$ROOT/usr/lib/tmpfiles.d/switchyard.conf"
+check "and so does the unit" grep -qx 'RuntimeDirectory=switchyard' "$ROOT/usr/lib/systemd/system/switchyard.service"
+echo "# the operator's" >>"$CONF"
+make -s -C "$SY_ROOT" install BINS= BUILD="$SY_BUILD" DESTDIR="$ROOT" PREFIX=/usr >"$T_TMP/install2.log" 2>&1 ||
+	fail "second make install failed: $(tail -5 "$T_TMP/install2.log")"
+check "a second install keeps the operator's configuration" grep -qx "# the operator's" "$CONF"
+# SYSCONFDIR moves the configuration, and every file that names it.
+make -s -C "$SY_ROOT" install BINS= BUILD="$SY_BUILD" DESTDIR="$T_TMP/root2" PREFIX=/opt/sy \
+	SYSCONFDIR=/opt/sy/etc >"$T_TMP/install3.log" 2>&1 || fail "make install SYSCONFDIR=: $(tail -5 "$T_TMP/install3.log")"
+check "SYSCONFDIR: configuration under it" test -f "$T_TMP/root2/opt/sy/etc/switchyard/switchyard.yaml"
+check "SYSCONFDIR: the unit reads it there" \
+	grep -q '^ExecStart=/opt/sy/sbin/switchyardd .*-c /opt/sy/etc/switchyard/switchyard.yaml' "$T_TMP/root2/opt/sy/lib/systemd/system/switchyard.service"
+check "SYSCONFDIR: its certificate directory follows" \
+	grep -q '^  directory: /opt/sy/etc/switchyard/certs' "$T_TMP/root2/opt/sy/etc/switchyard/switchyard.yaml"
+
+# The user: scripts/adduser.sh, which make install runs as root without
+# DESTDIR, tried with a throwaway name and removed at exit.
+if [ "$(id -u)" -eq 0 ] && command -v useradd >/dev/null; then
+	U=sytest$$
+	trap 'userdel "$U" 2>/dev/null; groupdel "$U" 2>/dev/null; t_cleanup' EXIT
+	sh "$SY_ROOT/scripts/adduser.sh" "$U" || fail "scripts/adduser.sh $U"
+	IFS=: read -r _ _ uid gid _ home shell < <(getent passwd "$U")
+	say "created: $(getent passwd "$U"); group $(getent group "$U")"
+	check "a system user (uid below 1000)" test "$uid" -lt 1000
+	check "with its own group" test "$(getent group "$gid" | cut -d: -f1)" = "$U"
+	check "home /var/lib/switchyard" test "$home" = /var/lib/switchyard
+	check "no login shell" test "$shell" = /usr/sbin/nologin
+	check "a second run changes nothing" test "$(sh "$SY_ROOT/scripts/adduser.sh" "$U"; getent passwd "$U")" = "$(getent passwd "$U")"
+else
+	say "not root or no useradd: scripts/adduser.sh not tried"
+fi
+
 UNITS=$ROOT/usr/lib/systemd/system
 for u in switchyard.service switchyard-certsync.service switchyard-certsync.timer; do
 	check "unit $u installed" test -f "$UNITS/$u"
@@ -34,6 +91,12 @@ check "switchyard.service starts /usr/sbin/switchyardd" \
 	grep -q '^ExecStart=/usr/sbin/switchyardd ' "$UNITS/switchyard.service"
 check "switchyard-certsync.service runs /usr/bin/switchyard" \
 	grep -q '^ExecStart=/usr/bin/switchyard certsync ' "$UNITS/switchyard-certsync.service"
+# ProtectHome=yes hides /root/.aws: the credentials the documented aws s3
+# sync source needs come from /etc/switchyard, which the sandbox shows.
+for v in AWS_SHARED_CREDENTIALS_FILE AWS_CONFIG_FILE RCLONE_CONFIG; do
+	check "certsync unit: $v under /etc/switchyard" \
+		grep -qE "^Environment=$v=/etc/switchyard/" "$UNITS/switchyard-certsync.service"
+done
 # Comments may mention /usr/local; settings must not.
 CRON=$ROOT/etc/cron.d/switchyard-certsync
 check "no /usr/local path left in the units' or the cron file's settings" \

@@ -268,7 +268,7 @@ static void test_publish_point_and_prune(void **state)
 		snprintf(final, sizeof(final), "%s/%d", sets, i);
 		assert_int_equal(mkdir(tmp, 0700), 0);
 		write_file(tmp, "a.pem", "x");
-		assert_int_equal(cs_set_finish(tmp, final, &u, err, sizeof(err)), 0);
+		assert_int_equal(cs_set_finish(tmp, final, &u, 0, 0, err, sizeof(err)), 0);
 		assert_int_not_equal(stat(tmp, &st), 0);
 		assert_int_equal(stat(final, &st), 0);
 	}
