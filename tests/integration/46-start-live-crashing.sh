@@ -51,8 +51,12 @@ wait_until 30 rules_ok || {
 	fail "no rules to $other while it was ready (live $(sv_status .live), rules $(sv_status .rules))"
 }
 [ -n "$(sv_served "$NAME")" ] || fail "$NAME is not served"
-grep -q "$live (the saved live colour) is crashing and $other is ready" "$T_TMP/switchyardd.log" || {
+# The line is written before the rules go in; wait for it all the same, so
+# that a status read and a log read racing each other cannot fail the test.
+wait_until 10 grep -q "$live (the saved live colour) is crashing and $other is ready" \
+	"$T_TMP/switchyardd.log" || {
 	sv_dump_logs
+	echo "status: $(svc status --json)"
 	fail "the choice is not logged"
 }
 say "ok: served from $other while $live crash-loops"
