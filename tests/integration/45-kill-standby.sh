@@ -28,13 +28,17 @@ RELOAD=$!
 # then holds its preload until the hold file goes.
 pid=$oldpid
 for ((i = 0; i < 3000 && pid == oldpid; i++)); do
-	read -r pid <"$pidfile" 2>/dev/null || pid=$oldpid
+	{ read -r pid <"$pidfile"; } 2>/dev/null || pid=$oldpid
 	[ "$pid" = "$oldpid" ] && sleep 0.01
 done
 [ "$pid" != "$oldpid" ] || fail "$standby was never restarted"
+# Between the fork and the new process's first status reply, switchyardd
+# reports the instance as "starting"; the hold keeps it in "loading" after.
+preloading() {
+	[ "$(sv_status ".instances[] | select(.colour == \"$standby\") | .state")" = loading ]
+}
+wait_until 30 preloading || { sv_dump_logs; fail "$standby never reported loading"; }
 say "killing $standby (pid $pid) during its preload"
-check "$standby is preloading" test "$(svc status --json |
-	jq -r ".instances[] | select(.colour == \"$standby\") | .state")" = loading
 kill -9 "$pid"
 rm -f "$HOLD"
 wait "$RELOAD"
