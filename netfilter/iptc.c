@@ -10,7 +10,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,34 +68,6 @@ void nf_set_lock_wait(unsigned ms)
 	nf_lock_wait_ms = ms;
 }
 
-static void append(char *buf, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void append(char *buf, size_t len, const char *fmt, ...)
-{
-	size_t used = strlen(buf);
-	va_list ap;
-
-	if (used + 1 >= len)
-		return;
-	if (used > 0) {
-		snprintf(buf + used, len - used, "; ");
-		used = strlen(buf);
-	}
-	va_start(ap, fmt);
-	vsnprintf(buf + used, len - used, fmt, ap);
-	va_end(ap);
-}
-
-static int addr_is_any(const struct cfg_addr *a)
-{
-	int n = a->family == AF_INET6 ? 16 : 4;
-
-	for (int i = 0; i < n; i++)
-		if (a->a.v6[i] != 0)
-			return 0;
-	return 1;
-}
-
 static const struct nf_fam *fam_of(const struct cfg_addr *a)
 {
 	return a->family == AF_INET6 ? &nf_fam6 : &nf_fam4;
@@ -147,7 +118,7 @@ static void plan_build(const struct cfg *cfg, const struct nf_fam *f, enum cfg_c
 
 		if (fam_of(&l->addr) != f)
 			continue;
-		if (!addr_is_any(&l->addr)) {
+		if (!nf_addr_is_any(&l->addr)) {
 			r.plen = f->alen * 8;
 			memcpy(r.addr, l->addr.a.v6, f->alen);
 			j.plen = r.plen;
@@ -252,17 +223,17 @@ static int scan_matches(const struct nf_fam *f, const struct nf_table *t, const 
 {
 	text[0] = '\0';
 	if (!s->chain_present) {
-		append(text, len, "%s %s: chain %s is missing", f->name, t->what, NF_CHAIN);
+		nf_append(text, len, "%s %s: chain %s is missing", f->name, t->what, NF_CHAIN);
 		return 0;
 	}
 	if (s->nchain != p->nchain) {
-		append(text, len, "%s %s: chain %s holds %d rules, expected %d", f->name, t->what,
-		       NF_CHAIN, s->nchain, p->nchain);
+		nf_append(text, len, "%s %s: chain %s holds %d rules, expected %d", f->name,
+		          t->what, NF_CHAIN, s->nchain, p->nchain);
 	} else {
 		for (int i = 0; i < p->nchain; i++)
 			if (!rule_eq(&s->chain[i], &p->chain[i], 1))
-				append(text, len, "%s %s: rule %d of chain %s differs", f->name,
-				       t->what, i, NF_CHAIN);
+				nf_append(text, len, "%s %s: rule %d of chain %s differs", f->name,
+				          t->what, i, NF_CHAIN);
 	}
 	for (int k = 0; k < t->nhooks; k++) {
 		int found = 0;
@@ -274,8 +245,8 @@ static int scan_matches(const struct nf_fam *f, const struct nf_table *t, const 
 					break;
 				}
 		if (found != p->njumps || s->njumps[k] != p->njumps)
-			append(text, len, "%s %s: %s has %d jumps to %s, expected %d", f->name,
-			       t->what, t->hooks[k], s->njumps[k], NF_CHAIN, p->njumps);
+			nf_append(text, len, "%s %s: %s has %d jumps to %s, expected %d", f->name,
+			          t->what, t->hooks[k], s->njumps[k], NF_CHAIN, p->njumps);
 	}
 	return text[0] == '\0';
 }
@@ -901,7 +872,7 @@ int nf_iptc_flip(const struct cfg *cfg, enum cfg_colour to, char *err, size_t er
 /* Does redirect rule r belong to listener l? (Its address and port.) */
 static int rule_for(const struct nf_fam *f, const struct nf_rule *r, const struct cfg_listener *l)
 {
-	int plen = addr_is_any(&l->addr) ? 0 : f->alen * 8;
+	int plen = nf_addr_is_any(&l->addr) ? 0 : f->alen * 8;
 
 	return r->kind == NF_RK_REDIRECT && r->dport == l->port && r->plen == plen &&
 	       (plen == 0 || memcmp(r->addr, l->addr.a.v6, (size_t)f->alen) == 0);
@@ -942,18 +913,19 @@ int nf_iptc_read(const struct cfg *cfg, struct nf_state *st, char *err, size_t e
 		st->chain_present[fi] = s->chain_present;
 		if (p.nchain == 0) {
 			if (s->chain_present || s->njumps[0] || s->njumps[1])
-				append(st->drift_text, sizeof(st->drift_text),
-				       "%s: chain %s or jumps to it present but no listener is %s",
-				       f->name, NF_CHAIN, f->name);
+				nf_append(
+				    st->drift_text, sizeof(st->drift_text),
+				    "%s: chain %s or jumps to it present but no listener is %s",
+				    f->name, NF_CHAIN, f->name);
 			continue;
 		}
 		if (!s->chain_present)
-			append(st->drift_text, sizeof(st->drift_text), "%s: chain %s is missing",
-			       f->name, NF_CHAIN);
+			nf_append(st->drift_text, sizeof(st->drift_text), "%s: chain %s is missing",
+			          f->name, NF_CHAIN);
 		if (s->nchain > NF_SCAN_MAX)
-			append(st->drift_text, sizeof(st->drift_text),
-			       "%s: chain %s holds %d rules, only the first %d were examined",
-			       f->name, NF_CHAIN, s->nchain, NF_SCAN_MAX);
+			nf_append(st->drift_text, sizeof(st->drift_text),
+			          "%s: chain %s holds %d rules, only the first %d were examined",
+			          f->name, NF_CHAIN, s->nchain, NF_SCAN_MAX);
 		st->jumps_present[fi] = 1;
 		for (int k = 0; k < nf_nat.nhooks; k++) {
 			int found = 0;
@@ -966,14 +938,14 @@ int nf_iptc_read(const struct cfg *cfg, struct nf_state *st, char *err, size_t e
 					}
 			if (found != p.njumps) {
 				st->jumps_present[fi] = 0;
-				append(st->drift_text, sizeof(st->drift_text),
-				       "%s: %d of %d jumps from %s to %s missing", f->name,
-				       p.njumps - found, p.njumps, nf_nat.hooks[k], NF_CHAIN);
+				nf_append(st->drift_text, sizeof(st->drift_text),
+				          "%s: %d of %d jumps from %s to %s missing", f->name,
+				          p.njumps - found, p.njumps, nf_nat.hooks[k], NF_CHAIN);
 			}
 			if (s->njumps[k] > found)
-				append(st->drift_text, sizeof(st->drift_text),
-				       "%s: %d extra or changed jumps from %s to %s", f->name,
-				       s->njumps[k] - found, nf_nat.hooks[k], NF_CHAIN);
+				nf_append(st->drift_text, sizeof(st->drift_text),
+				          "%s: %d extra or changed jumps from %s to %s", f->name,
+				          s->njumps[k] - found, nf_nat.hooks[k], NF_CHAIN);
 		}
 		for (int i = 0; i < cfg->nlisteners; i++) {
 			const struct cfg_listener *l = &cfg->listeners[i];
@@ -991,15 +963,15 @@ int nf_iptc_read(const struct cfg *cfg, struct nf_state *st, char *err, size_t e
 			ls->colour = -1;
 			if (n == 0) {
 				ls->state = NF_RULE_MISSING;
-				append(st->drift_text, sizeof(st->drift_text),
-				       "listener %s (%s port %u): rule missing", l->name,
-				       l->addr.text, l->port);
+				nf_append(st->drift_text, sizeof(st->drift_text),
+				          "listener %s (%s port %u): rule missing", l->name,
+				          l->addr.text, l->port);
 			} else if (n > 1) {
 				ls->state = NF_RULE_DUPLICATE;
 				ls->to_port = s->chain[idx].to_port;
-				append(st->drift_text, sizeof(st->drift_text),
-				       "listener %s (%s port %u): %d rules", l->name, l->addr.text,
-				       l->port, n);
+				nf_append(st->drift_text, sizeof(st->drift_text),
+				          "listener %s (%s port %u): %d rules", l->name,
+				          l->addr.text, l->port, n);
 			} else {
 				const struct nf_rule *r = &s->chain[idx];
 
@@ -1009,7 +981,7 @@ int nf_iptc_read(const struct cfg *cfg, struct nf_state *st, char *err, size_t e
 						ls->colour = c;
 				if (ls->colour < 0) {
 					ls->state = NF_RULE_FOREIGN;
-					append(
+					nf_append(
 					    st->drift_text, sizeof(st->drift_text),
 					    "listener %s (%s port %u): rule %s to port %u, which "
 					    "is neither blue nor green",
@@ -1023,9 +995,9 @@ int nf_iptc_read(const struct cfg *cfg, struct nf_state *st, char *err, size_t e
 		}
 		for (int r = 0; r < s->nchain && r < NF_SCAN_MAX; r++)
 			if (!used[r])
-				append(st->drift_text, sizeof(st->drift_text),
-				       "%s: rule %d of chain %s matches no listener", f->name, r,
-				       NF_CHAIN);
+				nf_append(st->drift_text, sizeof(st->drift_text),
+				          "%s: rule %d of chain %s matches no listener", f->name, r,
+				          NF_CHAIN);
 	}
 	for (int fi = 0; fi < 2; fi++) {
 		const struct nf_fam *f = nf_fams[fi];
@@ -1036,8 +1008,9 @@ int nf_iptc_read(const struct cfg *cfg, struct nf_state *st, char *err, size_t e
 		plan_guard(cfg, f, &p);
 		if (!table_loaded(f, nf_guard.name)) {
 			if (cfg->supervisor.filter_guard && p.nchain > 0)
-				append(st->drift_text, sizeof(st->drift_text),
-				       "%s filter guard: the filter table is not loaded", f->name);
+				nf_append(st->drift_text, sizeof(st->drift_text),
+				          "%s filter guard: the filter table is not loaded",
+				          f->name);
 			continue;
 		}
 		h = f->init(nf_guard.name);
@@ -1047,9 +1020,9 @@ int nf_iptc_read(const struct cfg *cfg, struct nf_state *st, char *err, size_t e
 		f->free(h);
 		if (cfg->supervisor.filter_guard && p.nchain > 0) {
 			if (!scan_matches(f, &nf_guard, s, &p, text, sizeof(text)))
-				append(st->drift_text, sizeof(st->drift_text), "%s", text);
+				nf_append(st->drift_text, sizeof(st->drift_text), "%s", text);
 		} else if (s->chain_present || s->njumps[0]) {
-			append(
+			nf_append(
 			    st->drift_text, sizeof(st->drift_text),
 			    "%s filter guard: chain %s present but supervisor.filter_guard is off",
 			    f->name, NF_CHAIN);
@@ -1077,8 +1050,8 @@ int nf_iptc_read(const struct cfg *cfg, struct nf_state *st, char *err, size_t e
 			c0 = st->listeners[i].colour;
 		}
 		if (mixed)
-			append(st->drift_text, sizeof(st->drift_text),
-			       "listeners point at different colours");
+			nf_append(st->drift_text, sizeof(st->drift_text),
+			          "listeners point at different colours");
 	}
 	st->drift = st->drift_text[0] != '\0';
 	return 0;

@@ -20,6 +20,14 @@
 void nf_seterr(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Appends a formatted item to the NUL-terminated text in buf, separated from
+ * what is there by "; ", cut at len; a full buffer takes nothing more. Both
+ * backends build their drift reports with it. */
+void nf_append(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Is a the wildcard address of its family (0.0.0.0 or ::)? */
+int nf_addr_is_any(const struct cfg_addr *a);
+
 enum nf_rule_kind {
 	NF_RK_OTHER = 0, /* a target we do not produce */
 	NF_RK_JUMP,      /* -j SWITCHYARD */
