@@ -96,6 +96,16 @@ extern const struct nf_fam nf_fam6;
 #define NF_ENTRY_MAX 1024
 
 /*
+ * xtlock.c: the xtables lock that iptables-legacy takes. nf_xtlock_take
+ * waits at most the nf_set_lock_wait limit and fails with err naming the
+ * holder; on success *fdp is a descriptor the caller owns until it hands it
+ * to nf_xtlock_release, or -1 when a read-only /run has no lock file and the
+ * transaction goes on unlocked (nf_xtlock_release(-1) does nothing).
+ */
+int nf_xtlock_take(int *fdp, char *err, size_t errlen);
+void nf_xtlock_release(int fd);
+
+/*
  * The two backends behind the public nf_* functions (backend.c picks one).
  * Each has the meaning of the nf.h function of the same name.
  */
