@@ -180,6 +180,45 @@ struct cert_item *cert_item_ref(struct cert_item *item);
 struct cert_chain_pool *cert_chain_pool_new(const struct cert_chain_pool *seed);
 void cert_chain_pool_free(struct cert_chain_pool *pool);
 
+/* cert_pem.c: files to PEM blocks to DER, without OpenSSL's decoders. */
+enum cert_pem_kind {
+	CERT_PEM_CERT,
+	CERT_PEM_KEY_P8,
+	CERT_PEM_KEY_EC,
+	CERT_PEM_KEY_RSA,
+	CERT_PEM_KEY_ENC,
+	CERT_PEM_OTHER
+};
+struct cert_pem_block {
+	enum cert_pem_kind kind;
+	const unsigned char *body; /* base64 text, inside the buffer that was split */
+	size_t len;
+	int encrypted_header; /* "Proc-Type: 4,ENCRYPTED" */
+};
+#define CERT_PEM_MAX_BLOCKS 16
+/* Builds the base64 table once per process; call it before
+ * cert_b64_decode (cert_loader_new does). */
+void cert_pem_init(void);
+/*
+ * Reads the regular file name (relative to dirfd), at most max bytes, into
+ * *buf, a buffer of *cap bytes that the caller owns and that is replaced by
+ * a larger one when needed (the old one wiped first: it may have held a
+ * key); the content is NUL-terminated and *len is its length. Returns 0, or
+ * -1 with *msg a malloc'ed message naming the file and the cause.
+ */
+int cert_read_file(int dirfd, const char *name, uint32_t max, unsigned char **buf, size_t *cap,
+                   size_t *len, char **msg);
+/*
+ * Splits buf into at most max PEM blocks (blk points into buf). Returns the
+ * number of blocks, or -1 with *msg (malloc'ed, prefixed by where) when a
+ * block has no END line or a mismatched one (a truncated file).
+ */
+int cert_pem_split(const unsigned char *buf, size_t len, struct cert_pem_block *blk, int max,
+                   char **msg, const char *where);
+/* Decodes base64 text (whitespace allowed, '=' padding only at the end)
+ * into out, which must hold len * 3 / 4 bytes. Returns the length or -1. */
+long cert_b64_decode(const unsigned char *in, size_t len, unsigned char *out);
+
 /* cert_key.c */
 /* The two library contexts of loader slot idx (modulo the pool size): one
  * with the default provider, one with only the "null" provider. They live

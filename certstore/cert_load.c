@@ -4,10 +4,10 @@
  * This is the hot path of a cold load (10,000+ files), so it avoids the
  * generic OpenSSL 3.0 machinery where measurement showed it to be slow:
  *
- * - PEM blocks are split and base64-decoded here instead of going through
- *   PEM_read_bio_*, which runs the generic OSSL_DECODER search for every
- *   object (about 565 us per combined file: docs/internals.md, "Loading
- *   certificates").
+ * - PEM blocks are split and base64-decoded by cert_pem.c instead of going
+ *   through PEM_read_bio_*, which runs the generic OSSL_DECODER search for
+ *   every object (about 565 us per combined file: docs/internals.md,
+ *   "Loading certificates").
  * - Certificates are decoded with d2i_X509 into an X509 created with
  *   X509_new_ex(libctx), where libctx is private to the loader thread: the
  *   public key inside a certificate is decoded by an OSSL_DECODER, and on the
@@ -35,14 +35,10 @@
  */
 #define OPENSSL_SUPPRESS_DEPRECATED /* d2i_ECPrivateKey etc., see above */
 
-#include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/ec.h>
@@ -62,38 +58,11 @@ struct cert_loader {
 	size_t dercap;
 };
 
-enum pem_kind { PEM_CERT, PEM_KEY_P8, PEM_KEY_EC, PEM_KEY_RSA, PEM_KEY_ENC, PEM_OTHER };
-
-struct pem_block {
-	enum pem_kind kind;
-	const unsigned char *body; /* base64 text */
-	size_t len;
-	int encrypted_header; /* "Proc-Type: 4,ENCRYPTED" */
-};
-
-#define PEM_MAX_BLOCKS 16
-
-/* Maps a base64 character to its value; -2 for whitespace, -3 for '=',
- * -1 for anything else. A table, because decoding is a tenth of a load. */
-static signed char b64_tab[256];
-static pthread_once_t b64_once = PTHREAD_ONCE_INIT;
-
-static void b64_init(void)
-{
-	static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-	memset(b64_tab, -1, sizeof(b64_tab));
-	for (int i = 0; i < 64; i++)
-		b64_tab[(unsigned char)al[i]] = (signed char)i;
-	b64_tab['\n'] = b64_tab['\r'] = b64_tab[' '] = b64_tab['\t'] = -2;
-	b64_tab['='] = -3;
-}
-
 struct cert_loader *cert_loader_new(int idx)
 {
 	struct cert_loader *ld = calloc(1, sizeof(*ld));
 
-	pthread_once(&b64_once, b64_init);
+	cert_pem_init();
 	if (ld == NULL)
 		return NULL;
 	if (cert_loader_ctx(idx, &ld->lctx, &ld->nctx) < 0)
@@ -267,188 +236,10 @@ static X509 *pool_get(struct cert_loader *ld, struct cert_chain_pool *p, const u
 	return x;
 }
 
-/* ---- file reading and PEM splitting ---- */
-
-static int read_at(int dirfd, const char *name, uint32_t max, unsigned char **buf, size_t *cap,
-                   size_t *len, char **msg)
-{
-	struct stat st;
-	int fd, rc = -1;
-	size_t got = 0;
-
-	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0) {
-		*msg = cert_strdup_printf("cannot open %s: %s", name, strerror(errno));
-		return -1;
-	}
-	if (fstat(fd, &st) < 0) {
-		*msg = cert_strdup_printf("cannot stat %s: %s", name, strerror(errno));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		*msg = cert_strdup_printf("%s is not a regular file", name);
-		goto out;
-	}
-	if ((uint64_t)st.st_size > max) {
-		*msg = cert_strdup_printf("%s is %lld bytes, over the limit of %u bytes "
-		                          "(certs.max_file_size)",
-		                          name, (long long)st.st_size, max);
-		goto out;
-	}
-	if (*cap < (size_t)st.st_size + 1) {
-		unsigned char *nb = malloc((size_t)st.st_size + 1);
-
-		if (nb == NULL) {
-			*msg = cert_strdup_printf("out of memory");
-			goto out;
-		}
-		if (*buf != NULL)
-			OPENSSL_cleanse(*buf, *cap);
-		free(*buf);
-		*buf = nb;
-		*cap = (size_t)st.st_size + 1;
-	}
-	/* The file may grow between fstat and read; reading at most cap - 1
-	 * bytes keeps the size limit and the buffer bound. */
-	while (got < *cap - 1) {
-		ssize_t n = read(fd, *buf + got, *cap - 1 - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			*msg = cert_strdup_printf("cannot read %s: %s", name, strerror(errno));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	(*buf)[got] = '\0';
-	*len = got;
-	rc = 0;
-out:
-	close(fd);
-	return rc;
-}
-
-static const unsigned char *find_str(const unsigned char *p, const unsigned char *end,
-                                     const char *s)
-{
-	size_t n = strlen(s);
-
-	if ((size_t)(end - p) < n)
-		return NULL;
-	return memmem(p, (size_t)(end - p), s, n);
-}
-
-static enum pem_kind pem_label_kind(const unsigned char *l, size_t n)
-{
-#define IS(s) (n == sizeof(s) - 1 && memcmp(l, s, n) == 0)
-	if (IS("CERTIFICATE") || IS("X509 CERTIFICATE"))
-		return PEM_CERT;
-	if (IS("PRIVATE KEY"))
-		return PEM_KEY_P8;
-	if (IS("EC PRIVATE KEY"))
-		return PEM_KEY_EC;
-	if (IS("RSA PRIVATE KEY"))
-		return PEM_KEY_RSA;
-	if (IS("ENCRYPTED PRIVATE KEY"))
-		return PEM_KEY_ENC;
-	return PEM_OTHER;
-#undef IS
-}
-
-/*
- * Splits buf into PEM blocks. Returns the number of blocks, or -1 with *msg
- * set when a block has no END line or a mismatched one (a truncated file).
- */
-static int pem_split(const unsigned char *buf, size_t len, struct pem_block *blk, int max,
-                     char **msg, const char *where)
-{
-	const unsigned char *p = buf, *end = buf + len;
-	int n = 0;
-
-	while ((p = find_str(p, end, "-----BEGIN ")) != NULL) {
-		const unsigned char *label = p + 11, *lend, *body, *e;
-		size_t llen;
-
-		lend = find_str(label, end, "-----");
-		if (lend == NULL || memchr(label, '\n', (size_t)(lend - label)) != NULL) {
-			*msg = cert_strdup_printf("%smalformed PEM BEGIN line", where);
-			return -1;
-		}
-		llen = (size_t)(lend - label);
-		body = memchr(lend, '\n', (size_t)(end - lend));
-		if (body == NULL) {
-			*msg = cert_strdup_printf("%struncated PEM block '%.*s' (no END line)",
-			                          where, (int)llen, (const char *)label);
-			return -1;
-		}
-		body++;
-		e = find_str(body, end, "-----END ");
-		if (e == NULL) {
-			*msg = cert_strdup_printf("%struncated PEM block '%.*s' (no END line)",
-			                          where, (int)llen, (const char *)label);
-			return -1;
-		}
-		if ((size_t)(end - e) < 9 + llen + 5 || memcmp(e + 9, label, llen) != 0 ||
-		    memcmp(e + 9 + llen, "-----", 5) != 0) {
-			*msg = cert_strdup_printf("%sPEM block '%.*s' is not closed by its END "
-			                          "line (truncated or spliced file)",
-			                          where, (int)llen, (const char *)label);
-			return -1;
-		}
-		if (n == max) {
-			*msg = cert_strdup_printf("%smore than %d PEM blocks", where, max);
-			return -1;
-		}
-		blk[n].kind = pem_label_kind(label, llen);
-		blk[n].body = body;
-		blk[n].len = (size_t)(e - body);
-		blk[n].encrypted_header = 0;
-		/* RFC 1421 headers ("Proc-Type: 4,ENCRYPTED") precede a blank
-		 * line in traditional encrypted keys. */
-		if (memchr(body, ':', blk[n].len) != NULL && find_str(body, e, "ENCRYPTED") != NULL)
-			blk[n].encrypted_header = 1;
-		n++;
-		p = e + 9 + llen + 5;
-	}
-	return n;
-}
-
-/* Decodes base64 text (whitespace allowed, '=' padding only at the end)
- * into out, which must hold len * 3 / 4 bytes. Returns the length or -1. */
-static long b64_decode(const unsigned char *in, size_t len, unsigned char *out)
-{
-	uint32_t acc = 0;
-	int bits = 0, pad = 0;
-	long n = 0;
-
-	for (size_t i = 0; i < len; i++) {
-		int v = b64_tab[in[i]];
-
-		if (v == -2)
-			continue;
-		if (v == -3) {
-			pad++;
-			continue;
-		}
-		if (v < 0 || pad > 0)
-			return -1;
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[n++] = (unsigned char)(acc >> bits);
-		}
-	}
-	if (pad > 2 || bits >= 6)
-		return -1;
-	return n;
-}
+/* ---- PEM blocks to DER ---- */
 
 /* Decodes one block into ld->der (grown as needed). */
-static long block_der(struct cert_loader *ld, const struct pem_block *b)
+static long block_der(struct cert_loader *ld, const struct cert_pem_block *b)
 {
 	size_t need = b->len / 4 * 3 + 3;
 
@@ -463,27 +254,27 @@ static long block_der(struct cert_loader *ld, const struct pem_block *b)
 		ld->der = nd;
 		ld->dercap = need;
 	}
-	return b64_decode(b->body, b->len, ld->der);
+	return cert_b64_decode(b->body, b->len, ld->der);
 }
 
 /* ---- key decoding ---- */
 
 /* Decodes a private key of the given PEM kind. Returns NULL with *why set
  * to a static explanation on failure. */
-static EVP_PKEY *decode_key(struct cert_loader *ld, enum pem_kind kind, const unsigned char *der,
-                            long len, const char **why)
+static EVP_PKEY *decode_key(struct cert_loader *ld, enum cert_pem_kind kind,
+                            const unsigned char *der, long len, const char **why)
 {
 	const unsigned char *q = der;
 	PKCS8_PRIV_KEY_INFO *p8 = NULL;
 	EVP_PKEY *k = NULL;
 
 	*why = "invalid private key encoding";
-	if (kind == PEM_KEY_EC) {
+	if (kind == CERT_PEM_KEY_EC) {
 		EC_KEY *ec = d2i_ECPrivateKey(NULL, &q, len);
 
 		if (ec != NULL)
 			k = cert_key_wrap_ec(ec);
-	} else if (kind == PEM_KEY_RSA) {
+	} else if (kind == CERT_PEM_KEY_RSA) {
 		RSA *rsa = d2i_RSAPrivateKey(NULL, &q, len);
 
 		if (rsa != NULL)
@@ -733,12 +524,12 @@ int cert_hash_file(struct cert_loader *ld, int dirfd, const char *name, const ch
 
 	if (md == NULL || !EVP_DigestInit_ex(md, ld->sha256, NULL))
 		goto out;
-	if (read_at(dirfd, name, max, &ld->buf, &ld->cap, &len, &msg) < 0)
+	if (cert_read_file(dirfd, name, max, &ld->buf, &ld->cap, &len, &msg) < 0)
 		goto out;
 	if (!EVP_DigestUpdate(md, ld->buf, len))
 		goto out;
 	if (key_name != NULL) {
-		if (read_at(dirfd, key_name, max, &ld->kbuf, &ld->kcap, &klen, &msg) < 0 ||
+		if (cert_read_file(dirfd, key_name, max, &ld->kbuf, &ld->kcap, &klen, &msg) < 0 ||
 		    !EVP_DigestUpdate(md, ld->kbuf, klen))
 			goto out;
 	}
@@ -756,12 +547,12 @@ struct cert_item *cert_load_file(struct cert_loader *ld, int dirfd, const char *
                                  struct cert_chain_pool *pool, unsigned char hash[32],
                                  enum cert_sev *sev, char **msg)
 {
-	struct pem_block blk[PEM_MAX_BLOCKS], kblk[PEM_MAX_BLOCKS];
-	const struct pem_block *keyb = NULL;
+	struct cert_pem_block blk[CERT_PEM_MAX_BLOCKS], kblk[CERT_PEM_MAX_BLOCKS];
+	const struct cert_pem_block *keyb = NULL;
 	const unsigned char *q;
 	struct cert_item *it = NULL;
 	EVP_MD_CTX *md = NULL;
-	X509 *certs[PEM_MAX_BLOCKS];
+	X509 *certs[CERT_PEM_MAX_BLOCKS];
 	size_t len = 0, klen = 0;
 	int nb, nk = 0, nc = 0, ncert_blocks = 0, nkeys = 0, ok = 0;
 	char bad[100], cn1[128], cn2[128], tbuf[40], where[NAME_MAX + 16];
@@ -773,7 +564,7 @@ struct cert_item *cert_load_file(struct cert_loader *ld, int dirfd, const char *
 	*msg = NULL;
 	memset(certs, 0, sizeof(certs));
 	memset(hash, 0, 32);
-	if (read_at(dirfd, name, opts->max_file_size, &ld->buf, &ld->cap, &len, msg) < 0)
+	if (cert_read_file(dirfd, name, opts->max_file_size, &ld->buf, &ld->cap, &len, msg) < 0)
 		goto out;
 	md = EVP_MD_CTX_new();
 	if (md == NULL || !EVP_DigestInit_ex(md, ld->sha256, NULL) ||
@@ -783,7 +574,7 @@ struct cert_item *cert_load_file(struct cert_loader *ld, int dirfd, const char *
 		*msg = cert_strdup_printf("empty file");
 		goto out;
 	}
-	nb = pem_split(ld->buf, len, blk, PEM_MAX_BLOCKS, msg, "");
+	nb = cert_pem_split(ld->buf, len, blk, CERT_PEM_MAX_BLOCKS, msg, "");
 	if (nb < 0)
 		goto out;
 	if (nb == 0) {
@@ -795,17 +586,17 @@ struct cert_item *cert_load_file(struct cert_loader *ld, int dirfd, const char *
 		goto out;
 	}
 	for (int i = 0; i < nb; i++) {
-		if (blk[i].kind == PEM_CERT)
+		if (blk[i].kind == CERT_PEM_CERT)
 			ncert_blocks++;
-		else if (blk[i].kind != PEM_OTHER) {
+		else if (blk[i].kind != CERT_PEM_OTHER) {
 			nkeys++;
 			keyb = &blk[i];
 		}
 	}
 	if (key_name != NULL && nkeys == 0) {
 		/* NAME.crt + NAME.key: the key comes from the partner file. */
-		if (read_at(dirfd, key_name, opts->max_file_size, &ld->kbuf, &ld->kcap, &klen,
-		            msg) < 0)
+		if (cert_read_file(dirfd, key_name, opts->max_file_size, &ld->kbuf, &ld->kcap,
+		                   &klen, msg) < 0)
 			goto out;
 		if (!EVP_DigestUpdate(md, ld->kbuf, klen))
 			goto oom;
@@ -814,11 +605,11 @@ struct cert_item *cert_load_file(struct cert_loader *ld, int dirfd, const char *
 			goto out;
 		}
 		snprintf(where, sizeof(where), "key file %s: ", key_name);
-		nk = pem_split(ld->kbuf, klen, kblk, PEM_MAX_BLOCKS, msg, where);
+		nk = cert_pem_split(ld->kbuf, klen, kblk, CERT_PEM_MAX_BLOCKS, msg, where);
 		if (nk < 0)
 			goto out;
 		for (int i = 0; i < nk; i++)
-			if (kblk[i].kind != PEM_OTHER && kblk[i].kind != PEM_CERT) {
+			if (kblk[i].kind != CERT_PEM_OTHER && kblk[i].kind != CERT_PEM_CERT) {
 				nkeys++;
 				keyb = &kblk[i];
 			}
@@ -829,8 +620,8 @@ struct cert_item *cert_load_file(struct cert_loader *ld, int dirfd, const char *
 	} else if (key_name != NULL) {
 		/* Hash the partner too, so that editing it triggers a reload of
 		 * this file even though the embedded key wins. */
-		if (read_at(dirfd, key_name, opts->max_file_size, &ld->kbuf, &ld->kcap, &klen,
-		            msg) < 0)
+		if (cert_read_file(dirfd, key_name, opts->max_file_size, &ld->kbuf, &ld->kcap,
+		                   &klen, msg) < 0)
 			goto out;
 		if (!EVP_DigestUpdate(md, ld->kbuf, klen))
 			goto oom;
@@ -851,7 +642,7 @@ struct cert_item *cert_load_file(struct cert_loader *ld, int dirfd, const char *
 	if (it->file == NULL || it->chain == NULL)
 		goto oom;
 	for (int i = 0; i < nb; i++) {
-		if (blk[i].kind != PEM_CERT)
+		if (blk[i].kind != CERT_PEM_CERT)
 			continue;
 		dl = block_der(ld, &blk[i]);
 		if (dl <= 0) {
@@ -892,7 +683,7 @@ struct cert_item *cert_load_file(struct cert_loader *ld, int dirfd, const char *
 		*msg = cert_strdup_printf("more than one private key");
 		goto out;
 	}
-	if (keyb->kind == PEM_KEY_ENC || keyb->encrypted_header) {
+	if (keyb->kind == CERT_PEM_KEY_ENC || keyb->encrypted_header) {
 		*msg = cert_strdup_printf("the private key is encrypted; encrypted keys are not "
 		                          "supported (store it unencrypted with mode 0600)");
 		goto out;
@@ -999,7 +790,7 @@ oom:
 	*sev = CERT_SKIP;
 out:
 	ERR_clear_error();
-	for (int i = 0; i < PEM_MAX_BLOCKS; i++)
+	for (int i = 0; i < CERT_PEM_MAX_BLOCKS; i++)
 		X509_free(certs[i]);
 	EVP_MD_CTX_free(md);
 	if (klen > 0)

@@ -252,3 +252,29 @@ void nf_seterr(char *err, size_t errlen, const char *fmt, ...)
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
 }
+
+void nf_append(char *buf, size_t len, const char *fmt, ...)
+{
+	size_t used = strlen(buf);
+	va_list ap;
+
+	if (used + 1 >= len)
+		return;
+	if (used > 0) {
+		snprintf(buf + used, len - used, "; ");
+		used = strlen(buf);
+	}
+	va_start(ap, fmt);
+	vsnprintf(buf + used, len - used, fmt, ap);
+	va_end(ap);
+}
+
+int nf_addr_is_any(const struct cfg_addr *a)
+{
+	int n = a->family == AF_INET6 ? 16 : 4;
+
+	for (int i = 0; i < n; i++)
+		if (a->a.v6[i] != 0)
+			return 0;
+	return 1;
+}

@@ -9,28 +9,17 @@
  * flip orders IPv4 before IPv6 and puts IPv4 back if IPv6 fails.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "common/log.h"
 #include "netfilter/nf.h"
 #include "netfilter/nf_int.h"
 
-#define NF_LOCK_DEFAULT "/run/xtables.lock"
 #define NF_EAGAIN_TRIES 20
 #define NF_SCAN_MAX     128
 #define NF_MAX_JUMPS    (CFG_MAX_LISTENERS + 1)
-
-static unsigned nf_lock_wait_ms = 5000;
 
 static const struct nf_fam *const nf_fams[2] = {&nf_fam4, &nf_fam6};
 /* A table we keep a SWITCHYARD chain in, and the hooks that jump to it. */
@@ -63,39 +52,6 @@ struct nf_scan {
 	unsigned jpos[2][NF_SCAN_MAX]; /* 0-based positions in the hook chain */
 	int njumps[2];
 };
-
-void nf_set_lock_wait(unsigned ms)
-{
-	nf_lock_wait_ms = ms;
-}
-
-static void append(char *buf, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void append(char *buf, size_t len, const char *fmt, ...)
-{
-	size_t used = strlen(buf);
-	va_list ap;
-
-	if (used + 1 >= len)
-		return;
-	if (used > 0) {
-		snprintf(buf + used, len - used, "; ");
-		used = strlen(buf);
-	}
-	va_start(ap, fmt);
-	vsnprintf(buf + used, len - used, fmt, ap);
-	va_end(ap);
-}
-
-static int addr_is_any(const struct cfg_addr *a)
-{
-	int n = a->family == AF_INET6 ? 16 : 4;
-
-	for (int i = 0; i < n; i++)
-		if (a->a.v6[i] != 0)
-			return 0;
-	return 1;
-}
 
 static const struct nf_fam *fam_of(const struct cfg_addr *a)
 {
@@ -147,7 +103,7 @@ static void plan_build(const struct cfg *cfg, const struct nf_fam *f, enum cfg_c
 
 		if (fam_of(&l->addr) != f)
 			continue;
-		if (!addr_is_any(&l->addr)) {
+		if (!nf_addr_is_any(&l->addr)) {
 			r.plen = f->alen * 8;
 			memcpy(r.addr, l->addr.a.v6, f->alen);
 			j.plen = r.plen;
@@ -252,17 +208,17 @@ static int scan_matches(const struct nf_fam *f, const struct nf_table *t, const 
 {
 	text[0] = '\0';
 	if (!s->chain_present) {
-		append(text, len, "%s %s: chain %s is missing", f->name, t->what, NF_CHAIN);
+		nf_append(text, len, "%s %s: chain %s is missing", f->name, t->what, NF_CHAIN);
 		return 0;
 	}
 	if (s->nchain != p->nchain) {
-		append(text, len, "%s %s: chain %s holds %d rules, expected %d", f->name, t->what,
-		       NF_CHAIN, s->nchain, p->nchain);
+		nf_append(text, len, "%s %s: chain %s holds %d rules, expected %d", f->name,
+		          t->what, NF_CHAIN, s->nchain, p->nchain);
 	} else {
 		for (int i = 0; i < p->nchain; i++)
 			if (!rule_eq(&s->chain[i], &p->chain[i], 1))
-				append(text, len, "%s %s: rule %d of chain %s differs", f->name,
-				       t->what, i, NF_CHAIN);
+				nf_append(text, len, "%s %s: rule %d of chain %s differs", f->name,
+				          t->what, i, NF_CHAIN);
 	}
 	for (int k = 0; k < t->nhooks; k++) {
 		int found = 0;
@@ -274,8 +230,8 @@ static int scan_matches(const struct nf_fam *f, const struct nf_table *t, const 
 					break;
 				}
 		if (found != p->njumps || s->njumps[k] != p->njumps)
-			append(text, len, "%s %s: %s has %d jumps to %s, expected %d", f->name,
-			       t->what, t->hooks[k], s->njumps[k], NF_CHAIN, p->njumps);
+			nf_append(text, len, "%s %s: %s has %d jumps to %s, expected %d", f->name,
+			          t->what, t->hooks[k], s->njumps[k], NF_CHAIN, p->njumps);
 	}
 	return text[0] == '\0';
 }
@@ -560,159 +516,6 @@ verify:
 	return rc;
 }
 
-/* The pid holding a lock on the file open at fd, from /proc/locks, or 0. */
-static long lock_holder(int fd)
-{
-	struct stat st;
-	char line[256];
-	long pid = 0;
-	FILE *fp;
-
-	if (fstat(fd, &st) < 0 || (fp = fopen("/proc/locks", "re")) == NULL)
-		return 0;
-	while (pid == 0 && fgets(line, sizeof(line), fp) != NULL) {
-		unsigned maj, min;
-		unsigned long ino;
-		long p;
-		char type[16];
-
-		/* "1: FLOCK  ADVISORY  WRITE 1234 00:1a:5678 0 EOF"; waiters
-		 * are listed as "1: -> FLOCK ..." and are skipped. */
-		if (sscanf(line, "%*d: %15s %*s %*s %ld %x:%x:%lu", type, &p, &maj, &min, &ino) !=
-		    5)
-			continue;
-		if (strcmp(type, "FLOCK") == 0 && ino == (unsigned long)st.st_ino &&
-		    maj == major(st.st_dev) && min == minor(st.st_dev))
-			pid = p;
-	}
-	fclose(fp);
-	return pid;
-}
-
-static void pid_comm(long pid, char *out, size_t len)
-{
-	char path[64];
-	FILE *fp;
-
-	out[0] = '\0';
-	snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
-	fp = fopen(path, "re");
-	if (fp == NULL)
-		return;
-	if (fgets(out, (int)len, fp) != NULL)
-		out[strcspn(out, "\n")] = '\0';
-	fclose(fp);
-}
-
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-/*
- * Takes the lock iptables takes: flock on $XTABLES_LOCKFILE, else
- * /run/xtables.lock. The lock file belongs to the mount namespace, not the
- * network namespace (docs/internals.md, "Namespaces"). iptables-legacy without -w waits for it
- * without bound, so we keep it only for one transaction; and we never wait
- * without bound ourselves: short non-blocking retries up to nf_lock_wait_ms.
- */
-static int lock_take(int *fdp, char *err, size_t errlen)
-{
-	const char *path = getenv("XTABLES_LOCKFILE");
-	uint64_t deadline;
-	unsigned sleep_us = 50;
-	int fd;
-
-	if (path == NULL || path[0] == '\0')
-		path = NF_LOCK_DEFAULT;
-	fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
-	/*
-	 * Under systemd's ProtectSystem=strict, /run is read-only, and
-	 * ReadWritePaths=-/run/xtables.lock opens a hole only when the file
-	 * existed as the unit started. flock needs no write access, so an
-	 * existing file is locked through a read-only descriptor. When there
-	 * is no file at all, no iptables-legacy run has taken the lock since
-	 * /run was mounted (each one creates it), so the transaction goes on
-	 * unlocked, and says so once.
-	 */
-	if (fd < 0 && errno == EROFS) {
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0 && errno == ENOENT) {
-			static atomic_int warned;
-
-			if (atomic_exchange(&warned, 1) == 0)
-				log_warnx("xtables lock: %s does not exist and cannot be created "
-				          "(read-only file system); committing without it until "
-				          "it exists (docs/netfilter.md, \"Locking\")",
-				          path);
-			*fdp = -1;
-			return 0;
-		}
-	}
-	if (fd < 0) {
-		int e = errno;
-
-		nf_seterr(err, errlen, "cannot open the xtables lock %s: %s%s", path, strerror(e),
-		          e == EACCES || e == EPERM ? " (not root?)" : "");
-		errno = e;
-		return -1;
-	}
-	deadline = now_us() + (uint64_t)nf_lock_wait_ms * 1000u;
-	for (;;) {
-		struct timespec ts;
-
-		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-			break;
-		if (errno != EWOULDBLOCK && errno != EINTR) {
-			int e = errno;
-
-			nf_seterr(err, errlen, "cannot lock %s: %s", path, strerror(e));
-			close(fd);
-			errno = e;
-			return -1;
-		}
-		if (now_us() >= deadline) {
-			long pid = lock_holder(fd);
-			char comm[64];
-
-			pid_comm(pid, comm, sizeof(comm));
-			if (pid > 0)
-				nf_seterr(
-				    err, errlen,
-				    "the xtables lock %s is held by pid %ld (%s) for more than %u "
-				    "ms",
-				    path, pid, comm[0] ? comm : "?", nf_lock_wait_ms);
-			else
-				nf_seterr(
-				    err, errlen,
-				    "the xtables lock %s is held by another process for more than "
-				    "%u ms",
-				    path, nf_lock_wait_ms);
-			close(fd);
-			errno = EWOULDBLOCK;
-			return -1;
-		}
-		ts.tv_sec = 0;
-		ts.tv_nsec = (long)sleep_us * 1000;
-		nanosleep(&ts, NULL);
-		if (sleep_us < 20000)
-			sleep_us *= 2;
-	}
-	*fdp = fd;
-	return 0;
-}
-
-static void lock_release(int fd)
-{
-	/* Closing the only descriptor of the open file drops the flock; -1
-	 * is the unlocked transaction of a read-only /run (lock_take). */
-	if (fd >= 0)
-		close(fd);
-}
-
 /*
  * Is the legacy table already loaded in this network namespace? iptc_init()
  * of a missing table autoloads its module and creates the table, hooks and
@@ -752,7 +555,7 @@ int nf_iptc_install(const struct cfg *cfg, enum cfg_colour live, char *err, size
 
 	if (bad_colour((int)live, err, errlen) || validate(cfg, err, errlen) < 0)
 		return -1;
-	if (lock_take(&fd, err, errlen) < 0)
+	if (nf_xtlock_take(&fd, err, errlen) < 0)
 		return -1;
 	for (int i = 0; i < 2 && rc == 0; i++) {
 		plan_build(cfg, nf_fams[i], live, &p);
@@ -773,7 +576,7 @@ int nf_iptc_install(const struct cfg *cfg, enum cfg_colour live, char *err, size
 			rc = txn(nf_fams[i], &nf_guard, NF_OP_SYNC, &p, NULL, 0, err, errlen);
 		}
 	}
-	lock_release(fd);
+	nf_xtlock_release(fd);
 	return rc;
 }
 
@@ -782,14 +585,14 @@ int nf_iptc_remove(const struct cfg *cfg, char *err, size_t errlen)
 	int fd, rc = 0;
 
 	(void)cfg;
-	if (lock_take(&fd, err, errlen) < 0)
+	if (nf_xtlock_take(&fd, err, errlen) < 0)
 		return -1;
 	for (int i = 0; i < 2 && rc == 0; i++)
 		rc = txn(nf_fams[i], &nf_nat, NF_OP_REMOVE, NULL, NULL, 1, err, errlen);
 	for (int i = 0; i < 2 && rc == 0; i++)
 		if (table_loaded(nf_fams[i], nf_guard.name))
 			rc = txn(nf_fams[i], &nf_guard, NF_OP_REMOVE, NULL, NULL, 1, err, errlen);
-	lock_release(fd);
+	nf_xtlock_release(fd);
 	return rc;
 }
 
@@ -808,12 +611,12 @@ int nf_iptc_remove_loaded(char *err, size_t errlen)
 		for (int i = 0; i < 2 && rc == 0; i++) {
 			if (!table_loaded(nf_fams[i], tables[t]->name))
 				continue;
-			if (fd < 0 && lock_take(&fd, err, errlen) < 0)
+			if (fd < 0 && nf_xtlock_take(&fd, err, errlen) < 0)
 				return -1;
 			rc = txn(nf_fams[i], tables[t], NF_OP_REMOVE, NULL, NULL, 1, err, errlen);
 		}
 	if (fd >= 0)
-		lock_release(fd);
+		nf_xtlock_release(fd);
 	return rc;
 }
 
@@ -844,7 +647,7 @@ int nf_iptc_flip(const struct cfg *cfg, enum cfg_colour to, char *err, size_t er
 		nf_seterr(err, errlen, "out of memory");
 		return -1;
 	}
-	if (lock_take(&fd, err, errlen) < 0) {
+	if (nf_xtlock_take(&fd, err, errlen) < 0) {
 		free(before4);
 		return -1;
 	}
@@ -893,7 +696,7 @@ int nf_iptc_flip(const struct cfg *cfg, enum cfg_colour to, char *err, size_t er
 			nf_seterr(err, errlen, "%s", err6);
 		}
 	}
-	lock_release(fd);
+	nf_xtlock_release(fd);
 	free(before4);
 	return rc;
 }
@@ -901,7 +704,7 @@ int nf_iptc_flip(const struct cfg *cfg, enum cfg_colour to, char *err, size_t er
 /* Does redirect rule r belong to listener l? (Its address and port.) */
 static int rule_for(const struct nf_fam *f, const struct nf_rule *r, const struct cfg_listener *l)
 {
-	int plen = addr_is_any(&l->addr) ? 0 : f->alen * 8;
+	int plen = nf_addr_is_any(&l->addr) ? 0 : f->alen * 8;
 
 	return r->kind == NF_RK_REDIRECT && r->dport == l->port && r->plen == plen &&
 	       (plen == 0 || memcmp(r->addr, l->addr.a.v6, (size_t)f->alen) == 0);
@@ -942,18 +745,19 @@ int nf_iptc_read(const struct cfg *cfg, struct nf_state *st, char *err, size_t e
 		st->chain_present[fi] = s->chain_present;
 		if (p.nchain == 0) {
 			if (s->chain_present || s->njumps[0] || s->njumps[1])
-				append(st->drift_text, sizeof(st->drift_text),
-				       "%s: chain %s or jumps to it present but no listener is %s",
-				       f->name, NF_CHAIN, f->name);
+				nf_append(
+				    st->drift_text, sizeof(st->drift_text),
+				    "%s: chain %s or jumps to it present but no listener is %s",
+				    f->name, NF_CHAIN, f->name);
 			continue;
 		}
 		if (!s->chain_present)
-			append(st->drift_text, sizeof(st->drift_text), "%s: chain %s is missing",
-			       f->name, NF_CHAIN);
+			nf_append(st->drift_text, sizeof(st->drift_text), "%s: chain %s is missing",
+			          f->name, NF_CHAIN);
 		if (s->nchain > NF_SCAN_MAX)
-			append(st->drift_text, sizeof(st->drift_text),
-			       "%s: chain %s holds %d rules, only the first %d were examined",
-			       f->name, NF_CHAIN, s->nchain, NF_SCAN_MAX);
+			nf_append(st->drift_text, sizeof(st->drift_text),
+			          "%s: chain %s holds %d rules, only the first %d were examined",
+			          f->name, NF_CHAIN, s->nchain, NF_SCAN_MAX);
 		st->jumps_present[fi] = 1;
 		for (int k = 0; k < nf_nat.nhooks; k++) {
 			int found = 0;
@@ -966,14 +770,14 @@ int nf_iptc_read(const struct cfg *cfg, struct nf_state *st, char *err, size_t e
 					}
 			if (found != p.njumps) {
 				st->jumps_present[fi] = 0;
-				append(st->drift_text, sizeof(st->drift_text),
-				       "%s: %d of %d jumps from %s to %s missing", f->name,
-				       p.njumps - found, p.njumps, nf_nat.hooks[k], NF_CHAIN);
+				nf_append(st->drift_text, sizeof(st->drift_text),
+				          "%s: %d of %d jumps from %s to %s missing", f->name,
+				          p.njumps - found, p.njumps, nf_nat.hooks[k], NF_CHAIN);
 			}
 			if (s->njumps[k] > found)
-				append(st->drift_text, sizeof(st->drift_text),
-				       "%s: %d extra or changed jumps from %s to %s", f->name,
-				       s->njumps[k] - found, nf_nat.hooks[k], NF_CHAIN);
+				nf_append(st->drift_text, sizeof(st->drift_text),
+				          "%s: %d extra or changed jumps from %s to %s", f->name,
+				          s->njumps[k] - found, nf_nat.hooks[k], NF_CHAIN);
 		}
 		for (int i = 0; i < cfg->nlisteners; i++) {
 			const struct cfg_listener *l = &cfg->listeners[i];
@@ -991,15 +795,15 @@ int nf_iptc_read(const struct cfg *cfg, struct nf_state *st, char *err, size_t e
 			ls->colour = -1;
 			if (n == 0) {
 				ls->state = NF_RULE_MISSING;
-				append(st->drift_text, sizeof(st->drift_text),
-				       "listener %s (%s port %u): rule missing", l->name,
-				       l->addr.text, l->port);
+				nf_append(st->drift_text, sizeof(st->drift_text),
+				          "listener %s (%s port %u): rule missing", l->name,
+				          l->addr.text, l->port);
 			} else if (n > 1) {
 				ls->state = NF_RULE_DUPLICATE;
 				ls->to_port = s->chain[idx].to_port;
-				append(st->drift_text, sizeof(st->drift_text),
-				       "listener %s (%s port %u): %d rules", l->name, l->addr.text,
-				       l->port, n);
+				nf_append(st->drift_text, sizeof(st->drift_text),
+				          "listener %s (%s port %u): %d rules", l->name,
+				          l->addr.text, l->port, n);
 			} else {
 				const struct nf_rule *r = &s->chain[idx];
 
@@ -1009,7 +813,7 @@ int nf_iptc_read(const struct cfg *cfg, struct nf_state *st, char *err, size_t e
 						ls->colour = c;
 				if (ls->colour < 0) {
 					ls->state = NF_RULE_FOREIGN;
-					append(
+					nf_append(
 					    st->drift_text, sizeof(st->drift_text),
 					    "listener %s (%s port %u): rule %s to port %u, which "
 					    "is neither blue nor green",
@@ -1023,9 +827,9 @@ int nf_iptc_read(const struct cfg *cfg, struct nf_state *st, char *err, size_t e
 		}
 		for (int r = 0; r < s->nchain && r < NF_SCAN_MAX; r++)
 			if (!used[r])
-				append(st->drift_text, sizeof(st->drift_text),
-				       "%s: rule %d of chain %s matches no listener", f->name, r,
-				       NF_CHAIN);
+				nf_append(st->drift_text, sizeof(st->drift_text),
+				          "%s: rule %d of chain %s matches no listener", f->name, r,
+				          NF_CHAIN);
 	}
 	for (int fi = 0; fi < 2; fi++) {
 		const struct nf_fam *f = nf_fams[fi];
@@ -1036,8 +840,9 @@ int nf_iptc_read(const struct cfg *cfg, struct nf_state *st, char *err, size_t e
 		plan_guard(cfg, f, &p);
 		if (!table_loaded(f, nf_guard.name)) {
 			if (cfg->supervisor.filter_guard && p.nchain > 0)
-				append(st->drift_text, sizeof(st->drift_text),
-				       "%s filter guard: the filter table is not loaded", f->name);
+				nf_append(st->drift_text, sizeof(st->drift_text),
+				          "%s filter guard: the filter table is not loaded",
+				          f->name);
 			continue;
 		}
 		h = f->init(nf_guard.name);
@@ -1047,9 +852,9 @@ int nf_iptc_read(const struct cfg *cfg, struct nf_state *st, char *err, size_t e
 		f->free(h);
 		if (cfg->supervisor.filter_guard && p.nchain > 0) {
 			if (!scan_matches(f, &nf_guard, s, &p, text, sizeof(text)))
-				append(st->drift_text, sizeof(st->drift_text), "%s", text);
+				nf_append(st->drift_text, sizeof(st->drift_text), "%s", text);
 		} else if (s->chain_present || s->njumps[0]) {
-			append(
+			nf_append(
 			    st->drift_text, sizeof(st->drift_text),
 			    "%s filter guard: chain %s present but supervisor.filter_guard is off",
 			    f->name, NF_CHAIN);
@@ -1077,8 +882,8 @@ int nf_iptc_read(const struct cfg *cfg, struct nf_state *st, char *err, size_t e
 			c0 = st->listeners[i].colour;
 		}
 		if (mixed)
-			append(st->drift_text, sizeof(st->drift_text),
-			       "listeners point at different colours");
+			nf_append(st->drift_text, sizeof(st->drift_text),
+			          "listeners point at different colours");
 	}
 	st->drift = st->drift_text[0] != '\0';
 	return 0;

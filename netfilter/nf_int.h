@@ -20,6 +20,14 @@
 void nf_seterr(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Appends a formatted item to the NUL-terminated text in buf, separated from
+ * what is there by "; ", cut at len; a full buffer takes nothing more. Both
+ * backends build their drift reports with it. */
+void nf_append(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Is a the wildcard address of its family (0.0.0.0 or ::)? */
+int nf_addr_is_any(const struct cfg_addr *a);
+
 enum nf_rule_kind {
 	NF_RK_OTHER = 0, /* a target we do not produce */
 	NF_RK_JUMP,      /* -j SWITCHYARD */
@@ -86,6 +94,16 @@ extern const struct nf_fam nf_fam6;
 
 /* Big enough for any entry nf_fam.build produces. */
 #define NF_ENTRY_MAX 1024
+
+/*
+ * xtlock.c: the xtables lock that iptables-legacy takes. nf_xtlock_take
+ * waits at most the nf_set_lock_wait limit and fails with err naming the
+ * holder; on success *fdp is a descriptor the caller owns until it hands it
+ * to nf_xtlock_release, or -1 when a read-only /run has no lock file and the
+ * transaction goes on unlocked (nf_xtlock_release(-1) does nothing).
+ */
+int nf_xtlock_take(int *fdp, char *err, size_t errlen);
+void nf_xtlock_release(int fd);
 
 /*
  * The two backends behind the public nf_* functions (backend.c picks one).

@@ -136,8 +136,6 @@ struct nft_plan {
 };
 
 /* nft_plan.c: the plan and the comparisons (nft.c and nft_read.c). */
-int nft_addr_is_any(const struct cfg_addr *a);
-void nft_append(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* The map that holds listener l's element ("exact4", "any6", ...) and its
  * key; returns the key's length. */
 const char *nft_listener_key(const struct cfg_listener *l, uint8_t key[NFT_KEY_MAX],

@@ -6,7 +6,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -45,35 +44,9 @@ static const struct {
     {"any6", AF_INET6, 0, 0},
 };
 
-void nft_append(char *buf, size_t len, const char *fmt, ...)
-{
-	size_t used = strlen(buf);
-	va_list ap;
-
-	if (used + 1 >= len)
-		return;
-	if (used > 0) {
-		snprintf(buf + used, len - used, "; ");
-		used = strlen(buf);
-	}
-	va_start(ap, fmt);
-	vsnprintf(buf + used, len - used, fmt, ap);
-	va_end(ap);
-}
-
-int nft_addr_is_any(const struct cfg_addr *a)
-{
-	int n = a->family == AF_INET6 ? 16 : 4;
-
-	for (int i = 0; i < n; i++)
-		if (a->a.v6[i] != 0)
-			return 0;
-	return 1;
-}
-
 static int map_kind(const struct cfg_listener *l)
 {
-	int any = nft_addr_is_any(&l->addr);
+	int any = nf_addr_is_any(&l->addr);
 
 	for (int k = 0; k < NFT_MAPS; k++)
 		if (nft_map_kinds[k].family == l->addr.family &&

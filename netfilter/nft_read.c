@@ -62,7 +62,7 @@ static void read_listeners(const struct cfg *cfg, const struct nft_scan *s,
 		if (!s->table_present || !s->table_ours)
 			continue;
 		if (map_ok[m] <= 0)
-			nft_append(
+			nf_append(
 			    st->drift_text, sizeof(st->drift_text), "map %s %s", p->maps[m].name,
 			    map_ok[m] == 0 ? "is missing" : "was changed (type, flags or size)");
 	}
@@ -89,27 +89,27 @@ static void read_listeners(const struct cfg *cfg, const struct nft_scan *s,
 		if (e == NULL || rs == 0) {
 			ls->state = NF_RULE_MISSING;
 			ls->colour = -1;
-			nft_append(
+			nf_append(
 			    st->drift_text, sizeof(st->drift_text),
 			    "listener %s (%s port %u): %s %s%s", l->name, l->addr.text, l->port,
 			    e == NULL ? "no element in map" : "rule missing: nothing reads map",
 			    map, e == NULL ? "" : " any more");
 		} else if (rs == -2) {
 			ls->state = NF_RULE_DUPLICATE;
-			nft_append(st->drift_text, sizeof(st->drift_text),
-			           "listener %s (%s port %u): more than one rule reads map %s",
-			           l->name, l->addr.text, l->port, map);
+			nf_append(st->drift_text, sizeof(st->drift_text),
+			          "listener %s (%s port %u): more than one rule reads map %s",
+			          l->name, l->addr.text, l->port, map);
 		} else if (rs == -1) {
 			ls->state = NF_RULE_FOREIGN;
 			ls->colour = -1;
-			nft_append(
+			nf_append(
 			    st->drift_text, sizeof(st->drift_text),
 			    "listener %s (%s port %u): the rule that reads map %s was changed "
 			    "(its element says port %u)",
 			    l->name, l->addr.text, l->port, map, e->to_port);
 		} else if (ls->colour < 0) {
 			ls->state = NF_RULE_FOREIGN;
-			nft_append(
+			nf_append(
 			    st->drift_text, sizeof(st->drift_text),
 			    "listener %s (%s port %u): element of map %s redirects to port %u, "
 			    "which is neither blue nor green",
@@ -133,15 +133,15 @@ static void read_listeners(const struct cfg *cfg, const struct nft_scan *s,
 		if (planned)
 			continue;
 		nft_key_text(e, key, sizeof(key));
-		nft_append(st->drift_text, sizeof(st->drift_text),
-		           "element %s : %u of map %s matches no listener", key, e->to_port,
-		           s->maps[e->map].name);
+		nf_append(st->drift_text, sizeof(st->drift_text),
+		          "element %s : %u of map %s matches no listener", key, e->to_port,
+		          s->maps[e->map].name);
 	}
 	for (int r = 0; r < s->nrules && r < NFT_SCAN_MAX; r++)
 		if (!used[r] && strcmp(s->rules[r].chain, NFT_SVC_CHAIN) == 0)
-			nft_append(st->drift_text, sizeof(st->drift_text),
-			           "rule handle %llu of chain %s matches no listener",
-			           (unsigned long long)s->rules[r].handle, s->rules[r].chain);
+			nf_append(st->drift_text, sizeof(st->drift_text),
+			          "rule handle %llu of chain %s matches no listener",
+			          (unsigned long long)s->rules[r].handle, s->rules[r].chain);
 }
 
 /* Jumps, guard and chains: everything but the per-listener rules. */
@@ -164,9 +164,9 @@ static void read_frame(const struct cfg *cfg, const struct nft_scan *s, const st
 		if (n == 1 && good == 1)
 			jumps++;
 		else
-			nft_append(st->drift_text, sizeof(st->drift_text),
-			           "chain %s holds %d rules (%d jumps to %s), expected one jump",
-			           hook, n, good, NFT_SVC_CHAIN);
+			nf_append(st->drift_text, sizeof(st->drift_text),
+			          "chain %s holds %d rules (%d jumps to %s), expected one jump",
+			          hook, n, good, NFT_SVC_CHAIN);
 	}
 	for (int k = 0; k < s->nmaps && k < NFT_SETS_MAX; k++) {
 		int planned = 0;
@@ -174,15 +174,15 @@ static void read_frame(const struct cfg *cfg, const struct nft_scan *s, const st
 		for (int m = 0; m < p->nmaps; m++)
 			planned |= strcmp(s->maps[k].name, p->maps[m].name) == 0;
 		if (!planned)
-			nft_append(st->drift_text, sizeof(st->drift_text),
-			           "set %s of table inet %s is not in Switchyard's layout",
-			           s->maps[k].name, NFT_TABLE_NAME);
+			nf_append(st->drift_text, sizeof(st->drift_text),
+			          "set %s of table inet %s is not in Switchyard's layout",
+			          s->maps[k].name, NFT_TABLE_NAME);
 	}
 	if (!nft_chains_match(s, p))
-		nft_append(st->drift_text, sizeof(st->drift_text),
-		           "the chains of table inet %s differ from Switchyard's layout (names, "
-		           "types, hooks or priority %d)",
-		           NFT_TABLE_NAME, NFT_NAT_PRIO);
+		nf_append(st->drift_text, sizeof(st->drift_text),
+		          "the chains of table inet %s differ from Switchyard's layout (names, "
+		          "types, hooks or priority %d)",
+		          NFT_TABLE_NAME, NFT_NAT_PRIO);
 	for (int fi = 0; fi < 2; fi++) {
 		int fam = fi == 0 ? AF_INET : AF_INET6, has = 0;
 
@@ -206,9 +206,9 @@ static void read_frame(const struct cfg *cfg, const struct nft_scan *s, const st
 			have++;
 		}
 		if (have != want || !same)
-			nft_append(st->drift_text, sizeof(st->drift_text),
-			           "filter guard: chain input holds %d rules, expected %d%s", have,
-			           want, have == want ? " (some differ)" : "");
+			nf_append(st->drift_text, sizeof(st->drift_text),
+			          "filter guard: chain input holds %d rules, expected %d%s", have,
+			          want, have == want ? " (some differ)" : "");
 	}
 }
 
@@ -232,23 +232,22 @@ int nf_nft_read(const struct cfg *cfg, struct nf_state *st, char *err, size_t er
 		goto out;
 	nft_plan_build(cfg, CFG_BLUE, p);
 	if (s->table_present && !s->table_ours) {
-		nft_append(st->drift_text, sizeof(st->drift_text),
-		           "table inet %s exists but Switchyard did not create it", NFT_TABLE_NAME);
+		nf_append(st->drift_text, sizeof(st->drift_text),
+		          "table inet %s exists but Switchyard did not create it", NFT_TABLE_NAME);
 		s->nrules = 0;
 		s->nmaps = 0;
 		s->nelems = 0;
 	} else if (!s->table_present) {
 		if (cfg->nlisteners > 0)
-			nft_append(st->drift_text, sizeof(st->drift_text),
-			           "table inet %s is missing", NFT_TABLE_NAME);
+			nf_append(st->drift_text, sizeof(st->drift_text),
+			          "table inet %s is missing", NFT_TABLE_NAME);
 	} else {
 		if (s->nrules > NFT_SCAN_MAX || s->nmaps > NFT_SETS_MAX || s->nelems > NFT_ELEM_MAX)
-			nft_append(
-			    st->drift_text, sizeof(st->drift_text),
-			    "table inet %s holds %d rules, %d sets and %d elements; only the "
-			    "first %d, %d and %d were examined",
-			    NFT_TABLE_NAME, s->nrules, s->nmaps, s->nelems, NFT_SCAN_MAX,
-			    NFT_SETS_MAX, NFT_ELEM_MAX);
+			nf_append(st->drift_text, sizeof(st->drift_text),
+			          "table inet %s holds %d rules, %d sets and %d elements; only the "
+			          "first %d, %d and %d were examined",
+			          NFT_TABLE_NAME, s->nrules, s->nmaps, s->nelems, NFT_SCAN_MAX,
+			          NFT_SETS_MAX, NFT_ELEM_MAX);
 		read_frame(cfg, s, p, st);
 	}
 	read_listeners(cfg, s, p, st);
@@ -273,8 +272,8 @@ int nf_nft_read(const struct cfg *cfg, struct nf_state *st, char *err, size_t er
 			c0 = st->listeners[i].colour;
 		}
 		if (mixed)
-			nft_append(st->drift_text, sizeof(st->drift_text),
-			           "listeners point at different colours");
+			nf_append(st->drift_text, sizeof(st->drift_text),
+			          "listeners point at different colours");
 	}
 	st->drift = st->drift_text[0] != '\0';
 	rc = 0;
