@@ -65,22 +65,40 @@ static void progress_add(const struct cert_opts *opts, size_t n)
 
 static void parse_one(struct cert_loader *ld, struct job *j, struct cert_scan_ent *e)
 {
+	/* An index set's files are opened by their blob names. */
+	const char *path = e->path != NULL ? e->path : e->name;
+	const char *key_path = e->key_path != NULL ? e->key_path : e->key_name;
 	char *msg = NULL;
 
 	/* A reload first checks whether a touched file's bytes changed at all:
 	 * hashing costs a fraction of parsing. */
 	if (e->old != NULL && e->old->item != NULL &&
-	    cert_hash_file(ld, j->sc->dirfd, e->name, e->key_name, j->opts->max_file_size,
-	                   e->hash) == 0 &&
+	    cert_hash_file(ld, j->sc->dirfd, path, key_path, j->opts->max_file_size, e->hash) ==
+	        0 &&
 	    memcmp(e->hash, e->old->hash, 32) == 0) {
 		e->item = cert_item_ref(e->old->item);
 		e->sev = e->old->sev;
 		e->msg = e->old->msg != NULL ? strdup(e->old->msg) : NULL;
 		return;
 	}
-	e->item = cert_load_file(ld, j->sc->dirfd, e->name, e->key_name, j->opts, j->pool, e->hash,
+	e->item = cert_load_file(ld, j->sc->dirfd, path, key_path, j->opts, j->pool, e->hash,
 	                         &e->sev, &msg);
 	e->msg = msg;
+	/* The item is known by its name in the set, not by its blob's. */
+	if (e->item != NULL && e->path != NULL) {
+		char *file = strdup(e->name);
+
+		if (file == NULL) {
+			cert_item_unref(e->item);
+			e->item = NULL;
+			e->sev = CERT_SKIP;
+			free(e->msg);
+			e->msg = cert_strdup_printf("out of memory");
+		} else {
+			free(e->item->file);
+			e->item->file = file;
+		}
+	}
 	/* A served file whose renewal cannot be loaded (written 0600 by root
 	 * while the proxy runs as proxy.user, a half-written copy, a key that
 	 * does not match) would take its names offline: the previous version

@@ -35,6 +35,7 @@ struct cs_file {
 	int64_t size;
 	int64_t mtime_ns;
 	char hash[CS_HASH_HEX]; /* "" until known */
+	int copied;             /* this run copied it into the new set */
 };
 
 /* A list of files, sorted by name once complete. Owns the names. */
@@ -178,10 +179,32 @@ void cs_current_read(const char *base, char *id, size_t idlen, struct cs_units *
  * the old or the new target. */
 int cs_current_point(const char *base, const char *id, char *err, size_t errlen);
 /* Removes sets/ *.tmp left by a killed run (except skip_tmp) and all but
- * the newest `keep` complete sets; the set cur_id is never removed. */
-void cs_sets_prune(const char *base, const char *cur_id, const char *skip_tmp, size_t keep);
+ * the newest `keep` complete sets, with the blobs no remaining set names;
+ * the set cur_id is never removed. With sweep (a run that failed after it
+ * placed blobs), or when a *.tmp is found, every blob no remaining set
+ * names is removed (blob.c). */
+void cs_sets_prune(const char *base, const char *cur_id, const char *skip_tmp, size_t keep,
+                   int sweep);
 /* Removes dir and the files in it (a set has no subdirectories). */
 void cs_rmtree(const char *dir);
+
+/* ---- blob.c ---- */
+
+/* The blob directory, in STATE_DIR/certsync. */
+#define CS_BLOBS_DIR "blobs"
+/* Creates the blob directory if needed; with share, opens it to gid. */
+int cs_blobs_open(const char *base, int share, gid_t gid, char *err, size_t errlen);
+struct cs_run;
+/* Places the new set's contents in the blob directory (the changed units'
+ * files move there from r->tmpdir) and writes its CERT_SET_FILE
+ * (certstore/cert.h) into r->tmpdir. */
+int cs_blobs_publish(struct cs_run *r);
+/* Removes the sets ids[i] with doomed_set[i] set (ids: every complete set,
+ * oldest first) and the blobs that only they name; with full, every blob
+ * no remaining set names. 0, or -1 when an index could not be read and
+ * nothing was removed. */
+int cs_blobs_prune(const char *base, char **ids, size_t n, const unsigned char *doomed_set,
+                   int full);
 
 /* ---- run.c ---- */
 
@@ -194,6 +217,8 @@ struct cs_run {
 	char cur_id[256];      /* the set `current` points at, "" if none */
 	char new_id[256];
 	int promoted;             /* current now points at new_id */
+	int cur_indexed;          /* the current set is an index set (blob.c) */
+	int placed;               /* blobs were placed for the new set */
 	char tmpdir[PATH_MAX];    /* sets/NEW_ID.tmp, "" when there is none */
 	int share;                /* proxy.user is set: sets are opened to gid */
 	gid_t gid;                /* the instances' group after their drop */

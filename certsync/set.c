@@ -94,6 +94,7 @@ int cs_copy_hash(const char *from_dir, const char *to_dir, struct cs_file *f, ch
 			goto out;
 		}
 	}
+	f->copied = out >= 0;
 	while ((n = read(in, buf, sizeof(buf))) > 0) {
 		EVP_DigestUpdate(ctx, buf, (size_t)n);
 		if (out >= 0 && write(out, buf, (size_t)n) != n) {
@@ -479,11 +480,13 @@ void cs_rmtree(const char *dir)
 	rmdir(dir);
 }
 
-void cs_sets_prune(const char *base, const char *cur_id, const char *skip_tmp, size_t keep)
+void cs_sets_prune(const char *base, const char *cur_id, const char *skip_tmp, size_t keep,
+                   int sweep)
 {
 	char sets[PATH_MAX], p[PATH_MAX];
 	char **ids = NULL;
-	size_t n = 0, cap = 0;
+	unsigned char *doomed = NULL;
+	size_t n = 0, cap = 0, ndoomed = 0;
 	DIR *d;
 	struct dirent *de;
 
@@ -498,8 +501,12 @@ void cs_sets_prune(const char *base, const char *cur_id, const char *skip_tmp, s
 			continue;
 		if (len > 4 && strcmp(de->d_name + len - 4, ".tmp") == 0) {
 			cs_path(p, sizeof(p), sets, de->d_name);
-			if (strcmp(p, skip_tmp) != 0)
+			if (strcmp(p, skip_tmp) != 0) {
+				/* A run was killed while it built or removed
+				 * a set: blobs may be left that no set names. */
 				cs_rmtree(p);
+				sweep = 1;
+			}
 			continue;
 		}
 		if (n == cap) {
@@ -517,12 +524,16 @@ void cs_sets_prune(const char *base, const char *cur_id, const char *skip_tmp, s
 	closedir(d);
 	if (n > 0)
 		qsort(ids, n, sizeof(*ids), str_cmp);
-	for (size_t i = 0; i < n; i++) {
+	doomed = calloc(n + 1, 1);
+	for (size_t i = 0; doomed != NULL && i < n; i++)
 		if (i + keep < n && strcmp(ids[i], cur_id) != 0) {
-			cs_path(p, sizeof(p), sets, ids[i]);
-			cs_rmtree(p);
+			doomed[i] = 1;
+			ndoomed++;
 		}
+	if (doomed != NULL && (ndoomed > 0 || sweep))
+		cs_blobs_prune(base, ids, n, doomed, sweep);
+	for (size_t i = 0; i < n; i++)
 		free(ids[i]);
-	}
 	free(ids);
+	free(doomed);
 }

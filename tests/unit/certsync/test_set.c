@@ -288,7 +288,7 @@ static void test_publish_point_and_prune(void **state)
 	assert_int_equal(mkdir(tmp, 0700), 0);
 	snprintf(final, sizeof(final), "%s/5.tmp", sets);
 	assert_int_equal(mkdir(final, 0700), 0);
-	cs_sets_prune(base, "1", final, 2);
+	cs_sets_prune(base, "1", final, 2, 0);
 	assert_int_not_equal(stat(tmp, &st), 0);
 	assert_int_equal(stat(final, &st), 0);
 	snprintf(tmp, sizeof(tmp), "%s/1", sets);
