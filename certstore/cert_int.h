@@ -279,7 +279,7 @@ struct cert_scan_ent {
 	const char *key_name; /* NAME.key partner, or NULL */
 	/* What to open in the scan's dirfd for name and key_name: the blobs
 	 * of an index set (cert_set.c), NULL for a plain directory (the
-	 * names themselves). In the scan's arena. */
+	 * names themselves). In the scan's buf. */
 	const char *path, *key_path;
 	char *msg; /* for ignored entries and scan errors */
 	enum cert_sev sev;
@@ -301,6 +301,7 @@ struct cert_scan {
 	 * (sort_like() succeeded). */
 	int like_old;
 	struct cert_arena names; /* ents' names, handed to the store */
+	char *buf;               /* an index set's index, which paths point into */
 	char realdir[PATH_MAX];  /* the directory's real path */
 };
 

@@ -62,6 +62,7 @@ void cert_scan_free(struct cert_scan *sc)
 		cert_item_unref(sc->ents[i].item);
 	}
 	free(sc->ents);
+	free(sc->buf);
 	cert_arena_free(&sc->names);
 	if (sc->dirfd >= 0)
 		close(sc->dirfd);

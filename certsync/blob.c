@@ -28,6 +28,12 @@
 #include "certstore/cert.h"
 #include "common/privs.h"
 
+/* Up to this many new blobs are synced one by one, more with one syncfs. */
+#define BLOBS_FSYNC_MAX 64
+/* Up to this many blobs that may be unnamed are searched for in each kept
+ * index as it is (one memmem each); more are looked up record by record. */
+#define BLOBS_SEARCH_MAX 32
+
 /* A set names its blob directory relative to itself: sets/ID/../../blobs. */
 #define BLOBS_FROM_SET "../../" CS_BLOBS_DIR
 
@@ -62,13 +68,15 @@ int cs_blobs_open(const char *base, int share, gid_t gid, char *err, size_t errl
  * (its name there is its content, so an existing blob is the same bytes and
  * is simply replaced). */
 static int place_new(const char *tmpdir, const char *blobs, const char *file, const char *blob,
-                     int share, gid_t gid, char *err, size_t errlen)
+                     int share, gid_t gid, int sync, char *err, size_t errlen)
 {
 	char from[PATH_MAX], to[PATH_MAX];
 
 	cs_path(from, sizeof(from), tmpdir, file);
 	cs_path(to, sizeof(to), blobs, blob);
 	if (share && priv_share(from, gid, S_IRGRP, err, errlen) < 0)
+		return -1;
+	if (sync && cs_fsync_path(from, err, errlen) < 0)
 		return -1;
 	if (rename(from, to) != 0) {
 		snprintf(err, errlen, "%s: cannot move into the blob directory as %s: %s", from, to,
@@ -109,7 +117,7 @@ int cs_blobs_publish(struct cs_run *r)
 {
 	char blobs[PATH_MAX], cur[PATH_MAX], path[PATH_MAX];
 	struct rec *recs;
-	size_t n = 0;
+	size_t n = 0, nnew = 0;
 	FILE *f;
 	int rc = -1;
 
@@ -120,6 +128,11 @@ int cs_blobs_publish(struct cs_run *r)
 		cs_err(r, "out of memory while writing the set index");
 		return -1;
 	}
+	/* A blob must be durable before a set that names it is: one fsync
+	 * each for a few, one syncfs for many (a first run's 100,000). */
+	for (size_t i = 0; i < r->next.n; i++)
+		nnew += served(&r->next.v[i]) && r->next.v[i].state != CS_UNIT_SAME &&
+		        !r->next.v[i].kept_prev;
 	for (size_t i = 0; i < r->next.n; i++) {
 		const struct cs_unit *u = &r->next.v[i];
 		const char *files[2] = {u->name, u->keyfile};
@@ -137,7 +150,8 @@ int cs_blobs_publish(struct cs_run *r)
 			blob_name(u, files[k], rec->blob);
 			if (!from_cur)
 				ret = place_new(r->tmpdir, blobs, files[k], rec->blob, r->share,
-				                r->gid, r->err, sizeof(r->err));
+				                r->gid, nnew <= BLOBS_FSYNC_MAX, r->err,
+				                sizeof(r->err));
 			else if (!r->cur_indexed)
 				ret = place_old(cur, blobs, files[k], rec->blob, r->err,
 				                sizeof(r->err));
@@ -145,6 +159,9 @@ int cs_blobs_publish(struct cs_run *r)
 				goto out;
 		}
 	}
+	if (cs_sync_dir(blobs, nnew > BLOBS_FSYNC_MAX, r->err, sizeof(r->err)) < 0)
+		goto out;
+	cs_test_point("placed");
 	qsort(recs, n, sizeof(*recs), rec_cmp);
 	cs_path(path, sizeof(path), r->tmpdir, CERT_SET_FILE);
 	f = fopen(path, "w");
@@ -159,6 +176,7 @@ int cs_blobs_publish(struct cs_run *r)
 		cs_err(r, "%s: cannot write the set index: %s", path, strerror(errno));
 		goto out;
 	}
+	cs_test_point("indexed");
 	rc = 0;
 out:
 	free(recs);
@@ -218,19 +236,58 @@ static int strset_has(const struct strset *s, const char *k)
 	return 0;
 }
 
-/* One set's CERT_SET_FILE, split into records in place. */
+/* One set's CERT_SET_FILE: read whole, and split into records in place
+ * only when every record is needed. */
 struct setidx {
 	char *buf;
+	size_t len;
 	char **file, **blob;
 	size_t n;
+	int split;
+	char **kept; /* strings found in buf and copied out, owned here */
+	size_t nkept;
 };
 
 static void setidx_free(struct setidx *x)
 {
+	for (size_t i = 0; i < x->nkept; i++)
+		free(x->kept[i]);
+	free(x->kept);
 	free(x->buf);
 	free(x->file);
 	free(x->blob);
 	memset(x, 0, sizeof(*x));
+}
+
+static int keep_string(struct setidx *x, char *s)
+{
+	char **nv = realloc(x->kept, (x->nkept + 1) * sizeof(*nv));
+
+	if (nv == NULL)
+		return -1;
+	x->kept = nv;
+	x->kept[x->nkept++] = s;
+	return 0;
+}
+
+/* Reads a file whole (NUL-terminated): 0, 1 if it does not exist, -1. */
+static int slurp(const char *path, char **buf, size_t *len)
+{
+	struct stat st;
+	FILE *f = fopen(path, "r");
+
+	*buf = NULL;
+	*len = 0;
+	if (f == NULL)
+		return errno == ENOENT ? 1 : -1;
+	if (fstat(fileno(f), &st) != 0 || (*buf = malloc((size_t)st.st_size + 1)) == NULL) {
+		fclose(f);
+		return -1;
+	}
+	*len = fread(*buf, 1, (size_t)st.st_size, f);
+	fclose(f);
+	(*buf)[*len] = '\0';
+	return 0;
 }
 
 /* Reads sets/ID's index: 0, 1 if the set has none (a hardlinked set), -1
@@ -238,31 +295,24 @@ static void setidx_free(struct setidx *x)
 static int setidx_read(const char *sets, const char *id, struct setidx *x)
 {
 	char path[PATH_MAX];
-	struct stat st;
-	size_t len, cap;
-	FILE *f;
 
 	memset(x, 0, sizeof(*x));
 	snprintf(path, sizeof(path), "%s/%s/%s", sets, id, CERT_SET_FILE);
-	f = fopen(path, "r");
-	if (f == NULL)
-		return errno == ENOENT ? 1 : -1;
-	if (fstat(fileno(f), &st) != 0 || (x->buf = malloc((size_t)st.st_size + 1)) == NULL) {
-		fclose(f);
-		return -1;
-	}
-	len = fread(x->buf, 1, (size_t)st.st_size, f);
-	fclose(f);
-	x->buf[len] = '\0';
-	cap = 1;
-	for (size_t i = 0; i < len; i++)
+	return slurp(path, &x->buf, &x->len);
+}
+
+static int setidx_split(struct setidx *x)
+{
+	size_t cap = 1;
+
+	if (x->split || x->buf == NULL)
+		return 0;
+	for (size_t i = 0; i < x->len; i++)
 		cap += x->buf[i] == '\n';
 	x->file = malloc(cap * sizeof(*x->file));
 	x->blob = malloc(cap * sizeof(*x->blob));
-	if (x->file == NULL || x->blob == NULL) {
-		setidx_free(x);
+	if (x->file == NULL || x->blob == NULL)
 		return -1;
-	}
 	/* The header is skipped; a torn line (no newline) is ignored. */
 	for (char *l = strchr(x->buf, '\n'); l != NULL && l[1] != '\0';) {
 		char *nl = strchr(l + 1, '\n'), *sp;
@@ -278,22 +328,58 @@ static int setidx_read(const char *sets, const char *id, struct setidx *x)
 		}
 		l = nl;
 	}
+	x->split = 1;
 	return 0;
+}
+
+/* The blob an unsplit index names for file, copied into out; 0 if found. */
+static int setidx_blob_of(const struct setidx *x, const char *file, char out[CS_HASH_HEX + 8])
+{
+	char key[NAME_MAX + 4];
+	const char *p, *e;
+	int n = snprintf(key, sizeof(key), "\n%s ", file);
+
+	if (n < 0 || n >= (int)sizeof(key) || x->buf == NULL)
+		return -1;
+	p = memmem(x->buf, x->len, key, (size_t)n);
+	if (p == NULL)
+		return -1;
+	p += n;
+	e = memchr(p, '\n', x->len - (size_t)(p - x->buf));
+	if (e == NULL || e - p >= CS_HASH_HEX + 8)
+		return -1;
+	memcpy(out, p, (size_t)(e - p));
+	out[e - p] = '\0';
+	return 0;
+}
+
+/* Whether an unsplit index names blob (as any file's). */
+static int setidx_names_blob(const struct setidx *x, const char *blob)
+{
+	char key[CS_HASH_HEX + 12];
+	int n = snprintf(key, sizeof(key), " %s\n", blob);
+
+	return x->buf != NULL && n > 0 && n < (int)sizeof(key) &&
+	       memmem(x->buf, x->len, key, (size_t)n) != NULL;
 }
 
 /* Removes every blob that no kept set (x[i] with doomed_set[i] 0) names.
  * For a run after a crash: it reads the whole blob directory. */
-static void sweep(const char *blobs, const struct setidx *x, size_t n,
-                  const unsigned char *doomed_set)
+static void sweep(const char *blobs, struct setidx *x, size_t n, const unsigned char *doomed_set)
 {
 	struct strset named = {0};
 	struct dirent *de;
 	DIR *d;
 
-	for (size_t i = 0; i < n; i++)
-		for (size_t k = 0; !doomed_set[i] && k < x[i].n; k++)
+	for (size_t i = 0; i < n; i++) {
+		if (doomed_set[i])
+			continue;
+		if (setidx_split(&x[i]) < 0)
+			goto out;
+		for (size_t k = 0; k < x[i].n; k++)
 			if (strset_add(&named, x[i].blob[k]) < 0)
 				goto out;
+	}
 	d = opendir(blobs);
 	if (d == NULL)
 		goto out;
@@ -305,13 +391,75 @@ out:
 	free(named.v);
 }
 
+/* Adds to doomed the blobs a names for the files that b's change list
+ * says changed since a (b was built from a, whose id is aid). 0, 1 when b
+ * has no change list from a, -1 when out of memory. a owns the copies of
+ * the blob names, and outlives doomed. */
+static int doomed_by_changes(const char *sets, const char *aid, const char *bid, struct setidx *a,
+                             struct strset *doomed)
+{
+	char path[PATH_MAX], *buf, *line, *nl, blob[CS_HASH_HEX + 8];
+	size_t len;
+	int rc = 1;
+
+	snprintf(path, sizeof(path), "%s/%s/%s", sets, bid, CERT_CHANGES_FILE);
+	if (a->buf == NULL || a->split || slurp(path, &buf, &len) != 0)
+		return 1;
+	nl = strchr(buf, '\n');
+	if (nl == NULL || strncmp(buf, "base ", 5) != 0 || (size_t)(nl - buf - 5) != strlen(aid) ||
+	    strncmp(buf + 5, aid, strlen(aid)) != 0 || buf[len - 1] != '\n')
+		goto out;
+	rc = 0;
+	for (line = nl + 1; rc == 0 && line < buf + len; line = nl + 1) {
+		char *keep;
+
+		nl = strchr(line, '\n');
+		*nl = '\0';
+		if (setidx_blob_of(a, line, blob) < 0)
+			continue; /* an added file: a named nothing for it */
+		keep = strdup(blob);
+		if (keep == NULL || keep_string(a, keep) < 0) {
+			free(keep);
+			rc = -1;
+		} else if (strset_add(doomed, keep) < 0) {
+			rc = -1;
+		}
+	}
+out:
+	free(buf);
+	return rc;
+}
+
+/* Adds to doomed what a names and b does not name under the same file. */
+static int doomed_by_merge(struct setidx *a, struct setidx *b, struct strset *doomed)
+{
+	size_t j = 0, k = 0;
+
+	if (setidx_split(a) < 0 || setidx_split(b) < 0)
+		return -1;
+	while (j < a->n) {
+		int c = k == b->n ? -1 : strcmp(a->file[j], b->file[k]);
+
+		if (c > 0) {
+			k++;
+			continue;
+		}
+		if ((c < 0 || strcmp(a->blob[j], b->blob[k]) != 0) &&
+		    strset_add(doomed, a->blob[j]) < 0)
+			return -1;
+		j++;
+		k += c == 0;
+	}
+	return 0;
+}
+
 int cs_blobs_prune(const char *base, char **ids, size_t n, const unsigned char *doomed_set,
                    int full)
 {
 	char sets[PATH_MAX], blobs[PATH_MAX], p[PATH_MAX], q[PATH_MAX];
 	struct setidx *x = calloc(n + 1, sizeof(*x));
 	struct strset doomed = {0}, rescued = {0};
-	int rc = -1;
+	int rc = -1, r;
 
 	cs_path(sets, sizeof(sets), base, "sets");
 	cs_path(blobs, sizeof(blobs), base, CS_BLOBS_DIR);
@@ -321,36 +469,38 @@ int cs_blobs_prune(const char *base, char **ids, size_t n, const unsigned char *
 		if (setidx_read(sets, ids[i], &x[i]) < 0)
 			goto out; /* unsure what a set names: remove nothing */
 	/* The candidates: what a removed set names and the next set (the one
-	 * built from it) does not. A blob is named by the same record in
-	 * consecutive sets unless its unit changed, so this is a merge of two
-	 * sorted indexes, not a table of every blob. */
+	 * built from it) does not. Its change list says which files those
+	 * are; without one, the two indexes are merged. */
 	for (size_t i = 0; i + 1 < n && !full; i++) {
-		const struct setidx *a = &x[i], *b = &x[i + 1];
-		size_t j = 0, k = 0;
-
 		if (!doomed_set[i])
 			continue;
-		while (j < a->n) {
-			int c = k == b->n ? -1 : strcmp(a->file[j], b->file[k]);
-
-			if (c > 0) {
-				k++;
-				continue;
-			}
-			if ((c < 0 || strcmp(a->blob[j], b->blob[k]) != 0) &&
-			    strset_add(&doomed, a->blob[j]) < 0)
-				goto out;
-			j++;
-			k += c == 0;
-		}
+		r = doomed_by_changes(sets, ids[i], ids[i + 1], &x[i], &doomed);
+		if (r < 0)
+			goto out;
+		if (r > 0 && doomed_by_merge(&x[i], &x[i + 1], &doomed) < 0)
+			goto out;
 	}
 	/* A blob may be named again by a later set (a revert to the same
-	 * bytes), or under another name: only what no kept set names goes. */
-	for (size_t i = 0; i < n && doomed.n > 0; i++)
-		for (size_t k = 0; !doomed_set[i] && k < x[i].n; k++)
+	 * bytes), or under another name: only what no kept set names goes.
+	 * A few candidates are searched for in each kept index as it is;
+	 * many are looked up record by record. */
+	for (size_t i = 0; i < n && doomed.n > 0; i++) {
+		if (doomed_set[i])
+			continue;
+		if (doomed.n <= BLOBS_SEARCH_MAX && !x[i].split) {
+			for (size_t h = 0; h < doomed.cap; h++)
+				if (doomed.v[h] != NULL && setidx_names_blob(&x[i], doomed.v[h]) &&
+				    strset_add(&rescued, doomed.v[h]) < 0)
+					goto out;
+			continue;
+		}
+		if (setidx_split(&x[i]) < 0)
+			goto out;
+		for (size_t k = 0; k < x[i].n; k++)
 			if (strset_has(&doomed, x[i].blob[k]) &&
 			    strset_add(&rescued, x[i].blob[k]) < 0)
 				goto out;
+	}
 	/* A set is set aside (ID.tmp) before its blobs go: killed from here
 	 * on, the next prune finds the .tmp and sweeps. */
 	for (size_t i = 0; i < n; i++) {
@@ -361,6 +511,7 @@ int cs_blobs_prune(const char *base, char **ids, size_t n, const unsigned char *
 		if (rename(p, q) != 0)
 			goto out;
 	}
+	cs_test_point("prune-aside");
 	if (full) {
 		sweep(blobs, x, n, doomed_set);
 	} else {
@@ -369,6 +520,7 @@ int cs_blobs_prune(const char *base, char **ids, size_t n, const unsigned char *
 			    cs_path(p, sizeof(p), blobs, doomed.v[h]) == 0)
 				unlink(p);
 	}
+	cs_test_point("prune-blobs");
 	for (size_t i = 0; i < n; i++) {
 		if (!doomed_set[i])
 			continue;

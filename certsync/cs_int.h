@@ -70,6 +70,7 @@ struct cs_unit {
 	char *msg;     /* validation message, NULL if clean */
 	int rejected;  /* this version failed validation (msg says why) */
 	int kept_prev; /* ... and the previous good version stays served */
+	int learned;   /* verdict cache: added by this run, not yet saved */
 };
 
 /* A list of units. Owns every string of its units. */
@@ -107,6 +108,10 @@ int cs_unit_set_verdict(struct cs_unit *dst, const struct cs_unit *src);
  */
 int cs_units_load(const char *path, struct cs_units *u);
 int cs_units_save(const char *path, const struct cs_units *u);
+/* Appends u's units marked learned to the file at path (the verdict cache
+ * only grows, so a run that judged one unit writes one line, not the
+ * cache) and syncs it. */
+int cs_units_append_learned(const char *path, const struct cs_units *u);
 /* Adds to the verdict cache (sorted by hash) the verdicts of next's units
  * that were judged in this run and are not cached yet; keeps it sorted.
  * Returns the number added, or -1 when out of memory. */
@@ -124,6 +129,13 @@ struct cs_file *cs_files_find(const struct cs_files *f, const char *name);
  * an empty list; saving is atomic. */
 int cs_manifest_load(const char *path, struct cs_files *man);
 int cs_manifest_save(const char *path, const struct cs_files *src);
+/* A digest of src's names, sizes and mtimes. The manifest's digest is
+ * kept beside it (manifest.sum, saved after the manifest), so that a run
+ * with no change compares one line instead of loading the manifest:
+ * cs_manifest_sum_same is 1 when path holds src's digest. */
+void cs_manifest_digest(const struct cs_files *src, char hex[CS_HASH_HEX]);
+int cs_manifest_sum_same(const char *path, const struct cs_files *src);
+int cs_manifest_sum_save(const char *path, const struct cs_files *src);
 /* Whether src has exactly man's names with the same sizes and mtimes (both
  * sorted by name): then nothing changed since the last promotion. */
 int cs_manifest_same(const struct cs_files *src, const struct cs_files *man);
@@ -172,8 +184,12 @@ int cs_set_changes(const char *tmpdir, const char *base_id, const struct cs_unit
  * first (the instances' group, privs.h), hardlinks from older sets too. */
 int cs_set_finish(const char *tmpdir, const char *final, const struct cs_units *units, int share,
                   gid_t gid, char *err, size_t errlen);
-/* The set `current` points at (id "" if none), with its index's units
- * sorted by name. */
+/* fsync(2) of one file; of a directory (its entries), or with whole_fs
+ * syncfs(2) of its file system. 0, or -1 with the reason in err. */
+int cs_fsync_path(const char *path, char *err, size_t errlen);
+int cs_sync_dir(const char *dir, int whole_fs, char *err, size_t errlen);
+/* The set `current` points at (id "" if none), and with units non-NULL
+ * its index's units sorted by name. */
 void cs_current_read(const char *base, char *id, size_t idlen, struct cs_units *units);
 /* Points base/current at sets/ID with one rename, so readers see either
  * the old or the new target. */
@@ -187,6 +203,12 @@ void cs_sets_prune(const char *base, const char *cur_id, const char *skip_tmp, s
                    int sweep);
 /* Removes dir and the files in it (a set has no subdirectories). */
 void cs_rmtree(const char *dir);
+
+/* The tests' crash points: with SWITCHYARD_TEST_CERTSYNC_KILL=STEP in the
+ * environment, the run kills itself with SIGKILL when it reaches STEP (a
+ * name in docs/certsync.md, "Crash safety"), so that a test can stop it at
+ * each step on purpose instead of by timing. */
+void cs_test_point(const char *step);
 
 /* ---- blob.c ---- */
 

@@ -249,6 +249,7 @@ static int promote(struct cs_run *r)
 		return -1;
 	/* From here on a failure must not leave a complete, unpromoted set. */
 	snprintf(r->tmpdir, sizeof(r->tmpdir), "%s", final);
+	cs_test_point("finished");
 	if (r->no_reload)
 		return cs_current_point(r->base, r->new_id, r->err, sizeof(r->err));
 	/* The supervisor must be there before anything is promoted. */
@@ -282,8 +283,15 @@ static void save_manifest(struct cs_run *r)
 	char path[PATH_MAX];
 
 	cs_path(path, sizeof(path), r->base, "manifest");
-	if (cs_manifest_save(path, &r->src) < 0)
+	if (cs_manifest_save(path, &r->src) < 0) {
 		log_warn("%s: cannot save the manifest", path);
+		return;
+	}
+	/* After the manifest: a crash between the two leaves an old digest,
+	 * which only sends the next run the long way. */
+	cs_path(path, sizeof(path), r->base, "manifest.sum");
+	if (cs_manifest_sum_save(path, &r->src) < 0)
+		log_warn("%s: cannot save the manifest's digest", path);
 }
 
 static void save_verdicts(struct cs_run *r)
@@ -296,7 +304,7 @@ static void save_verdicts(struct cs_run *r)
 		return;
 
 	cs_path(path, sizeof(path), r->base, "verdicts");
-	if (cs_units_save(path, &r->verdicts) < 0)
+	if (cs_units_append_learned(path, &r->verdicts) < 0)
 		log_warn("%s: cannot save the verdict cache", path);
 }
 
@@ -307,19 +315,25 @@ int cs_execute(struct cs_run *r)
 	long changed;
 	int code;
 
-	cs_current_read(r->base, r->cur_id, sizeof(r->cur_id), &r->cur);
+	cs_current_read(r->base, r->cur_id, sizeof(r->cur_id), NULL);
 	snprintf(path, sizeof(path), "%s/sets/%s/%s", r->base, r->cur_id, CERT_SET_FILE);
 	r->cur_indexed = r->cur_id[0] != '\0' && access(path, F_OK) == 0;
 	if (!r->dry_run && cs_blobs_open(r->base, r->share, r->gid, r->err, sizeof(r->err)) < 0)
 		return CS_EXIT_ERROR;
 	if (fetch(r) < 0 || cs_scan(r->source, &r->src, r->err, sizeof(r->err)) < 0)
 		return CS_EXIT_ERROR;
+	/* Step 3, the fast path: same names with the same size and mtime as
+	 * at the last promotion, and that promotion is still current. The
+	 * manifest's digest says so without loading the manifest. */
+	cs_path(path, sizeof(path), r->base, "manifest.sum");
+	if (r->cur_id[0] != '\0' && cs_manifest_sum_same(path, &r->src))
+		return CS_NO_CHANGES;
 	cs_path(path, sizeof(path), r->base, "manifest");
 	cs_manifest_load(path, &r->man);
-	/* Step 3, the fast path: same names with the same size and mtime as
-	 * at the last promotion, and that promotion is still current. */
 	if (r->cur_id[0] != '\0' && cs_manifest_same(&r->src, &r->man))
 		return CS_NO_CHANGES;
+	/* Only a run with work to do needs the current set's units. */
+	cs_current_read(r->base, r->cur_id, sizeof(r->cur_id), &r->cur);
 
 	snprintf(r->new_id, sizeof(r->new_id), "%lld-%d", (long long)time(NULL), (int)getpid());
 	snprintf(r->tmpdir, sizeof(r->tmpdir), "%s/sets/%s.tmp", r->base, r->new_id);
@@ -329,6 +343,7 @@ int cs_execute(struct cs_run *r)
 	}
 	if (hash_changed(r) < 0)
 		return CS_EXIT_ERROR;
+	cs_test_point("copied");
 	if (cs_units_group(&r->src, &r->next) < 0 ||
 	    (changed = cs_units_plan(&r->cur, &r->next)) < 0) {
 		cs_err(r, "out of memory");
@@ -360,7 +375,9 @@ int cs_execute(struct cs_run *r)
 	if (promote(r) < 0)
 		return CS_EXIT_ERROR;
 	/* Step 10. */
+	cs_test_point("current");
 	save_manifest(r);
+	cs_test_point("manifest");
 	save_verdicts(r);
 	snprintf(r->cur_id, sizeof(r->cur_id), "%s", r->new_id);
 	r->tmpdir[0] = '\0';

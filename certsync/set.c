@@ -398,11 +398,41 @@ static int set_share(const char *dir, gid_t gid, char *err, size_t errlen)
 	return rc;
 }
 
+int cs_fsync_path(const char *path, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0 || fsync(fd) != 0) {
+		snprintf(err, errlen, "%s: cannot sync: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+int cs_sync_dir(const char *dir, int whole_fs, char *err, size_t errlen)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0 || (whole_fs ? syncfs(fd) : fsync(fd)) != 0) {
+		snprintf(err, errlen, "%s: cannot sync: %s", dir, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
 int cs_set_finish(const char *tmpdir, const char *final, const struct cs_units *units, int share,
                   gid_t gid, char *err, size_t errlen)
 {
 	char idx[PATH_MAX];
-	int dfd;
+	struct dirent *de;
+	int rc = 0;
+	DIR *d;
 
 	cs_path(idx, sizeof(idx), tmpdir, CS_INDEX_NAME);
 	if (cs_units_save(idx, units) < 0) {
@@ -411,16 +441,23 @@ int cs_set_finish(const char *tmpdir, const char *final, const struct cs_units *
 	}
 	if (share && set_share(tmpdir, gid, err, errlen) < 0)
 		return -1;
-	/* One syncfs for the whole set instead of an fsync per file: the set
-	 * must be durable before its final name makes it promotable. */
-	dfd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0 || syncfs(dfd) != 0) {
+	/* The set must be durable before its final name makes it promotable.
+	 * It holds a few index files (its contents are blobs, synced when
+	 * placed), so each is synced, and not the whole file system: syncfs
+	 * would also wait for every other writer's dirty data. */
+	d = opendir(tmpdir);
+	if (d == NULL) {
 		snprintf(err, errlen, "%s: cannot sync the new set: %s", tmpdir, strerror(errno));
-		if (dfd >= 0)
-			close(dfd);
 		return -1;
 	}
-	close(dfd);
+	while (rc == 0 && (de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.' || (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")))
+			if (cs_path(idx, sizeof(idx), tmpdir, de->d_name) < 0 ||
+			    cs_fsync_path(idx, err, errlen) < 0)
+				rc = -1;
+	closedir(d);
+	if (rc < 0 || cs_sync_dir(tmpdir, 0, err, errlen) < 0)
+		return -1;
 	if (rename(tmpdir, final) != 0) {
 		snprintf(err, errlen, "%s: cannot complete the new set: %s", final,
 		         strerror(errno));
@@ -444,6 +481,8 @@ void cs_current_read(const char *base, char *id, size_t idlen, struct cs_units *
 	/* current -> sets/ID */
 	slash = strrchr(target, '/');
 	snprintf(id, idlen, "%s", slash ? slash + 1 : target);
+	if (units == NULL)
+		return;
 	snprintf(idx, sizeof(idx), "%s/sets/%s/%s", base, id, CS_INDEX_NAME);
 	cs_units_load(idx, units);
 	cs_units_sort_by_name(units);
