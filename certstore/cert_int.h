@@ -319,6 +319,8 @@ int cert_scan_pair(struct cert_scan *sc, const struct cert_store *old, size_t nk
 void cert_scan_mark_ignored(struct cert_scan_ent *e);
 /* Whether name ends in .pem, .crt or .key. */
 int cert_is_cert_name(const char *name);
+/* cert_dir_nfiles (cert.h) for a plain directory. */
+uint64_t cert_scan_nfiles(const char *dir);
 
 /* cert_set.c */
 /* Lists an index set (CERT_SET_FILE in dir, cert.h) into sc: 0 when done,
@@ -326,9 +328,6 @@ int cert_is_cert_name(const char *name);
  * the reason in the report. */
 int cert_set_scan(const char *dir, struct cert_scan *sc, const struct cert_store *old,
                   struct cert_report *rep);
-/* The number of entries of dir's index set as cert_dir_nfiles counts them:
- * 0, or -1 when dir holds no readable index. */
-int cert_set_nfiles(const char *dir, uint64_t *n);
 
 /* Whether two stat tuples are the same. */
 int cert_stat_eq(const struct cert_stat *a, const struct cert_stat *b);

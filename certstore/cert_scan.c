@@ -339,14 +339,12 @@ int cert_scan_pair(struct cert_scan *sc, const struct cert_store *old, size_t nk
  * (*.pem, *.crt) get their stat tuple and their NAME.key partner; other
  * entries are reported as ignored. Returns -1 if dir cannot be read.
  */
-uint64_t cert_dir_nfiles(const char *dir)
+uint64_t cert_scan_nfiles(const char *dir)
 {
 	struct dirent *e;
 	uint64_t n = 0;
 	DIR *d;
 
-	if (cert_set_nfiles(dir, &n) == 0)
-		return n;
 	d = opendir(dir);
 	if (d == NULL)
 		return 0;
@@ -662,9 +660,6 @@ int cert_scan_list(const char *dir, struct cert_scan *sc, const struct cert_stor
 	struct cert_changes ch;
 	int rc;
 
-	rc = cert_set_scan(dir, sc, old, rep);
-	if (rc <= 0)
-		return rc;
 	if (old == NULL || old->dir == NULL || realpath(dir, sc->realdir) == NULL ||
 	    cert_changes_read(sc->realdir, old->dir, &ch) < 0)
 		return scan_dir(dir, sc, old, rep);

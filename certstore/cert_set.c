@@ -255,24 +255,24 @@ out:
 	return rc;
 }
 
-int cert_set_nfiles(const char *dir, uint64_t *n)
+uint64_t cert_dir_nfiles(const char *dir)
 {
 	char err[PATH_MAX + 100], *buf = NULL;
+	uint64_t n = 0;
 	size_t len;
 
 	if (read_index(dir, &buf, &len, err, sizeof(err)) != 0)
-		return -1;
-	*n = 0;
+		return cert_scan_nfiles(dir);
 	/* Every line after the header is one record; a NAME.key record is
 	 * part of its certificate's pair. */
 	for (char *l = memchr(buf, '\n', len); l != NULL && l + 1 < buf + len;
 	     l = memchr(l + 1, '\n', (size_t)(buf + len - l - 1))) {
 		size_t f = strcspn(l + 1, " \t\n");
 
-		*n += !(f > 4 && memcmp(l + 1 + f - 4, ".key", 4) == 0);
+		n += !(f > 4 && memcmp(l + 1 + f - 4, ".key", 4) == 0);
 	}
 	free(buf);
-	return 0;
+	return n;
 }
 
 struct cert_set_map {

@@ -388,12 +388,16 @@ static struct cert_store *load(struct cert_store *old, const char *dir,
 	struct cert_scan sc = {.dirfd = -1};
 	struct job j;
 	size_t nwork = 0;
+	int rc;
 
 	*repp = rep;
 	if (rep == NULL)
 		return NULL;
 	memset(&j, 0, sizeof(j));
-	if (cert_scan_list(dir, &sc, old, rep) < 0)
+	/* An index set is listed from its index; anything else is a
+	 * directory. */
+	rc = cert_set_scan(dir, &sc, old, rep);
+	if (rc < 0 || (rc > 0 && cert_scan_list(dir, &sc, old, rep) < 0))
 		goto out;
 	j.work = malloc((sc.n + 1) * sizeof(*j.work));
 	pool = cert_chain_pool_new(old != NULL ? old->pool : NULL);
