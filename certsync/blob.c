@@ -51,9 +51,30 @@ static int served(const struct cs_unit *u)
 	return !u->rejected || u->kept_prev;
 }
 
+/* Opens one blob to the instances' group, and closes it to other users:
+ * a blob may be a key. */
+static int share_blob(const char *path, gid_t gid, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (priv_share(path, gid, S_IRGRP, err, errlen) < 0)
+		return -1;
+	if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & S_IRWXO) != 0 &&
+	    chmod(path, st.st_mode & 07770) != 0) {
+		snprintf(err, errlen, "%s: cannot close it to other users: %s", path,
+		         strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 int cs_blobs_open(const char *base, int share, gid_t gid, char *err, size_t errlen)
 {
-	char dir[PATH_MAX];
+	char dir[PATH_MAX], p[PATH_MAX];
+	struct dirent *de;
+	struct stat st;
+	int rc = 0;
+	DIR *d;
 
 	cs_path(dir, sizeof(dir), base, CS_BLOBS_DIR);
 	if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
@@ -61,7 +82,23 @@ int cs_blobs_open(const char *base, int share, gid_t gid, char *err, size_t errl
 		         strerror(errno));
 		return -1;
 	}
-	return share ? priv_share(dir, gid, S_IRGRP | S_IXGRP, err, errlen) : 0;
+	if (!share)
+		return 0;
+	/* The directory is shared last: a directory of the instances' group
+	 * says every blob in it is shared too. Until then (proxy.user was
+	 * just set, or a run died while sharing) every blob is checked once. */
+	if (stat(dir, &st) == 0 && st.st_gid == gid && (st.st_mode & S_IRGRP) != 0)
+		return 0;
+	d = opendir(dir);
+	if (d == NULL) {
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	while (rc == 0 && (de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.' && cs_path(p, sizeof(p), dir, de->d_name) == 0)
+			rc = share_blob(p, gid, err, errlen);
+	closedir(d);
+	return rc < 0 ? -1 : priv_share(dir, gid, S_IRGRP | S_IXGRP, err, errlen);
 }
 
 /* Moves a changed file from the new set's staging into the blob directory
@@ -74,7 +111,7 @@ static int place_new(const char *tmpdir, const char *blobs, const char *file, co
 
 	cs_path(from, sizeof(from), tmpdir, file);
 	cs_path(to, sizeof(to), blobs, blob);
-	if (share && priv_share(from, gid, S_IRGRP, err, errlen) < 0)
+	if (share && share_blob(from, gid, err, errlen) < 0)
 		return -1;
 	if (sync && cs_fsync_path(from, err, errlen) < 0)
 		return -1;

@@ -151,8 +151,6 @@ int cs_scan(const char *dir, struct cs_files *out, char *err, size_t errlen);
  * another. */
 int cs_copy_hash(const char *from_dir, const char *to_dir, struct cs_file *f, char *err,
                  size_t errlen);
-/* Hardlinks from_dir/NAME to to_dir/NAME, replacing what is there. */
-int cs_link(const char *from_dir, const char *to_dir, const char *name, char *err, size_t errlen);
 /* Groups the hashed source files into units (sorted by name, as src is):
  * NAME.crt takes NAME.key and the unit hash covers both. A .key without its
  * .crt, and a .crt without its .key, are units of their own that the
@@ -181,7 +179,7 @@ int cs_set_changes(const char *tmpdir, const char *base_id, const struct cs_unit
 /* Writes the set index into tmpdir, syncs the set and renames it to
  * final: only a complete, durable set gets a final name. With share, the
  * set directory and every file in it get group gid and group read access
- * first (the instances' group, privs.h), hardlinks from older sets too. */
+ * first (the instances' group, privs.h). */
 int cs_set_finish(const char *tmpdir, const char *final, const struct cs_units *units, int share,
                   gid_t gid, char *err, size_t errlen);
 /* fsync(2) of one file; of a directory (its entries), or with whole_fs

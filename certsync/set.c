@@ -118,22 +118,6 @@ out:
 	return rc;
 }
 
-int cs_link(const char *from_dir, const char *to_dir, const char *name, char *err, size_t errlen)
-{
-	char from[PATH_MAX], to[PATH_MAX];
-
-	cs_path(from, sizeof(from), from_dir, name);
-	cs_path(to, sizeof(to), to_dir, name);
-	/* A new set is empty: replacing is the exception (a kept previous
-	 * version), so the unlink is only tried when the link finds a file. */
-	if (link(from, to) != 0 && (errno != EEXIST || unlink(to) != 0 || link(from, to) != 0)) {
-		snprintf(err, errlen, "%s: cannot hardlink into the new set: %s", from,
-		         strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
 /* The name of NAME.crt's partner with suffix sfx (".key" or ".crt"). */
 static int partner(const char *name, size_t len, const char *sfx, char out[NAME_MAX + 1])
 {
@@ -359,11 +343,9 @@ int cs_set_changes(const char *tmpdir, const char *base_id, const struct cs_unit
 }
 
 /*
- * Opens a set to the instances' group: they load it after dropping to
- * proxy.user. Every entry is checked, not only the files copied by this
- * run: the hardlinks share their inode with sets written before the group
- * was set (or by an older version), and the stat is cheap next to the
- * parse that validated the new units.
+ * Opens a set directory to the instances' group: they load it after
+ * dropping to proxy.user. It holds its index files only; the contents are
+ * blobs, shared as they are placed (blob.c).
  */
 static int set_share(const char *dir, gid_t gid, char *err, size_t errlen)
 {
