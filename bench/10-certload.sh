@@ -40,26 +40,7 @@ best_load() {
 	done
 }
 
-haproxy_check() {
-	local dir=$1 cfg
-	cfg=$CACHE/haproxy-$(basename "$(dirname "$dir")").cfg
-	cat >"$cfg" <<EOF
-global
-	maxconn 100
-defaults
-	mode http
-	timeout connect 1s
-	timeout client 1s
-	timeout server 1s
-frontend fe
-	bind 127.0.0.1:8443 ssl crt $dir
-	default_backend be
-backend be
-	server s1 127.0.0.1:8080
-EOF
-	echo "  haproxy -c -f $cfg ($(haproxy -v | head -n 1 | cut -d' ' -f1-3))"
-	"$LOAD" --exec haproxy -q -c -f "$cfg" | sed 's/^/  /'
-}
+. "$ROOT/bench/lib-haproxy.sh"
 
 echo "openssl speed, one core: $(openssl speed -seconds 1 ecdsap256 2>/dev/null | awk '/nistp256/ {print $(NF-1) " ECDSA P-256 signs/s"}')"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -9,6 +9,10 @@
  *                                      NEWFILE (rename into place) and after
  *                                      it is restored, DELTA_REPS times
  *                                      (env, default 9): median and worst
+ *            [--alternate DIR2]        also time reloads that alternate
+ *                                      between DIR2 and DIR (two sets that
+ *                                      differ by a few files, e.g. two
+ *                                      certsync sets), DELTA_REPS times
  *            [--handshakes N]          time N TLS handshakes served from the
  *                                      store vs from default-context objects
  *            [--materialize]           cert_item_use() every item once and
@@ -210,6 +214,55 @@ static int delta_reps(struct cert_store *st, const char *dir, const struct cert_
 	free(wall);
 	free(orig);
 	free(repl);
+	return bad ? -1 : 0;
+}
+
+/*
+ * The set-to-set figure: reloads alternate between two directories, as a
+ * standby that certsync hands one new set after another. Each reload starts
+ * from the store the previous one produced.
+ */
+static int alternate_reps(struct cert_store *st, const char *dir, const char *dir2,
+                          const struct cert_opts *opts)
+{
+	const char *e = getenv("DELTA_REPS");
+	int reps = e != NULL && atoi(e) > 0 ? atoi(e) : 9, bad = 0;
+	double *wall = calloc((size_t)reps * 2, sizeof(*wall)), *cpu = wall + reps;
+	struct cert_store *cur = cert_store_ref(st);
+	size_t changed = 0;
+
+	if (wall == NULL)
+		return -1;
+	for (int r = 0; r < reps; r++) {
+		struct cert_report *rep = NULL;
+		struct rusage ru0, ru1;
+		struct cert_store *n2;
+		double t0, t1;
+
+		getrusage(RUSAGE_SELF, &ru0);
+		t0 = now();
+		n2 = cert_store_reload(cur, r % 2 == 0 ? dir2 : dir, opts, &rep);
+		t1 = now();
+		getrusage(RUSAGE_SELF, &ru1);
+		if (n2 == NULL) {
+			fprintf(stderr, "certload: %s\n", cert_report_fatal(rep));
+			bad++;
+		} else {
+			changed = cert_report_nchanged(rep);
+			cert_store_unref(cur);
+			cur = n2;
+		}
+		wall[r] = (t1 - t0) * 1e3;
+		cpu[r] = (cpu_s(&ru1) - cpu_s(&ru0)) * 1e3;
+		cert_report_free(rep);
+	}
+	qsort(wall, (size_t)reps, sizeof(*wall), cmp_double);
+	qsort(cpu, (size_t)reps, sizeof(*cpu), cmp_double);
+	printf("reload, alternating with %s (%d reps): median %.2f ms wall, worst %.2f ms; median "
+	       "%.2f ms CPU; %zu names changed in the last\n",
+	       dir2, reps, wall[reps / 2], wall[reps - 1], cpu[reps / 2], changed);
+	cert_store_unref(cur);
+	free(wall);
 	return bad ? -1 : 0;
 }
 
@@ -553,6 +606,7 @@ static int lookups(const struct cert_store *st, const char *hits, const char *mi
 int main(int argc, char **argv)
 {
 	const char *dir = NULL, *delta_src = NULL, *delta_dst = NULL, *hits = NULL, *misses = NULL;
+	const char *alt = NULL;
 	struct cert_opts opts;
 	struct cert_report *rep = NULL;
 	struct cert_store *st;
@@ -580,6 +634,8 @@ int main(int argc, char **argv)
 		else if (strcmp(argv[i], "--lookups") == 0 && i + 2 < argc) {
 			hits = argv[++i];
 			misses = argv[++i];
+		} else if (strcmp(argv[i], "--alternate") == 0 && i + 1 < argc) {
+			alt = argv[++i];
 		} else if (strcmp(argv[i], "--delta") == 0 && i + 2 < argc) {
 			delta_src = argv[++i];
 			delta_dst = argv[++i];
@@ -588,7 +644,8 @@ int main(int argc, char **argv)
 		else {
 			fprintf(stderr,
 			        "usage: certload DIR [--threads N] [--expect-loaded N] "
-			        "[--delta NEWFILE TARGET] [--handshakes N] [--materialize]\n"
+			        "[--delta NEWFILE TARGET] [--alternate DIR2] [--handshakes N]\n"
+			        "               [--materialize]"
 			        "               [--serve-all] [--cache N] [--lookups HITS MISSES]\n"
 			        "       certload --exec CMD [ARGS...]\n");
 			return 2;
@@ -637,6 +694,8 @@ int main(int argc, char **argv)
 		cert_store_unref(n2);
 	}
 	if (delta_src != NULL && delta_reps(st, dir, &opts, delta_src, delta_dst) < 0)
+		return 1;
+	if (alt != NULL && alternate_reps(st, dir, alt, &opts) < 0)
 		return 1;
 	if (materialize) {
 		/* Every leaf decoded, as after each certificate served a

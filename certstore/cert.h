@@ -85,6 +85,44 @@ struct cert_store *cert_store_reload(struct cert_store *old, const char *dir,
  * whole.
  */
 #define CERT_CHANGES_FILE ".certsync-changes"
+
+/*
+ * An index set: a directory that holds a file of this name is loaded from
+ * the index, not from its entries, so that a set of 100,000 certificates is
+ * published by writing one file plus the changed contents (certsync), and
+ * reloaded by reading one file. The format, one record a line:
+ *
+ *   switchyard-set 1 BLOBDIR
+ *   NAME BLOB
+ *   ...
+ *
+ * BLOBDIR is the directory that holds the contents, relative to dir (or
+ * absolute); each NAME (a file name as in a plain directory: NAME.pem, or
+ * NAME.crt with NAME.key) is served from BLOBDIR/BLOB. Names are sorted in
+ * strictly ascending byte order; neither field holds a slash (BLOB) or
+ * white space, nor starts with a dot. A BLOB is content-addressed and never
+ * rewritten: a delta load takes every name whose BLOB is the previous
+ * store's as unchanged, without opening or stat'ing it, and a BLOB whose
+ * first 64 characters are hex digits is compared by those 256 bits.
+ */
+#define CERT_SET_FILE  ".switchyard-set"
+#define CERT_SET_MAGIC "switchyard-set 1"
+
+/*
+ * Where a file of a certificate directory is, for readers outside the store
+ * (the health gate compares what an instance serves with the file): a map
+ * of dir's index, or NULL for a plain directory. cert_set_map_open returns
+ * 0 (with *map NULL when dir has no index) or -1 with the reason in err;
+ * cert_set_map_path writes dir/file or the file's blob path into out, -1
+ * when the index does not list file or out is too small. The caller owns
+ * the map and frees it with cert_set_map_free; lookups may come from any
+ * thread.
+ */
+struct cert_set_map;
+int cert_set_map_open(const char *dir, struct cert_set_map **map, char *err, size_t errlen);
+int cert_set_map_path(const struct cert_set_map *map, const char *dir, const char *file, char *out,
+                      size_t outlen);
+void cert_set_map_free(struct cert_set_map *map);
 #define CERT_CHANGES_HOPS 16
 
 /*

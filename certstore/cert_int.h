@@ -277,7 +277,11 @@ struct cert_scan_ent {
 	int kind;         /* CERT_FILE_* */
 	struct cert_stat st, key_st;
 	const char *key_name; /* NAME.key partner, or NULL */
-	char *msg;            /* for ignored entries and scan errors */
+	/* What to open in the scan's dirfd for name and key_name: the blobs
+	 * of an index set (cert_set.c), NULL for a plain directory (the
+	 * names themselves). In the scan's buf. */
+	const char *path, *key_path;
+	char *msg; /* for ignored entries and scan errors */
 	enum cert_sev sev;
 	const struct cert_file *old; /* reload: the previous record to reuse */
 	/* Results of the parse. */
@@ -297,6 +301,7 @@ struct cert_scan {
 	 * (sort_like() succeeded). */
 	int like_old;
 	struct cert_arena names; /* ents' names, handed to the store */
+	char *buf;               /* an index set's index, which paths point into */
 	char realdir[PATH_MAX];  /* the directory's real path */
 };
 
@@ -306,6 +311,24 @@ struct cert_scan {
 int cert_scan_list(const char *dir, struct cert_scan *sc, const struct cert_store *old,
                    struct cert_report *rep);
 void cert_scan_free(struct cert_scan *sc);
+/* Sorts a finished listing by name (in old's order when it can) and pairs
+ * each NAME.crt / NAME.pem with NAME.key; nkeyfiles is how many .key
+ * entries the listing holds (0 skips the search). -1 when out of memory. */
+int cert_scan_pair(struct cert_scan *sc, const struct cert_store *old, size_t nkeyfiles);
+/* The verdict for an entry that is no certificate file. */
+void cert_scan_mark_ignored(struct cert_scan_ent *e);
+/* Whether name ends in .pem, .crt or .key. */
+int cert_is_cert_name(const char *name);
+/* cert_dir_nfiles (cert.h) for a plain directory. */
+uint64_t cert_scan_nfiles(const char *dir);
+
+/* cert_set.c */
+/* Lists an index set (CERT_SET_FILE in dir, cert.h) into sc: 0 when done,
+ * 1 when dir holds no index (the caller scans the directory), or -1 with
+ * the reason in the report. */
+int cert_set_scan(const char *dir, struct cert_scan *sc, const struct cert_store *old,
+                  struct cert_report *rep);
+
 /* Whether two stat tuples are the same. */
 int cert_stat_eq(const struct cert_stat *a, const struct cert_stat *b);
 /* The number of CPUs online, at least 1. */

@@ -62,6 +62,7 @@ void cert_scan_free(struct cert_scan *sc)
 		cert_item_unref(sc->ents[i].item);
 	}
 	free(sc->ents);
+	free(sc->buf);
 	cert_arena_free(&sc->names);
 	if (sc->dirfd >= 0)
 		close(sc->dirfd);
@@ -76,7 +77,7 @@ static void mark_dir(struct cert_scan_ent *e)
 	e->msg = cert_strdup_printf("is a directory; subdirectories are not loaded");
 }
 
-static void mark_ignored(struct cert_scan_ent *e)
+void cert_scan_mark_ignored(struct cert_scan_ent *e)
 {
 	e->kind = CERT_FILE_IGNORED;
 	e->sev = CERT_WARN;
@@ -91,7 +92,7 @@ static void mark_orphan_key(struct cert_scan_ent *e)
 	e->msg = cert_strdup_printf("ignored: a .key file without a matching .crt or .pem file");
 }
 
-static int is_cert_name(const char *name)
+int cert_is_cert_name(const char *name)
 {
 	return has_ext(name, ".pem") || has_ext(name, ".crt") || has_ext(name, ".key");
 }
@@ -298,17 +299,53 @@ done:
 	return rc;
 }
 
+int cert_scan_pair(struct cert_scan *sc, const struct cert_store *old, size_t nkeyfiles)
+{
+	if (sc->n > 1 && sort_like(sc, old) < 0)
+		qsort(sc->ents, sc->n, sizeof(*sc->ents), cmp_scan);
+	/* Pair NAME.crt / NAME.pem with NAME.key. A .key without a partner is
+	 * reported; one with a partner is consumed silently. Most directories
+	 * hold combined files only, and then the search is skipped. */
+	for (size_t i = 0; i < sc->n && nkeyfiles > 0; i++) {
+		struct cert_scan_ent *e = &sc->ents[i];
+		char kn[NAME_MAX + 8];
+		size_t l = strlen(e->name);
+
+		if (e->kind != CERT_FILE_CERT || has_ext(e->name, ".key"))
+			continue;
+		snprintf(kn, sizeof(kn), "%.*s.key", (int)(l - 4), e->name);
+		struct cert_scan_ent *k = scan_find(sc, kn);
+
+		if (k != NULL && k->kind == CERT_FILE_CERT && !k->preset) {
+			e->key_name = cert_arena_strdup(&sc->names, kn);
+			if (e->key_name == NULL)
+				return -1;
+			e->key_st = k->st;
+			e->key_path = k->path;
+			k->kind = -1; /* consumed */
+		}
+	}
+	for (size_t i = 0; i < sc->n; i++) {
+		struct cert_scan_ent *e = &sc->ents[i];
+
+		if (e->kind == CERT_FILE_CERT && !e->preset && has_ext(e->name, ".key"))
+			mark_orphan_key(e);
+	}
+	return 0;
+}
+
 /*
  * Lists dir: every entry gets a record, sorted by name. Certificate files
  * (*.pem, *.crt) get their stat tuple and their NAME.key partner; other
  * entries are reported as ignored. Returns -1 if dir cannot be read.
  */
-uint64_t cert_dir_nfiles(const char *dir)
+uint64_t cert_scan_nfiles(const char *dir)
 {
-	DIR *d = opendir(dir);
 	struct dirent *e;
 	uint64_t n = 0;
+	DIR *d;
 
+	d = opendir(dir);
 	if (d == NULL)
 		return 0;
 	while ((e = readdir(d)) != NULL) {
@@ -414,8 +451,8 @@ static int scan_dir(const char *dir, struct cert_scan *sc, const struct cert_sto
 		}
 		if (e->kind == CERT_FILE_DIR) {
 			mark_dir(e);
-		} else if (!is_cert_name(e->name)) {
-			mark_ignored(e);
+		} else if (!cert_is_cert_name(e->name)) {
+			cert_scan_mark_ignored(e);
 		} else {
 			e->need_stat = 1;
 			nkeyfiles += has_ext(e->name, ".key");
@@ -442,35 +479,8 @@ static int scan_dir(const char *dir, struct cert_scan *sc, const struct cert_sto
 			mark_dir(e);
 		}
 	}
-	if (sc->n > 1 && sort_like(sc, old) < 0)
-		qsort(sc->ents, sc->n, sizeof(*sc->ents), cmp_scan);
-	/* Pair NAME.crt / NAME.pem with NAME.key. A .key without a partner is
-	 * reported; one with a partner is consumed silently. Most directories
-	 * hold combined files only, and then the search is skipped. */
-	for (size_t i = 0; i < sc->n && nkeyfiles > 0; i++) {
-		struct cert_scan_ent *e = &sc->ents[i];
-		char kn[NAME_MAX + 8];
-		size_t l = strlen(e->name);
-
-		if (e->kind != CERT_FILE_CERT || has_ext(e->name, ".key"))
-			continue;
-		snprintf(kn, sizeof(kn), "%.*s.key", (int)(l - 4), e->name);
-		struct cert_scan_ent *k = scan_find(sc, kn);
-
-		if (k != NULL && k->kind == CERT_FILE_CERT && !k->preset) {
-			e->key_name = cert_arena_strdup(&sc->names, kn);
-			if (e->key_name == NULL)
-				goto oom;
-			e->key_st = k->st;
-			k->kind = -1; /* consumed */
-		}
-	}
-	for (size_t i = 0; i < sc->n; i++) {
-		struct cert_scan_ent *e = &sc->ents[i];
-
-		if (e->kind == CERT_FILE_CERT && !e->preset && has_ext(e->name, ".key"))
-			mark_orphan_key(e);
-	}
+	if (cert_scan_pair(sc, old, nkeyfiles) < 0)
+		goto oom;
 	rc = 0;
 	goto out;
 oom:
@@ -515,8 +525,8 @@ static int listed_ent(struct cert_scan *sc, const char *name)
 	e->kind = CERT_FILE_CERT;
 	if (S_ISDIR(st.st_mode))
 		mark_dir(e);
-	else if (!is_cert_name(name))
-		mark_ignored(e);
+	else if (!cert_is_cert_name(name))
+		cert_scan_mark_ignored(e);
 	else
 		stat_copy(&e->st, &st);
 	return 0;

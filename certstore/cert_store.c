@@ -65,22 +65,40 @@ static void progress_add(const struct cert_opts *opts, size_t n)
 
 static void parse_one(struct cert_loader *ld, struct job *j, struct cert_scan_ent *e)
 {
+	/* An index set's files are opened by their blob names. */
+	const char *path = e->path != NULL ? e->path : e->name;
+	const char *key_path = e->key_path != NULL ? e->key_path : e->key_name;
 	char *msg = NULL;
 
 	/* A reload first checks whether a touched file's bytes changed at all:
 	 * hashing costs a fraction of parsing. */
 	if (e->old != NULL && e->old->item != NULL &&
-	    cert_hash_file(ld, j->sc->dirfd, e->name, e->key_name, j->opts->max_file_size,
-	                   e->hash) == 0 &&
+	    cert_hash_file(ld, j->sc->dirfd, path, key_path, j->opts->max_file_size, e->hash) ==
+	        0 &&
 	    memcmp(e->hash, e->old->hash, 32) == 0) {
 		e->item = cert_item_ref(e->old->item);
 		e->sev = e->old->sev;
 		e->msg = e->old->msg != NULL ? strdup(e->old->msg) : NULL;
 		return;
 	}
-	e->item = cert_load_file(ld, j->sc->dirfd, e->name, e->key_name, j->opts, j->pool, e->hash,
+	e->item = cert_load_file(ld, j->sc->dirfd, path, key_path, j->opts, j->pool, e->hash,
 	                         &e->sev, &msg);
 	e->msg = msg;
+	/* The item is known by its name in the set, not by its blob's. */
+	if (e->item != NULL && e->path != NULL) {
+		char *file = strdup(e->name);
+
+		if (file == NULL) {
+			cert_item_unref(e->item);
+			e->item = NULL;
+			e->sev = CERT_SKIP;
+			free(e->msg);
+			e->msg = cert_strdup_printf("out of memory");
+		} else {
+			free(e->item->file);
+			e->item->file = file;
+		}
+	}
 	/* A served file whose renewal cannot be loaded (written 0600 by root
 	 * while the proxy runs as proxy.user, a half-written copy, a key that
 	 * does not match) would take its names offline: the previous version
@@ -370,12 +388,16 @@ static struct cert_store *load(struct cert_store *old, const char *dir,
 	struct cert_scan sc = {.dirfd = -1};
 	struct job j;
 	size_t nwork = 0;
+	int rc;
 
 	*repp = rep;
 	if (rep == NULL)
 		return NULL;
 	memset(&j, 0, sizeof(j));
-	if (cert_scan_list(dir, &sc, old, rep) < 0)
+	/* An index set is listed from its index; anything else is a
+	 * directory. */
+	rc = cert_set_scan(dir, &sc, old, rep);
+	if (rc < 0 || (rc > 0 && cert_scan_list(dir, &sc, old, rep) < 0))
 		goto out;
 	j.work = malloc((sc.n + 1) * sizeof(*j.work));
 	pool = cert_chain_pool_new(old != NULL ? old->pool : NULL);

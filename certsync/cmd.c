@@ -251,7 +251,9 @@ int cs_cmd(const char *cfgpath, int argc, char **argv)
 	if (!r.dry_run) {
 		if (r.tmpdir[0] != '\0')
 			cs_rmtree(r.tmpdir);
-		cs_sets_prune(r.base, r.cur_id, r.tmpdir, cfg->certsync.keep_versions);
+		/* A set removed unpromoted leaves blobs no set names. */
+		cs_sets_prune(r.base, r.cur_id, r.tmpdir, cfg->certsync.keep_versions,
+		              r.placed && !r.promoted);
 	} else if (r.tmpdir[0] != '\0') {
 		rmdir(r.tmpdir);
 	}

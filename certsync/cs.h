@@ -5,8 +5,9 @@
  * command that fills a staging directory), compare it with the manifest of
  * the last run (stat tuples, confirmed by content hash), validate only new
  * content with the certificate store (verdicts cached by hash), build a new
- * versioned set under STATE_DIR/certsync/sets/ (unchanged files hardlinked,
- * and a change list naming the others for the instances' delta load),
+ * versioned set under STATE_DIR/certsync/sets/ (an index of the files'
+ * content-addressed blobs in STATE_DIR/certsync/blobs, so that an unchanged
+ * file costs a line, and a change list naming the others),
  * refuse it if too many names would disappear, switch the `current` symlink
  * atomically and ask switchyardd to reload and flip. If the reload fails,
  * `current` is switched back. See docs/certsync.md.

@@ -35,6 +35,7 @@ struct cs_file {
 	int64_t size;
 	int64_t mtime_ns;
 	char hash[CS_HASH_HEX]; /* "" until known */
+	int copied;             /* this run copied it into the new set */
 };
 
 /* A list of files, sorted by name once complete. Owns the names. */
@@ -69,6 +70,7 @@ struct cs_unit {
 	char *msg;     /* validation message, NULL if clean */
 	int rejected;  /* this version failed validation (msg says why) */
 	int kept_prev; /* ... and the previous good version stays served */
+	int learned;   /* verdict cache: added by this run, not yet saved */
 };
 
 /* A list of units. Owns every string of its units. */
@@ -106,6 +108,10 @@ int cs_unit_set_verdict(struct cs_unit *dst, const struct cs_unit *src);
  */
 int cs_units_load(const char *path, struct cs_units *u);
 int cs_units_save(const char *path, const struct cs_units *u);
+/* Appends u's units marked learned to the file at path (the verdict cache
+ * only grows, so a run that judged one unit writes one line, not the
+ * cache) and syncs it. */
+int cs_units_append_learned(const char *path, const struct cs_units *u);
 /* Adds to the verdict cache (sorted by hash) the verdicts of next's units
  * that were judged in this run and are not cached yet; keeps it sorted.
  * Returns the number added, or -1 when out of memory. */
@@ -123,6 +129,13 @@ struct cs_file *cs_files_find(const struct cs_files *f, const char *name);
  * an empty list; saving is atomic. */
 int cs_manifest_load(const char *path, struct cs_files *man);
 int cs_manifest_save(const char *path, const struct cs_files *src);
+/* A digest of src's names, sizes and mtimes. The manifest's digest is
+ * kept beside it (manifest.sum, saved after the manifest), so that a run
+ * with no change compares one line instead of loading the manifest:
+ * cs_manifest_sum_same is 1 when path holds src's digest. */
+void cs_manifest_digest(const struct cs_files *src, char hex[CS_HASH_HEX]);
+int cs_manifest_sum_same(const char *path, const struct cs_files *src);
+int cs_manifest_sum_save(const char *path, const struct cs_files *src);
 /* Whether src has exactly man's names with the same sizes and mtimes (both
  * sorted by name): then nothing changed since the last promotion. */
 int cs_manifest_same(const struct cs_files *src, const struct cs_files *man);
@@ -138,8 +151,6 @@ int cs_scan(const char *dir, struct cs_files *out, char *err, size_t errlen);
  * another. */
 int cs_copy_hash(const char *from_dir, const char *to_dir, struct cs_file *f, char *err,
                  size_t errlen);
-/* Hardlinks from_dir/NAME to to_dir/NAME, replacing what is there. */
-int cs_link(const char *from_dir, const char *to_dir, const char *name, char *err, size_t errlen);
 /* Groups the hashed source files into units (sorted by name, as src is):
  * NAME.crt takes NAME.key and the unit hash covers both. A .key without its
  * .crt, and a .crt without its .key, are units of their own that the
@@ -168,20 +179,52 @@ int cs_set_changes(const char *tmpdir, const char *base_id, const struct cs_unit
 /* Writes the set index into tmpdir, syncs the set and renames it to
  * final: only a complete, durable set gets a final name. With share, the
  * set directory and every file in it get group gid and group read access
- * first (the instances' group, privs.h), hardlinks from older sets too. */
+ * first (the instances' group, privs.h). */
 int cs_set_finish(const char *tmpdir, const char *final, const struct cs_units *units, int share,
                   gid_t gid, char *err, size_t errlen);
-/* The set `current` points at (id "" if none), with its index's units
- * sorted by name. */
+/* fsync(2) of one file; of a directory (its entries), or with whole_fs
+ * syncfs(2) of its file system. 0, or -1 with the reason in err. */
+int cs_fsync_path(const char *path, char *err, size_t errlen);
+int cs_sync_dir(const char *dir, int whole_fs, char *err, size_t errlen);
+/* The set `current` points at (id "" if none), and with units non-NULL
+ * its index's units sorted by name. */
 void cs_current_read(const char *base, char *id, size_t idlen, struct cs_units *units);
 /* Points base/current at sets/ID with one rename, so readers see either
  * the old or the new target. */
 int cs_current_point(const char *base, const char *id, char *err, size_t errlen);
 /* Removes sets/ *.tmp left by a killed run (except skip_tmp) and all but
- * the newest `keep` complete sets; the set cur_id is never removed. */
-void cs_sets_prune(const char *base, const char *cur_id, const char *skip_tmp, size_t keep);
+ * the newest `keep` complete sets, with the blobs no remaining set names;
+ * the set cur_id is never removed. With sweep (a run that failed after it
+ * placed blobs), or when a *.tmp is found, every blob no remaining set
+ * names is removed (blob.c). */
+void cs_sets_prune(const char *base, const char *cur_id, const char *skip_tmp, size_t keep,
+                   int sweep);
 /* Removes dir and the files in it (a set has no subdirectories). */
 void cs_rmtree(const char *dir);
+
+/* The tests' crash points: with SWITCHYARD_TEST_CERTSYNC_KILL=STEP in the
+ * environment, the run kills itself with SIGKILL when it reaches STEP (a
+ * name in docs/certsync.md, "Crash safety"), so that a test can stop it at
+ * each step on purpose instead of by timing. */
+void cs_test_point(const char *step);
+
+/* ---- blob.c ---- */
+
+/* The blob directory, in STATE_DIR/certsync. */
+#define CS_BLOBS_DIR "blobs"
+/* Creates the blob directory if needed; with share, opens it to gid. */
+int cs_blobs_open(const char *base, int share, gid_t gid, char *err, size_t errlen);
+struct cs_run;
+/* Places the new set's contents in the blob directory (the changed units'
+ * files move there from r->tmpdir) and writes its CERT_SET_FILE
+ * (certstore/cert.h) into r->tmpdir. */
+int cs_blobs_publish(struct cs_run *r);
+/* Removes the sets ids[i] with doomed_set[i] set (ids: every complete set,
+ * oldest first) and the blobs that only they name; with full, every blob
+ * no remaining set names. 0, or -1 when an index could not be read and
+ * nothing was removed. */
+int cs_blobs_prune(const char *base, char **ids, size_t n, const unsigned char *doomed_set,
+                   int full);
 
 /* ---- run.c ---- */
 
@@ -194,6 +237,8 @@ struct cs_run {
 	char cur_id[256];      /* the set `current` points at, "" if none */
 	char new_id[256];
 	int promoted;             /* current now points at new_id */
+	int cur_indexed;          /* the current set is an index set (blob.c) */
+	int placed;               /* blobs were placed for the new set */
 	char tmpdir[PATH_MAX];    /* sets/NEW_ID.tmp, "" when there is none */
 	int share;                /* proxy.user is set: sets are opened to gid */
 	gid_t gid;                /* the instances' group after their drop */

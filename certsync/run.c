@@ -46,12 +46,6 @@ void cs_run_free(struct cs_run *r)
 	cs_units_free(&r->verdicts);
 }
 
-/* The directory of the current set. */
-static void cur_dir(const struct cs_run *r, char *out, size_t len)
-{
-	snprintf(out, len, "%s/sets/%s", r->base, r->cur_id);
-}
-
 /* Step 2: runs the source command, if any, and names the directory the
  * certificates are read from. */
 static int fetch(struct cs_run *r)
@@ -92,18 +86,19 @@ static int hash_changed(struct cs_run *r)
 	return 0;
 }
 
-/* Puts the files of every unit into the new set: an unchanged unit is
- * linked from the current set; a changed one was copied by hash_changed,
- * unless only its content, not its stat tuple, differs from the current set
- * (e.g. the current set kept an older version), and is copied now. */
+/* Stages the files of every changed unit in the new set: most were copied
+ * by hash_changed, but not those whose content, not their stat tuple,
+ * differs from the current set (e.g. the current set kept an older
+ * version), which are copied now. An unchanged unit stays where the current
+ * set has it (cs_blobs_publish), and a copy made because only its stat
+ * tuple changed goes. */
 static int fill_set(struct cs_run *r)
 {
-	char set[PATH_MAX], p[PATH_MAX];
+	char p[PATH_MAX];
 	struct stat st;
 
 	if (r->dry_run)
 		return 0;
-	cur_dir(r, set, sizeof(set));
 	for (size_t i = 0; i < r->next.n; i++) {
 		struct cs_unit *u = &r->next.v[i];
 		const char *files[2] = {u->name, u->keyfile};
@@ -111,12 +106,13 @@ static int fill_set(struct cs_run *r)
 		for (int k = 0; k < 2 && files[k] != NULL; k++) {
 			struct cs_file *f;
 
+			cs_path(p, sizeof(p), r->tmpdir, files[k]);
 			if (u->state == CS_UNIT_SAME) {
-				if (cs_link(set, r->tmpdir, files[k], r->err, sizeof(r->err)) < 0)
-					return -1;
+				f = cs_files_find(&r->src, files[k]);
+				if (f != NULL && f->copied)
+					unlink(p);
 				continue;
 			}
-			cs_path(p, sizeof(p), r->tmpdir, files[k]);
 			if (stat(p, &st) == 0)
 				continue;
 			f = cs_files_find(&r->src, files[k]);
@@ -132,9 +128,8 @@ static int fill_set(struct cs_run *r)
  * previous good version, if the current set has one, stays in its place. */
 static int reject_bad(struct cs_run *r)
 {
-	char set[PATH_MAX], p[PATH_MAX];
+	char p[PATH_MAX];
 
-	cur_dir(r, set, sizeof(set));
 	for (size_t i = 0; i < r->next.n; i++) {
 		struct cs_unit *u = &r->next.v[i];
 		const struct cs_unit *c;
@@ -154,14 +149,11 @@ static int reject_bad(struct cs_run *r)
 		c = cs_units_find_name(&r->cur, u->name);
 		if (c == NULL || c->sev == CERT_SKIP)
 			continue;
+		/* Its files are the current set's (cs_blobs_publish). */
 		if (cs_unit_keep_previous(u, c) < 0) {
 			cs_err(r, "out of memory");
 			return -1;
 		}
-		if (!r->dry_run && (cs_link(set, r->tmpdir, u->name, r->err, sizeof(r->err)) < 0 ||
-		                    (u->keyfile && cs_link(set, r->tmpdir, u->keyfile, r->err,
-		                                           sizeof(r->err)) < 0)))
-			return -1;
 	}
 	return 0;
 }
@@ -251,10 +243,13 @@ static int promote(struct cs_run *r)
 	if (r->cur_id[0] != '\0' &&
 	    cs_set_changes(r->tmpdir, r->cur_id, &r->cur, &r->next, r->err, sizeof(r->err)) < 0)
 		return -1;
-	if (cs_set_finish(r->tmpdir, final, &r->next, r->share, r->gid, r->err, sizeof(r->err)) < 0)
+	r->placed = 1;
+	if (cs_blobs_publish(r) < 0 ||
+	    cs_set_finish(r->tmpdir, final, &r->next, r->share, r->gid, r->err, sizeof(r->err)) < 0)
 		return -1;
 	/* From here on a failure must not leave a complete, unpromoted set. */
 	snprintf(r->tmpdir, sizeof(r->tmpdir), "%s", final);
+	cs_test_point("finished");
 	if (r->no_reload)
 		return cs_current_point(r->base, r->new_id, r->err, sizeof(r->err));
 	/* The supervisor must be there before anything is promoted. */
@@ -288,8 +283,15 @@ static void save_manifest(struct cs_run *r)
 	char path[PATH_MAX];
 
 	cs_path(path, sizeof(path), r->base, "manifest");
-	if (cs_manifest_save(path, &r->src) < 0)
+	if (cs_manifest_save(path, &r->src) < 0) {
 		log_warn("%s: cannot save the manifest", path);
+		return;
+	}
+	/* After the manifest: a crash between the two leaves an old digest,
+	 * which only sends the next run the long way. */
+	cs_path(path, sizeof(path), r->base, "manifest.sum");
+	if (cs_manifest_sum_save(path, &r->src) < 0)
+		log_warn("%s: cannot save the manifest's digest", path);
 }
 
 static void save_verdicts(struct cs_run *r)
@@ -302,7 +304,7 @@ static void save_verdicts(struct cs_run *r)
 		return;
 
 	cs_path(path, sizeof(path), r->base, "verdicts");
-	if (cs_units_save(path, &r->verdicts) < 0)
+	if (cs_units_append_learned(path, &r->verdicts) < 0)
 		log_warn("%s: cannot save the verdict cache", path);
 }
 
@@ -313,15 +315,25 @@ int cs_execute(struct cs_run *r)
 	long changed;
 	int code;
 
-	cs_current_read(r->base, r->cur_id, sizeof(r->cur_id), &r->cur);
+	cs_current_read(r->base, r->cur_id, sizeof(r->cur_id), NULL);
+	snprintf(path, sizeof(path), "%s/sets/%s/%s", r->base, r->cur_id, CERT_SET_FILE);
+	r->cur_indexed = r->cur_id[0] != '\0' && access(path, F_OK) == 0;
+	if (!r->dry_run && cs_blobs_open(r->base, r->share, r->gid, r->err, sizeof(r->err)) < 0)
+		return CS_EXIT_ERROR;
 	if (fetch(r) < 0 || cs_scan(r->source, &r->src, r->err, sizeof(r->err)) < 0)
 		return CS_EXIT_ERROR;
+	/* Step 3, the fast path: same names with the same size and mtime as
+	 * at the last promotion, and that promotion is still current. The
+	 * manifest's digest says so without loading the manifest. */
+	cs_path(path, sizeof(path), r->base, "manifest.sum");
+	if (r->cur_id[0] != '\0' && cs_manifest_sum_same(path, &r->src))
+		return CS_NO_CHANGES;
 	cs_path(path, sizeof(path), r->base, "manifest");
 	cs_manifest_load(path, &r->man);
-	/* Step 3, the fast path: same names with the same size and mtime as
-	 * at the last promotion, and that promotion is still current. */
 	if (r->cur_id[0] != '\0' && cs_manifest_same(&r->src, &r->man))
 		return CS_NO_CHANGES;
+	/* Only a run with work to do needs the current set's units. */
+	cs_current_read(r->base, r->cur_id, sizeof(r->cur_id), &r->cur);
 
 	snprintf(r->new_id, sizeof(r->new_id), "%lld-%d", (long long)time(NULL), (int)getpid());
 	snprintf(r->tmpdir, sizeof(r->tmpdir), "%s/sets/%s.tmp", r->base, r->new_id);
@@ -331,6 +343,7 @@ int cs_execute(struct cs_run *r)
 	}
 	if (hash_changed(r) < 0)
 		return CS_EXIT_ERROR;
+	cs_test_point("copied");
 	if (cs_units_group(&r->src, &r->next) < 0 ||
 	    (changed = cs_units_plan(&r->cur, &r->next)) < 0) {
 		cs_err(r, "out of memory");
@@ -362,7 +375,9 @@ int cs_execute(struct cs_run *r)
 	if (promote(r) < 0)
 		return CS_EXIT_ERROR;
 	/* Step 10. */
+	cs_test_point("current");
 	save_manifest(r);
+	cs_test_point("manifest");
 	save_verdicts(r);
 	snprintf(r->cur_id, sizeof(r->cur_id), "%s", r->new_id);
 	r->tmpdir[0] = '\0';

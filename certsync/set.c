@@ -94,6 +94,7 @@ int cs_copy_hash(const char *from_dir, const char *to_dir, struct cs_file *f, ch
 			goto out;
 		}
 	}
+	f->copied = out >= 0;
 	while ((n = read(in, buf, sizeof(buf))) > 0) {
 		EVP_DigestUpdate(ctx, buf, (size_t)n);
 		if (out >= 0 && write(out, buf, (size_t)n) != n) {
@@ -115,22 +116,6 @@ out:
 		close(out);
 	EVP_MD_CTX_free(ctx);
 	return rc;
-}
-
-int cs_link(const char *from_dir, const char *to_dir, const char *name, char *err, size_t errlen)
-{
-	char from[PATH_MAX], to[PATH_MAX];
-
-	cs_path(from, sizeof(from), from_dir, name);
-	cs_path(to, sizeof(to), to_dir, name);
-	/* A new set is empty: replacing is the exception (a kept previous
-	 * version), so the unlink is only tried when the link finds a file. */
-	if (link(from, to) != 0 && (errno != EEXIST || unlink(to) != 0 || link(from, to) != 0)) {
-		snprintf(err, errlen, "%s: cannot hardlink into the new set: %s", from,
-		         strerror(errno));
-		return -1;
-	}
-	return 0;
 }
 
 /* The name of NAME.crt's partner with suffix sfx (".key" or ".crt"). */
@@ -358,11 +343,9 @@ int cs_set_changes(const char *tmpdir, const char *base_id, const struct cs_unit
 }
 
 /*
- * Opens a set to the instances' group: they load it after dropping to
- * proxy.user. Every entry is checked, not only the files copied by this
- * run: the hardlinks share their inode with sets written before the group
- * was set (or by an older version), and the stat is cheap next to the
- * parse that validated the new units.
+ * Opens a set directory to the instances' group: they load it after
+ * dropping to proxy.user. It holds its index files only; the contents are
+ * blobs, shared as they are placed (blob.c).
  */
 static int set_share(const char *dir, gid_t gid, char *err, size_t errlen)
 {
@@ -397,11 +380,41 @@ static int set_share(const char *dir, gid_t gid, char *err, size_t errlen)
 	return rc;
 }
 
+int cs_fsync_path(const char *path, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0 || fsync(fd) != 0) {
+		snprintf(err, errlen, "%s: cannot sync: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+int cs_sync_dir(const char *dir, int whole_fs, char *err, size_t errlen)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0 || (whole_fs ? syncfs(fd) : fsync(fd)) != 0) {
+		snprintf(err, errlen, "%s: cannot sync: %s", dir, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
 int cs_set_finish(const char *tmpdir, const char *final, const struct cs_units *units, int share,
                   gid_t gid, char *err, size_t errlen)
 {
 	char idx[PATH_MAX];
-	int dfd;
+	struct dirent *de;
+	int rc = 0;
+	DIR *d;
 
 	cs_path(idx, sizeof(idx), tmpdir, CS_INDEX_NAME);
 	if (cs_units_save(idx, units) < 0) {
@@ -410,16 +423,23 @@ int cs_set_finish(const char *tmpdir, const char *final, const struct cs_units *
 	}
 	if (share && set_share(tmpdir, gid, err, errlen) < 0)
 		return -1;
-	/* One syncfs for the whole set instead of an fsync per file: the set
-	 * must be durable before its final name makes it promotable. */
-	dfd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0 || syncfs(dfd) != 0) {
+	/* The set must be durable before its final name makes it promotable.
+	 * It holds a few index files (its contents are blobs, synced when
+	 * placed), so each is synced, and not the whole file system: syncfs
+	 * would also wait for every other writer's dirty data. */
+	d = opendir(tmpdir);
+	if (d == NULL) {
 		snprintf(err, errlen, "%s: cannot sync the new set: %s", tmpdir, strerror(errno));
-		if (dfd >= 0)
-			close(dfd);
 		return -1;
 	}
-	close(dfd);
+	while (rc == 0 && (de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.' || (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")))
+			if (cs_path(idx, sizeof(idx), tmpdir, de->d_name) < 0 ||
+			    cs_fsync_path(idx, err, errlen) < 0)
+				rc = -1;
+	closedir(d);
+	if (rc < 0 || cs_sync_dir(tmpdir, 0, err, errlen) < 0)
+		return -1;
 	if (rename(tmpdir, final) != 0) {
 		snprintf(err, errlen, "%s: cannot complete the new set: %s", final,
 		         strerror(errno));
@@ -443,6 +463,8 @@ void cs_current_read(const char *base, char *id, size_t idlen, struct cs_units *
 	/* current -> sets/ID */
 	slash = strrchr(target, '/');
 	snprintf(id, idlen, "%s", slash ? slash + 1 : target);
+	if (units == NULL)
+		return;
 	snprintf(idx, sizeof(idx), "%s/sets/%s/%s", base, id, CS_INDEX_NAME);
 	cs_units_load(idx, units);
 	cs_units_sort_by_name(units);
@@ -479,11 +501,13 @@ void cs_rmtree(const char *dir)
 	rmdir(dir);
 }
 
-void cs_sets_prune(const char *base, const char *cur_id, const char *skip_tmp, size_t keep)
+void cs_sets_prune(const char *base, const char *cur_id, const char *skip_tmp, size_t keep,
+                   int sweep)
 {
 	char sets[PATH_MAX], p[PATH_MAX];
 	char **ids = NULL;
-	size_t n = 0, cap = 0;
+	unsigned char *doomed = NULL;
+	size_t n = 0, cap = 0, ndoomed = 0;
 	DIR *d;
 	struct dirent *de;
 
@@ -498,8 +522,12 @@ void cs_sets_prune(const char *base, const char *cur_id, const char *skip_tmp, s
 			continue;
 		if (len > 4 && strcmp(de->d_name + len - 4, ".tmp") == 0) {
 			cs_path(p, sizeof(p), sets, de->d_name);
-			if (strcmp(p, skip_tmp) != 0)
+			if (strcmp(p, skip_tmp) != 0) {
+				/* A run was killed while it built or removed
+				 * a set: blobs may be left that no set names. */
 				cs_rmtree(p);
+				sweep = 1;
+			}
 			continue;
 		}
 		if (n == cap) {
@@ -517,12 +545,16 @@ void cs_sets_prune(const char *base, const char *cur_id, const char *skip_tmp, s
 	closedir(d);
 	if (n > 0)
 		qsort(ids, n, sizeof(*ids), str_cmp);
-	for (size_t i = 0; i < n; i++) {
+	doomed = calloc(n + 1, 1);
+	for (size_t i = 0; doomed != NULL && i < n; i++)
 		if (i + keep < n && strcmp(ids[i], cur_id) != 0) {
-			cs_path(p, sizeof(p), sets, ids[i]);
-			cs_rmtree(p);
+			doomed[i] = 1;
+			ndoomed++;
 		}
+	if (doomed != NULL && (ndoomed > 0 || sweep))
+		cs_blobs_prune(base, ids, n, doomed, sweep);
+	for (size_t i = 0; i < n; i++)
 		free(ids[i]);
-	}
 	free(ids);
+	free(doomed);
 }

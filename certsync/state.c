@@ -8,11 +8,15 @@
 #include "certsync/cs_int.h"
 
 #include <errno.h>
+#include <signal.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
 
 #include "common/json.h"
 
@@ -177,6 +181,22 @@ int cs_units_load(const char *path, struct cs_units *u)
 	return rc;
 }
 
+static void unit_line(FILE *f, const struct cs_unit *x)
+{
+	char msg[512];
+
+	/* A rejected version's message describes a file that is not in the
+	 * set; the kept version is recorded clean. Messages are one line
+	 * without tabs, which separate the fields. */
+	snprintf(msg, sizeof(msg), "%s", (x->msg && !x->rejected) ? x->msg : "-");
+	for (char *p = msg; *p; p++)
+		if (*p == '\t' || *p == '\n')
+			*p = ' ';
+	fprintf(f, "%s\t%s\t%s\t%d\t%lld\t%s\t%s\n", x->name, x->keyfile ? x->keyfile : "-",
+	        x->hash, x->sev, (long long)x->not_after, (x->names && *x->names) ? x->names : "-",
+	        msg);
+}
+
 int cs_units_save(const char *path, const struct cs_units *u)
 {
 	char tmp[PATH_MAX];
@@ -184,22 +204,41 @@ int cs_units_save(const char *path, const struct cs_units *u)
 
 	if (f == NULL)
 		return -1;
-	for (size_t i = 0; i < u->n; i++) {
-		const struct cs_unit *x = &u->v[i];
-		char msg[512];
-
-		/* A rejected version's message describes a file that is not in
-		 * the set; the kept version is recorded clean. Messages are one
-		 * line without tabs, which separate the fields. */
-		snprintf(msg, sizeof(msg), "%s", (x->msg && !x->rejected) ? x->msg : "-");
-		for (char *p = msg; *p; p++)
-			if (*p == '\t' || *p == '\n')
-				*p = ' ';
-		fprintf(f, "%s\t%s\t%s\t%d\t%lld\t%s\t%s\n", x->name, x->keyfile ? x->keyfile : "-",
-		        x->hash, x->sev, (long long)x->not_after,
-		        (x->names && *x->names) ? x->names : "-", msg);
-	}
+	for (size_t i = 0; i < u->n; i++)
+		unit_line(f, &u->v[i]);
 	return atomic_close(f, tmp, path);
+}
+
+int cs_units_append_learned(const char *path, const struct cs_units *u)
+{
+	FILE *f = fopen(path, "a");
+	struct stat st;
+	int rc = 0;
+
+	if (f == NULL)
+		return -1;
+	/* A line torn by a crash has no newline: end it, so that it stays
+	 * the one line the loader skips. */
+	if (fstat(fileno(f), &st) == 0 && st.st_size > 0) {
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		char last = '\n';
+
+		if (fd >= 0) {
+			if (pread(fd, &last, 1, st.st_size - 1) != 1)
+				last = '\n';
+			close(fd);
+		}
+		if (last != '\n')
+			fputc('\n', f);
+	}
+	for (size_t i = 0; i < u->n; i++)
+		if (u->v[i].learned)
+			unit_line(f, &u->v[i]);
+	if (fflush(f) != 0 || fsync(fileno(f)) != 0)
+		rc = -1;
+	if (fclose(f) != 0)
+		rc = -1;
+	return rc;
 }
 
 long cs_verdicts_learn(struct cs_units *verdicts, const struct cs_units *next)
@@ -223,6 +262,7 @@ long cs_verdicts_learn(struct cs_units *verdicts, const struct cs_units *next)
 			break;
 		}
 		old.v = verdicts->v; /* the add may have moved the array */
+		c->learned = 1;
 		c->name = strdup(u->name);
 		memcpy(c->hash, u->hash, CS_HASH_HEX);
 		if (c->name == NULL || cs_unit_set_verdict(c, u) < 0) {
@@ -322,6 +362,52 @@ int cs_manifest_save(const char *path, const struct cs_files *src)
 	return atomic_close(f, tmp, path);
 }
 
+void cs_manifest_digest(const struct cs_files *src, char hex[CS_HASH_HEX])
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned char d[32];
+
+	memset(d, 0, sizeof(d));
+	if (md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1) {
+		for (size_t i = 0; i < src->n; i++) {
+			int64_t v[2] = {src->v[i].size, src->v[i].mtime_ns};
+
+			EVP_DigestUpdate(md, src->v[i].name, strlen(src->v[i].name) + 1);
+			EVP_DigestUpdate(md, v, sizeof(v));
+		}
+		EVP_DigestFinal_ex(md, d, NULL);
+	}
+	EVP_MD_CTX_free(md);
+	cs_hex(d, hex);
+}
+
+int cs_manifest_sum_same(const char *path, const struct cs_files *src)
+{
+	char want[CS_HASH_HEX], got[CS_HASH_HEX + 2] = "";
+	FILE *f = fopen(path, "r");
+
+	if (f == NULL)
+		return 0;
+	if (fgets(got, sizeof(got), f) == NULL)
+		got[0] = '\0';
+	fclose(f);
+	got[strcspn(got, "\n")] = '\0';
+	cs_manifest_digest(src, want);
+	return strcmp(got, want) == 0;
+}
+
+int cs_manifest_sum_save(const char *path, const struct cs_files *src)
+{
+	char tmp[PATH_MAX], hex[CS_HASH_HEX];
+	FILE *f = atomic_open(path, tmp);
+
+	if (f == NULL)
+		return -1;
+	cs_manifest_digest(src, hex);
+	fprintf(f, "%s\n", hex);
+	return atomic_close(f, tmp, path);
+}
+
 int cs_manifest_same(const struct cs_files *src, const struct cs_files *man)
 {
 	if (src->n != man->n)
@@ -407,4 +493,12 @@ int cs_last_run_read(const char *state_dir, struct cs_last_run *lr)
 		lr->names_gone = (uint64_t)v;
 	json_doc_free(doc);
 	return 0;
+}
+
+void cs_test_point(const char *step)
+{
+	const char *want = getenv("SWITCHYARD_TEST_CERTSYNC_KILL");
+
+	if (want != NULL && strcmp(want, step) == 0)
+		kill(getpid(), SIGKILL);
 }

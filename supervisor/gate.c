@@ -31,6 +31,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "certstore/cert.h"
 #include "common/ctl.h"
 #include "common/log.h"
 #include "common/privs.h"
@@ -162,7 +163,8 @@ struct gate_name {
 /* Checks one name; returns 0 on pass, 1 when absent (allowed), -1 on failure. */
 static int check_name(struct sv *sv, enum cfg_colour c, SSL_CTX *ctx,
                       const struct sockaddr_storage *ss, socklen_t sslen, const char *certs_dir,
-                      const struct gate_name *gn, char *err, size_t errlen)
+                      const struct cert_set_map *map, const struct gate_name *gn, char *err,
+                      size_t errlen)
 {
 	char *reply = NULL, line[CTL_LINE_MAX], file[CFG_STR_MAX], path[2 * CFG_STR_MAX + 2];
 	char claimed[80] = "", want_hex[65], got_hex[65], sni[300], e2[256];
@@ -207,7 +209,11 @@ static int check_name(struct sv *sv, enum cfg_colour c, SSL_CTX *ctx,
 	(void)json_get_str(doc, "sha256", claimed, sizeof(claimed));
 	(void)json_get_bool(doc, "kept", &kept);
 	json_doc_free(doc);
-	snprintf(path, sizeof(path), "%s/%s", certs_dir, file);
+	if (cert_set_map_path(map, certs_dir, file, path, sizeof(path)) < 0) {
+		snprintf(err, errlen, "%s: expected certificate: %s is not in %s's index", gn->name,
+		         file, certs_dir);
+		return -1;
+	}
 	/* The instance kept the previous version of a file whose new content
 	 * it could not load, and its reload reply said so: the file on disk
 	 * is not what it serves on purpose, so the handshake is checked
@@ -258,6 +264,7 @@ struct gate_job {
 	struct gate_name *names;
 	size_t n, next;
 	const char *certs_dir;
+	const struct cert_set_map *map; /* certs_dir's index, NULL for a directory */
 	struct sv_gate_result *res;
 	pthread_mutex_t mu;
 	int drop_user; /* drop to uid/gid; else only drop capabilities */
@@ -323,7 +330,7 @@ static void *gate_worker(void *arg)
 		if (job->names[i].name == NULL)
 			continue;
 		r = check_name(job->sv, job->c, job->ctx, &job->ss, job->sslen, job->certs_dir,
-		               &job->names[i], err, sizeof(err));
+		               job->map, &job->names[i], err, sizeof(err));
 		pthread_mutex_lock(&job->mu);
 		job->res->checked++;
 		if (r == 1)
@@ -345,6 +352,7 @@ int sv_gate_run(struct sv *sv, enum cfg_colour c, char **changed, size_t nchange
 	size_t n = 0, cap;
 	char certs_dir[CFG_STR_MAX], err[600], line[64], *reply = NULL;
 	int64_t t0 = sv_now_ms();
+	struct cert_set_map *map = NULL;
 	SSL_CTX *ctx = NULL;
 
 	memset(res, 0, sizeof(*res));
@@ -428,6 +436,13 @@ int sv_gate_run(struct sv *sv, enum cfg_colour c, char **changed, size_t nchange
 		}
 		job.drop_user = ids == 0;
 		job.hold = getenv("SWITCHYARD_TEST_GATE_HOLD");
+		/* Read here, before the threads drop their privileges, and
+		 * once: an index set names 100,000 files. */
+		if (cert_set_map_open(certs_dir, &map, err, sizeof(err)) < 0) {
+			snprintf(res->error, sizeof(res->error), "%.500s", err);
+			goto out;
+		}
+		job.map = map;
 		job.sslen = inst_addr(sv->cfg, c, &job.ss);
 		pthread_mutex_init(&job.mu, NULL);
 		/* Handshakes run in parallel: on a machine saturated by client
@@ -452,6 +467,7 @@ int sv_gate_run(struct sv *sv, enum cfg_colour c, char **changed, size_t nchange
 	res->passed = res->failed == 0;
 out:
 	res->ms = sv_now_ms() - t0;
+	cert_set_map_free(map);
 	SSL_CTX_free(ctx);
 	free(reply);
 	for (size_t i = 0; i < n; i++)

@@ -50,8 +50,9 @@ cat "$T_TMP/out"
 first=$(current)
 [ -n "$first" ] || fail "current not created"
 [ -f "$STATE/certsync/$first/.certsync-index" ] || fail "set has no index"
-n=$(ls "$STATE/certsync/current/" | wc -l)
+n=$(set_count "$STATE/certsync/current")
 [ "$n" -eq 40 ] || fail "expected 40 files in the set, got $n"
+check "every blob the set names exists" set_blobs_ok "$STATE"
 [ "$(last '"\(.status) \(.exit) \(.names_after) \(.names_gone)"')" = "applied 0 40 0" ] ||
 	fail "last-run after the first run: $(cat "$LAST")"
 [ "$(stat -c %a "$LAST")" = 644 ] || fail "last-run mode $(stat -c %a "$LAST")"
@@ -62,7 +63,7 @@ grep -q "no changes" "$T_TMP/out" || { cat "$T_TMP/out"; fail "expected 'no chan
 [ $rc -eq 0 ] && [ "$(current)" = "$first" ] || fail "unchanged run changed current (rc $rc)"
 [ "$(last .status)" = "no changes" ] || fail "last-run after no changes: $(cat "$LAST")"
 
-say "one changed file: a new set, unchanged files hardlinked"
+say "one changed file: a new set that shares the unchanged blobs"
 sleep 1.1
 "$SY_BUILD/tests/tools/gencerts" --out "$CERTS" --one site3.example.test --file "$SRC/site3.pem" >/dev/null ||
 	fail "gencerts --one"
@@ -72,20 +73,21 @@ grep -q '"changed":1' "$T_TMP/out" || { cat "$T_TMP/out"; fail "expected exactly
 grep -q '"validated":1' "$T_TMP/out" || { cat "$T_TMP/out"; fail "expected one validation"; }
 second=$(current)
 [ "$second" != "$first" ] || fail "current not switched"
-cmp -s "$SRC/site3.pem" "$STATE/certsync/current/site3.pem" || fail "new file not in the set"
-i1=$(stat -c %i "$STATE/certsync/$first/site1.pem")
-i2=$(stat -c %i "$STATE/certsync/$second/site1.pem")
-[ "$i1" = "$i2" ] || fail "unchanged file was copied, not hardlinked"
+cmp -s "$SRC/site3.pem" "$(set_file "$STATE/certsync/current" site3.pem)" || fail "new file not in the set"
+[ "$(set_file "$STATE/certsync/$first" site1.pem)" -ef "$(set_file "$STATE/certsync/$second" site1.pem)" ] ||
+	fail "unchanged file was copied, not shared"
+[ -z "$(ls "$STATE/certsync/$second")" ] || fail "the set directory holds files besides its indexes"
+check "one new blob, nothing orphaned" set_blobs_ok "$STATE"
 
 say "a broken new version is skipped and the previous version stays: partial"
 sleep 1.1
-cp "$STATE/certsync/current/site5.pem" "$T_TMP/site5.good"
+cp "$(set_file "$STATE/certsync/current" site5.pem)" "$T_TMP/site5.good"
 head -c 300 "$T_TMP/site5.good" >"$SRC/site5.pem"
 run --no-reload >"$T_TMP/out" 2>&1; rc=$?
 cat "$T_TMP/out"
 [ $rc -eq 2 ] || fail "expected exit 2 (partial), got $rc"
 grep -q "site5.pem" "$T_TMP/out" || fail "report does not name site5.pem"
-cmp -s "$T_TMP/site5.good" "$STATE/certsync/current/site5.pem" || fail "previous site5 not kept"
+cmp -s "$T_TMP/site5.good" "$(set_file "$STATE/certsync/current" site5.pem)" || fail "previous site5 not kept"
 cp "$T_TMP/site5.good" "$SRC/site5.pem"
 
 say "source emptied: the guard refuses and nothing changes"
@@ -162,8 +164,10 @@ for delay in 0.02 0.05 0.1 0.2 0.3 0.5 0.8; do
 	[ -f "$STATE/certsync/$c/.certsync-index" ] || fail "after kill -9 at ${delay}s current=$c is incomplete"
 	run --no-reload >"$T_TMP/out" 2>&1; rc=$?
 	[ $rc -eq 0 ] || { cat "$T_TMP/out"; fail "run after kill -9 at ${delay}s: exit $rc"; }
-	cmp -s "$SRC/site277.pem" "$STATE/certsync/current/site277.pem" || fail "recovery run did not apply the change"
-	n=$(ls "$STATE/certsync/current/" | wc -l)
+	cmp -s "$SRC/site277.pem" "$(set_file "$STATE/certsync/current" site277.pem)" ||
+		fail "recovery run did not apply the change"
+	set_blobs_ok "$STATE" || fail "blobs after the recovery from kill -9 at ${delay}s"
+	n=$(set_count "$STATE/certsync/current")
 	[ "$n" -eq 300 ] || fail "after recovery the set has $n files, expected 300"
 done
 ls "$STATE/certsync/sets" | grep -q '\.tmp$' && fail "a .tmp set survived a later run"

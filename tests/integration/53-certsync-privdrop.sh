@@ -2,7 +2,8 @@
 # certsync with proxy.user set: the instances load each new set long after
 # their drop, so certsync gives the proxy's group search permission on the
 # way down (state dir, certsync/, sets/: 0710) and read permission on each
-# set (0750, files 0640, group nogroup). Before, every run failed with
+# set and on the blobs (0750, files 0640, group nogroup), also for blobs
+# written before proxy.user was set. Before, every run failed with
 # "Permission denied" from the instance. A reload the instance cannot read
 # fails with its cause in switchyardd's log.
 . "$(dirname "$0")/lib.sh"
@@ -25,7 +26,15 @@ chmod 711 "$T_TMP"
 chmod 750 "$STATE"
 sync() { "$SY_BUILD/switchyard" certsync -c "$SV_CONF" "$@"; }
 
-sync --no-reload >"$T_TMP/out" 2>&1 || { cat "$T_TMP/out"; fail "initial certsync"; }
+# The first set is built before proxy.user is set (an existing host that
+# turns it on): its blobs are root's. The next run, with nothing to do,
+# still opens them to the instances' group, or they could not load them.
+grep -v '^  user: nobody$\|^  group: nogroup$' "$SV_CONF" >"$T_TMP/root.yaml"
+"$SY_BUILD/switchyard" certsync -c "$T_TMP/root.yaml" --no-reload >"$T_TMP/out" 2>&1 ||
+	{ cat "$T_TMP/out"; fail "initial certsync"; }
+check "blobs built without proxy.user are root's" \
+	test "$(stat -c %G "$STATE/certsync/blobs/$(ls "$STATE/certsync/blobs" | head -1)")" = root
+sync --no-reload >"$T_TMP/out" 2>&1 || { cat "$T_TMP/out"; fail "certsync with proxy.user"; }
 sv_start
 pid=$(sv_status '.instances[] | select(.colour == "blue") | .pid')
 check "the instances run as nobody" test "$(awk '$1 == "Uid:" {print $2}' "/proc/$pid/status")" = "$PUID"
@@ -51,6 +60,10 @@ check "every file of the set is 0640 root:nogroup" \
 	test -z "$(find "$SET" -mindepth 1 \( ! -group nogroup -o ! -perm 0640 \) -print)"
 check "the staging copy stays closed" test "$(stat -c '%G' "$STATE/certsync/staging")" = root
 check "no other user may read a key" test -z "$(find "$SET" -mindepth 1 -perm /o=r -print)"
+BLOBS=$STATE/certsync/blobs
+check "the blob directory is 0750 root:nogroup" test "$(stat -c '%a %U %G' "$BLOBS")" = "750 root nogroup"
+check "every blob is 0640 root:nogroup" \
+	test -z "$(find "$BLOBS" -mindepth 1 \( ! -group nogroup -o ! -perm 0640 \) -print)"
 
 # A reload the instance cannot read is refused, and switchyardd says so.
 mkdir -m 700 "$T_TMP/closed"

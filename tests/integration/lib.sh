@@ -131,3 +131,23 @@ gen_certs() {
 	"$SY_BUILD/tests/tools/gencerts" --out "$1" --count "$2" --type "${3:-ec}" >/dev/null ||
 		fail "gencerts $*"
 }
+
+# set_file SETDIR FILE: the path that serves FILE in a certsync set (an
+# index set names a blob; see CERT_SET_FILE in certstore/cert.h); fails when
+# the index does not list it.
+set_file() {
+	awk -v d="$1" -v f="$2" 'NR == 1 {b = ($3 ~ /^\//) ? $3 : d "/" $3; next}
+		$1 == f {print b "/" $2; found = 1; exit} END {exit !found}' "$1/.switchyard-set"
+}
+
+# set_count SETDIR: the number of files a certsync index set lists.
+set_count() { echo $(($(wc -l <"$1/.switchyard-set") - 1)); }
+
+# set_blobs_ok STATE: every blob that a set under STATE/certsync/sets names
+# exists, and every blob is named by some set (none lost, none orphaned).
+set_blobs_ok() {
+	local cs=$1/certsync
+	comm -3 <(for s in "$cs"/sets/*/; do tail -n +2 "$s/.switchyard-set" | cut -d' ' -f2; done | sort -u) \
+		<(ls "$cs/blobs" | sort) >"$T_TMP/blobs.diff"
+	[ ! -s "$T_TMP/blobs.diff" ] || { echo "named but missing (left) / orphaned (right):"; head "$T_TMP/blobs.diff"; return 1; }
+}

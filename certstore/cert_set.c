@@ -1,0 +1,371 @@
+/*
+ * cert_set: index sets (CERT_SET_FILE, cert.h). A directory with an index is
+ * listed from the index alone: one read of one file instead of a readdir and
+ * a stat per certificate, and the contents are opened from the blob
+ * directory only when their blob differs from the previous store's. That
+ * makes a reload of a 100,000-certificate set with one change cost one
+ * file's parse plus a pass over 100,000 short lines.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "certstore/cert_int.h"
+
+/* The index is read whole; a set of 100,000 certificates takes about 8 MB,
+ * so this bounds a hostile or corrupt file, not a real one. */
+#define SET_MAX_BYTES (256u << 20)
+
+/* A marker device number no file system hands out, so that an index
+ * identity never equals a stat tuple. */
+#define SET_DEV ((dev_t)-1)
+
+/* Hex digit values plus one (0: not a hex digit): one load per character,
+ * for 6.4 million characters in a reload of 100,000 names. */
+static const unsigned char hexv[256] = {
+    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,  ['7'] = 8,
+    ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+    ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
+};
+
+static uint64_t fnv64(const char *s, size_t n, uint64_t h)
+{
+	for (size_t i = 0; i < n; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+/*
+ * The identity of a blob in the fields of a stat tuple, so that the store's
+ * reuse test (cert_stat_eq) serves index sets unchanged: the 256 bits of a
+ * content hash when the blob's name starts with one (certsync's blobs), else
+ * two 64-bit FNV-1a hashes of the name with different offsets and its
+ * length.
+ */
+static void set_identity(struct cert_stat *st, const char *blob, size_t n)
+{
+	uint64_t w[4] = {0, 0, 0, 0};
+	size_t i;
+
+	memset(st, 0, sizeof(*st));
+	st->dev = SET_DEV;
+	for (i = 0; i < 64 && i < n; i++) {
+		unsigned v = hexv[(unsigned char)blob[i]];
+
+		if (v == 0)
+			break;
+		w[i / 16] = w[i / 16] << 4 | (v - 1);
+	}
+	if (i < 64) {
+		w[0] = fnv64(blob, n, 14695981039346656037ull);
+		w[1] = fnv64(blob, n, 0x9e3779b97f4a7c15ull);
+		w[2] = n;
+		w[3] = 0;
+	} else {
+		/* The name's tail (".pem", ".key") tells a pair's files apart. */
+		w[3] ^= fnv64(blob + 64, n - 64, 14695981039346656037ull);
+	}
+	st->ino = (ino_t)w[0];
+	st->size = (off_t)w[1];
+	st->mtime.tv_sec = (time_t)w[2];
+	st->ctime.tv_sec = (time_t)w[3];
+}
+
+/* Reads dir's index whole into a NUL-terminated buffer: 0, 1 when there is
+ * none, -1 with the reason in err. */
+static int read_index(const char *dir, char **buf, size_t *len, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	size_t got = 0;
+	int fd;
+
+	if (snprintf(path, sizeof(path), "%s/%s", dir, CERT_SET_FILE) >= (int)sizeof(path))
+		return 1;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			return 1;
+		snprintf(err, errlen, "%s: cannot open the set index: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > SET_MAX_BYTES) {
+		snprintf(err, errlen, "%s: not a regular file of at most %u bytes", path,
+		         SET_MAX_BYTES);
+		close(fd);
+		return -1;
+	}
+	*buf = malloc((size_t)st.st_size + 1);
+	if (*buf == NULL) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		close(fd);
+		return -1;
+	}
+	while (got < (size_t)st.st_size) {
+		ssize_t r = read(fd, *buf + got, (size_t)st.st_size - got);
+
+		if (r <= 0) {
+			snprintf(err, errlen, "%s: read failed: %s", path,
+			         r < 0 ? strerror(errno) : "file shrank");
+			close(fd);
+			free(*buf);
+			*buf = NULL;
+			return -1;
+		}
+		got += (size_t)r;
+	}
+	close(fd);
+	(*buf)[got] = '\0';
+	*len = got;
+	return 0;
+}
+
+/* Splits "A B" at the first space or tab into a and b; -1 unless there
+ * are exactly two non-empty fields. */
+static int fields(char *line, char **a, char **b)
+{
+	char *sp = line + strcspn(line, " \t");
+
+	if (*sp == '\0' || sp == line)
+		return -1;
+	*sp++ = '\0';
+	sp += strspn(sp, " \t");
+	*a = line;
+	*b = sp;
+	return (*sp != '\0' && sp[strcspn(sp, " \t")] == '\0') ? 0 : -1;
+}
+
+static int fail(struct cert_report *rep, const char *dir, size_t lineno, const char *what)
+{
+	cert_report_set_fatal(rep, "%s/%s:%zu: %s", dir, CERT_SET_FILE, lineno, what);
+	return -1;
+}
+
+int cert_set_scan(const char *dir, struct cert_scan *sc, const struct cert_store *old,
+                  struct cert_report *rep)
+{
+	char err[PATH_MAX + 100], *buf = NULL, *line, *next, *a, *b;
+	char blobdir[PATH_MAX];
+	const char *prev = NULL;
+	size_t len, lineno = 1, nkeyfiles = 0, nlines = 0;
+	int rc;
+
+	rc = read_index(dir, &buf, &len, err, sizeof(err));
+	if (rc != 0) {
+		if (rc < 0)
+			cert_report_set_fatal(rep, "%s", err);
+		return rc;
+	}
+	rc = -1;
+	memset(sc, 0, sizeof(*sc));
+	sc->dirfd = -1;
+	if (realpath(dir, sc->realdir) == NULL) {
+		cert_report_set_fatal(rep, "%s: cannot resolve directory: %s", dir,
+		                      strerror(errno));
+		goto out;
+	}
+	next = memchr(buf, '\n', len);
+	if (next == NULL) {
+		fail(rep, dir, 1, "no records after the header (an index is written whole)");
+		goto out;
+	}
+	*next++ = '\0';
+	if (strncmp(buf, CERT_SET_MAGIC " ", sizeof(CERT_SET_MAGIC)) != 0 ||
+	    buf[sizeof(CERT_SET_MAGIC)] == '\0' ||
+	    buf[sizeof(CERT_SET_MAGIC) + strcspn(buf + sizeof(CERT_SET_MAGIC), " \t")] != '\0') {
+		fail(rep, dir, 1, "expected \"" CERT_SET_MAGIC " BLOBDIR\"");
+		goto out;
+	}
+	if (snprintf(blobdir, sizeof(blobdir), "%s%s%s",
+	             buf[sizeof(CERT_SET_MAGIC)] == '/' ? "" : dir,
+	             buf[sizeof(CERT_SET_MAGIC)] == '/' ? "" : "/",
+	             buf + sizeof(CERT_SET_MAGIC)) >= (int)sizeof(blobdir)) {
+		fail(rep, dir, 1, "the blob directory's path is too long");
+		goto out;
+	}
+	sc->dirfd = open(blobdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (sc->dirfd < 0) {
+		cert_report_set_fatal(rep, "%s/%s:1: cannot open the blob directory %s: %s", dir,
+		                      CERT_SET_FILE, blobdir, strerror(errno));
+		goto out;
+	}
+	for (const char *p = next; (p = memchr(p, '\n', (size_t)(buf + len - p))) != NULL; p++)
+		nlines++;
+	sc->cap = nlines + 1;
+	sc->ents = malloc(sc->cap * sizeof(*sc->ents));
+	if (sc->ents == NULL)
+		goto oom;
+	for (line = next; line < buf + len; line = next) {
+		struct cert_scan_ent *e;
+		char *nl = memchr(line, '\n', (size_t)(buf + len - line));
+
+		lineno++;
+		if (nl == NULL) {
+			fail(rep, dir, lineno, "the last record has no newline (a torn write)");
+			goto out;
+		}
+		*nl = '\0';
+		next = nl + 1;
+		if (fields(line, &a, &b) < 0) {
+			fail(rep, dir, lineno, "expected \"NAME BLOB\"");
+			goto out;
+		}
+		if (a[0] == '.' || b[0] == '.' || strchr(a, '/') != NULL ||
+		    strchr(b, '/') != NULL) {
+			fail(rep, dir, lineno, "a name or blob starts with a dot or holds a slash");
+			goto out;
+		}
+		if (prev != NULL && strcmp(prev, a) >= 0) {
+			fail(rep, dir, lineno, "names are not in strictly ascending order");
+			goto out;
+		}
+		e = &sc->ents[sc->n];
+		memset(e, 0, sizeof(*e));
+		/* The names go to the store; the blob names are needed only
+		 * while the load opens files, and stay in the index buffer. */
+		e->name = cert_arena_strdup(&sc->names, a);
+		e->path = b;
+		if (e->name == NULL)
+			goto oom;
+		sc->n++;
+		prev = e->name;
+		e->kind = CERT_FILE_CERT;
+		if (!cert_is_cert_name(a)) {
+			cert_scan_mark_ignored(e);
+			continue;
+		}
+		set_identity(&e->st, b, strlen(b));
+		nkeyfiles += strlen(a) > 4 && strcmp(a + strlen(a) - 4, ".key") == 0;
+	}
+	if (cert_scan_pair(sc, old, nkeyfiles) < 0)
+		goto oom;
+	rc = 0;
+	goto out;
+oom:
+	cert_report_set_fatal(rep, "%s/%s: out of memory", dir, CERT_SET_FILE);
+out:
+	sc->buf = buf;
+	return rc;
+}
+
+uint64_t cert_dir_nfiles(const char *dir)
+{
+	char err[PATH_MAX + 100], *buf = NULL;
+	uint64_t n = 0;
+	size_t len;
+
+	if (read_index(dir, &buf, &len, err, sizeof(err)) != 0)
+		return cert_scan_nfiles(dir);
+	/* Every line after the header is one record; a NAME.key record is
+	 * part of its certificate's pair. */
+	for (char *l = memchr(buf, '\n', len); l != NULL && l + 1 < buf + len;
+	     l = memchr(l + 1, '\n', (size_t)(buf + len - l - 1))) {
+		size_t f = strcspn(l + 1, " \t\n");
+
+		n += !(f > 4 && memcmp(l + 1 + f - 4, ".key", 4) == 0);
+	}
+	free(buf);
+	return n;
+}
+
+struct cert_set_map {
+	char *buf;
+	char **file, **blob; /* into buf, in the index's (ascending) order */
+	size_t n;
+	char blobdir[PATH_MAX];
+};
+
+int cert_set_map_open(const char *dir, struct cert_set_map **out, char *err, size_t errlen)
+{
+	struct cert_set_map *m;
+	size_t len, cap = 1;
+	char *line, *next, *a, *b;
+	int rc;
+
+	*out = NULL;
+	m = calloc(1, sizeof(*m));
+	if (m == NULL) {
+		snprintf(err, errlen, "%s: out of memory", dir);
+		return -1;
+	}
+	rc = read_index(dir, &m->buf, &len, err, errlen);
+	if (rc != 0) {
+		free(m);
+		return rc > 0 ? 0 : -1;
+	}
+	for (size_t i = 0; i < len; i++)
+		cap += m->buf[i] == '\n';
+	m->file = malloc(cap * sizeof(*m->file));
+	m->blob = malloc(cap * sizeof(*m->blob));
+	next = memchr(m->buf, '\n', len);
+	if (m->file == NULL || m->blob == NULL || next == NULL ||
+	    strncmp(m->buf, CERT_SET_MAGIC " ", sizeof(CERT_SET_MAGIC)) != 0)
+		goto bad;
+	*next++ = '\0';
+	a = m->buf + sizeof(CERT_SET_MAGIC);
+	if (snprintf(m->blobdir, sizeof(m->blobdir), "%s%s%s", a[0] == '/' ? "" : dir,
+	             a[0] == '/' ? "" : "/", a) >= (int)sizeof(m->blobdir))
+		goto bad;
+	for (line = next; line < m->buf + len; line = next) {
+		char *nl = memchr(line, '\n', (size_t)(m->buf + len - line));
+
+		if (nl == NULL)
+			goto bad;
+		*nl = '\0';
+		next = nl + 1;
+		if (fields(line, &a, &b) < 0)
+			goto bad;
+		m->file[m->n] = a;
+		m->blob[m->n++] = b;
+	}
+	*out = m;
+	return 0;
+bad:
+	snprintf(err, errlen, "%s/%s: not a valid set index", dir, CERT_SET_FILE);
+	cert_set_map_free(m);
+	return -1;
+}
+
+int cert_set_map_path(const struct cert_set_map *m, const char *dir, const char *file, char *out,
+                      size_t outlen)
+{
+	size_t lo = 0, hi;
+	int n;
+
+	if (m == NULL) {
+		n = snprintf(out, outlen, "%s/%s", dir, file);
+		return n < 0 || (size_t)n >= outlen ? -1 : 0;
+	}
+	hi = m->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(m->file[mid], file);
+
+		if (c == 0) {
+			n = snprintf(out, outlen, "%s/%s", m->blobdir, m->blob[mid]);
+			return n < 0 || (size_t)n >= outlen ? -1 : 0;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+void cert_set_map_free(struct cert_set_map *m)
+{
+	if (m == NULL)
+		return;
+	free(m->buf);
+	free(m->file);
+	free(m->blob);
+	free(m);
+}

@@ -1,0 +1,576 @@
+/*
+ * Index sets: the contents of every set live once in STATE_DIR/certsync/blobs,
+ * named by their unit's content hash, and a set directory holds only its
+ * index files (CERT_SET_FILE for the instances, CS_INDEX_NAME for certsync).
+ * Publishing a set with one changed certificate then writes that
+ * certificate's blob and two index files, instead of one hardlink per
+ * certificate of the set; removing a set removes the blobs no other set
+ * names.
+ *
+ * Crash safety: a blob is written under a temporary name and renamed to its
+ * content name, so a blob name always means those bytes; blobs are placed
+ * before the set that names them is complete, so a complete set never names
+ * a missing blob; a set is removed by renaming it to ID.tmp before any of
+ * its blobs go, and a leftover ID.tmp (a run killed at any step) makes the
+ * next prune sweep the whole blob directory for blobs no set names.
+ */
+#include "certsync/cs_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "certstore/cert.h"
+#include "common/privs.h"
+
+/* Up to this many new blobs are synced one by one, more with one syncfs. */
+#define BLOBS_FSYNC_MAX 64
+/* Up to this many blobs that may be unnamed are searched for in each kept
+ * index as it is (one memmem each); more are looked up record by record. */
+#define BLOBS_SEARCH_MAX 32
+
+/* A set names its blob directory relative to itself: sets/ID/../../blobs. */
+#define BLOBS_FROM_SET "../../" CS_BLOBS_DIR
+
+/* The blob of one file of unit u: the unit's hash and the file's
+ * extension, so a pair's two files get two blobs. */
+static void blob_name(const struct cs_unit *u, const char *file, char out[CS_HASH_HEX + 8])
+{
+	const char *dot = strrchr(file, '.');
+
+	snprintf(out, CS_HASH_HEX + 8, "%s%s", u->hash, dot != NULL ? dot : "");
+}
+
+static int served(const struct cs_unit *u)
+{
+	return !u->rejected || u->kept_prev;
+}
+
+/* Opens one blob to the instances' group, and closes it to other users:
+ * a blob may be a key. */
+static int share_blob(const char *path, gid_t gid, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (priv_share(path, gid, S_IRGRP, err, errlen) < 0)
+		return -1;
+	if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & S_IRWXO) != 0 &&
+	    chmod(path, st.st_mode & 07770) != 0) {
+		snprintf(err, errlen, "%s: cannot close it to other users: %s", path,
+		         strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int cs_blobs_open(const char *base, int share, gid_t gid, char *err, size_t errlen)
+{
+	char dir[PATH_MAX], p[PATH_MAX];
+	struct dirent *de;
+	struct stat st;
+	int rc = 0;
+	DIR *d;
+
+	cs_path(dir, sizeof(dir), base, CS_BLOBS_DIR);
+	if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
+		snprintf(err, errlen, "%s: cannot create the blob directory: %s", dir,
+		         strerror(errno));
+		return -1;
+	}
+	if (!share)
+		return 0;
+	/* The directory is shared last: a directory of the instances' group
+	 * says every blob in it is shared too. Until then (proxy.user was
+	 * just set, or a run died while sharing) every blob is checked once. */
+	if (stat(dir, &st) == 0 && st.st_gid == gid && (st.st_mode & S_IRGRP) != 0)
+		return 0;
+	d = opendir(dir);
+	if (d == NULL) {
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	while (rc == 0 && (de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.' && cs_path(p, sizeof(p), dir, de->d_name) == 0)
+			rc = share_blob(p, gid, err, errlen);
+	closedir(d);
+	return rc < 0 ? -1 : priv_share(dir, gid, S_IRGRP | S_IXGRP, err, errlen);
+}
+
+/* Moves a changed file from the new set's staging into the blob directory
+ * (its name there is its content, so an existing blob is the same bytes and
+ * is simply replaced). */
+static int place_new(const char *tmpdir, const char *blobs, const char *file, const char *blob,
+                     int share, gid_t gid, int sync, char *err, size_t errlen)
+{
+	char from[PATH_MAX], to[PATH_MAX];
+
+	cs_path(from, sizeof(from), tmpdir, file);
+	cs_path(to, sizeof(to), blobs, blob);
+	if (share && share_blob(from, gid, err, errlen) < 0)
+		return -1;
+	if (sync && cs_fsync_path(from, err, errlen) < 0)
+		return -1;
+	if (rename(from, to) != 0) {
+		snprintf(err, errlen, "%s: cannot move into the blob directory as %s: %s", from, to,
+		         strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* A unit kept from a current set of the older, hardlinked kind: its file
+ * becomes a blob by one more link (once; later sets name the blob). */
+static int place_old(const char *curdir, const char *blobs, const char *file, const char *blob,
+                     char *err, size_t errlen)
+{
+	char from[PATH_MAX], to[PATH_MAX];
+
+	cs_path(from, sizeof(from), curdir, file);
+	cs_path(to, sizeof(to), blobs, blob);
+	if (link(from, to) != 0 && errno != EEXIST) {
+		snprintf(err, errlen, "%s: cannot link into the blob directory: %s", from,
+		         strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+struct rec {
+	const char *file;
+	char blob[CS_HASH_HEX + 8];
+};
+
+static int rec_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct rec *)a)->file, ((const struct rec *)b)->file);
+}
+
+int cs_blobs_publish(struct cs_run *r)
+{
+	char blobs[PATH_MAX], cur[PATH_MAX], path[PATH_MAX];
+	struct rec *recs;
+	size_t n = 0, nnew = 0;
+	FILE *f;
+	int rc = -1;
+
+	cs_path(blobs, sizeof(blobs), r->base, CS_BLOBS_DIR);
+	snprintf(cur, sizeof(cur), "%s/sets/%s", r->base, r->cur_id);
+	recs = malloc((2 * r->next.n + 1) * sizeof(*recs));
+	if (recs == NULL) {
+		cs_err(r, "out of memory while writing the set index");
+		return -1;
+	}
+	/* A blob must be durable before a set that names it is: one fsync
+	 * each for a few, one syncfs for many (a first run's 100,000). */
+	for (size_t i = 0; i < r->next.n; i++)
+		nnew += served(&r->next.v[i]) && r->next.v[i].state != CS_UNIT_SAME &&
+		        !r->next.v[i].kept_prev;
+	for (size_t i = 0; i < r->next.n; i++) {
+		const struct cs_unit *u = &r->next.v[i];
+		const char *files[2] = {u->name, u->keyfile};
+		/* Same content as the current set's unit: the current set
+		 * already names (or, hardlinked, holds) its bytes. */
+		int from_cur = u->state == CS_UNIT_SAME || u->kept_prev;
+
+		if (!served(u))
+			continue;
+		for (int k = 0; k < 2 && files[k] != NULL; k++) {
+			struct rec *rec = &recs[n++];
+			int ret = 0;
+
+			rec->file = files[k];
+			blob_name(u, files[k], rec->blob);
+			if (!from_cur)
+				ret = place_new(r->tmpdir, blobs, files[k], rec->blob, r->share,
+				                r->gid, nnew <= BLOBS_FSYNC_MAX, r->err,
+				                sizeof(r->err));
+			else if (!r->cur_indexed)
+				ret = place_old(cur, blobs, files[k], rec->blob, r->err,
+				                sizeof(r->err));
+			if (ret < 0)
+				goto out;
+		}
+	}
+	if (cs_sync_dir(blobs, nnew > BLOBS_FSYNC_MAX, r->err, sizeof(r->err)) < 0)
+		goto out;
+	cs_test_point("placed");
+	qsort(recs, n, sizeof(*recs), rec_cmp);
+	cs_path(path, sizeof(path), r->tmpdir, CERT_SET_FILE);
+	f = fopen(path, "w");
+	if (f == NULL) {
+		cs_err(r, "%s: cannot write the set index: %s", path, strerror(errno));
+		goto out;
+	}
+	fprintf(f, "%s %s\n", CERT_SET_MAGIC, BLOBS_FROM_SET);
+	for (size_t i = 0; i < n; i++)
+		fprintf(f, "%s %s\n", recs[i].file, recs[i].blob);
+	if (fclose(f) != 0) {
+		cs_err(r, "%s: cannot write the set index: %s", path, strerror(errno));
+		goto out;
+	}
+	cs_test_point("indexed");
+	rc = 0;
+out:
+	free(recs);
+	return rc;
+}
+
+/* ---- removing sets and their blobs ---- */
+
+/* A set of strings (blob names), open addressing; the strings are borrowed
+ * from the index buffers that outlive it. */
+struct strset {
+	const char **v;
+	size_t cap, n;
+};
+
+static size_t str_hash(const char *s)
+{
+	size_t h = 1469598103934665603ull;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+static int strset_add(struct strset *s, const char *k)
+{
+	if (2 * (s->n + 1) > s->cap) {
+		struct strset g = {.cap = s->cap ? 2 * s->cap : 1024};
+
+		g.v = calloc(g.cap, sizeof(*g.v));
+		if (g.v == NULL)
+			return -1;
+		for (size_t i = 0; i < s->cap; i++)
+			if (s->v[i] != NULL)
+				strset_add(&g, s->v[i]);
+		free(s->v);
+		*s = g;
+	}
+	for (size_t h = str_hash(k) & (s->cap - 1);; h = (h + 1) & (s->cap - 1)) {
+		if (s->v[h] == NULL) {
+			s->v[h] = k;
+			s->n++;
+			return 0;
+		}
+		if (strcmp(s->v[h], k) == 0)
+			return 0;
+	}
+}
+
+static int strset_has(const struct strset *s, const char *k)
+{
+	if (s->cap == 0)
+		return 0;
+	for (size_t h = str_hash(k) & (s->cap - 1); s->v[h] != NULL; h = (h + 1) & (s->cap - 1))
+		if (strcmp(s->v[h], k) == 0)
+			return 1;
+	return 0;
+}
+
+/* One set's CERT_SET_FILE: read whole, and split into records in place
+ * only when every record is needed. */
+struct setidx {
+	char *buf;
+	size_t len;
+	char **file, **blob;
+	size_t n;
+	int split;
+	char **kept; /* strings found in buf and copied out, owned here */
+	size_t nkept;
+};
+
+static void setidx_free(struct setidx *x)
+{
+	for (size_t i = 0; i < x->nkept; i++)
+		free(x->kept[i]);
+	free(x->kept);
+	free(x->buf);
+	free(x->file);
+	free(x->blob);
+	memset(x, 0, sizeof(*x));
+}
+
+static int keep_string(struct setidx *x, char *s)
+{
+	char **nv = realloc(x->kept, (x->nkept + 1) * sizeof(*nv));
+
+	if (nv == NULL)
+		return -1;
+	x->kept = nv;
+	x->kept[x->nkept++] = s;
+	return 0;
+}
+
+/* Reads a file whole (NUL-terminated): 0, 1 if it does not exist, -1. */
+static int slurp(const char *path, char **buf, size_t *len)
+{
+	struct stat st;
+	FILE *f = fopen(path, "r");
+
+	*buf = NULL;
+	*len = 0;
+	if (f == NULL)
+		return errno == ENOENT ? 1 : -1;
+	if (fstat(fileno(f), &st) != 0 || (*buf = malloc((size_t)st.st_size + 1)) == NULL) {
+		fclose(f);
+		return -1;
+	}
+	*len = fread(*buf, 1, (size_t)st.st_size, f);
+	fclose(f);
+	(*buf)[*len] = '\0';
+	return 0;
+}
+
+/* Reads sets/ID's index: 0, 1 if the set has none (a hardlinked set), -1
+ * if it cannot be read. */
+static int setidx_read(const char *sets, const char *id, struct setidx *x)
+{
+	char path[PATH_MAX];
+
+	memset(x, 0, sizeof(*x));
+	snprintf(path, sizeof(path), "%s/%s/%s", sets, id, CERT_SET_FILE);
+	return slurp(path, &x->buf, &x->len);
+}
+
+static int setidx_split(struct setidx *x)
+{
+	size_t cap = 1;
+
+	if (x->split || x->buf == NULL)
+		return 0;
+	for (size_t i = 0; i < x->len; i++)
+		cap += x->buf[i] == '\n';
+	x->file = malloc(cap * sizeof(*x->file));
+	x->blob = malloc(cap * sizeof(*x->blob));
+	if (x->file == NULL || x->blob == NULL)
+		return -1;
+	/* The header is skipped; a torn line (no newline) is ignored. */
+	for (char *l = strchr(x->buf, '\n'); l != NULL && l[1] != '\0';) {
+		char *nl = strchr(l + 1, '\n'), *sp;
+
+		if (nl == NULL)
+			break;
+		*nl = '\0';
+		sp = strchr(l + 1, ' ');
+		if (sp != NULL) {
+			*sp = '\0';
+			x->file[x->n] = l + 1;
+			x->blob[x->n++] = sp + 1;
+		}
+		l = nl;
+	}
+	x->split = 1;
+	return 0;
+}
+
+/* The blob an unsplit index names for file, copied into out; 0 if found. */
+static int setidx_blob_of(const struct setidx *x, const char *file, char out[CS_HASH_HEX + 8])
+{
+	char key[NAME_MAX + 4];
+	const char *p, *e;
+	int n = snprintf(key, sizeof(key), "\n%s ", file);
+
+	if (n < 0 || n >= (int)sizeof(key) || x->buf == NULL)
+		return -1;
+	p = memmem(x->buf, x->len, key, (size_t)n);
+	if (p == NULL)
+		return -1;
+	p += n;
+	e = memchr(p, '\n', x->len - (size_t)(p - x->buf));
+	if (e == NULL || e - p >= CS_HASH_HEX + 8)
+		return -1;
+	memcpy(out, p, (size_t)(e - p));
+	out[e - p] = '\0';
+	return 0;
+}
+
+/* Whether an unsplit index names blob (as any file's). */
+static int setidx_names_blob(const struct setidx *x, const char *blob)
+{
+	char key[CS_HASH_HEX + 12];
+	int n = snprintf(key, sizeof(key), " %s\n", blob);
+
+	return x->buf != NULL && n > 0 && n < (int)sizeof(key) &&
+	       memmem(x->buf, x->len, key, (size_t)n) != NULL;
+}
+
+/* Removes every blob that no kept set (x[i] with doomed_set[i] 0) names.
+ * For a run after a crash: it reads the whole blob directory. */
+static void sweep(const char *blobs, struct setidx *x, size_t n, const unsigned char *doomed_set)
+{
+	struct strset named = {0};
+	struct dirent *de;
+	DIR *d;
+
+	for (size_t i = 0; i < n; i++) {
+		if (doomed_set[i])
+			continue;
+		if (setidx_split(&x[i]) < 0)
+			goto out;
+		for (size_t k = 0; k < x[i].n; k++)
+			if (strset_add(&named, x[i].blob[k]) < 0)
+				goto out;
+	}
+	d = opendir(blobs);
+	if (d == NULL)
+		goto out;
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.' && !strset_has(&named, de->d_name))
+			unlinkat(dirfd(d), de->d_name, 0);
+	closedir(d);
+out:
+	free(named.v);
+}
+
+/* Adds to doomed the blobs a names for the files that b's change list
+ * says changed since a (b was built from a, whose id is aid). 0, 1 when b
+ * has no change list from a, -1 when out of memory. a owns the copies of
+ * the blob names, and outlives doomed. */
+static int doomed_by_changes(const char *sets, const char *aid, const char *bid, struct setidx *a,
+                             struct strset *doomed)
+{
+	char path[PATH_MAX], *buf, *line, *nl, blob[CS_HASH_HEX + 8];
+	size_t len;
+	int rc = 1;
+
+	snprintf(path, sizeof(path), "%s/%s/%s", sets, bid, CERT_CHANGES_FILE);
+	if (a->buf == NULL || a->split || slurp(path, &buf, &len) != 0)
+		return 1;
+	nl = strchr(buf, '\n');
+	if (nl == NULL || strncmp(buf, "base ", 5) != 0 || (size_t)(nl - buf - 5) != strlen(aid) ||
+	    strncmp(buf + 5, aid, strlen(aid)) != 0 || buf[len - 1] != '\n')
+		goto out;
+	rc = 0;
+	for (line = nl + 1; rc == 0 && line < buf + len; line = nl + 1) {
+		char *keep;
+
+		nl = strchr(line, '\n');
+		*nl = '\0';
+		if (setidx_blob_of(a, line, blob) < 0)
+			continue; /* an added file: a named nothing for it */
+		keep = strdup(blob);
+		if (keep == NULL || keep_string(a, keep) < 0) {
+			free(keep);
+			rc = -1;
+		} else if (strset_add(doomed, keep) < 0) {
+			rc = -1;
+		}
+	}
+out:
+	free(buf);
+	return rc;
+}
+
+/* Adds to doomed what a names and b does not name under the same file. */
+static int doomed_by_merge(struct setidx *a, struct setidx *b, struct strset *doomed)
+{
+	size_t j = 0, k = 0;
+
+	if (setidx_split(a) < 0 || setidx_split(b) < 0)
+		return -1;
+	while (j < a->n) {
+		int c = k == b->n ? -1 : strcmp(a->file[j], b->file[k]);
+
+		if (c > 0) {
+			k++;
+			continue;
+		}
+		if ((c < 0 || strcmp(a->blob[j], b->blob[k]) != 0) &&
+		    strset_add(doomed, a->blob[j]) < 0)
+			return -1;
+		j++;
+		k += c == 0;
+	}
+	return 0;
+}
+
+int cs_blobs_prune(const char *base, char **ids, size_t n, const unsigned char *doomed_set,
+                   int full)
+{
+	char sets[PATH_MAX], blobs[PATH_MAX], p[PATH_MAX], q[PATH_MAX];
+	struct setidx *x = calloc(n + 1, sizeof(*x));
+	struct strset doomed = {0}, rescued = {0};
+	int rc = -1, r;
+
+	cs_path(sets, sizeof(sets), base, "sets");
+	cs_path(blobs, sizeof(blobs), base, CS_BLOBS_DIR);
+	if (x == NULL)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (setidx_read(sets, ids[i], &x[i]) < 0)
+			goto out; /* unsure what a set names: remove nothing */
+	/* The candidates: what a removed set names and the next set (the one
+	 * built from it) does not. Its change list says which files those
+	 * are; without one, the two indexes are merged. */
+	for (size_t i = 0; i + 1 < n && !full; i++) {
+		if (!doomed_set[i])
+			continue;
+		r = doomed_by_changes(sets, ids[i], ids[i + 1], &x[i], &doomed);
+		if (r < 0)
+			goto out;
+		if (r > 0 && doomed_by_merge(&x[i], &x[i + 1], &doomed) < 0)
+			goto out;
+	}
+	/* A blob may be named again by a later set (a revert to the same
+	 * bytes), or under another name: only what no kept set names goes.
+	 * A few candidates are searched for in each kept index as it is;
+	 * many are looked up record by record. */
+	for (size_t i = 0; i < n && doomed.n > 0; i++) {
+		if (doomed_set[i])
+			continue;
+		if (doomed.n <= BLOBS_SEARCH_MAX && !x[i].split) {
+			for (size_t h = 0; h < doomed.cap; h++)
+				if (doomed.v[h] != NULL && setidx_names_blob(&x[i], doomed.v[h]) &&
+				    strset_add(&rescued, doomed.v[h]) < 0)
+					goto out;
+			continue;
+		}
+		if (setidx_split(&x[i]) < 0)
+			goto out;
+		for (size_t k = 0; k < x[i].n; k++)
+			if (strset_has(&doomed, x[i].blob[k]) &&
+			    strset_add(&rescued, x[i].blob[k]) < 0)
+				goto out;
+	}
+	/* A set is set aside (ID.tmp) before its blobs go: killed from here
+	 * on, the next prune finds the .tmp and sweeps. */
+	for (size_t i = 0; i < n; i++) {
+		if (!doomed_set[i])
+			continue;
+		cs_path(p, sizeof(p), sets, ids[i]);
+		snprintf(q, sizeof(q), "%s.tmp", p);
+		if (rename(p, q) != 0)
+			goto out;
+	}
+	cs_test_point("prune-aside");
+	if (full) {
+		sweep(blobs, x, n, doomed_set);
+	} else {
+		for (size_t h = 0; h < doomed.cap; h++)
+			if (doomed.v[h] != NULL && !strset_has(&rescued, doomed.v[h]) &&
+			    cs_path(p, sizeof(p), blobs, doomed.v[h]) == 0)
+				unlink(p);
+	}
+	cs_test_point("prune-blobs");
+	for (size_t i = 0; i < n; i++) {
+		if (!doomed_set[i])
+			continue;
+		cs_path(p, sizeof(p), sets, ids[i]);
+		snprintf(q, sizeof(q), "%s.tmp", p);
+		cs_rmtree(q);
+	}
+	rc = 0;
+out:
+	for (size_t i = 0; i < n; i++)
+		setidx_free(&x[i]);
+	free(x);
+	free(doomed.v);
+	free(rescued.v);
+	return rc;
+}
