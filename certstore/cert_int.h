@@ -311,10 +311,12 @@ struct cert_scan {
 int cert_scan_list(const char *dir, struct cert_scan *sc, const struct cert_store *old,
                    struct cert_report *rep);
 void cert_scan_free(struct cert_scan *sc);
-/* Sorts a finished listing by name (in old's order when it can) and pairs
+/* Sorts a finished listing by name (in old's order when it can; not at all
+ * when sorted says it is in strictly ascending order already) and pairs
  * each NAME.crt / NAME.pem with NAME.key; nkeyfiles is how many .key
  * entries the listing holds (0 skips the search). -1 when out of memory. */
-int cert_scan_pair(struct cert_scan *sc, const struct cert_store *old, size_t nkeyfiles);
+int cert_scan_pair(struct cert_scan *sc, const struct cert_store *old, size_t nkeyfiles,
+                   int sorted);
 /* The verdict for an entry that is no certificate file. */
 void cert_scan_mark_ignored(struct cert_scan_ent *e);
 /* Whether name ends in .pem, .crt or .key. */

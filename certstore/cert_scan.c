@@ -299,9 +299,23 @@ done:
 	return rc;
 }
 
-int cert_scan_pair(struct cert_scan *sc, const struct cert_store *old, size_t nkeyfiles)
+/* For a listing already in name order: whether it holds exactly old's
+ * names, which are in the same order (one comparison per entry, no table). */
+static void same_as_old(struct cert_scan *sc, const struct cert_store *old)
 {
-	if (sc->n > 1 && sort_like(sc, old) < 0)
+	if (old == NULL || old->nfiles != sc->n)
+		return;
+	for (size_t i = 0; i < sc->n; i++)
+		if (strcmp(sc->ents[i].name, old->files[i].name) != 0)
+			return;
+	sc->like_old = 1;
+}
+
+int cert_scan_pair(struct cert_scan *sc, const struct cert_store *old, size_t nkeyfiles, int sorted)
+{
+	if (sorted)
+		same_as_old(sc, old);
+	else if (sc->n > 1 && sort_like(sc, old) < 0)
 		qsort(sc->ents, sc->n, sizeof(*sc->ents), cmp_scan);
 	/* Pair NAME.crt / NAME.pem with NAME.key. A .key without a partner is
 	 * reported; one with a partner is consumed silently. Most directories
@@ -479,7 +493,7 @@ static int scan_dir(const char *dir, struct cert_scan *sc, const struct cert_sto
 			mark_dir(e);
 		}
 	}
-	if (cert_scan_pair(sc, old, nkeyfiles) < 0)
+	if (cert_scan_pair(sc, old, nkeyfiles, 0) < 0)
 		goto oom;
 	rc = 0;
 	goto out;

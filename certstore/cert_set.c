@@ -244,7 +244,8 @@ int cert_set_scan(const char *dir, struct cert_scan *sc, const struct cert_store
 		set_identity(&e->st, b, strlen(b));
 		nkeyfiles += strlen(a) > 4 && strcmp(a + strlen(a) - 4, ".key") == 0;
 	}
-	if (cert_scan_pair(sc, old, nkeyfiles) < 0)
+	/* The index is in strictly ascending order (checked above). */
+	if (cert_scan_pair(sc, old, nkeyfiles, 1) < 0)
 		goto oom;
 	rc = 0;
 	goto out;
