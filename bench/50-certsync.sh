@@ -89,20 +89,24 @@ export SY_BUILD=$BUILD SY_ROOT=${SY_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
 	done
 	echo "RSS of both instances after load: $((rss / 1024)) MB, $((rss * 1024 / N)) bytes per certificate (target <= 200 MB at 100,000)"
 	res=()
+	served=()
 	for i in 1 2 3 4 5; do
 		read -r name file < <(sed -n "$((100 + i))p" "$SV_PKI/names.txt")
 		sleep 1.1 # a new mtime second, as a real sync would produce
 		"$GEN" --out "$SV_PKI" --one "$name" --file "$SV_PKI/certs/$file" >/dev/null
 		want=$(openssl x509 -in "$SV_PKI/certs/$file" -outform DER | sha256sum | cut -d' ' -f1)
 		t0=$(date +%s%N)
-		"$SY" certsync -c "$SV_CONF" >"$T_TMP/cs.out" 2>&1 || { cat "$T_TMP/cs.out"; fail "certsync"; }
+		"$SY" certsync -c "$SV_CONF" --json >"$T_TMP/cs.out" 2>&1 || { cat "$T_TMP/cs.out"; fail "certsync"; }
 		t1=$(date +%s%N)
 		[ "$(sv_served "$name")" = "$want" ] || fail "new certificate for $name not served"
 		res+=($(((t1 - t0) / 1000000)))
+		served+=($(jq '.promoted_ms | floor' "$T_TMP/cs.out"))
 	done
+	sorted=($(printf '%s\n' "${served[@]}" | sort -n))
+	echo "one changed file out of $N, certsync start to new certificate served (promoted_ms: the reload answered after the flip): median ${sorted[2]} ms (min ${sorted[0]}, max ${sorted[4]}; 5 runs; target <= 500 ms)"
 	sorted=($(printf '%s\n' "${res[@]}" | sort -n))
-	echo "one changed file out of $N, certsync start to new certificate served: median ${sorted[2]} ms (min ${sorted[0]}, max ${sorted[4]}; 5 runs; target <= 500 ms)"
-	echo "  last run: $(tail -1 "$T_TMP/cs.out")"
+	echo "  the same until certsync exited (manifest saved, old sets pruned): median ${sorted[2]} ms (min ${sorted[0]}, max ${sorted[4]})"
+	echo "  last run: $(jq -c '{files, changed, validated, promoted_ms, duration_ms}' "$T_TMP/cs.out")"
 	# The standby's delta load of each new set, as switchyardd logs it.
 	loads=$(sed -n 's/.*reload: .* loaded .* in \([0-9]*\) ms.*/\1/p' "$T_TMP/switchyardd.log" | tr '\n' ' ')
 	echo "  standby delta load of each set (ms, in run order): $loads"

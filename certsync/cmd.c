@@ -144,6 +144,8 @@ static void cs_print(struct cs_run *r, const char *status, int code, double ms)
 			jb_obj_end(&jb);
 		}
 		jb_arr_end(&jb);
+		if (r->promoted)
+			jb_double(&jb, "promoted_ms", r->promoted_ms);
 		jb_double(&jb, "duration_ms", ms);
 		jb_obj_end(&jb);
 		printf("%s\n", jb_cstr(&jb));
@@ -219,6 +221,7 @@ int cs_cmd(const char *cfgpath, int argc, char **argv)
 		return CS_EXIT_ERROR;
 	r.cfg = cfg;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	r.t0 = t0;
 	snprintf(r.base, sizeof(r.base), "%s/certsync", cfg->supervisor.state_dir);
 	if (cs_mkdirs(&r) < 0) {
 		code = CS_EXIT_ERROR;

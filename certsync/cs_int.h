@@ -239,6 +239,8 @@ struct cs_run {
 	int promoted;             /* current now points at new_id */
 	int cur_indexed;          /* the current set is an index set (blob.c) */
 	int placed;               /* blobs were placed for the new set */
+	struct timespec t0;       /* when the run started */
+	double promoted_ms;       /* from t0 until switchyardd served the set */
 	char tmpdir[PATH_MAX];    /* sets/NEW_ID.tmp, "" when there is none */
 	int share;                /* proxy.user is set: sets are opened to gid */
 	gid_t gid;                /* the instances' group after their drop */

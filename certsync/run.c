@@ -374,6 +374,15 @@ int cs_execute(struct cs_run *r)
 		return code;
 	if (promote(r) < 0)
 		return CS_EXIT_ERROR;
+	/* The reload's reply comes after the flip: from here on the new set
+	 * is served. What follows (the manifest, the prune) is bookkeeping. */
+	{
+		struct timespec t1;
+
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		r->promoted_ms = (double)(t1.tv_sec - r->t0.tv_sec) * 1e3 +
+		                 (double)(t1.tv_nsec - r->t0.tv_nsec) / 1e6;
+	}
 	/* Step 10. */
 	cs_test_point("current");
 	save_manifest(r);
