@@ -96,7 +96,7 @@ export SY_BUILD=$BUILD SY_ROOT=${SY_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
 		"$GEN" --out "$SV_PKI" --one "$name" --file "$SV_PKI/certs/$file" >/dev/null
 		want=$(openssl x509 -in "$SV_PKI/certs/$file" -outform DER | sha256sum | cut -d' ' -f1)
 		t0=$(date +%s%N)
-		"$SY" certsync -c "$SV_CONF" --json >"$T_TMP/cs.out" 2>&1 || { cat "$T_TMP/cs.out"; fail "certsync"; }
+		"$SY" certsync -c "$SV_CONF" --json >"$T_TMP/cs.out" 2>"$T_TMP/cs.err" || { cat "$T_TMP/cs.out" "$T_TMP/cs.err"; fail "certsync"; }
 		t1=$(date +%s%N)
 		[ "$(sv_served "$name")" = "$want" ] || fail "new certificate for $name not served"
 		res+=($(((t1 - t0) / 1000000)))
