@@ -13,6 +13,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,10 +35,45 @@ static int is_cert_file(const char *name)
 	                  strcmp(name + n - 4, ".key") == 0));
 }
 
+/* One thread's share of the source's stats. */
+struct stat_job {
+	int dfd;
+	struct cs_file *v;
+	size_t from, to;
+};
+
+static void *stat_slice(void *arg)
+{
+	struct stat_job *j = arg;
+
+	for (size_t i = j->from; i < j->to; i++) {
+		struct cs_file *f = &j->v[i];
+		struct stat st;
+
+		if (fstatat(j->dfd, f->name, &st, 0) < 0 || !S_ISREG(st.st_mode)) {
+			f->size = -1; /* gone, or not a regular file: dropped */
+			continue;
+		}
+		f->size = st.st_size;
+		f->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+	}
+	return NULL;
+}
+
+/* Up to this many threads stat a large source: the path lookups are the
+ * kernel's work and run in parallel; a small source is stat'ed inline. */
+#define SCAN_THREADS    4
+#define SCAN_THREAD_MIN 4096
+
 int cs_scan(const char *dir, struct cs_files *out, char *err, size_t errlen)
 {
+	struct stat_job jobs[SCAN_THREADS];
+	pthread_t tids[SCAN_THREADS];
+	int nt = 1, started = 0;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	DIR *d = opendir(dir);
 	struct dirent *de;
+	size_t k = 0;
 
 	if (d == NULL) {
 		snprintf(err, errlen, "%s: cannot read the certificate source: %s", dir,
@@ -45,24 +81,40 @@ int cs_scan(const char *dir, struct cs_files *out, char *err, size_t errlen)
 		return -1;
 	}
 	while ((de = readdir(d)) != NULL) {
-		struct cs_file *f;
-		struct stat st;
-
 		if (!is_cert_file(de->d_name))
 			continue;
-		if (fstatat(dirfd(d), de->d_name, &st, 0) < 0 || !S_ISREG(st.st_mode))
-			continue;
-		f = cs_files_add(out, de->d_name);
-		if (f == NULL) {
+		if (cs_files_add(out, de->d_name) == NULL) {
 			closedir(d);
 			cs_files_free(out);
 			snprintf(err, errlen, "out of memory while scanning %s", dir);
 			return -1;
 		}
-		f->size = st.st_size;
-		f->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
 	}
+	if (out->n >= SCAN_THREAD_MIN && ncpu > 1)
+		nt = ncpu < SCAN_THREADS ? (int)ncpu : SCAN_THREADS;
+	for (int t = 0; t < nt; t++) {
+		jobs[t] = (struct stat_job){.dfd = dirfd(d),
+		                            .v = out->v,
+		                            .from = out->n * (size_t)t / (size_t)nt,
+		                            .to = out->n * (size_t)(t + 1) / (size_t)nt};
+		/* The last slice runs here; a thread that cannot start
+		 * leaves its slice to this thread too. */
+		if (t + 1 < nt && pthread_create(&tids[started], NULL, stat_slice, &jobs[t]) == 0)
+			started++;
+		else
+			stat_slice(&jobs[t]);
+	}
+	for (int t = 0; t < started; t++)
+		pthread_join(tids[t], NULL);
 	closedir(d);
+	for (size_t i = 0; i < out->n; i++) {
+		if (out->v[i].size < 0) {
+			free(out->v[i].name);
+			continue;
+		}
+		out->v[k++] = out->v[i];
+	}
+	out->n = k;
 	cs_files_sort(out);
 	return 0;
 }
