@@ -107,6 +107,12 @@ int cs_unit_set_verdict(struct cs_unit *dst, const struct cs_unit *src);
  * message, because the message describes a version that is not in the set.
  */
 int cs_units_load(const char *path, struct cs_units *u);
+/* Appends to u only the units of the file at path whose hash is one of
+ * hashes: for the verdict cache, when a run needs a few verdicts out of
+ * 100,000 (one search of the file per hash instead of a parse of each
+ * line). */
+int cs_units_load_hashes(const char *path, struct cs_units *u, const char *const *hashes,
+                         size_t nhashes);
 int cs_units_save(const char *path, const struct cs_units *u);
 /* Appends u's units marked learned to the file at path (the verdict cache
  * only grows, so a run that judged one unit writes one line, not the

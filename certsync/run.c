@@ -124,6 +124,29 @@ static int fill_set(struct cs_run *r)
 	return 0;
 }
 
+/* Up to this many changed units look their verdicts up in the cache file
+ * one by one; more load the whole cache. */
+#define VERDICTS_SEARCH_MAX 64
+
+/* Loads the cached verdicts this run can use: those of its changed units. */
+static void load_verdicts(struct cs_run *r, const char *path)
+{
+	const char *want[VERDICTS_SEARCH_MAX];
+	size_t n = 0;
+
+	for (size_t i = 0; i < r->next.n; i++) {
+		if (r->next.v[i].state != CS_UNIT_CHANGED)
+			continue;
+		if (n == VERDICTS_SEARCH_MAX) {
+			cs_units_load(path, &r->verdicts);
+			return;
+		}
+		want[n++] = r->next.v[i].hash;
+	}
+	if (n > 0)
+		cs_units_load_hashes(path, &r->verdicts, want, n);
+}
+
 /* Step 6: a unit that failed validation leaves the new set, and the
  * previous good version, if the current set has one, stays in its place. */
 static int reject_bad(struct cs_run *r)
@@ -356,7 +379,7 @@ int cs_execute(struct cs_run *r)
 	/* Step 5: validate only the changed units; the others keep their
 	 * verdict. */
 	cs_path(path, sizeof(path), r->base, "verdicts");
-	cs_units_load(path, &r->verdicts);
+	load_verdicts(r, path);
 	cs_units_sort_by_hash(&r->verdicts);
 	cert_opts_from_cfg(&opts, r->cfg);
 	opts.default_cert = NULL;

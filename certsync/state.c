@@ -140,6 +140,32 @@ int cs_unit_set_verdict(struct cs_unit *dst, const struct cs_unit *src)
 	return (dst->names == NULL || (src->msg && dst->msg == NULL)) ? -1 : 0;
 }
 
+/* Parses one line (without its newline, modified in place) into a new unit
+ * of u: 1 if it was added, 0 for a torn line (ignored), -1 when out of
+ * memory. */
+static int unit_parse(char *line, struct cs_units *u)
+{
+	char *fld[7], *save = NULL, *p = line;
+	struct cs_unit *x;
+	int n = 0;
+
+	for (; n < 7 && (fld[n] = strtok_r(p, "\t", &save)) != NULL; n++)
+		p = NULL;
+	if (n != 7 || strlen(fld[2]) != CS_HASH_HEX - 1)
+		return 0; /* a torn line from an older crash: ignore it */
+	x = cs_units_add(u);
+	if (x == NULL)
+		return -1;
+	x->name = strdup(fld[0]);
+	x->keyfile = strcmp(fld[1], "-") ? strdup(fld[1]) : NULL;
+	memcpy(x->hash, fld[2], CS_HASH_HEX);
+	x->sev = atoi(fld[3]);
+	x->not_after = (time_t)strtoll(fld[4], NULL, 10);
+	x->names = strdup(strcmp(fld[5], "-") ? fld[5] : "");
+	x->msg = strcmp(fld[6], "-") ? strdup(fld[6]) : NULL;
+	return (x->name == NULL || x->names == NULL) ? -1 : 1;
+}
+
 int cs_units_load(const char *path, struct cs_units *u)
 {
 	FILE *f = fopen(path, "r");
@@ -150,34 +176,57 @@ int cs_units_load(const char *path, struct cs_units *u)
 	if (f == NULL)
 		return errno == ENOENT ? 0 : -1;
 	while (getline(&line, &cap, f) > 0) {
-		char *fld[7], *save = NULL, *p = line;
-		struct cs_unit *x;
-		int n = 0;
-
 		line[strcspn(line, "\n")] = '\0';
-		for (; n < 7 && (fld[n] = strtok_r(p, "\t", &save)) != NULL; n++)
-			p = NULL;
-		if (n != 7 || strlen(fld[2]) != CS_HASH_HEX - 1)
-			continue; /* a torn line from an older crash: ignore it */
-		x = cs_units_add(u);
-		if (x == NULL) {
-			rc = -1;
-			break;
-		}
-		x->name = strdup(fld[0]);
-		x->keyfile = strcmp(fld[1], "-") ? strdup(fld[1]) : NULL;
-		memcpy(x->hash, fld[2], CS_HASH_HEX);
-		x->sev = atoi(fld[3]);
-		x->not_after = (time_t)strtoll(fld[4], NULL, 10);
-		x->names = strdup(strcmp(fld[5], "-") ? fld[5] : "");
-		x->msg = strcmp(fld[6], "-") ? strdup(fld[6]) : NULL;
-		if (x->name == NULL || x->names == NULL) {
+		if (unit_parse(line, u) < 0) {
 			rc = -1;
 			break;
 		}
 	}
 	free(line);
 	fclose(f);
+	return rc;
+}
+
+int cs_units_load_hashes(const char *path, struct cs_units *u, const char *const *hashes,
+                         size_t nhashes)
+{
+	char *buf = NULL, key[CS_HASH_HEX + 2];
+	struct stat st;
+	size_t len = 0;
+	FILE *f = fopen(path, "r");
+	int rc = 0;
+
+	if (f == NULL)
+		return errno == ENOENT ? 0 : -1;
+	if (fstat(fileno(f), &st) != 0 || (buf = malloc((size_t)st.st_size + 1)) == NULL) {
+		fclose(f);
+		return -1;
+	}
+	len = fread(buf, 1, (size_t)st.st_size, f);
+	fclose(f);
+	buf[len] = '\0';
+	/* The hash is the third field: TAB HASH TAB, anywhere in a line. */
+	for (size_t i = 0; i < nhashes && rc == 0; i++) {
+		const char *p;
+
+		snprintf(key, sizeof(key), "\t%s\t", hashes[i]);
+		for (p = buf; (p = memmem(p, len - (size_t)(p - buf), key, strlen(key))) != NULL;
+		     p++) {
+			const char *b = p, *e = memchr(p, '\n', len - (size_t)(p - buf));
+			char *line;
+
+			while (b > buf && b[-1] != '\n')
+				b--;
+			if (e == NULL)
+				break; /* a torn last line */
+			line = strndup(b, (size_t)(e - b));
+			if (line == NULL || unit_parse(line, u) < 0)
+				rc = -1;
+			free(line);
+			break; /* the cache holds each hash once */
+		}
+	}
+	free(buf);
 	return rc;
 }
 

@@ -144,6 +144,57 @@ static void test_torn_lines_ignored(void **state)
 	cs_units_free(&back);
 }
 
+/* A run that needs a few verdicts reads only their lines; a verdict that
+ * was learnt is appended, and read back the same way. */
+static void test_verdicts_by_hash_and_append(void **state)
+{
+	struct cs_units back = {0}, cache = {0};
+	char path[128], h1[CS_HASH_HEX], h2[CS_HASH_HEX], h3[CS_HASH_HEX], text[512];
+	const char *want[3];
+	struct cs_unit *x;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/verdicts", dir);
+	fake_hash(h1, "aa");
+	fake_hash(h2, "bb");
+	fake_hash(h3, "cc");
+	/* The last line was cut short by a crash. */
+	snprintf(text, sizeof(text),
+	         "a.pem\t-\t%s\t0\t0\ta.example\t-\n"
+	         "b.pem\tb.key\t%s\t1\t7\tb.example,*.b.example\tweak key\n"
+	         "c.pem\t-\t%s\t0",
+	         h1, h2, h3);
+	write_file(path, text);
+	want[0] = h2;
+	want[1] = h3;
+	assert_int_equal(cs_units_load_hashes(path, &back, want, 2), 0);
+	assert_int_equal(back.n, 1);
+	assert_string_equal(back.v[0].name, "b.pem");
+	assert_string_equal(back.v[0].keyfile, "b.key");
+	assert_string_equal(back.v[0].names, "b.example,*.b.example");
+	assert_string_equal(back.v[0].msg, "weak key");
+	assert_int_equal(back.v[0].not_after, 7);
+	cs_units_free(&back);
+
+	/* Appending ends the torn line first, so that it stays the one line
+	 * skipped, and writes only the units marked learned. */
+	x = add_unit(&cache, "d.pem", NULL, "dd", CERT_OK, "d.example", NULL);
+	x->learned = 1;
+	add_unit(&cache, "a.pem", NULL, "aa", CERT_OK, "a.example", NULL);
+	assert_int_equal(cs_units_append_learned(path, &cache), 0);
+	assert_int_equal(cs_units_load(path, &back), 0);
+	assert_int_equal(back.n, 3);
+	assert_string_equal(back.v[2].name, "d.pem");
+	cs_units_free(&back);
+	fake_hash(h3, "dd");
+	want[2] = h3;
+	assert_int_equal(cs_units_load_hashes(path, &back, &want[2], 1), 0);
+	assert_int_equal(back.n, 1);
+	assert_string_equal(back.v[0].name, "d.pem");
+	cs_units_free(&back);
+	cs_units_free(&cache);
+}
+
 static void test_missing_file_is_empty(void **state)
 {
 	struct cs_units u = {0};
@@ -305,6 +356,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_units_roundtrip, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rejected_saved_without_message, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_torn_lines_ignored, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_verdicts_by_hash_and_append, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_missing_file_is_empty, setup, teardown),
 	    cmocka_unit_test(test_verdicts_learn),
 	    cmocka_unit_test(test_set_verdict_copies),
