@@ -71,10 +71,17 @@ static int fetch(struct cs_run *r)
 static int hash_changed(struct cs_run *r)
 {
 	const char *to = r->dry_run ? NULL : r->tmpdir;
+	size_t j = 0;
 
+	/* Both lists are sorted by name: walked in step, not searched. */
 	for (size_t i = 0; i < r->src.n; i++) {
 		struct cs_file *f = &r->src.v[i];
-		const struct cs_file *m = cs_files_find(&r->man, f->name);
+		const struct cs_file *m = NULL;
+
+		while (j < r->man.n && strcmp(r->man.v[j].name, f->name) < 0)
+			j++;
+		if (j < r->man.n && strcmp(r->man.v[j].name, f->name) == 0)
+			m = &r->man.v[j];
 
 		if (m != NULL && m->size == f->size && m->mtime_ns == f->mtime_ns) {
 			memcpy(f->hash, m->hash, CS_HASH_HEX);

@@ -217,11 +217,21 @@ int cs_units_group(const struct cs_files *src, struct cs_units *out)
 long cs_units_plan(const struct cs_units *cur, struct cs_units *next)
 {
 	long changed = 0;
+	size_t j = 0;
 
+	/* Both lists are sorted by name: walked in step, not searched. A
+	 * unit of cur that the walk passes without a match was removed, which
+	 * counts as a change too. */
 	for (size_t i = 0; i < next->n; i++) {
 		struct cs_unit *u = &next->v[i];
-		const struct cs_unit *c = cs_units_find_name(cur, u->name);
+		const struct cs_unit *c = NULL;
 
+		while (j < cur->n && strcmp(cur->v[j].name, u->name) < 0) {
+			j++;
+			changed++;
+		}
+		if (j < cur->n && strcmp(cur->v[j].name, u->name) == 0)
+			c = &cur->v[j++];
 		if (c != NULL && strcmp(c->hash, u->hash) == 0) {
 			if (cs_unit_set_verdict(u, c) < 0)
 				return -1;
@@ -231,10 +241,7 @@ long cs_units_plan(const struct cs_units *cur, struct cs_units *next)
 		u->state = CS_UNIT_CHANGED;
 		changed++;
 	}
-	/* Removed units count as changes too. */
-	for (size_t i = 0; i < cur->n; i++)
-		if (cs_units_find_name(next, cur->v[i].name) == NULL)
-			changed++;
+	changed += (long)(cur->n - j);
 	return changed;
 }
 
