@@ -276,8 +276,8 @@ static int str_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Splits the names of every wanted unit (want NULL: all) into one sorted
- * array of strings; the caller frees the array and *buf. */
+/* Splits the names of every wanted unit (want NULL: all) into one array of
+ * strings; the caller frees the array and *buf. */
 static char **name_array(const struct cs_units *u, int (*want)(const struct cs_unit *), size_t *n,
                          char **buf)
 {
@@ -318,9 +318,17 @@ static char **name_array(const struct cs_units *u, int (*want)(const struct cs_u
 			p = e ? e + 1 : NULL;
 		}
 	}
-	qsort(v, k, sizeof(*v), str_cmp);
 	*n = k;
 	return v;
+}
+
+static size_t name_hash(const char *s)
+{
+	size_t h = 1469598103934665603ull;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
 }
 
 int cs_names_gone(const struct cs_units *cur, const struct cs_units *next, size_t *nold,
@@ -329,16 +337,37 @@ int cs_names_gone(const struct cs_units *cur, const struct cs_units *next, size_
 	char *oldbuf = NULL, *newbuf = NULL;
 	char **oldv = name_array(cur, NULL, nold, &oldbuf);
 	char **newv = name_array(next, served, nnew, &newbuf);
+	const char **tab = NULL;
+	size_t cap = 16;
 	int rc = -1;
 
 	if (oldv == NULL || newv == NULL)
 		goto out;
+	/* The new names in a hash table, each old name looked up once: two
+	 * passes over 100,000 names instead of two sorts. */
+	while (cap < 2 * *nnew)
+		cap *= 2;
+	tab = calloc(cap, sizeof(*tab));
+	if (tab == NULL)
+		goto out;
+	for (size_t i = 0; i < *nnew; i++) {
+		size_t h = name_hash(newv[i]) & (cap - 1);
+
+		while (tab[h] != NULL && strcmp(tab[h], newv[i]) != 0)
+			h = (h + 1) & (cap - 1);
+		tab[h] = newv[i];
+	}
 	*gone = 0;
-	for (size_t i = 0; i < *nold; i++)
-		if (bsearch(&oldv[i], newv, *nnew, sizeof(*newv), str_cmp) == NULL)
-			(*gone)++;
+	for (size_t i = 0; i < *nold; i++) {
+		size_t h = name_hash(oldv[i]) & (cap - 1);
+
+		while (tab[h] != NULL && strcmp(tab[h], oldv[i]) != 0)
+			h = (h + 1) & (cap - 1);
+		*gone += tab[h] == NULL;
+	}
 	rc = 0;
 out:
+	free(tab);
 	free(oldv);
 	free(newv);
 	free(oldbuf);
