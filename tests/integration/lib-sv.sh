@@ -18,16 +18,6 @@ sv_ns() { ip netns exec "$SV_NS" "$@"; }
 svc() { "$SY_BUILD/switchyard" -c "$SV_CONF" "$@"; }
 sv_status() { svc status --json | jq -r "$1"; }
 
-# wait_until SECONDS CMD...: polls CMD every 0.1 s.
-wait_until() {
-	local secs=$1 i; shift
-	for ((i = 0; i < secs * 10; i++)); do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
 sv_require() {
 	require_root
 	local b
