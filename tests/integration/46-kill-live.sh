@@ -50,7 +50,7 @@ sv_load --threads 16 --duration 3 --json >"$T_TMP/load2.json" 2>&1 ||
 	fail "connections failed after the failover: $(cat "$T_TMP/load2.json")"
 say "ok: after the failover every connection succeeds"
 respawned() {
-	svc status --json | jq -e ".instances[] | select(.colour == \"$live\") | (.state == \"ready\") and .pid != $pid" >/dev/null
+	sv_status_is ".instances[] | select(.colour == \"$live\") | (.state == \"ready\") and .pid != $pid"
 }
 wait_until 30 respawned || fail "$live was not respawned"
 say "ok: $live respawned as the standby"

@@ -17,6 +17,16 @@ sv_ns() { ip netns exec "$SV_NS" "$@"; }
 # not partition, so it needs no `ip netns exec`.
 svc() { "$SY_BUILD/switchyard" -c "$SV_CONF" "$@"; }
 sv_status() { svc status --json | jq -r "$1"; }
+# sv_status_is [JQ-OPTIONS] FILTER: switchyardd answered `status --json`
+# and FILTER is true on the reply. The reply is checked for being there
+# first: jq 1.6 (Debian 11, Ubuntu 22.04) exits 0 under -e when its input
+# is empty, as it is while switchyardd is not listening yet, so a bare
+# `svc status --json | jq -e ...` passes before the state it waits for.
+sv_status_is() {
+	local s
+	s=$(svc status --json 2>/dev/null) && [ -n "$s" ] || return 1
+	jq -e "$@" <<<"$s" >/dev/null
+}
 
 sv_require() {
 	require_root
@@ -148,9 +158,7 @@ sv_start() {
 
 # Both instances serve and the rules are in.
 sv_ready() {
-	local s
-	s=$(svc status --json 2>/dev/null) || return 1
-	echo "$s" | jq -e '(.rules | startswith("ok")) and ([.instances[] | select(.state == "live" or .state == "ready" or .state == "standby")] | length == 2)' >/dev/null
+	sv_status_is '(.rules | startswith("ok")) and ([.instances[] | select(.state == "live" or .state == "ready" or .state == "standby")] | length == 2)'
 }
 sv_wait_ready() { wait_until "${1:-60}" sv_ready; }
 
