@@ -15,7 +15,7 @@ live=$(sv_status .live)
 other=$([ "$live" = blue ] && echo green || echo blue)
 read -r NAME1 FILE1 < <(sed -n 1p "$SV_PKI/names.txt")
 read -r NAME8 FILE8 < <(sed -n 8p "$SV_PKI/names.txt")
-before=$(sv_served "$NAME8")
+before=$(sv_served "$NAME8") || fail "no certificate served for $NAME8"
 
 # bad/: the 8 certificates under new file names (a new version of the
 # set, so no previous version of a file can stay served), 6 of them
@@ -75,9 +75,7 @@ wait_until 10 grep -q "FAILOVER: $other serves 2 of the 8 names" "$T_TMP/switchy
 # The deficit is visible until the restore, which may already have run.
 # The restore commits its flip (live changes) before it takes the full set
 # as the reference (names lost back to 0) and logs: wait for both.
-restored() {
-	svc status --json | jq -e --arg c "$live" '.live == $c and .names.lost == 0' >/dev/null
-}
+restored() { sv_status_is --arg c "$live" '.live == $c and .names.lost == 0'; }
 wait_until 30 restored || {
 	sv_dump_logs
 	fail "no automatic restore to $live with 0 names lost (live $(sv_status .live), lost $(sv_status .names.lost))"

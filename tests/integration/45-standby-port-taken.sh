@@ -13,7 +13,7 @@ live=$(sv_status .live)
 standby=$([ "$live" = blue ] && echo green || echo blue)
 port=$([ "$standby" = blue ] && echo 8443 || echo 9443)
 read -r NAME _ < <(sed -n 1p "$SV_PKI/names.txt")
-before=$(sv_served "$NAME")
+before=$(sv_served "$NAME") || fail "no certificate served for $NAME"
 
 # Take the standby's port: a process that retries bind() every 10 ms is
 # started first, and switchyardd is stopped (SIGSTOP) from the kill until

@@ -217,10 +217,17 @@ sv_wait_traffic() {
 	return 1
 }
 
-# sv_served NAME: SHA-256 of the certificate served for NAME on the service address.
+# sv_served NAME: SHA-256 of the certificate served for NAME on the service
+# address; nothing (and status 1) when no certificate came back. (Hashing
+# the empty output of a failed handshake gave a hash too, so "is served"
+# and "serves another one" checks passed without a server.)
 sv_served() {
+	local der=$T_TMP/served.$BASHPID.der
 	echo | sv_ns openssl s_client -connect "$SV_ADDR:443" -servername "$1" 2>/dev/null |
-		openssl x509 -outform DER 2>/dev/null | sha256sum | cut -d' ' -f1
+		openssl x509 -outform DER 2>/dev/null >"$der"
+	[ -s "$der" ] || { rm -f "$der"; return 1; }
+	sha256sum <"$der" | cut -d' ' -f1
+	rm -f "$der"
 }
 
 sv_dump_logs() {
