@@ -15,6 +15,7 @@ SY_BUILD=${1:-$SY_BUILD}
 export SY_BUILD
 . "$SY_ROOT/tests/integration/lib.sh"
 . "$SY_ROOT/tests/integration/lib-sv.sh"
+. "$SY_ROOT/tests/tools/px_lib.sh" # px_get: one field of an instance's reply
 FLIPS=${SV_BENCH_FLIPS:-1000}
 
 cached_set() {
@@ -68,9 +69,11 @@ echo "memory, both instances, every one of the 10,000 names served by each: $(bo
 # decoded certificates back (cache-trim): the pair's usual state.
 old=$(sv_status .live)
 svc flip --force >/dev/null || fail "flip"
-wait_until 60 sh -c "$SY_BUILD/switchyard -c $SV_CONF status --json | jq -e '.instances[] | select(.colour == \"$old\" and .state == \"standby\")' >/dev/null" ||
+wait_until 60 sv_status_is --arg c "$old" '.instances[] | select(.colour == $c and .state == "standby")' ||
 	fail "$old did not drain into standby"
-sleep 1
+# The cache-trim request follows the move to standby.
+trimmed() { [ "$(px_get "$T_TMP/state/$old.sock" status cert_cache.cached)" -eq 0 ]; }
+wait_until 30 trimmed || fail "$old did not give its decoded certificates back"
 echo "memory, both instances, after a flip (the old live drained into standby): $(both_rss) MB RSS"
 
 sv_load_bg "$T_TMP/load.json" "$T_TMP/load.err" --threads 32 --duration 900 --json

@@ -14,7 +14,9 @@ SY=$SY_BUILD/switchyard
 [ -x "$SY" ] || fail "$SY not built"
 "$SY" config-keys >"$T_TMP/keys.tsv" || fail "switchyard config-keys failed"
 [ -s "$T_TMP/keys.tsv" ] || fail "config-keys printed nothing"
-"$SY" config-keys --json | jq -e '.keys | length > 0' >/dev/null || fail "config-keys --json"
+# Into a variable first: jq 1.6 -e passes on empty input.
+keys_json=$("$SY" config-keys --json) && [ -n "$keys_json" ] || fail "config-keys --json"
+jq -e '.keys | length > 0' <<<"$keys_json" >/dev/null || fail "config-keys --json: $keys_json"
 
 python3 - "$T_TMP/keys.tsv" "$SY_ROOT/docs/configuration.md" <<'EOP' || fail "docs/configuration.md and the key table differ"
 import re, sys

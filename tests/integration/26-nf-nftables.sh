@@ -118,23 +118,40 @@ echo "$out" | grep -q '^live blue$' && echo "$out" | grep -q '^drift none$' || f
 
 # One flip, one transaction: nft monitor sees one new generation in which
 # the elements of both families' maps move.
+# nft monitor subscribes asynchronously, and prints each transaction's
+# events followed by its "new generation" line, in commit order. A probe
+# transaction (a table added and deleted) is repeated until the monitor
+# has printed one, so it certainly listens before the flip; a marker
+# transaction after the flip shows when everything before it is printed.
+# The flip's part is what lies between the last probe's generation line
+# and the marker.
 in_ns nft monitor >"$T_TMP/monitor" 2>&1 &
 mon=$!
 T_PIDS+=("$mon")
-sleep 0.3 # nft monitor subscribes asynchronously; no event to wait for before it is up
+# mark NAME: one transaction that adds and deletes table inet NAME.
+mark() { in_ns nft "add table inet $1; delete table inet $1"; }
+# marked NAME: the monitor printed a whole transaction touching NAME.
+marked() { awk -v n="$1" 'index($0, n) {m = 1} m && /^# new generation/ {ok = 1} END {exit !ok}' "$T_TMP/monitor"; }
+probe() { mark sy_probe && marked sy_probe; }
+wait_until 30 probe || fail "nft monitor printed no probe: $(cat "$T_TMP/monitor")"
 check "flip green" nf flip green
-wait_gen() { grep -q 'new generation' "$T_TMP/monitor"; }
-for _ in $(seq 50); do wait_gen && break; sleep 0.1; done
+mark sy_marker || fail "marker transaction"
+wait_until 30 marked sy_marker || fail "nft monitor did not print the marker: $(cat "$T_TMP/monitor")"
 kill "$mon" 2>/dev/null
 wait "$mon" 2>/dev/null
 cat "$T_TMP/monitor"
-[ "$(grep -c 'new generation' "$T_TMP/monitor")" -eq 1 ] || fail "the flip was not one transaction"
+awk '/sy_marker/ {exit} /sy_probe/ {seg = ""; skip = 1; next}
+	skip && /^# new generation/ {skip = 0; next} !skip {seg = seg $0 "\n"}
+	END {printf "%s", seg}' "$T_TMP/monitor" >"$T_TMP/flip.events"
+say "the flip's transaction:"
+cat "$T_TMP/flip.events"
+[ "$(grep -c 'new generation' "$T_TMP/flip.events")" -eq 1 ] || fail "the flip was not one transaction"
 for e in 'any4 { 443 : 9443 }' 'exact4 { 198.18.0.1 . 80 : 9080 }' 'any6 { 443 : 9444 }' \
 	'exact6 { fd00::1 . 80 : 9081 }'; do
-	grep -qF "add element inet switchyard $e" "$T_TMP/monitor" ||
+	grep -qF "add element inet switchyard $e" "$T_TMP/flip.events" ||
 		fail "the transaction did not carry $e"
 done
-grep -q 'rule' "$T_TMP/monitor" && fail "a flip should change no rule"
+grep -q 'rule' "$T_TMP/flip.events" && fail "a flip should change no rule"
 same "flip" 9443 9080 9444 9081
 say "ok: IPv4 and IPv6 flipped in one transaction, elements only"
 

@@ -14,15 +14,23 @@ ALLOWED=8443,9443,8080,9080,8444,9444,8081,9081
 check "install blue ($SY_NF_BACKEND)" nf install blue
 STOP=$T_TMP/stop
 LSTOP=$T_TMP/lstop
-ip netns exec "$CLI" python3 "$LOAD" "$LSTOP" "$ALLOWED" 198.18.0.1,443 198.18.0.1,80 fd00::1,443 fd00::1,80 \
-	>"$T_TMP/remote.out" 2>"$T_TMP/remote.err" &
+NFLOAD_UP=$T_TMP/remote.up ip netns exec "$CLI" python3 "$LOAD" "$LSTOP" "$ALLOWED" \
+	198.18.0.1,443 198.18.0.1,80 fd00::1,443 fd00::1,80 >"$T_TMP/remote.out" 2>"$T_TMP/remote.err" &
 rl=$!
-ip netns exec "$SRV" python3 "$LOAD" "$LSTOP" "$ALLOWED" 127.0.0.1,443 198.18.0.1,80 ::1,443 \
-	>"$T_TMP/local.out" 2>"$T_TMP/local.err" &
+NFLOAD_UP=$T_TMP/local.up ip netns exec "$SRV" python3 "$LOAD" "$LSTOP" "$ALLOWED" \
+	127.0.0.1,443 198.18.0.1,80 ::1,443 >"$T_TMP/local.out" 2>"$T_TMP/local.err" &
 ll=$!
 T_PIDS+=("$rl" "$ll")
-# The flips start once connections flow; they pause 1 ms between flips so
-# that connections are opened across many flips, not between two.
+# The flips start once connections flow (every target of both loads has
+# answered once: a loaded machine can take seconds to start them); they
+# pause 1 ms between flips so that connections are opened across many
+# flips, not between two.
+loads_up() { [ -e "$T_TMP/remote.up" ] && [ -e "$T_TMP/local.up" ]; }
+wait_until 60 loads_up || {
+	touch "$LSTOP"
+	wait "$rl" "$ll"
+	fail "the loads did not start: $(cat "$T_TMP"/remote.out "$T_TMP"/remote.err "$T_TMP"/local.out "$T_TMP"/local.err)"
+}
 nf flips 1000 1000 >"$T_TMP/flips.out" 2>"$T_TMP/flips.err"
 frc=$?
 touch "$LSTOP"

@@ -91,7 +91,9 @@ check "s1 gone: marked down by the active check" wait_for 10 srv_is 1 up false
 check "s1 down by the check" srv_is 1 check_down true
 check "s1 not down passively" srv_is 1 passive_down false
 check "s0 still up" test "$(srv 0 up)" = true
-check "the check's verdict is logged" grep -q "server s1 (127.0.0.1:9001) is down (active check)" "$T_TMP/b.log"
+# The check thread publishes its verdict (status) before it logs it.
+check "the check's verdict is logged" \
+	wait_for 10 grep -q "server s1 (127.0.0.1:9001) is down (active check)" "$T_TMP/b.log"
 before0=$(nlines "$T_TMP/s0.log")
 check "6 clients while s1 is down: all served" \
 	in_ns "$PX_TOOLS/tls_check" echo -c 127.0.0.1:8443 -a "$CA" -s site1.example.test -b 10000 -k 6
@@ -101,7 +103,8 @@ check "no connect was tried on the down server" test "$(px_get "$SOCK" stats bac
 : >"$T_TMP/s1.log"
 px_backend_on 9001 -p -o "$T_TMP/s1.log"
 check "s1 back: marked up by the active check" wait_for 10 srv_is 1 up true
-check "the recovery is logged" grep -q "server s1 (127.0.0.1:9001) is up again (active check)" "$T_TMP/b.log"
+check "the recovery is logged" \
+	wait_for 10 grep -q "server s1 (127.0.0.1:9001) is up again (active check)" "$T_TMP/b.log"
 for i in 1 2 3 4; do
 	in_ns "$PX_TOOLS/tls_check" echo -c 127.0.0.1:8443 -a "$CA" -s site1.example.test -b 1000 -k 1 \
 		>/dev/null || fail "connection $i after s1 returned"

@@ -11,7 +11,7 @@ SV_GATE_SAMPLE=100 sv_setup 20
 sv_start
 old=$(sv_status .live)
 read -r NAME FILE < <(sed -n 7p "$SV_PKI/names.txt")
-before=$(sv_served "$NAME")
+before=$(sv_served "$NAME") || fail "no certificate served for $NAME"
 "$SY_BUILD/tests/tools/gencerts" --out "$SV_PKI" --one "$NAME" --file "$SV_PKI/certs/$FILE" >/dev/null ||
 	fail "gencerts --one"
 
@@ -27,5 +27,5 @@ grep -q "stale or wrong" "$T_TMP/flip.out" || fail "the refusal does not say why
 say "ok: stale standby refused, nothing moved"
 
 check "reload loads the new file and passes the gate" svc reload
-[ "$(sv_served "$NAME")" != "$before" ] || fail "new certificate not served after reload"
+after=$(sv_served "$NAME") && [ "$after" != "$before" ] || fail "new certificate not served after reload"
 say "ok: after reload the gate passes and the new certificate is live"

@@ -49,9 +49,7 @@ cat "$T_TMP/reload.out"
 say "ok: reload failed, no flip"
 
 back() {
-	local s
-	s=$(svc status --json) || return 1
-	echo "$s" | jq -e ".instances[] | select(.colour == \"$standby\") | (.state == \"ready\" or .state == \"standby\") and .pid != $pid and .restarts >= 1" >/dev/null
+	sv_status_is ".instances[] | select(.colour == \"$standby\") | (.state == \"ready\" or .state == \"standby\") and .pid != $pid and .restarts >= 1"
 }
 wait_until 60 back || { sv_dump_logs; fail "$standby was not respawned"; }
 say "ok: $standby respawned and ready (pid $(sv_status ".instances[] | select(.colour == \"$standby\") | .pid"))"

@@ -13,11 +13,12 @@ live=$(sv_status .live)
 standby=$([ "$live" = blue ] && echo green || echo blue)
 port=$([ "$standby" = blue ] && echo 8443 || echo 9443)
 read -r NAME _ < <(sed -n 1p "$SV_PKI/names.txt")
-before=$(sv_served "$NAME")
+before=$(sv_served "$NAME") || fail "no certificate served for $NAME"
 
 # Take the standby's port: a process that retries bind() every 10 ms is
-# started first, so it holds the port a few milliseconds after the standby
-# dies, long before the supervisor respawns it (1 s backoff).
+# started first, and switchyardd is stopped (SIGSTOP) from the kill until
+# the port is taken, so it cannot respawn the standby onto its port first
+# however slowly the taker runs on a loaded machine.
 pid=$(sv_status ".instances[] | select(.colour == \"$standby\") | .pid")
 sv_ns python3 -c "
 import socket, time
@@ -38,8 +39,10 @@ time.sleep(600)
 " >"$T_TMP/taker.out" 2>&1 &
 T_PIDS+=($!)
 wait_until 20 grep -q trying "$T_TMP/taker.out" || fail "the port taker did not start"
+kill -STOP "$SV_PID"
 kill -9 "$pid"
-wait_until 10 grep -q bound "$T_TMP/taker.out" || fail "could not take port $port"
+wait_until 30 grep -q bound "$T_TMP/taker.out" || { kill -CONT "$SV_PID"; fail "could not take port $port"; }
+kill -CONT "$SV_PID"
 sv_ns ss -Hltnp "sport = :$port"
 
 start=$SECONDS

@@ -42,13 +42,15 @@ last=$(jq .last_failed_established_us "$T_TMP/load1.json")
 	fail "a connection established $((last - t_seen)) us after the failover was seen failed"
 say "failed: $inflight in flight on the dead process, $(jq .connect_refused "$T_TMP/load1.json") refused before the failover commit"
 [ "$ok1" -gt 100 ] || fail "traffic did not continue after the failover"
-grep -q "FAILOVER: live instance $live died" "$T_TMP/switchyardd.log" || fail "failover not logged loudly"
+# Logged right after the commit that status reports: wait for the line.
+wait_until 10 grep -q "FAILOVER: live instance $live died" "$T_TMP/switchyardd.log" ||
+	{ sv_dump_logs; fail "failover not logged loudly"; }
 
 sv_load --threads 16 --duration 3 --json >"$T_TMP/load2.json" 2>&1 ||
 	fail "connections failed after the failover: $(cat "$T_TMP/load2.json")"
 say "ok: after the failover every connection succeeds"
 respawned() {
-	svc status --json | jq -e ".instances[] | select(.colour == \"$live\") | (.state == \"ready\") and .pid != $pid" >/dev/null
+	sv_status_is ".instances[] | select(.colour == \"$live\") | (.state == \"ready\") and .pid != $pid"
 }
 wait_until 30 respawned || fail "$live was not respawned"
 say "ok: $live respawned as the standby"

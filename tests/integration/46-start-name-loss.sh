@@ -31,7 +31,7 @@ sed -i "s/^live .*/live $lossy/" "$T_TMP/state/switchyardd.state"
 ip netns exec "$SV_NS" "$SY_BUILD/switchyardd" -c "$SV_CONF" -f >>"$T_TMP/switchyardd.log" 2>&1 &
 SV_PID=$!
 T_PIDS+=("$SV_PID")
-settled() { svc status --json | jq -e ".live == \"$full\" and (.rules | startswith(\"ok\")) and .names.lost == 0" >/dev/null; }
+settled() { sv_status_is ".live == \"$full\" and (.rules | startswith(\"ok\")) and .names.lost == 0"; }
 wait_until 30 settled || { sv_dump_logs; svc status; fail "not serving the full set from $full"; }
 read -r NAME8 _ < <(sed -n 8p "$SV_PKI/names.txt")
 [ -n "$(sv_served "$NAME8")" ] || fail "$NAME8 is not served"

@@ -17,7 +17,8 @@ ulimit -n 8192
 # hold PATH N OUT: opens N connections to PATH and keeps them without a
 # word. It prints "held N" once every one is connected, then waits for a
 # line on its stdin (the fifo $OUT.in) and reports how many of them the
-# server has closed within 10 s.
+# server has closed within 30 s (the timeout is 3 s; the rest is room for a
+# loaded machine, used only when something is wrong).
 cat >"$T_TMP/hold.py" <<'PY'
 import select, socket, sys, time
 path, n = sys.argv[1], int(sys.argv[2])
@@ -34,7 +35,7 @@ by_fd = {s.fileno(): s for s in socks}
 for s in socks:
     p.register(s, select.POLLIN)
 closed = 0
-while by_fd and time.monotonic() - t0 < 10:
+while by_fd and time.monotonic() - t0 < 30:
     for fd, ev in p.poll(200):
         try:
             d = by_fd[fd].recv(4096)
@@ -103,7 +104,7 @@ say "ok: 50 concurrent status requests during a flip, all correct"
 # clients or past the request timeout. None got a byte.
 for h in SV_HOLD PX_HOLD SV2_HOLD PX2_HOLD; do echo check >&"${!h}"; done
 for f in hold-sv hold-px hold-sv2 hold-px2; do
-	wait_until 20 grep -q '^closed' "$T_TMP/$f" || fail "$f: no report: $(cat "$T_TMP/$f")"
+	wait_until 60 grep -q '^closed' "$T_TMP/$f" || fail "$f: no report: $(cat "$T_TMP/$f")"
 	grep -q unexpected "$T_TMP/$f" && fail "$f: $(cat "$T_TMP/$f")"
 	n=$(sed -n 1p "$T_TMP/$f" | cut -d' ' -f2)
 	grep -q "^closed $n of $n" "$T_TMP/$f" || fail "$f: $(grep closed "$T_TMP/$f")"
@@ -113,7 +114,7 @@ done
 # A fresh idle client is closed after the request timeout, not before.
 hold "$SOCK" 5 "$T_TMP/hold-idle"
 echo check >&"$HOLD_FD"
-wait_until 20 grep -q '^closed' "$T_TMP/hold-idle" || fail "idle: no report"
+wait_until 60 grep -q '^closed' "$T_TMP/hold-idle" || fail "idle: no report"
 grep -q '^closed 5 of 5' "$T_TMP/hold-idle" || fail "idle clients not closed: $(cat "$T_TMP/hold-idle")"
 say "ok: idle clients closed: $(grep closed "$T_TMP/hold-idle")"
 kill -0 "$SV_PID" || fail "switchyardd died"

@@ -31,7 +31,7 @@ cat "$T_TMP/out"
 
 say "one changed certificate: exactly one reload, new certificate served"
 read -r NAME FILE < <(sed -n 7p "$SV_PKI/names.txt")
-before=$(sv_served "$NAME")
+before=$(sv_served "$NAME") || fail "no certificate served for $NAME"
 sleep 1.1
 "$SY_BUILD/tests/tools/gencerts" --out "$SV_PKI" --one "$NAME" --file "$SRC/$FILE" >/dev/null || fail "gencerts --one"
 want=$(openssl x509 -in "$SRC/$FILE" -outform DER | sha256sum | cut -d' ' -f1)
@@ -46,7 +46,7 @@ say "ok: $NAME now served with the new certificate on $(sv_status .live)"
 
 say "a broken new version: partial, the previous version still served"
 read -r NAME2 FILE2 < <(sed -n 9p "$SV_PKI/names.txt")
-before2=$(sv_served "$NAME2")
+before2=$(sv_served "$NAME2") || fail "no certificate served for $NAME2"
 sleep 1.1
 printf 'not a certificate\n' >"$SRC/$FILE2"
 f1=$(flips)

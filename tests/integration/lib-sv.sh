@@ -17,15 +17,15 @@ sv_ns() { ip netns exec "$SV_NS" "$@"; }
 # not partition, so it needs no `ip netns exec`.
 svc() { "$SY_BUILD/switchyard" -c "$SV_CONF" "$@"; }
 sv_status() { svc status --json | jq -r "$1"; }
-
-# wait_until SECONDS CMD...: polls CMD every 0.1 s.
-wait_until() {
-	local secs=$1 i; shift
-	for ((i = 0; i < secs * 10; i++)); do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
-	return 1
+# sv_status_is [JQ-OPTIONS] FILTER: switchyardd answered `status --json`
+# and FILTER is true on the reply. The reply is checked for being there
+# first: jq 1.6 (Debian 11, Ubuntu 22.04) exits 0 under -e when its input
+# is empty, as it is while switchyardd is not listening yet, so a bare
+# `svc status --json | jq -e ...` passes before the state it waits for.
+sv_status_is() {
+	local s
+	s=$(svc status --json 2>/dev/null) && [ -n "$s" ] || return 1
+	jq -e "$@" <<<"$s" >/dev/null
 }
 
 sv_require() {
@@ -158,9 +158,7 @@ sv_start() {
 
 # Both instances serve and the rules are in.
 sv_ready() {
-	local s
-	s=$(svc status --json 2>/dev/null) || return 1
-	echo "$s" | jq -e '(.rules | startswith("ok")) and ([.instances[] | select(.state == "live" or .state == "ready" or .state == "standby")] | length == 2)' >/dev/null
+	sv_status_is '(.rules | startswith("ok")) and ([.instances[] | select(.state == "live" or .state == "ready" or .state == "standby")] | length == 2)'
 }
 sv_wait_ready() { wait_until "${1:-60}" sv_ready; }
 
@@ -219,10 +217,17 @@ sv_wait_traffic() {
 	return 1
 }
 
-# sv_served NAME: SHA-256 of the certificate served for NAME on the service address.
+# sv_served NAME: SHA-256 of the certificate served for NAME on the service
+# address; nothing (and status 1) when no certificate came back. (Hashing
+# the empty output of a failed handshake gave a hash too, so "is served"
+# and "serves another one" checks passed without a server.)
 sv_served() {
+	local der=$T_TMP/served.$BASHPID.der
 	echo | sv_ns openssl s_client -connect "$SV_ADDR:443" -servername "$1" 2>/dev/null |
-		openssl x509 -outform DER 2>/dev/null | sha256sum | cut -d' ' -f1
+		openssl x509 -outform DER 2>/dev/null >"$der"
+	[ -s "$der" ] || { rm -f "$der"; return 1; }
+	sha256sum <"$der" | cut -d' ' -f1
+	rm -f "$der"
 }
 
 sv_dump_logs() {

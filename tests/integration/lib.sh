@@ -89,6 +89,19 @@ bg() {
 	T_PIDS+=("$LAST_PID")
 }
 
+# wait_until SECONDS CMD...: polls CMD every 0.1 s until it succeeds;
+# returns 1 after SECONDS worth of polls. A test waits for the state it
+# expects, never for a fixed time: another process or thread acts first,
+# and under ASan on a loaded machine that can take seconds.
+wait_until() {
+	local secs=$1 i; shift
+	for ((i = 0; i < secs * 10; i++)); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 # wait_port [NETNS] PORT [SECONDS]: waits until something listens on TCP PORT.
 wait_port() {
 	local ns=$1 port=$2 secs=${3:-10} i

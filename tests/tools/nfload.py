@@ -8,8 +8,10 @@ that open connections back to back until STOP_FILE exists: connect, read the
 nfecho greeting (the instance port that answered), check it is one of
 ALLOWED_PORTS (comma-separated), send a line, check the echo, close. Every
 wait is bounded (5 s). Prints one line "ok N failed N" (and up to 5 failure
-reasons on stderr); exits 1 if any connection failed. Only for test
-namespaces.
+reasons on stderr); exits 1 if any connection failed. With NFLOAD_UP set in
+the environment, creates that file once every target has answered one
+connection, so that a test starts its flips while the load runs rather
+than after a guessed delay. Only for test namespaces.
 """
 import os
 import socket
@@ -21,6 +23,8 @@ targets = [t.rsplit(",", 1) for t in sys.argv[3:]]
 lock = threading.Lock()
 counts = {"ok": 0, "failed": 0}
 reasons = []
+up_file = os.environ.get("NFLOAD_UP")
+answered = set()
 
 
 def one(addr, port):
@@ -42,6 +46,11 @@ def worker(addr, port):
         try:
             one(addr, port)
             key = "ok"
+            if up_file and (addr, port) not in answered:
+                with lock:
+                    answered.add((addr, port))
+                    if len(answered) == len(targets):
+                        open(up_file, "w").close()
         except Exception as e:  # every failure is counted and a few shown
             key = "failed"
             with lock:

@@ -88,7 +88,9 @@ px_start() {
 		bg ip netns exec "$NS" "$PX_BIN" -c "$cfg" -i "$colour"
 	fi
 	PX_PID=$LAST_PID
-	for ((i = 0; i < 300; i++)); do
+	# 600 polls (a minute or more): the bound only guards against a hang,
+	# and 2,000 files under ASan on a loaded machine can take half of it.
+	for ((i = 0; i < 600; i++)); do
 		if [ "$(px_get "$T_TMP/$colour.sock" status state 2>/dev/null)" = ready ]; then
 			return 0
 		fi
