@@ -4,7 +4,8 @@
 # previous set reloads the new one by reading the index and opening only the
 # blob that changed. strace follows the instance through the reload and
 # records every certificate file it opens or stats: of the 2,000, only the
-# changed one's blob may appear. The same set copied into a plain directory
+# changed one's blob may appear; certsync itself, also traced, opens only
+# the changed file and links only it (into its validation scratch). The same set copied into a plain directory
 # (no index) is then loaded the old way, file by file, and must still be
 # right.
 . "$(dirname "$0")/lib.sh"
@@ -30,7 +31,10 @@ renew() {
 	rm -f "$SRC/$2"
 	"$PX_TOOLS/gencerts" --out "$T_TMP/pki" --one "$1" --file "$SRC/$2" >/dev/null ||
 		fail "gencerts --one $1"
-	"$SY" certsync -c "$T_TMP/px.yaml" --no-reload >"$T_TMP/cs.out" || {
+	# certsync itself, traced: it may stat every source file, but open
+	# and link only the changed one.
+	strace -f -e trace=open,openat,link,linkat,symlink,symlinkat -o "$T_TMP/cs.strace" \
+		"$SY" certsync -c "$T_TMP/px.yaml" --no-reload >"$T_TMP/cs.out" || {
 		cat "$T_TMP/cs.out"
 		fail "certsync after renewing $2"
 	}
@@ -60,6 +64,13 @@ renew "$name" "$file"
 check "the new set's index names a blob for $file" set_file "$SET" "$file"
 check "the set directory holds no certificate file" test -z "$(ls "$SET")"
 BLOB=$(basename "$(set_file "$SET" "$file")")
+grep -oE '"[^"]*\.(pem|crt|key)"' "$T_TMP/cs.strace" | sed 's|.*/||; s|"||g' | sort -u >"$T_TMP/cs.files"
+say "certificate files certsync opened: $(tr '\n' ' ' <"$T_TMP/cs.files")"
+check "certsync opened only $file (source, new set, validation)" test "$(cat "$T_TMP/cs.files")" = "$file"
+# (The one symlink is `current`, pointed at the new set.)
+grep -E '^[0-9]+ +(link|linkat)\(' "$T_TMP/cs.strace" >"$T_TMP/cs.links" || true
+check "certsync linked one file, $file, for its validation" \
+	test "$(wc -l <"$T_TMP/cs.links")" = 1 -a -z "$(grep -v "/$file\"" "$T_TMP/cs.links")"
 traced_reload
 check "reload-certs ok" grep -q '"ok":true' <<<"$R"
 check "the renewed certificate of $name is served" \
