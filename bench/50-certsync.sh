@@ -110,6 +110,8 @@ export SY_BUILD=$BUILD SY_ROOT=${SY_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
 	# The standby's delta load of each new set, as switchyardd logs it.
 	loads=$(sed -n 's/.*reload: .* loaded .* in \([0-9]*\) ms.*/\1/p' "$T_TMP/switchyardd.log" | tr '\n' ' ')
 	echo "  standby delta load of each set (ms, in run order): $loads"
+	loads=$(sed -n 's/.*proxy\[.*reload-certs .* changed, in \([0-9]*\) ms.*/\1/p' "$T_TMP/switchyardd.log" | tr '\n' ' ')
+	echo "  of which the instance's reload-certs, as it logs it (ms): $loads"
 	# HAProxy applies a changed certificate by a reload, which loads every
 	# certificate again: `haproxy -c` over the same files is its floor.
 	if [ "$N" -ge 50000 ] && command -v haproxy >/dev/null; then

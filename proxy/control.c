@@ -349,9 +349,9 @@ static int cmd_reload_certs(void *ctx, struct ctl_req *req, struct json_buf *r)
 		jb_str(r, NULL, cert_report_changed(rep, i));
 	jb_arr_end(r);
 	jb_uint(r, "duration_ms", px_now_ms() - t0);
-	log_info("reload-certs %s: generation %llu, %zu changed",
+	log_info("reload-certs %s: generation %llu, %zu changed, in %llu ms",
 	         log_escape(edir, sizeof(edir), dir, strlen(dir)),
-	         (unsigned long long)p->generation, nch);
+	         (unsigned long long)p->generation, nch, (unsigned long long)(px_now_ms() - t0));
 	cert_report_free(rep);
 	return 0;
 }
