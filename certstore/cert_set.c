@@ -91,9 +91,18 @@ static int read_index(const char *dir, char **buf, size_t *len, char *err, size_
 		return 1;
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
-		if (errno == ENOENT || errno == ENOTDIR)
+		int e = errno, dfd;
+
+		if (e == ENOENT || e == ENOTDIR)
 			return 1;
-		snprintf(err, errlen, "%s: cannot open the set index: %s", path, strerror(errno));
+		/* A directory that cannot be opened has its own error, which
+		 * the directory scan reports; an index that exists and cannot
+		 * be read must not be taken for a directory without one. */
+		dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0)
+			return 1;
+		close(dfd);
+		snprintf(err, errlen, "%s: cannot open the set index: %s", path, strerror(e));
 		return -1;
 	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > SET_MAX_BYTES) {

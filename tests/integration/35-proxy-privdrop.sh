@@ -77,5 +77,7 @@ check "still alive" kill -0 "$PX_PID"
 check "quit as nobody replies ok" grep -q '"ok":true' <<<"$(px_ctl "$SOCK" quit)"
 wait "$PX_PID"
 rc=$?
-check "and the process exits cleanly (status $rc)" test "$rc" -eq 0
+# A sanitizer's report at exit (a leak, under ASan) is in the proxy's log.
+[ "$rc" -eq 0 ] || { tail -40 "$T_TMP/proxy.log"; fail "the process did not exit cleanly (status $rc)"; }
+say "ok: and the process exits cleanly"
 say "PASS"
