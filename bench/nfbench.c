@@ -9,9 +9,12 @@
  *                           (legacy: lock, init, edit, commit, read-back;
  *                           nftables: one batch of map elements against
  *                           the cached generation, its acknowledgement,
- *                           the maps read back): median, p99, max. BACKEND is
- *                           netfilter.backend (auto, nftables or iptables;
- *                           default iptables, the figures of issue 4)
+ *                           the planned keys and the generation read back):
+ *                           median, p99, max. BACKEND is netfilter.backend
+ *                           (auto, nftables or iptables; default iptables,
+ *                           the figures of issue 4). NFBENCH_GAP_US=U sleeps
+ *                           U us before each flip (not timed): flips spaced
+ *                           as in production rather than back to back
  *   nfbench ruleflips N V4 V6
  *                           the nftables flip variant that is no longer
  *                           kept, measured for the comparison: a table
@@ -135,6 +138,7 @@ static int bench_flips(int n, int v4, int v6, const char *backend)
 	double *t = calloc((size_t)n, sizeof(double));
 	char err[1024];
 	int failed = 0;
+	long gap_us = getenv("NFBENCH_GAP_US") ? atol(getenv("NFBENCH_GAP_US")) : 0;
 
 	make_cfg(v4, v6);
 	cfg.netfilter.backend = strcmp(backend, "nftables") == 0 ? CFG_NF_NFTABLES
@@ -145,8 +149,11 @@ static int bench_flips(int n, int v4, int v6, const char *backend)
 		return 1;
 	}
 	for (int i = 0; i < n; i++) {
-		double s = now_us();
+		double s;
 
+		if (gap_us > 0)
+			usleep((useconds_t)gap_us);
+		s = now_us();
 		if (nf_flip(&cfg, (i & 1) ? CFG_BLUE : CFG_GREEN, err, sizeof(err)) < 0) {
 			failed++;
 			fprintf(stderr, "nfbench: flip %d: %s\n", i, err);

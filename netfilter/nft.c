@@ -174,9 +174,11 @@ static int add_set(struct nft_batch *b, const struct nft_map *mp, uint32_t id)
 }
 
 /*
- * One message adding (NFT_MSG_NEWSETELEM, with their ports) or deleting
- * (NFT_MSG_DELSETELEM, by key) the elements of map `map` among es that
- * pick[i] selects (all when pick is NULL). Nothing when none is picked.
+ * One message adding (NFT_MSG_NEWSETELEM, with their ports), deleting
+ * (NFT_MSG_DELSETELEM, by key) or asking for (NFT_MSG_GETSETELEM, by key,
+ * answered without an acknowledgement) the elements of map `map` among es
+ * that pick[i] selects (all when pick is NULL). Nothing when none is
+ * picked.
  */
 static int add_elems(struct nft_batch *b, uint16_t type, const char *map, const struct nft_elem *es,
                      int n, const int *pick)
@@ -210,10 +212,11 @@ static int add_elems(struct nft_batch *b, uint16_t type, const char *map, const 
 		count++;
 	}
 	if (count > 0) {
-		nlh = nftnl_nlmsg_build_hdr(
-		    m, type, NFPROTO_INET,
-		    (uint16_t)(NLM_F_ACK | (type == NFT_MSG_NEWSETELEM ? NLM_F_CREATE : 0)),
-		    ++b->seq);
+		uint16_t flags = type == NFT_MSG_GETSETELEM   ? 0
+		                 : type == NFT_MSG_NEWSETELEM ? NLM_F_ACK | NLM_F_CREATE
+		                                              : NLM_F_ACK;
+
+		nlh = nftnl_nlmsg_build_hdr(m, type, NFPROTO_INET, flags, ++b->seq);
 		nftnl_set_elems_nlmsg_build_payload(nlh, set);
 		msg_done(b, nlh);
 	}
@@ -529,21 +532,65 @@ static int txn_read(struct nft_nl *nl, struct nft_scan *s, int *cached, char *er
 
 /*
  * Reads back after a commit made from generation genid. A flip changed
- * only map elements and left the table, chains, maps and rules as they
- * were, so only the elements are read, and the result becomes the cache,
- * tagged genid + 1, the generation our commit made. If anyone commits
- * after us, that tag is stale and the next batch is refused and re-read.
- * Any other batch is read back whole and not cached.
+ * only map elements: the batch's generation check proved that nobody
+ * changed anything between the read it was planned from and the commit, so
+ * the table, chains, maps and rules are still those of that read. The flip
+ * therefore asks the kernel for each planned key of each map, and for the
+ * generation, in one exchange (nft_nl_readback). If the generation is
+ * genid + 1, the one our commit made, nobody committed after us either,
+ * no other element can have appeared, and the result becomes the cache.
+ * If someone did, or a key is missing, the whole table is read and
+ * compared instead. Any other batch is read back whole and not cached.
+ * SWITCHYARD_TEST_NFT_READBACK (miss: ask for a key no map holds; late:
+ * take the generation as moved on) makes tests walk both fallbacks.
  */
 static int txn_verify(struct nft_nl *nl, struct nft_scan *s, uint32_t genid,
-                      const struct nft_plan *p, int flipped, char *err, size_t errlen)
+                      const struct nft_plan *p, struct nft_batch *b, int flipped, char *err,
+                      size_t errlen)
 {
+	const char *test;
+	uint32_t gen = 0;
+
 	nft_cache_ok = 0;
 	if (p == NULL || !s->table_present || !flipped)
 		return nft_nl_scan(nl, s, 0, err, errlen);
-	if (nft_nl_elems(nl, s, err, errlen) < 0)
-		return -1;
-	s->genid = genid + 1;
+	b->len = 0;
+	b->n = 0;
+	b->seq = nl->seq;
+	for (int m = 0; m < p->nmaps; m++) {
+		int pick[CFG_MAX_LISTENERS] = {0};
+
+		for (int i = 0; i < p->nelems; i++)
+			pick[i] = p->elems[i].map == m;
+		if (add_elems(b, NFT_MSG_GETSETELEM, p->maps[m].name, p->elems, p->nelems, pick) <
+		    0) {
+			nf_seterr(err, errlen, "nftables: out of memory");
+			errno = ENOMEM;
+			return -1;
+		}
+	}
+	test = getenv("SWITCHYARD_TEST_NFT_READBACK");
+	if (test != NULL && strcmp(test, "miss") == 0 && p->nelems > 0) {
+		/* Tests: one more key, which no map holds (ENOENT). */
+		struct nft_elem bogus = p->elems[0];
+
+		bogus.key[0] ^= 0xff;
+		if (add_elems(b, NFT_MSG_GETSETELEM, p->maps[bogus.map].name, &bogus, 1, NULL) < 0)
+			return -1;
+	}
+	nl->seq = b->seq;
+	if (nft_nl_readback(nl, s, b->buf, b->len, &gen, err, errlen) < 0) {
+		/* Stray answers may be left: read the table on a fresh socket. */
+		sock_drop();
+		nl = sock_get(err, errlen);
+		if (nl == NULL)
+			return -1;
+		return nft_nl_scan(nl, s, 0, err, errlen);
+	}
+	/* Tests: "late" acts as if someone had committed after us. */
+	if (gen != genid + 1 || (test != NULL && strcmp(test, "late") == 0))
+		return nft_nl_scan(nl, s, 0, err, errlen);
+	s->genid = gen;
 	if (nft_cache == NULL)
 		nft_cache = malloc(sizeof(*nft_cache));
 	if (nft_cache != NULL && nft_table_matches(s, p, 1)) {
@@ -628,7 +675,7 @@ static int txn_locked(const struct nft_plan *p, int foreign_ok, char *err, size_
 		errno = EAGAIN;
 		goto out;
 	}
-	if (txn_verify(nl, s, genid, p, flipped, err, errlen) < 0)
+	if (txn_verify(nl, s, genid, p, &b, flipped, err, errlen) < 0)
 		goto out_drop;
 	if (p == NULL ? s->table_present : !nft_table_matches(s, p, 1)) {
 		nf_seterr(err, errlen, "nftables: read back after commit: table inet %s %s",

@@ -40,8 +40,6 @@
 /* A dump interrupted by a concurrent commit is read again, a bounded number
  * of times: a writer committing without pause must not hang us. */
 #define NFT_DUMP_TRIES 100
-/* Netlink dumps come in skbs of up to 32 KiB; a smaller buffer truncates. */
-#define NFT_NL_BUF 32768
 
 int nft_nl_open(struct nft_nl *nl, char *err, size_t errlen)
 {
@@ -700,20 +698,114 @@ static int elems_once(struct nft_nl *nl, struct nft_scan *s, char *err, size_t e
 	return 0;
 }
 
-int nft_nl_elems(struct nft_nl *nl, struct nft_scan *s, char *err, size_t errlen)
+/* One answer of a flip's read-back: an element (one message per key) or,
+ * last, the generation, which ends the exchange. */
+struct readback_ctx {
+	struct nft_scan *s;
+	uint32_t gen_seq;
+	uint32_t *gen;
+	int done;
+};
+
+static int readback_cb(const struct nlmsghdr *nlh, void *data)
 {
-	for (int i = 0; i < NFT_DUMP_TRIES; i++) {
-		if (elems_once(nl, s, err, errlen) == 0)
-			return 0;
-		if (errno != EINTR)
-			return -1;
+	struct readback_ctx *c = data;
+	struct nftnl_set *set;
+	struct elem_ctx ec = {.s = c->s, .map = -1};
+	const char *name;
+
+	if (NFNL_MSG_TYPE(nlh->nlmsg_type) == NFT_MSG_NEWGEN) {
+		if (nlh->nlmsg_seq != c->gen_seq)
+			return MNL_CB_OK;
+		c->done = 1;
+		return gen_cb(nlh, c->gen) == MNL_CB_OK ? MNL_CB_STOP : MNL_CB_ERROR;
 	}
-	nf_seterr(err, errlen,
-	          "nftables: every listing of the maps of table inet %s was interrupted (%d "
-	          "attempts)",
-	          NFT_TABLE_NAME, NFT_DUMP_TRIES);
-	errno = EAGAIN;
-	return -1;
+	if (NFNL_MSG_TYPE(nlh->nlmsg_type) != NFT_MSG_NEWSETELEM)
+		return MNL_CB_OK;
+	set = nftnl_set_alloc();
+	if (set == NULL)
+		return MNL_CB_ERROR;
+	if (nftnl_set_elems_nlmsg_parse(nlh, set) == 0) {
+		name = nftnl_set_get_str(set, NFTNL_SET_NAME);
+		for (int m = 0; name != NULL && m < c->s->nmaps && m < NFT_SETS_MAX; m++)
+			if (strcmp(c->s->maps[m].name, name) == 0)
+				ec.map = m;
+		/* An answer for a map we did not ask about cannot be placed:
+		 * the read-back then fails and the caller reads everything. */
+		if (ec.map < 0) {
+			nftnl_set_free(set);
+			errno = EPROTO;
+			return MNL_CB_ERROR;
+		}
+		nftnl_set_elem_foreach(set, elem_one, &ec);
+	}
+	nftnl_set_free(set);
+	return MNL_CB_OK;
+}
+
+int nft_nl_readback(struct nft_nl *nl, struct nft_scan *s, void *req, size_t len, uint32_t *gen,
+                    char *err, size_t errlen)
+{
+	enum { NVEC = NFT_ELEM_MAX + 4 };
+	char bufs[NVEC][512] __attribute__((aligned(8)));
+	char genreq[64] __attribute__((aligned(8)));
+	struct mmsghdr vec[NVEC];
+	struct iovec iov[2], riov[NVEC];
+	struct sockaddr_nl snl = {.nl_family = AF_NETLINK};
+	struct msghdr mh = {
+	    .msg_name = &snl, .msg_namelen = sizeof(snl), .msg_iov = iov, .msg_iovlen = 2};
+	struct nlmsghdr *g;
+	struct readback_ctx c = {.s = s, .gen = gen};
+
+	g = nftnl_nlmsg_build_hdr(genreq, NFT_MSG_GETGEN, AF_UNSPEC, 0, ++nl->seq);
+	c.gen_seq = g->nlmsg_seq;
+	iov[0] = (struct iovec){req, len};
+	iov[1] = (struct iovec){genreq, g->nlmsg_len};
+	s->nelems = 0;
+	if (sendmsg(mnl_socket_get_fd(nl->sock), &mh, 0) < 0) {
+		nft_nl_error("send the read-back of the maps", err, errlen);
+		return -1;
+	}
+	/* Requests that are not dumps are answered inside our sendmsg, in
+	 * order and one message per element, so every answer is queued now
+	 * and a few receive calls take them all (the generation last). */
+	while (!c.done) {
+		int n;
+
+		for (int i = 0; i < NVEC; i++) {
+			riov[i] = (struct iovec){bufs[i], sizeof(bufs[i])};
+			vec[i] =
+			    (struct mmsghdr){.msg_hdr = {.msg_iov = &riov[i], .msg_iovlen = 1}};
+		}
+		n = recvmmsg(mnl_socket_get_fd(nl->sock), vec, NVEC, MSG_DONTWAIT, NULL);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			nf_seterr(err, errlen,
+			          "nftables: the read-back of the maps ended before the generation "
+			          "(answers were lost)");
+			errno = EIO;
+			return -1;
+		}
+		if (n < 0) {
+			nft_nl_error("read back the maps", err, errlen);
+			return -1;
+		}
+		for (int i = 0; i < n && !c.done; i++) {
+			if (vec[i].msg_hdr.msg_flags & MSG_TRUNC) {
+				nf_seterr(err, errlen,
+				          "nftables: an answer of the read-back was truncated");
+				errno = EMSGSIZE;
+				return -1;
+			}
+			if (mnl_cb_run(bufs[i], vec[i].msg_len, 0, nl->portid, readback_cb, &c) <
+			    0) {
+				nft_nl_error(
+				    "read back the elements of the maps of table inet " NFT_TABLE_NAME,
+				    err, errlen);
+				return -1;
+			}
+		}
+	}
+	return 0;
 }
 
 int nft_nl_scan(struct nft_nl *nl, struct nft_scan *s, int others, char *err, size_t errlen)
@@ -795,120 +887,6 @@ oom:
 	nf_seterr(err, errlen, "nftables: out of memory");
 	errno = ENOMEM;
 	return -1;
-}
-
-static void batch_marker(struct nlmsghdr *nlh, uint16_t type, uint32_t seq, int with_genid,
-                         uint32_t genid)
-{
-	struct nfgenmsg *nfg;
-
-	nlh->nlmsg_len = 0;
-	nlh = mnl_nlmsg_put_header(nlh);
-	nlh->nlmsg_type = type;
-	nlh->nlmsg_flags = NLM_F_REQUEST;
-	nlh->nlmsg_seq = seq;
-	nfg = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfg));
-	nfg->nfgen_family = AF_UNSPEC;
-	nfg->version = NFNETLINK_V0;
-	nfg->res_id = htons(NFNL_SUBSYS_NFTABLES);
-	/* The kernel refuses the whole batch with ERESTART when the ruleset
-	 * generation is no longer genid: someone changed it since our read. */
-	if (with_genid)
-		mnl_attr_put_u32(nlh, NFNL_BATCH_GENID, htonl(genid));
-}
-
-int nft_nl_batch(struct nft_nl *nl, uint32_t genid, void *msgs, size_t len, int nmsg, char *err,
-                 size_t errlen)
-{
-	char begin[64] __attribute__((aligned(8))), end[64] __attribute__((aligned(8)));
-	char buf[NFT_NL_BUF] __attribute__((aligned(8)));
-	struct iovec iov[3];
-	struct sockaddr_nl snl = {.nl_family = AF_NETLINK};
-	struct msghdr mh = {
-	    .msg_name = &snl, .msg_namelen = sizeof(snl), .msg_iov = iov, .msg_iovlen = 3};
-	struct nlmsghdr *h = (struct nlmsghdr *)msgs;
-	uint32_t begin_seq = h->nlmsg_seq - 1, end_seq = h->nlmsg_seq + (uint32_t)nmsg;
-	uint32_t last_seq = end_seq - 1, fail_seq = 0;
-	int rest = (int)len, acked = 0, failed = 0, fail_errno = 0;
-
-	/* Only the last message asks for an acknowledgement: the kernel
-	 * reports every failing message anyway, and it processes the whole
-	 * batch inside our sendmsg, so when sendmsg returns every answer is
-	 * already queued on the socket. One ack instead of one per message
-	 * saves a receive per rule. */
-	for (; mnl_nlmsg_ok(h, rest); h = mnl_nlmsg_next(h, &rest))
-		if (h->nlmsg_seq != last_seq)
-			h->nlmsg_flags &= (uint16_t)~NLM_F_ACK;
-		else
-			h->nlmsg_flags |= NLM_F_ACK;
-	batch_marker((struct nlmsghdr *)begin, NFNL_MSG_BATCH_BEGIN, begin_seq, 1, genid);
-	batch_marker((struct nlmsghdr *)end, NFNL_MSG_BATCH_END, end_seq, 0, 0);
-	iov[0] = (struct iovec){begin, ((struct nlmsghdr *)begin)->nlmsg_len};
-	iov[1] = (struct iovec){msgs, len};
-	iov[2] = (struct iovec){end, ((struct nlmsghdr *)end)->nlmsg_len};
-	nl->seq = end_seq;
-	if (sendmsg(mnl_socket_get_fd(nl->sock), &mh, 0) < 0) {
-		nft_nl_error("send the batch", err, errlen);
-		return -1;
-	}
-	/* The answers are queued in message order, so the last message's
-	 * answer (or the refusal of the batch begin) is the last one; an
-	 * empty queue before it means answers were lost. */
-	while (!acked && !(failed && fail_seq == begin_seq)) {
-		ssize_t n = recv(mnl_socket_get_fd(nl->sock), buf, sizeof(buf), MSG_DONTWAIT);
-		const struct nlmsghdr *a = (const struct nlmsghdr *)buf;
-		int left = (int)n;
-
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			break;
-		if (n < 0) {
-			nft_nl_error("read the batch's acknowledgements", err, errlen);
-			return -1;
-		}
-		for (; mnl_nlmsg_ok(a, left); a = mnl_nlmsg_next(a, &left)) {
-			const struct nlmsgerr *me;
-
-			if (a->nlmsg_type != NLMSG_ERROR)
-				continue;
-			me = mnl_nlmsg_get_payload(a);
-			if (me->error == 0) {
-				acked += a->nlmsg_seq == last_seq;
-				continue;
-			}
-			if (!failed++ || a->nlmsg_seq == begin_seq) {
-				fail_errno = -me->error;
-				fail_seq = a->nlmsg_seq;
-			}
-			acked += a->nlmsg_seq == last_seq;
-		}
-	}
-	if (failed) {
-		char what[96];
-
-		errno = fail_errno;
-		if (fail_seq == begin_seq && fail_errno == ERESTART) {
-			nf_seterr(
-			    err, errlen,
-			    "nftables: the ruleset changed during the transaction (generation "
-			    "%u is gone)",
-			    genid);
-			errno = ERESTART;
-			return -1;
-		}
-		snprintf(what, sizeof(what), "batch message %u of %d refused", fail_seq - begin_seq,
-		         nmsg);
-		nft_nl_error(what, err, errlen);
-		errno = fail_errno;
-		return -1;
-	}
-	if (!acked) {
-		nf_seterr(
-		    err, errlen,
-		    "nftables: the kernel did not acknowledge the batch (its answers were lost)");
-		errno = EIO;
-		return -1;
-	}
-	return 0;
 }
 
 int nf_nft_probe(int *nat_chains, char *text, size_t textlen, char *err, size_t errlen)

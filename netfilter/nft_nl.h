@@ -47,6 +47,8 @@
 #define NFT_ELEM_MAX (2 * CFG_MAX_LISTENERS + 16)
 /* The longest map key: an IPv6 address and a port padded to 4 bytes. */
 #define NFT_KEY_MAX 20
+/* Netlink dumps come in skbs of up to 32 KiB; a smaller buffer truncates. */
+#define NFT_NL_BUF 32768
 
 struct mnl_socket;
 
@@ -178,11 +180,18 @@ void nft_nl_error(const char *what, char *err, size_t errlen);
 int nft_nl_scan(struct nft_nl *nl, struct nft_scan *s, int others, char *err, size_t errlen);
 /* The ruleset generation now (NFT_MSG_GETGEN). */
 int nft_nl_gen(struct nft_nl *nl, uint32_t *gen, char *err, size_t errlen);
-/* Only the elements of the maps in s->maps, into s->elems and s->nelems:
- * the read-back of a flip, which changes nothing else. */
-int nft_nl_elems(struct nft_nl *nl, struct nft_scan *s, char *err, size_t errlen);
 /*
- * Sends one batch (the messages in buf, len bytes, nmsg of them with
+ * The read-back of a flip, which changes only map elements: sends req (len
+ * bytes: GETSETELEM requests, not dumps, naming the planned keys of each
+ * map in s->maps) together with a GETGEN, and reads the answers: the
+ * elements into s->elems and s->nelems, and the generation after them into
+ * *gen. A key the map does not hold fails the call (ENOENT); the caller
+ * then reads the whole table. After -1 the socket may hold stray answers.
+ */
+int nft_nl_readback(struct nft_nl *nl, struct nft_scan *s, void *req, size_t len, uint32_t *gen,
+                    char *err, size_t errlen);
+/*
+ * nft_batch.c: sends one batch (the messages in buf, len bytes, nmsg of them with
  * consecutive sequence numbers) wrapped in begin/end with the generation
  * check genid. It sets NLM_F_ACK on the last message only (editing buf) and
  * reads the answers up to that one. Returns 0, or -1 with errno (ERESTART:

@@ -8,7 +8,7 @@ PKGS="build-essential pkg-config libssl-dev openssl libiptc-dev libip4tc-dev \
 libip6tc-dev libnl-3-dev libnl-nf-3-dev libyaml-dev libjansson-dev libcmocka-dev \
 iptables conntrack iproute2 curl haproxy nginx-light \
 libnetfilter-conntrack-dev clang-format python3 procps psmisc util-linux jq \
-clang libclang-rt-14-dev libnftnl-dev libmnl-dev nftables prometheus"
+clang libclang-rt-14-dev libnftnl-dev libmnl-dev nftables prometheus strace"
 
 missing=""
 for p in $PKGS; do

@@ -7,12 +7,14 @@
 # repaired; foreign tables (an nft table of its own, iptables-nft's ip
 # nat) survive everything; a switchyard table we did not create is refused;
 # a backend change leaves one redirect; errors name the cause (no
-# CAP_NET_ADMIN); `switchyard rules show` names the backend and why.
+# CAP_NET_ADMIN); `switchyard rules show` names the backend and why; a
+# flip's one-exchange read-back falls back to a whole read when it must.
 . "$(dirname "$0")/lib.sh"
 nf_backend_only nftables "checks the nftables table itself; 20 and 24 check the legacy layout"
 require_root
 command -v nft >/dev/null || skip "nft (package nftables) not installed"
 command -v jq >/dev/null || skip "jq not installed"
+command -v strace >/dev/null || skip "strace not installed"
 NFCTL=$SY_BUILD/tests/tools/nfctl
 SY=$SY_BUILD/switchyard
 [ -x "$NFCTL" ] && [ -x "$SY" ] || fail "missing nfctl or switchyard (build first)"
@@ -154,6 +156,31 @@ done
 grep -q 'rule' "$T_TMP/flip.events" && fail "a flip should change no rule"
 same "flip" 9443 9080 9444 9081
 say "ok: IPv4 and IPv6 flipped in one transaction, elements only"
+
+# A flip's read-back asks for the planned keys and the generation in one
+# exchange. A key no map holds (SWITCHYARD_TEST_NFT_READBACK=miss) or a
+# commit after ours (=late) must make it read the whole table instead and
+# verify the flip against that: one more GETTABLE than a plain flip, which
+# strace counts, and the same table. (LeakSanitizer cannot run under
+# ptrace, so an ASan build skips its leak check for these runs.)
+traced_flip() { # HOW COLOUR: prints the number of table reads the flip sent
+	SWITCHYARD_TEST_NFT_READBACK=$1 ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 \
+		in_ns strace -f -e trace=sendto,sendmsg -o "$T_TMP/flip.strace" \
+		"$NFCTL" -b nftables "${L[@]}" flip "$2" >"$T_TMP/flip.out" 2>&1 ||
+		fail "flip $2 with read-back '$1': $(cat "$T_TMP/flip.out")"
+	grep -c NFT_MSG_GETTABLE "$T_TMP/flip.strace"
+}
+base=$(traced_flip "" blue) || exit 1
+same "flip with the one-exchange read-back" 8443 8080 8444 8081
+for how in miss late; do
+	n=$(traced_flip "$how" green) || exit 1
+	[ "$n" -eq $((base + 1)) ] ||
+		fail "read-back '$how': $n table reads, want $((base + 1)) (a plain flip sends $base)"
+	same "flip after read-back '$how'" 9443 9080 9444 9081
+	traced_flip "" blue >/dev/null || exit 1
+done
+traced_flip "" green >/dev/null || exit 1
+say "ok: a missing key and a later commit both fall back to a whole read that verifies the flip"
 
 # Drift: delete one element with nft; read reports it; install repairs.
 in_ns nft delete element inet switchyard exact4 '{ 198.18.0.1 . 80 }' || fail "nft delete element"
