@@ -770,11 +770,20 @@ int sv_cmd_shutdown(const char *cfgpath, int argc, char **argv)
 	rc = reply_ok(doc) ? SV_EXIT_OK : SV_EXIT_FAILED;
 	json_doc_free(doc);
 	free(reply);
-	/* Wait for the socket to go: the supervisor removes it last. */
+	/* Wait for the socket to go: the supervisor removes it last, so
+	 * only its absence says that everything has stopped. */
 	for (int i = 0; rc == SV_EXIT_OK && i < 300 && stat(path, &st) == 0; i++)
 		usleep(100 * 1000);
-	if (rc == SV_EXIT_OK)
-		printf("switchyard: stopped switchyardd, both instances and the rules\n");
+	if (rc != SV_EXIT_OK)
+		return rc;
+	if (stat(path, &st) == 0) {
+		fprintf(stderr,
+		        "switchyard: switchyardd accepted the shutdown, but %s is still there "
+		        "after 30 s: it has not finished stopping (see its log)\n",
+		        path);
+		return SV_EXIT_PROTOCOL;
+	}
+	printf("switchyard: stopped switchyardd, both instances and the rules\n");
 	return rc;
 }
 

@@ -19,7 +19,7 @@ old_gen=$(sv_status ".instances[] | select(.colour == \"$old\") | .generation")
 	fail "gencerts --one"
 check "reload" svc reload
 after=$(sv_served "$NAME") && [ "$after" != "$before" ] || fail "the reload did not bring the new certificate live"
-[ "$(sv_status .live)" != "$old" ] || fail "the reload did not flip"
+sv_flipped_from "$old" || fail "the reload did not flip"
 say "ok: new certificate live on $(sv_status .live)"
 
 [ "$(sv_status .rollback.possible)" = true ] || fail "status says rollback is not possible"

@@ -37,7 +37,7 @@ svc reload >"$T_TMP/reload.out" 2>&1
 rc=$?
 say "reload exit $rc:"
 cat "$T_TMP/reload.out"
-check "the reload flipped" test "$(sv_status .live)" != "$live0"
+check "the reload flipped" sv_flipped_from "$live0"
 check "the reload exits 0 (every name still served)" test "$rc" -eq 0
 check "$NAME is still served, with its previous certificate" test "$(sv_served "$NAME")" = "$before"
 check "the reload names the file and the cause" \

@@ -50,7 +50,7 @@ say "ticket key name: $got; the file's encrypting key: $want"
 check "the live instance encrypts with the rotated key" test -n "$got" -a "$got" = "$want"
 live=$(sv_status .live)
 check "flip" svc flip
-[ "$(sv_status .live)" != "$live" ] || fail "no flip"
+sv_flipped_from "$live" || fail "no flip"
 out=$(sv_ns openssl s_client -tls1_2 -connect "$SV_ADDR:443" -servername "$NAME" \
 	-CAfile "$SV_PKI/ca.pem" -sess_in "$T_TMP/sess" </dev/null 2>&1)
 check "the ticket resumes on the other instance" grep -q "^Reused" <<<"$out"

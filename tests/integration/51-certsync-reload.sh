@@ -39,7 +39,7 @@ sync >"$T_TMP/out" 2>&1; rc=$?
 cat "$T_TMP/out"
 [ $rc -eq 0 ] || { sv_dump_logs; fail "certsync with one change: exit $rc"; }
 [ "$(flips)" = "$((f0 + 1))" ] || fail "expected exactly one flip, flips went $f0 -> $(flips)"
-[ "$(sv_status .live)" != "$live0" ] || fail "live colour did not change"
+sv_flipped_from "$live0" || fail "live colour did not change"
 got=$(sv_served "$NAME")
 [ "$got" = "$want" ] || fail "service address serves $got for $NAME, want the new $want (old $before)"
 say "ok: $NAME now served with the new certificate on $(sv_status .live)"

@@ -48,7 +48,7 @@ sync >"$T_TMP/out" 2>&1
 rc=$?
 cat "$T_TMP/out"
 [ "$rc" -eq 0 ] || { sv_dump_logs; fail "certsync with proxy.user nobody: exit $rc"; }
-check "it flipped" test "$(sv_status .live)" != "$live0"
+check "it flipped" sv_flipped_from "$live0"
 check "the new certificate is served" test "$(sv_served "$NAME")" = "$want"
 SET=$(readlink -f "$STATE/certsync/current")
 say "modes: $(stat -c '%n %a %U:%G' "$STATE" "$STATE/certsync" "$STATE/certsync/sets" "$SET" "$SET/$FILE" | tr '\n' ';')"

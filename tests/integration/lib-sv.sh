@@ -28,6 +28,17 @@ sv_status_is() {
 	jq -e "$@" <<<"$s" >/dev/null
 }
 
+# sv_flipped_from COLOUR: switchyardd answered `status --json` and the live
+# colour is the other one. (A bare `[ "$(sv_status .live)" != "$old" ]`
+# passes when status prints nothing.)
+sv_flipped_from() {
+	case $1 in
+	blue) sv_status_is '.live == "green"' ;;
+	green) sv_status_is '.live == "blue"' ;;
+	*) return 1 ;;
+	esac
+}
+
 sv_require() {
 	require_root
 	local b
