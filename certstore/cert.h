@@ -110,18 +110,41 @@ struct cert_store *cert_store_reload(struct cert_store *old, const char *dir,
 
 /*
  * Where a file of a certificate directory is, for readers outside the store
- * (the health gate compares what an instance serves with the file): a map
- * of dir's index, or NULL for a plain directory. cert_set_map_open returns
- * 0 (with *map NULL when dir has no index) or -1 with the reason in err;
+ * (the health gate compares what an instance serves with the file; certsync
+ * prunes the blobs no kept set names): a map of dir's index, or NULL for a
+ * plain directory. The caller owns the map and frees it with
+ * cert_set_map_free.
+ *
+ * cert_set_map_open reads and splits the index into records: 0 (with *map
+ * NULL when dir has no index) or -1 with the reason in err. A split map
+ * serves lookups from any thread.
+ * cert_set_map_read only reads it (the same results), for a caller that may
+ * need one or two records of a large index: cert_set_map_blob_of and
+ * cert_set_map_names_blob then search the raw index, without splitting it.
+ * cert_set_map_split splits a read map in place (0, or -1 when out of
+ * memory or a record is malformed, after which the map is only good for
+ * cert_set_map_free); it must not run beside other calls.
+ *
  * cert_set_map_path writes dir/file or the file's blob path into out, -1
- * when the index does not list file or out is too small. The caller owns
- * the map and frees it with cert_set_map_free; lookups may come from any
- * thread.
+ * when the index does not list file, the map is not split, or out is too
+ * small. cert_set_map_blob_of writes the blob that file is served from into
+ * out (0, or -1 when not listed). cert_set_map_names_blob is 1 when a record
+ * names blob. cert_set_map_count is the number of records of a split map
+ * (0 before), and cert_set_map_entry gives record i's file and blob, in the
+ * index's ascending order of files.
  */
 struct cert_set_map;
 int cert_set_map_open(const char *dir, struct cert_set_map **map, char *err, size_t errlen);
+int cert_set_map_read(const char *dir, struct cert_set_map **map, char *err, size_t errlen);
+int cert_set_map_split(struct cert_set_map *map);
 int cert_set_map_path(const struct cert_set_map *map, const char *dir, const char *file, char *out,
                       size_t outlen);
+int cert_set_map_blob_of(const struct cert_set_map *map, const char *file, char *out,
+                         size_t outlen);
+int cert_set_map_names_blob(const struct cert_set_map *map, const char *blob);
+size_t cert_set_map_count(const struct cert_set_map *map);
+void cert_set_map_entry(const struct cert_set_map *map, size_t i, const char **file,
+                        const char **blob);
 void cert_set_map_free(struct cert_set_map *map);
 #define CERT_CHANGES_HOPS 16
 

@@ -286,17 +286,18 @@ uint64_t cert_dir_nfiles(const char *dir)
 }
 
 struct cert_set_map {
-	char *buf;
+	char *buf; /* the index, NUL-terminated; records split in place once split */
+	size_t len;
 	char **file, **blob; /* into buf, in the index's (ascending) order */
 	size_t n;
+	int split;
 	char blobdir[PATH_MAX];
 };
 
-int cert_set_map_open(const char *dir, struct cert_set_map **out, char *err, size_t errlen)
+int cert_set_map_read(const char *dir, struct cert_set_map **out, char *err, size_t errlen)
 {
 	struct cert_set_map *m;
-	size_t len, cap = 1;
-	char *line, *next, *a, *b;
+	const char *nl, *bd;
 	int rc;
 
 	*out = NULL;
@@ -305,69 +306,160 @@ int cert_set_map_open(const char *dir, struct cert_set_map **out, char *err, siz
 		snprintf(err, errlen, "%s: out of memory", dir);
 		return -1;
 	}
-	rc = read_index(dir, &m->buf, &len, err, errlen);
+	rc = read_index(dir, &m->buf, &m->len, err, errlen);
 	if (rc != 0) {
 		free(m);
 		return rc > 0 ? 0 : -1;
 	}
-	for (size_t i = 0; i < len; i++)
-		cap += m->buf[i] == '\n';
-	m->file = malloc(cap * sizeof(*m->file));
-	m->blob = malloc(cap * sizeof(*m->blob));
-	next = memchr(m->buf, '\n', len);
-	if (m->file == NULL || m->blob == NULL || next == NULL ||
-	    strncmp(m->buf, CERT_SET_MAGIC " ", sizeof(CERT_SET_MAGIC)) != 0)
-		goto bad;
-	*next++ = '\0';
-	a = m->buf + sizeof(CERT_SET_MAGIC);
-	if (snprintf(m->blobdir, sizeof(m->blobdir), "%s%s%s", a[0] == '/' ? "" : dir,
-	             a[0] == '/' ? "" : "/", a) >= (int)sizeof(m->blobdir))
-		goto bad;
-	for (line = next; line < m->buf + len; line = next) {
-		char *nl = memchr(line, '\n', (size_t)(m->buf + len - line));
-
-		if (nl == NULL)
-			goto bad;
-		*nl = '\0';
-		next = nl + 1;
-		if (fields(line, &a, &b) < 0)
-			goto bad;
-		m->file[m->n] = a;
-		m->blob[m->n++] = b;
+	/* The header is parsed without writing to the buffer: the raw
+	 * searches below look for a record as "\nNAME ", the first one
+	 * included. */
+	nl = memchr(m->buf, '\n', m->len);
+	bd = m->buf + sizeof(CERT_SET_MAGIC);
+	if (nl == NULL || strncmp(m->buf, CERT_SET_MAGIC " ", sizeof(CERT_SET_MAGIC)) != 0 ||
+	    bd >= nl ||
+	    snprintf(m->blobdir, sizeof(m->blobdir), "%s%s%.*s", bd[0] == '/' ? "" : dir,
+	             bd[0] == '/' ? "" : "/", (int)(nl - bd), bd) >= (int)sizeof(m->blobdir)) {
+		snprintf(err, errlen, "%s/%s: not a valid set index", dir, CERT_SET_FILE);
+		cert_set_map_free(m);
+		return -1;
 	}
 	*out = m;
 	return 0;
-bad:
-	snprintf(err, errlen, "%s/%s: not a valid set index", dir, CERT_SET_FILE);
-	cert_set_map_free(m);
-	return -1;
 }
 
-int cert_set_map_path(const struct cert_set_map *m, const char *dir, const char *file, char *out,
-                      size_t outlen)
+int cert_set_map_split(struct cert_set_map *m)
 {
-	size_t lo = 0, hi;
-	int n;
+	size_t cap = 1;
+	char *line, *next, *a, *b;
 
-	if (m == NULL) {
-		n = snprintf(out, outlen, "%s/%s", dir, file);
-		return n < 0 || (size_t)n >= outlen ? -1 : 0;
+	if (m->split)
+		return 0;
+	for (size_t i = 0; i < m->len; i++)
+		cap += m->buf[i] == '\n';
+	m->file = malloc(cap * sizeof(*m->file));
+	m->blob = malloc(cap * sizeof(*m->blob));
+	if (m->file == NULL || m->blob == NULL)
+		return -1;
+	next = (char *)memchr(m->buf, '\n', m->len) + 1; /* past the header (map_read) */
+	for (line = next; line < m->buf + m->len; line = next) {
+		char *nl = memchr(line, '\n', (size_t)(m->buf + m->len - line));
+
+		if (nl == NULL)
+			return -1;
+		*nl = '\0';
+		next = nl + 1;
+		if (fields(line, &a, &b) < 0)
+			return -1;
+		m->file[m->n] = a;
+		m->blob[m->n++] = b;
 	}
-	hi = m->n;
+	m->split = 1;
+	return 0;
+}
+
+int cert_set_map_open(const char *dir, struct cert_set_map **out, char *err, size_t errlen)
+{
+	if (cert_set_map_read(dir, out, err, errlen) < 0)
+		return -1;
+	if (*out != NULL && cert_set_map_split(*out) < 0) {
+		snprintf(err, errlen, "%s/%s: not a valid set index", dir, CERT_SET_FILE);
+		cert_set_map_free(*out);
+		*out = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+size_t cert_set_map_count(const struct cert_set_map *m)
+{
+	return m->split ? m->n : 0;
+}
+
+void cert_set_map_entry(const struct cert_set_map *m, size_t i, const char **file,
+                        const char **blob)
+{
+	*file = m->file[i];
+	*blob = m->blob[i];
+}
+
+/* The index of file in a split map, or -1. */
+static ssize_t find(const struct cert_set_map *m, const char *file)
+{
+	size_t lo = 0, hi = m->n;
+
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 		int c = strcmp(m->file[mid], file);
 
-		if (c == 0) {
-			n = snprintf(out, outlen, "%s/%s", m->blobdir, m->blob[mid]);
-			return n < 0 || (size_t)n >= outlen ? -1 : 0;
-		}
+		if (c == 0)
+			return (ssize_t)mid;
 		if (c < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
 	return -1;
+}
+
+int cert_set_map_blob_of(const struct cert_set_map *m, const char *file, char *out, size_t outlen)
+{
+	char key[NAME_MAX + 4];
+	const char *p, *e;
+	ssize_t i;
+	int n;
+
+	if (m->split) {
+		i = find(m, file);
+		n = i < 0 ? -1 : snprintf(out, outlen, "%s", m->blob[i]);
+		return n < 0 || (size_t)n >= outlen ? -1 : 0;
+	}
+	/* Unsplit: one search of the raw index for its record. */
+	n = snprintf(key, sizeof(key), "\n%s ", file);
+	if (n < 0 || n >= (int)sizeof(key))
+		return -1;
+	p = memmem(m->buf, m->len, key, (size_t)n);
+	if (p == NULL)
+		return -1;
+	p += n;
+	e = memchr(p, '\n', m->len - (size_t)(p - m->buf));
+	if (e == NULL || (size_t)(e - p) >= outlen)
+		return -1;
+	memcpy(out, p, (size_t)(e - p));
+	out[e - p] = '\0';
+	return 0;
+}
+
+int cert_set_map_names_blob(const struct cert_set_map *m, const char *blob)
+{
+	char key[NAME_MAX + 4];
+	int n;
+
+	if (m->split) {
+		for (size_t i = 0; i < m->n; i++)
+			if (strcmp(m->blob[i], blob) == 0)
+				return 1;
+		return 0;
+	}
+	n = snprintf(key, sizeof(key), " %s\n", blob);
+	return n > 0 && n < (int)sizeof(key) && memmem(m->buf, m->len, key, (size_t)n) != NULL;
+}
+
+int cert_set_map_path(const struct cert_set_map *m, const char *dir, const char *file, char *out,
+                      size_t outlen)
+{
+	ssize_t i;
+	int n;
+
+	if (m == NULL) {
+		n = snprintf(out, outlen, "%s/%s", dir, file);
+		return n < 0 || (size_t)n >= outlen ? -1 : 0;
+	}
+	i = m->split ? find(m, file) : -1;
+	if (i < 0)
+		return -1;
+	n = snprintf(out, outlen, "%s/%s", m->blobdir, m->blob[i]);
+	return n < 0 || (size_t)n >= outlen ? -1 : 0;
 }
 
 void cert_set_map_free(struct cert_set_map *m)

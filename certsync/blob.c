@@ -113,7 +113,7 @@ static int place_new(const char *tmpdir, const char *blobs, const char *file, co
 	cs_path(to, sizeof(to), blobs, blob);
 	if (share && share_blob(from, gid, err, errlen) < 0)
 		return -1;
-	if (sync && cs_fsync_path(from, err, errlen) < 0)
+	if (sync && cs_sync(from, CS_SYNC_FILE, err, errlen) < 0)
 		return -1;
 	if (rename(from, to) != 0) {
 		snprintf(err, errlen, "%s: cannot move into the blob directory as %s: %s", from, to,
@@ -196,7 +196,8 @@ int cs_blobs_publish(struct cs_run *r)
 				goto out;
 		}
 	}
-	if (cs_sync_dir(blobs, nnew > BLOBS_FSYNC_MAX, r->err, sizeof(r->err)) < 0)
+	if (cs_sync(blobs, nnew > BLOBS_FSYNC_MAX ? CS_SYNC_FS : CS_SYNC_DIR, r->err,
+	            sizeof(r->err)) < 0)
 		goto out;
 	cs_test_point("placed");
 	qsort(recs, n, sizeof(*recs), rec_cmp);
@@ -222,66 +223,12 @@ out:
 
 /* ---- removing sets and their blobs ---- */
 
-/* A set of strings (blob names), open addressing; the strings are borrowed
- * from the index buffers that outlive it. */
-struct strset {
-	const char **v;
-	size_t cap, n;
-};
-
-static size_t str_hash(const char *s)
-{
-	size_t h = 1469598103934665603ull;
-
-	for (; *s != '\0'; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return h;
-}
-
-static int strset_add(struct strset *s, const char *k)
-{
-	if (2 * (s->n + 1) > s->cap) {
-		struct strset g = {.cap = s->cap ? 2 * s->cap : 1024};
-
-		g.v = calloc(g.cap, sizeof(*g.v));
-		if (g.v == NULL)
-			return -1;
-		for (size_t i = 0; i < s->cap; i++)
-			if (s->v[i] != NULL)
-				strset_add(&g, s->v[i]);
-		free(s->v);
-		*s = g;
-	}
-	for (size_t h = str_hash(k) & (s->cap - 1);; h = (h + 1) & (s->cap - 1)) {
-		if (s->v[h] == NULL) {
-			s->v[h] = k;
-			s->n++;
-			return 0;
-		}
-		if (strcmp(s->v[h], k) == 0)
-			return 0;
-	}
-}
-
-static int strset_has(const struct strset *s, const char *k)
-{
-	if (s->cap == 0)
-		return 0;
-	for (size_t h = str_hash(k) & (s->cap - 1); s->v[h] != NULL; h = (h + 1) & (s->cap - 1))
-		if (strcmp(s->v[h], k) == 0)
-			return 1;
-	return 0;
-}
-
-/* One set's CERT_SET_FILE: read whole, and split into records in place
- * only when every record is needed. */
+/* One set's index (certstore's map of its CERT_SET_FILE, read whole and
+ * split into records only when every record is needed; NULL for a set
+ * without one), and the blob names copied out of it for the doomed set. */
 struct setidx {
-	char *buf;
-	size_t len;
-	char **file, **blob;
-	size_t n;
-	int split;
-	char **kept; /* strings found in buf and copied out, owned here */
+	struct cert_set_map *m;
+	char **kept;
 	size_t nkept;
 };
 
@@ -290,9 +237,7 @@ static void setidx_free(struct setidx *x)
 	for (size_t i = 0; i < x->nkept; i++)
 		free(x->kept[i]);
 	free(x->kept);
-	free(x->buf);
-	free(x->file);
-	free(x->blob);
+	cert_set_map_free(x->m);
 	memset(x, 0, sizeof(*x));
 }
 
@@ -327,84 +272,50 @@ static int slurp(const char *path, char **buf, size_t *len)
 	return 0;
 }
 
-/* Reads sets/ID's index: 0, 1 if the set has none (a hardlinked set), -1
- * if it cannot be read. */
+/* Reads sets/ID's index: 0 (x->m NULL if the set has none: a hardlinked
+ * set), -1 if it cannot be read. */
 static int setidx_read(const char *sets, const char *id, struct setidx *x)
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX], err[PATH_MAX + 100];
 
 	memset(x, 0, sizeof(*x));
-	snprintf(path, sizeof(path), "%s/%s/%s", sets, id, CERT_SET_FILE);
-	return slurp(path, &x->buf, &x->len);
+	snprintf(path, sizeof(path), "%s/%s", sets, id);
+	return cert_set_map_read(path, &x->m, err, sizeof(err));
 }
 
+/* Splits x into records: 0, or -1 (out of memory, a malformed record). */
 static int setidx_split(struct setidx *x)
 {
-	size_t cap = 1;
-
-	if (x->split || x->buf == NULL)
-		return 0;
-	for (size_t i = 0; i < x->len; i++)
-		cap += x->buf[i] == '\n';
-	x->file = malloc(cap * sizeof(*x->file));
-	x->blob = malloc(cap * sizeof(*x->blob));
-	if (x->file == NULL || x->blob == NULL)
-		return -1;
-	/* The header is skipped; a torn line (no newline) is ignored. */
-	for (char *l = strchr(x->buf, '\n'); l != NULL && l[1] != '\0';) {
-		char *nl = strchr(l + 1, '\n'), *sp;
-
-		if (nl == NULL)
-			break;
-		*nl = '\0';
-		sp = strchr(l + 1, ' ');
-		if (sp != NULL) {
-			*sp = '\0';
-			x->file[x->n] = l + 1;
-			x->blob[x->n++] = sp + 1;
-		}
-		l = nl;
-	}
-	x->split = 1;
-	return 0;
+	return x->m == NULL ? 0 : cert_set_map_split(x->m);
 }
 
-/* The blob an unsplit index names for file, copied into out; 0 if found. */
-static int setidx_blob_of(const struct setidx *x, const char *file, char out[CS_HASH_HEX + 8])
+/* The records of a split x (none for a set without an index). */
+static size_t setidx_n(const struct setidx *x)
 {
-	char key[NAME_MAX + 4];
-	const char *p, *e;
-	int n = snprintf(key, sizeof(key), "\n%s ", file);
-
-	if (n < 0 || n >= (int)sizeof(key) || x->buf == NULL)
-		return -1;
-	p = memmem(x->buf, x->len, key, (size_t)n);
-	if (p == NULL)
-		return -1;
-	p += n;
-	e = memchr(p, '\n', x->len - (size_t)(p - x->buf));
-	if (e == NULL || e - p >= CS_HASH_HEX + 8)
-		return -1;
-	memcpy(out, p, (size_t)(e - p));
-	out[e - p] = '\0';
-	return 0;
+	return x->m == NULL ? 0 : cert_set_map_count(x->m);
 }
 
-/* Whether an unsplit index names blob (as any file's). */
-static int setidx_names_blob(const struct setidx *x, const char *blob)
+static const char *setidx_file(const struct setidx *x, size_t i)
 {
-	char key[CS_HASH_HEX + 12];
-	int n = snprintf(key, sizeof(key), " %s\n", blob);
+	const char *f, *b;
 
-	return x->buf != NULL && n > 0 && n < (int)sizeof(key) &&
-	       memmem(x->buf, x->len, key, (size_t)n) != NULL;
+	cert_set_map_entry(x->m, i, &f, &b);
+	return f;
+}
+
+static const char *setidx_blob(const struct setidx *x, size_t i)
+{
+	const char *f, *b;
+
+	cert_set_map_entry(x->m, i, &f, &b);
+	return b;
 }
 
 /* Removes every blob that no kept set (x[i] with doomed_set[i] 0) names.
  * For a run after a crash: it reads the whole blob directory. */
 static void sweep(const char *blobs, struct setidx *x, size_t n, const unsigned char *doomed_set)
 {
-	struct strset named = {0};
+	struct cs_strset named = {0};
 	struct dirent *de;
 	DIR *d;
 
@@ -413,15 +324,15 @@ static void sweep(const char *blobs, struct setidx *x, size_t n, const unsigned 
 			continue;
 		if (setidx_split(&x[i]) < 0)
 			goto out;
-		for (size_t k = 0; k < x[i].n; k++)
-			if (strset_add(&named, x[i].blob[k]) < 0)
+		for (size_t k = 0; k < setidx_n(&x[i]); k++)
+			if (cs_strset_add(&named, setidx_blob(&x[i], k)) < 0)
 				goto out;
 	}
 	d = opendir(blobs);
 	if (d == NULL)
 		goto out;
 	while ((de = readdir(d)) != NULL)
-		if (de->d_name[0] != '.' && !strset_has(&named, de->d_name))
+		if (de->d_name[0] != '.' && !cs_strset_has(&named, de->d_name))
 			unlinkat(dirfd(d), de->d_name, 0);
 	closedir(d);
 out:
@@ -433,14 +344,14 @@ out:
  * has no change list from a, -1 when out of memory. a owns the copies of
  * the blob names, and outlives doomed. */
 static int doomed_by_changes(const char *sets, const char *aid, const char *bid, struct setidx *a,
-                             struct strset *doomed)
+                             struct cs_strset *doomed)
 {
 	char path[PATH_MAX], *buf, *line, *nl, blob[CS_HASH_HEX + 8];
 	size_t len;
 	int rc = 1;
 
 	snprintf(path, sizeof(path), "%s/%s/%s", sets, bid, CERT_CHANGES_FILE);
-	if (a->buf == NULL || a->split || slurp(path, &buf, &len) != 0)
+	if (a->m == NULL || slurp(path, &buf, &len) != 0)
 		return 1;
 	nl = strchr(buf, '\n');
 	if (nl == NULL || strncmp(buf, "base ", 5) != 0 || (size_t)(nl - buf - 5) != strlen(aid) ||
@@ -452,13 +363,13 @@ static int doomed_by_changes(const char *sets, const char *aid, const char *bid,
 
 		nl = strchr(line, '\n');
 		*nl = '\0';
-		if (setidx_blob_of(a, line, blob) < 0)
+		if (cert_set_map_blob_of(a->m, line, blob, sizeof(blob)) < 0)
 			continue; /* an added file: a named nothing for it */
 		keep = strdup(blob);
 		if (keep == NULL || keep_string(a, keep) < 0) {
 			free(keep);
 			rc = -1;
-		} else if (strset_add(doomed, keep) < 0) {
+		} else if (cs_strset_add(doomed, keep) < 0) {
 			rc = -1;
 		}
 	}
@@ -468,21 +379,23 @@ out:
 }
 
 /* Adds to doomed what a names and b does not name under the same file. */
-static int doomed_by_merge(struct setidx *a, struct setidx *b, struct strset *doomed)
+static int doomed_by_merge(struct setidx *a, struct setidx *b, struct cs_strset *doomed)
 {
-	size_t j = 0, k = 0;
+	size_t j = 0, k = 0, na, nb;
 
 	if (setidx_split(a) < 0 || setidx_split(b) < 0)
 		return -1;
-	while (j < a->n) {
-		int c = k == b->n ? -1 : strcmp(a->file[j], b->file[k]);
+	na = setidx_n(a);
+	nb = setidx_n(b);
+	while (j < na) {
+		int c = k == nb ? -1 : strcmp(setidx_file(a, j), setidx_file(b, k));
 
 		if (c > 0) {
 			k++;
 			continue;
 		}
-		if ((c < 0 || strcmp(a->blob[j], b->blob[k]) != 0) &&
-		    strset_add(doomed, a->blob[j]) < 0)
+		if ((c < 0 || strcmp(setidx_blob(a, j), setidx_blob(b, k)) != 0) &&
+		    cs_strset_add(doomed, setidx_blob(a, j)) < 0)
 			return -1;
 		j++;
 		k += c == 0;
@@ -495,7 +408,7 @@ int cs_blobs_prune(const char *base, char **ids, size_t n, const unsigned char *
 {
 	char sets[PATH_MAX], blobs[PATH_MAX], p[PATH_MAX], q[PATH_MAX];
 	struct setidx *x = calloc(n + 1, sizeof(*x));
-	struct strset doomed = {0}, rescued = {0};
+	struct cs_strset doomed = {0}, rescued = {0};
 	int rc = -1, r;
 
 	cs_path(sets, sizeof(sets), base, "sets");
@@ -524,18 +437,21 @@ int cs_blobs_prune(const char *base, char **ids, size_t n, const unsigned char *
 	for (size_t i = 0; i < n && doomed.n > 0; i++) {
 		if (doomed_set[i])
 			continue;
-		if (doomed.n <= BLOBS_SEARCH_MAX && !x[i].split) {
+		if (x[i].m == NULL)
+			continue;
+		if (doomed.n <= BLOBS_SEARCH_MAX) {
 			for (size_t h = 0; h < doomed.cap; h++)
-				if (doomed.v[h] != NULL && setidx_names_blob(&x[i], doomed.v[h]) &&
-				    strset_add(&rescued, doomed.v[h]) < 0)
+				if (doomed.v[h] != NULL &&
+				    cert_set_map_names_blob(x[i].m, doomed.v[h]) &&
+				    cs_strset_add(&rescued, doomed.v[h]) < 0)
 					goto out;
 			continue;
 		}
 		if (setidx_split(&x[i]) < 0)
 			goto out;
-		for (size_t k = 0; k < x[i].n; k++)
-			if (strset_has(&doomed, x[i].blob[k]) &&
-			    strset_add(&rescued, x[i].blob[k]) < 0)
+		for (size_t k = 0; k < setidx_n(&x[i]); k++)
+			if (cs_strset_has(&doomed, setidx_blob(&x[i], k)) &&
+			    cs_strset_add(&rescued, setidx_blob(&x[i], k)) < 0)
 				goto out;
 	}
 	/* A set is set aside (ID.tmp) before its blobs go: killed from here
@@ -553,7 +469,7 @@ int cs_blobs_prune(const char *base, char **ids, size_t n, const unsigned char *
 		sweep(blobs, x, n, doomed_set);
 	} else {
 		for (size_t h = 0; h < doomed.cap; h++)
-			if (doomed.v[h] != NULL && !strset_has(&rescued, doomed.v[h]) &&
+			if (doomed.v[h] != NULL && !cs_strset_has(&rescued, doomed.v[h]) &&
 			    cs_path(p, sizeof(p), blobs, doomed.v[h]) == 0)
 				unlink(p);
 	}

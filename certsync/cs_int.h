@@ -86,6 +86,20 @@ int cs_path(char *out, size_t len, const char *a, const char *b);
 /* SHA-256 digest to lowercase hex. */
 void cs_hex(const unsigned char md[32], char hex[CS_HASH_HEX]);
 
+/* A set of strings (names, blob names): open addressing over v, cap slots
+ * (a power of two, or 0 before the first add), n used; a slot is NULL or a
+ * member. The strings are borrowed: the caller keeps them alive while the
+ * set lives, and frees only v. cs_strset_add is 0, or -1 when out of
+ * memory; cs_strset_reserve makes room for n members without growing again
+ * (0 or -1); cs_strset_has is 1 for a member. */
+struct cs_strset {
+	const char **v;
+	size_t cap, n;
+};
+int cs_strset_add(struct cs_strset *s, const char *k);
+int cs_strset_reserve(struct cs_strset *s, size_t n);
+int cs_strset_has(const struct cs_strset *s, const char *k);
+
 /* A new zeroed unit at the end of u, or NULL when out of memory. Pointers
  * into u are invalid after this call. */
 struct cs_unit *cs_units_add(struct cs_units *u);
@@ -188,10 +202,11 @@ int cs_set_changes(const char *tmpdir, const char *base_id, const struct cs_unit
  * first (the instances' group, privs.h). */
 int cs_set_finish(const char *tmpdir, const char *final, const struct cs_units *units, int share,
                   gid_t gid, char *err, size_t errlen);
-/* fsync(2) of one file; of a directory (its entries), or with whole_fs
- * syncfs(2) of its file system. 0, or -1 with the reason in err. */
-int cs_fsync_path(const char *path, char *err, size_t errlen);
-int cs_sync_dir(const char *dir, int whole_fs, char *err, size_t errlen);
+/* Makes path durable: fsync(2) of a file (CS_SYNC_FILE) or of a directory's
+ * entries (CS_SYNC_DIR), or syncfs(2) of a directory's file system
+ * (CS_SYNC_FS). 0, or -1 with the reason in err. */
+enum cs_sync { CS_SYNC_FILE, CS_SYNC_DIR, CS_SYNC_FS };
+int cs_sync(const char *path, enum cs_sync how, char *err, size_t errlen);
 /* The set `current` points at (id "" if none), and with units non-NULL
  * its index's units sorted by name. */
 void cs_current_read(const char *base, char *id, size_t idlen, struct cs_units *units);

@@ -322,52 +322,28 @@ static char **name_array(const struct cs_units *u, int (*want)(const struct cs_u
 	return v;
 }
 
-static size_t name_hash(const char *s)
-{
-	size_t h = 1469598103934665603ull;
-
-	for (; *s != '\0'; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return h;
-}
-
 int cs_names_gone(const struct cs_units *cur, const struct cs_units *next, size_t *nold,
                   size_t *nnew, size_t *gone)
 {
 	char *oldbuf = NULL, *newbuf = NULL;
 	char **oldv = name_array(cur, NULL, nold, &oldbuf);
 	char **newv = name_array(next, served, nnew, &newbuf);
-	const char **tab = NULL;
-	size_t cap = 16;
+	struct cs_strset names = {0};
 	int rc = -1;
 
-	if (oldv == NULL || newv == NULL)
+	if (oldv == NULL || newv == NULL || cs_strset_reserve(&names, *nnew) < 0)
 		goto out;
-	/* The new names in a hash table, each old name looked up once: two
+	/* The new names in a hash set, each old name looked up once: two
 	 * passes over 100,000 names instead of two sorts. */
-	while (cap < 2 * *nnew)
-		cap *= 2;
-	tab = calloc(cap, sizeof(*tab));
-	if (tab == NULL)
-		goto out;
-	for (size_t i = 0; i < *nnew; i++) {
-		size_t h = name_hash(newv[i]) & (cap - 1);
-
-		while (tab[h] != NULL && strcmp(tab[h], newv[i]) != 0)
-			h = (h + 1) & (cap - 1);
-		tab[h] = newv[i];
-	}
+	for (size_t i = 0; i < *nnew; i++)
+		if (cs_strset_add(&names, newv[i]) < 0)
+			goto out;
 	*gone = 0;
-	for (size_t i = 0; i < *nold; i++) {
-		size_t h = name_hash(oldv[i]) & (cap - 1);
-
-		while (tab[h] != NULL && strcmp(tab[h], oldv[i]) != 0)
-			h = (h + 1) & (cap - 1);
-		*gone += tab[h] == NULL;
-	}
+	for (size_t i = 0; i < *nold; i++)
+		*gone += !cs_strset_has(&names, oldv[i]);
 	rc = 0;
 out:
-	free(tab);
+	free(names.v);
 	free(oldv);
 	free(newv);
 	free(oldbuf);
@@ -468,26 +444,12 @@ static int set_share(const char *dir, gid_t gid, char *err, size_t errlen)
 	return rc;
 }
 
-int cs_fsync_path(const char *path, char *err, size_t errlen)
+int cs_sync(const char *path, enum cs_sync how, char *err, size_t errlen)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | (how == CS_SYNC_FILE ? 0 : O_DIRECTORY));
 
-	if (fd < 0 || fsync(fd) != 0) {
+	if (fd < 0 || (how == CS_SYNC_FS ? syncfs(fd) : fsync(fd)) != 0) {
 		snprintf(err, errlen, "%s: cannot sync: %s", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	close(fd);
-	return 0;
-}
-
-int cs_sync_dir(const char *dir, int whole_fs, char *err, size_t errlen)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	if (fd < 0 || (whole_fs ? syncfs(fd) : fsync(fd)) != 0) {
-		snprintf(err, errlen, "%s: cannot sync: %s", dir, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return -1;
@@ -523,10 +485,10 @@ int cs_set_finish(const char *tmpdir, const char *final, const struct cs_units *
 	while (rc == 0 && (de = readdir(d)) != NULL)
 		if (de->d_name[0] != '.' || (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")))
 			if (cs_path(idx, sizeof(idx), tmpdir, de->d_name) < 0 ||
-			    cs_fsync_path(idx, err, errlen) < 0)
+			    cs_sync(idx, CS_SYNC_FILE, err, errlen) < 0)
 				rc = -1;
 	closedir(d);
-	if (rc < 0 || cs_sync_dir(tmpdir, 0, err, errlen) < 0)
+	if (rc < 0 || cs_sync(tmpdir, CS_SYNC_DIR, err, errlen) < 0)
 		return -1;
 	if (rename(tmpdir, final) != 0) {
 		snprintf(err, errlen, "%s: cannot complete the new set: %s", final,

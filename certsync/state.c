@@ -38,6 +38,59 @@ void cs_hex(const unsigned char md[32], char hex[CS_HASH_HEX])
 	hex[64] = '\0';
 }
 
+static size_t str_hash(const char *s)
+{
+	size_t h = 1469598103934665603ull;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+int cs_strset_reserve(struct cs_strset *s, size_t n)
+{
+	struct cs_strset g = {.cap = s->cap ? s->cap : 1024};
+
+	while (g.cap < 2 * n)
+		g.cap *= 2;
+	if (g.cap == s->cap)
+		return 0;
+	g.v = calloc(g.cap, sizeof(*g.v));
+	if (g.v == NULL)
+		return -1;
+	for (size_t i = 0; i < s->cap; i++)
+		if (s->v[i] != NULL)
+			cs_strset_add(&g, s->v[i]);
+	free(s->v);
+	*s = g;
+	return 0;
+}
+
+int cs_strset_add(struct cs_strset *s, const char *k)
+{
+	if (2 * (s->n + 1) > s->cap && cs_strset_reserve(s, s->n + 1) < 0)
+		return -1;
+	for (size_t h = str_hash(k) & (s->cap - 1);; h = (h + 1) & (s->cap - 1)) {
+		if (s->v[h] == NULL) {
+			s->v[h] = k;
+			s->n++;
+			return 0;
+		}
+		if (strcmp(s->v[h], k) == 0)
+			return 0;
+	}
+}
+
+int cs_strset_has(const struct cs_strset *s, const char *k)
+{
+	if (s->cap == 0)
+		return 0;
+	for (size_t h = str_hash(k) & (s->cap - 1); s->v[h] != NULL; h = (h + 1) & (s->cap - 1))
+		if (strcmp(s->v[h], k) == 0)
+			return 1;
+	return 0;
+}
+
 /* Opens PATH.tmp for writing; *tmp receives its name. */
 static FILE *atomic_open(const char *path, char tmp[PATH_MAX])
 {

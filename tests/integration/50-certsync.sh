@@ -11,26 +11,7 @@ SRC=$T_TMP/src
 CERTS=$T_TMP/gen
 mkdir -p "$STATE" "$SRC"
 
-write_cfg() { # write_cfg FILE SOURCE-YAML
-	cat >"$1" <<EOF2
-listeners:
-  - name: https
-    address: 127.0.0.1
-    port: 443
-instances:
-  blue: { ports: [8443] }
-  green: { ports: [9443] }
-backend:
-  servers: [ "127.0.0.1:8080" ]
-certificates:
-  directory: $STATE/certsync/current
-supervisor:
-  state_dir: $STATE
-  control_socket: $T_TMP/no-such-switchyardd.sock
-certsync:
-$2
-EOF2
-}
+write_cfg() { certsync_cfg "$1" "$STATE" "$2"; }
 CFG=$T_TMP/sy.yaml
 write_cfg "$CFG" "  source: { directory: $SRC }"
 

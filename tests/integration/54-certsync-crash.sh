@@ -14,24 +14,8 @@ SRC=$T_TMP/src
 CERTS=$T_TMP/gen
 mkdir -p "$STATE" "$SRC"
 CFG=$T_TMP/sy.yaml
-cat >"$CFG" <<EOF
-listeners:
-  - name: https
-    address: 127.0.0.1
-    port: 443
-instances:
-  blue: { ports: [8443] }
-  green: { ports: [9443] }
-backend:
-  servers: [ "127.0.0.1:8080" ]
-certificates:
-  directory: $STATE/certsync/current
-supervisor:
-  state_dir: $STATE
-certsync:
-  source: { directory: $SRC }
-  keep_versions: 2
-EOF
+certsync_cfg "$CFG" "$STATE" "  source: { directory: $SRC }
+  keep_versions: 2"
 run() { "$SY" certsync -c "$CFG" --no-reload "$@"; }
 CUR=$STATE/certsync/current
 

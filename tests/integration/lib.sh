@@ -164,3 +164,28 @@ set_blobs_ok() {
 		<(ls "$cs/blobs" | sort) >"$T_TMP/blobs.diff"
 	[ ! -s "$T_TMP/blobs.diff" ] || { echo "named but missing (left) / orphaned (right):"; head "$T_TMP/blobs.diff"; return 1; }
 }
+
+# certsync_cfg FILE STATE CERTSYNC-YAML: a configuration for certsync runs
+# without a supervisor (--no-reload, or a control socket that does not
+# exist): one listener, the current set under STATE as the certificate
+# directory, and CERTSYNC-YAML (indented lines) as the certsync section.
+certsync_cfg() {
+	cat >"$1" <<EOF2
+listeners:
+  - name: https
+    address: 127.0.0.1
+    port: 443
+instances:
+  blue: { ports: [8443] }
+  green: { ports: [9443] }
+backend:
+  servers: [ "127.0.0.1:8080" ]
+certificates:
+  directory: $2/certsync/current
+supervisor:
+  state_dir: $2
+  control_socket: $T_TMP/no-such-switchyardd.sock
+certsync:
+$3
+EOF2
+}

@@ -198,7 +198,39 @@ static void test_map(void **state)
 	snprintf(want, sizeof(want), "%s/../../blobs/%s", set1, H3 ".key");
 	assert_string_equal(out, want);
 	assert_int_equal(cert_set_map_path(m, set1, "nope.pem", out, sizeof(out)), -1);
+	assert_int_equal(cert_set_map_count(m), 4);
 	cert_set_map_free(m);
+	/* Read without a split (certsync's pruning): the raw searches find
+	 * the first record and the last, the split ones find the same, and
+	 * the records come in the index's order. */
+	for (int split = 0; split < 2; split++) {
+		const char *f, *b;
+
+		assert_int_equal(cert_set_map_read(set1, &m, err, sizeof(err)), 0);
+		assert_non_null(m);
+		if (split)
+			assert_int_equal(cert_set_map_split(m), 0);
+		assert_int_equal(cert_set_map_count(m), split ? 4 : 0);
+		assert_int_equal(cert_set_map_blob_of(m, "a.pem", out, sizeof(out)), 0);
+		assert_string_equal(out, H1 ".pem");
+		assert_int_equal(cert_set_map_blob_of(m, "c.key", out, sizeof(out)), 0);
+		assert_string_equal(out, H3 ".key");
+		assert_int_equal(cert_set_map_blob_of(m, "c", out, sizeof(out)), -1);
+		assert_int_equal(cert_set_map_blob_of(m, "a.pem", out, 10), -1);
+		assert_int_equal(cert_set_map_names_blob(m, H1 ".pem"), 1);
+		assert_int_equal(cert_set_map_names_blob(m, H3 ".key"), 1);
+		assert_int_equal(cert_set_map_names_blob(m, H4 ".pem"), 0);
+		assert_int_equal(cert_set_map_names_blob(m, H1), 0);
+		if (split) {
+			cert_set_map_entry(m, 0, &f, &b);
+			assert_string_equal(f, "a.pem");
+			assert_string_equal(b, H1 ".pem");
+			cert_set_map_entry(m, 3, &f, &b);
+			assert_string_equal(f, "c.key");
+			assert_string_equal(b, H3 ".key");
+		}
+		cert_set_map_free(m);
+	}
 	/* A plain directory has no map; its files are where they are. */
 	assert_int_equal(cert_set_map_open(plain, &m, err, sizeof(err)), 0);
 	assert_null(m);

@@ -350,6 +350,32 @@ static void test_last_run_roundtrip(void **state)
 	assert_int_equal(cs_last_run_read(dir, &rd), -1);
 }
 
+/* The string set keeps every member across growth and a reserve, finds no
+ * non-member, and does not count a member added twice. */
+static void test_strset(void **state)
+{
+	enum { N = 5000 };
+	static char names[N][16];
+	struct cs_strset set = {0};
+
+	(void)state;
+	assert_int_equal(cs_strset_has(&set, "x"), 0);
+	for (int i = 0; i < N; i++) {
+		snprintf(names[i], sizeof(names[i]), "n%d", i);
+		if (i == N / 2)
+			assert_int_equal(cs_strset_reserve(&set, N), 0);
+		assert_int_equal(cs_strset_add(&set, names[i]), 0);
+	}
+	assert_int_equal(cs_strset_add(&set, "n17"), 0);
+	assert_int_equal(set.n, N);
+	assert_true(set.cap >= 2 * set.n);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(cs_strset_has(&set, names[i]), 1);
+	assert_int_equal(cs_strset_has(&set, "n5000"), 0);
+	assert_int_equal(cs_strset_has(&set, ""), 0);
+	free(set.v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -362,6 +388,7 @@ int main(void)
 	    cmocka_unit_test(test_set_verdict_copies),
 	    cmocka_unit_test_setup_teardown(test_manifest_roundtrip_and_compare, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_last_run_roundtrip, setup, teardown),
+	    cmocka_unit_test(test_strset),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
