@@ -122,8 +122,10 @@ struct cert_store *cert_store_reload(struct cert_store *old, const char *dir,
  * need one or two records of a large index: cert_set_map_blob_of and
  * cert_set_map_names_blob then search the raw index, without splitting it.
  * cert_set_map_split splits a read map in place (0, or -1 when out of
- * memory or a record is malformed, after which the map is only good for
- * cert_set_map_free); it must not run beside other calls.
+ * memory or a record is malformed); it must not run beside other calls.
+ * After a failed split the map is broken: cert_set_map_blob_of and
+ * cert_set_map_path find nothing, and cert_set_map_names_blob says every
+ * blob is named, so that a pruner keeps everything.
  *
  * cert_set_map_path writes dir/file or the file's blob path into out, -1
  * when the index does not list file, the map is not split, or out is too

@@ -291,6 +291,7 @@ struct cert_set_map {
 	char **file, **blob; /* into buf, in the index's (ascending) order */
 	size_t n;
 	int split;
+	int broken; /* a split failed half way: no answer can be trusted */
 	char blobdir[PATH_MAX];
 };
 
@@ -324,6 +325,15 @@ int cert_set_map_read(const char *dir, struct cert_set_map **out, char *err, siz
 		cert_set_map_free(m);
 		return -1;
 	}
+	/* The raw searches expect each record as "NAME BLOB" with one space,
+	 * as certsync writes it; an index that separates its fields any
+	 * other way is split at once, and searched record by record. */
+	if ((memchr(m->buf, '\t', m->len) != NULL || memmem(m->buf, m->len, "  ", 2) != NULL) &&
+	    cert_set_map_split(m) < 0) {
+		snprintf(err, errlen, "%s/%s: not a valid set index", dir, CERT_SET_FILE);
+		cert_set_map_free(m);
+		return -1;
+	}
 	*out = m;
 	return 0;
 }
@@ -335,6 +345,11 @@ int cert_set_map_split(struct cert_set_map *m)
 
 	if (m->split)
 		return 0;
+	if (m->broken)
+		return -1;
+	/* From here on the buffer is being cut into records: a failure
+	 * leaves it half cut, and the map broken. */
+	m->broken = 1;
 	for (size_t i = 0; i < m->len; i++)
 		cap += m->buf[i] == '\n';
 	m->file = malloc(cap * sizeof(*m->file));
@@ -355,6 +370,7 @@ int cert_set_map_split(struct cert_set_map *m)
 		m->blob[m->n++] = b;
 	}
 	m->split = 1;
+	m->broken = 0;
 	return 0;
 }
 
@@ -409,6 +425,8 @@ int cert_set_map_blob_of(const struct cert_set_map *m, const char *file, char *o
 	ssize_t i;
 	int n;
 
+	if (m->broken)
+		return -1;
 	if (m->split) {
 		i = find(m, file);
 		n = i < 0 ? -1 : snprintf(out, outlen, "%s", m->blob[i]);
@@ -435,6 +453,8 @@ int cert_set_map_names_blob(const struct cert_set_map *m, const char *blob)
 	char key[NAME_MAX + 4];
 	int n;
 
+	if (m->broken)
+		return 1; /* the answer that removes nothing */
 	if (m->split) {
 		for (size_t i = 0; i < m->n; i++)
 			if (strcmp(m->blob[i], blob) == 0)

@@ -273,14 +273,21 @@ static int slurp(const char *path, char **buf, size_t *len)
 }
 
 /* Reads sets/ID's index: 0 (x->m NULL if the set has none: a hardlinked
- * set), -1 if it cannot be read. */
+ * set), -1 if it cannot be read. Only an index that certainly does not
+ * exist means "none": a set whose directory cannot be read (EACCES,
+ * EMFILE) must not count as naming nothing. */
 static int setidx_read(const char *sets, const char *id, struct setidx *x)
 {
-	char path[PATH_MAX], err[PATH_MAX + 100];
+	char path[PATH_MAX], idx[PATH_MAX], err[PATH_MAX + 100];
 
 	memset(x, 0, sizeof(*x));
 	snprintf(path, sizeof(path), "%s/%s", sets, id);
-	return cert_set_map_read(path, &x->m, err, sizeof(err));
+	if (cert_set_map_read(path, &x->m, err, sizeof(err)) < 0)
+		return -1;
+	snprintf(idx, sizeof(idx), "%s/%s", path, CERT_SET_FILE);
+	if (x->m == NULL && (access(idx, F_OK) == 0 || errno != ENOENT))
+		return -1;
+	return 0;
 }
 
 /* Splits x into records: 0, or -1 (out of memory, a malformed record). */

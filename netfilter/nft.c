@@ -575,8 +575,12 @@ static int txn_verify(struct nft_nl *nl, struct nft_scan *s, uint32_t genid,
 		struct nft_elem bogus = p->elems[0];
 
 		bogus.key[0] ^= 0xff;
-		if (add_elems(b, NFT_MSG_GETSETELEM, p->maps[bogus.map].name, &bogus, 1, NULL) < 0)
+		if (add_elems(b, NFT_MSG_GETSETELEM, p->maps[bogus.map].name, &bogus, 1, NULL) <
+		    0) {
+			nf_seterr(err, errlen, "nftables: out of memory");
+			errno = ENOMEM;
 			return -1;
+		}
 	}
 	nl->seq = b->seq;
 	if (nft_nl_readback(nl, s, b->buf, b->len, &gen, err, errlen) < 0) {

@@ -1,7 +1,7 @@
 /*
  * nft_nl.c: nf_tables netlink for the nftables backend: the socket, reading
- * table inet switchyard back into family-neutral rules, sending one batch
- * with its generation check, the probe for `auto`, and the coexistence
+ * table inet switchyard back into family-neutral rules, a flip's one-exchange
+ * read-back, the probe for `auto`, and the coexistence
  * warning (nf_check_nft), which lists nat chains over the same netlink
  * instead of running the nft command.
  */
@@ -44,6 +44,7 @@
 int nft_nl_open(struct nft_nl *nl, char *err, size_t errlen)
 {
 	struct timeval tv = {NFT_RECV_TIMEOUT_MS / 1000, (NFT_RECV_TIMEOUT_MS % 1000) * 1000};
+	int one = 1;
 
 	memset(nl, 0, sizeof(*nl));
 	nl->sock = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
@@ -61,6 +62,9 @@ int nft_nl_open(struct nft_nl *nl, char *err, size_t errlen)
 		return -1;
 	}
 	setsockopt(mnl_socket_get_fd(nl->sock), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	/* Errors without a copy of the request: a refused read-back request
+	 * with many keys must still fit one receive buffer. */
+	setsockopt(mnl_socket_get_fd(nl->sock), SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));
 	nl->portid = mnl_socket_get_portid(nl->sock);
 	nl->seq = (uint32_t)time(NULL);
 	return 0;
@@ -725,20 +729,20 @@ static int readback_cb(const struct nlmsghdr *nlh, void *data)
 	set = nftnl_set_alloc();
 	if (set == NULL)
 		return MNL_CB_ERROR;
-	if (nftnl_set_elems_nlmsg_parse(nlh, set) == 0) {
-		name = nftnl_set_get_str(set, NFTNL_SET_NAME);
-		for (int m = 0; name != NULL && m < c->s->nmaps && m < NFT_SETS_MAX; m++)
+	/* An answer we cannot read, or one for a map we did not ask about,
+	 * cannot be placed: the read-back fails and the caller reads the
+	 * whole table instead. */
+	if (nftnl_set_elems_nlmsg_parse(nlh, set) == 0 &&
+	    (name = nftnl_set_get_str(set, NFTNL_SET_NAME)) != NULL)
+		for (int m = 0; m < c->s->nmaps && m < NFT_SETS_MAX; m++)
 			if (strcmp(c->s->maps[m].name, name) == 0)
 				ec.map = m;
-		/* An answer for a map we did not ask about cannot be placed:
-		 * the read-back then fails and the caller reads everything. */
-		if (ec.map < 0) {
-			nftnl_set_free(set);
-			errno = EPROTO;
-			return MNL_CB_ERROR;
-		}
-		nftnl_set_elem_foreach(set, elem_one, &ec);
+	if (ec.map < 0) {
+		nftnl_set_free(set);
+		errno = EPROTO;
+		return MNL_CB_ERROR;
 	}
+	nftnl_set_elem_foreach(set, elem_one, &ec);
 	nftnl_set_free(set);
 	return MNL_CB_OK;
 }

@@ -60,7 +60,7 @@ cat "$T_TMP/flip.out"
 [ "$rc" -eq 0 ] || { sv_dump_logs; fail "gated flip: exit $rc"; }
 # (The status's flip records carry the gate's time, not its counts; the
 # flip's own report names how many it checked.)
-check "the gate checked names" grep -Eq 'gate passed in [0-9]+ ms \([1-9][0-9]* names\)' "$T_TMP/flip.out"
+check "the gate checked names" grep -Eq 'gate passed in [0-9]+ ms \([1-9][0-9]* names[,)]' "$T_TMP/flip.out"
 left=$(gate_threads)
 check "no gate thread is left (they are joined before the flip)" test -z "$left"
 check "the service still answers" test -n "$(sv_served "$(sed -n '1{s/ .*//;p}' "$SV_PKI/names.txt")")"

@@ -231,6 +231,32 @@ static void test_map(void **state)
 		}
 		cert_set_map_free(m);
 	}
+	/* Fields separated by a tab or several spaces: read splits at once,
+	 * so the answers stay right. */
+	write_index(set2, CERT_SET_MAGIC " ../../blobs\n"
+	                                 "a.pem\t" H1 ".pem\n"
+	                                 "b.pem  " H2 ".pem\n");
+	assert_int_equal(cert_set_map_read(set2, &m, err, sizeof(err)), 0);
+	assert_int_equal(cert_set_map_count(m), 2);
+	assert_int_equal(cert_set_map_names_blob(m, H1 ".pem"), 1);
+	assert_int_equal(cert_set_map_blob_of(m, "b.pem", out, sizeof(out)), 0);
+	assert_string_equal(out, H2 ".pem");
+	cert_set_map_free(m);
+	/* A record that is not two fields: the read (no split) succeeds, the
+	 * split fails, and the broken map answers so that nothing is pruned. */
+	write_index(set2, CERT_SET_MAGIC " ../../blobs\n"
+	                                 "a.pem " H1 ".pem\n"
+	                                 "lonely\n");
+	assert_int_equal(cert_set_map_read(set2, &m, err, sizeof(err)), 0);
+	assert_int_equal(cert_set_map_split(m), -1);
+	assert_int_equal(cert_set_map_split(m), -1);
+	assert_int_equal(cert_set_map_count(m), 0);
+	assert_int_equal(cert_set_map_names_blob(m, H4 ".pem"), 1);
+	assert_int_equal(cert_set_map_blob_of(m, "a.pem", out, sizeof(out)), -1);
+	assert_int_equal(cert_set_map_path(m, set2, "a.pem", out, sizeof(out)), -1);
+	cert_set_map_free(m);
+	assert_int_equal(cert_set_map_open(set2, &m, err, sizeof(err)), -1);
+	assert_null(m);
 	/* A plain directory has no map; its files are where they are. */
 	assert_int_equal(cert_set_map_open(plain, &m, err, sizeof(err)), 0);
 	assert_null(m);
