@@ -85,6 +85,13 @@ struct cert_store *cert_store_reload(struct cert_store *old, const char *dir,
  * whole.
  */
 #define CERT_CHANGES_FILE ".certsync-changes"
+/* For readers outside the store (certsync's pruning): runs fn on each file
+ * the change lists name between dir and base, two sets of one parent
+ * directory given in the same form, once per name in sorted order, until fn
+ * returns nonzero. Returns fn's nonzero result, 0, or -1 when the lists do
+ * not lead from dir to base (or memory ran out). */
+int cert_changes_each(const char *dir, const char *base, int (*fn)(const char *name, void *arg),
+                      void *arg);
 
 /*
  * An index set: a directory that holds a file of this name is loaded from

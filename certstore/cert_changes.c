@@ -124,3 +124,17 @@ void cert_changes_free(struct cert_changes *ch)
 	cert_arena_free(&ch->strs);
 	memset(ch, 0, sizeof(*ch));
 }
+
+int cert_changes_each(const char *dir, const char *base, int (*fn)(const char *name, void *arg),
+                      void *arg)
+{
+	struct cert_changes ch;
+	int rc = 0;
+
+	if (cert_changes_read(dir, base, &ch) < 0)
+		return -1;
+	for (size_t i = 0; i < ch.n && rc == 0; i++)
+		rc = fn(ch.names[i], arg);
+	cert_changes_free(&ch);
+	return rc;
+}

@@ -252,26 +252,6 @@ static int keep_string(struct setidx *x, char *s)
 	return 0;
 }
 
-/* Reads a file whole (NUL-terminated): 0, 1 if it does not exist, -1. */
-static int slurp(const char *path, char **buf, size_t *len)
-{
-	struct stat st;
-	FILE *f = fopen(path, "r");
-
-	*buf = NULL;
-	*len = 0;
-	if (f == NULL)
-		return errno == ENOENT ? 1 : -1;
-	if (fstat(fileno(f), &st) != 0 || (*buf = malloc((size_t)st.st_size + 1)) == NULL) {
-		fclose(f);
-		return -1;
-	}
-	*len = fread(*buf, 1, (size_t)st.st_size, f);
-	fclose(f);
-	(*buf)[*len] = '\0';
-	return 0;
-}
-
 /* Reads sets/ID's index: 0 (x->m NULL if the set has none: a hardlinked
  * set), -1 if it cannot be read. Only an index that certainly does not
  * exist means "none": a set whose directory cannot be read (EACCES,
@@ -346,43 +326,49 @@ out:
 	free(named.v);
 }
 
-/* Adds to doomed the blobs a names for the files that b's change list
- * says changed since a (b was built from a, whose id is aid). 0, 1 when b
- * has no change list from a, -1 when out of memory. a owns the copies of
- * the blob names, and outlives doomed. */
+struct doomed_ctx {
+	struct setidx *a;
+	struct cs_strset *doomed;
+};
+
+/* One changed file: the blob a names for it (none for an added file)
+ * becomes a candidate; a keeps the copy of its name. */
+static int doom_changed(const char *file, void *arg)
+{
+	struct doomed_ctx *c = arg;
+	char blob[CS_HASH_HEX + 8], *keep;
+
+	if (cert_set_map_blob_of(c->a->m, file, blob, sizeof(blob)) < 0)
+		return 0;
+	keep = strdup(blob);
+	if (keep == NULL || keep_string(c->a, keep) < 0) {
+		free(keep);
+		return -1;
+	}
+	return cs_strset_add(c->doomed, keep) < 0 ? -1 : 0;
+}
+
+/* Adds to doomed the blobs a names for the files that the change lists
+ * say changed between a and b (b was built from a; ids aid and bid). 0, or
+ * 1 when the lists do not lead from b to a or memory ran out (the caller
+ * merges the two indexes instead). a owns the copies of the blob names,
+ * and outlives doomed. */
 static int doomed_by_changes(const char *sets, const char *aid, const char *bid, struct setidx *a,
                              struct cs_strset *doomed)
 {
-	char path[PATH_MAX], *buf, *line, *nl, blob[CS_HASH_HEX + 8];
-	size_t len;
-	int rc = 1;
+	char adir[PATH_MAX], bdir[PATH_MAX];
+	struct doomed_ctx c = {a, doomed};
+	int rc;
 
-	snprintf(path, sizeof(path), "%s/%s/%s", sets, bid, CERT_CHANGES_FILE);
-	if (a->m == NULL || slurp(path, &buf, &len) != 0)
+	if (a->m == NULL)
 		return 1;
-	nl = strchr(buf, '\n');
-	if (nl == NULL || strncmp(buf, "base ", 5) != 0 || (size_t)(nl - buf - 5) != strlen(aid) ||
-	    strncmp(buf + 5, aid, strlen(aid)) != 0 || buf[len - 1] != '\n')
-		goto out;
-	rc = 0;
-	for (line = nl + 1; rc == 0 && line < buf + len; line = nl + 1) {
-		char *keep;
-
-		nl = strchr(line, '\n');
-		*nl = '\0';
-		if (cert_set_map_blob_of(a->m, line, blob, sizeof(blob)) < 0)
-			continue; /* an added file: a named nothing for it */
-		keep = strdup(blob);
-		if (keep == NULL || keep_string(a, keep) < 0) {
-			free(keep);
-			rc = -1;
-		} else if (cs_strset_add(doomed, keep) < 0) {
-			rc = -1;
-		}
-	}
-out:
-	free(buf);
-	return rc;
+	snprintf(adir, sizeof(adir), "%s/%s", sets, aid);
+	snprintf(bdir, sizeof(bdir), "%s/%s", sets, bid);
+	/* Any failure falls back to the merge, which finds every candidate
+	 * by itself; candidates taken before it only add to what the
+	 * remaining sets are searched for. */
+	rc = cert_changes_each(bdir, adir, doom_changed, &c);
+	return rc < 0 ? 1 : 0;
 }
 
 /* Adds to doomed what a names and b does not name under the same file. */
@@ -416,7 +402,7 @@ int cs_blobs_prune(const char *base, char **ids, size_t n, const unsigned char *
 	char sets[PATH_MAX], blobs[PATH_MAX], p[PATH_MAX], q[PATH_MAX];
 	struct setidx *x = calloc(n + 1, sizeof(*x));
 	struct cs_strset doomed = {0}, rescued = {0};
-	int rc = -1, r;
+	int rc = -1;
 
 	cs_path(sets, sizeof(sets), base, "sets");
 	cs_path(blobs, sizeof(blobs), base, CS_BLOBS_DIR);
@@ -431,10 +417,8 @@ int cs_blobs_prune(const char *base, char **ids, size_t n, const unsigned char *
 	for (size_t i = 0; i + 1 < n && !full; i++) {
 		if (!doomed_set[i])
 			continue;
-		r = doomed_by_changes(sets, ids[i], ids[i + 1], &x[i], &doomed);
-		if (r < 0)
-			goto out;
-		if (r > 0 && doomed_by_merge(&x[i], &x[i + 1], &doomed) < 0)
+		if (doomed_by_changes(sets, ids[i], ids[i + 1], &x[i], &doomed) > 0 &&
+		    doomed_by_merge(&x[i], &x[i + 1], &doomed) < 0)
 			goto out;
 	}
 	/* A blob may be named again by a later set (a revert to the same

@@ -248,6 +248,40 @@ static void test_bases_followed(void **state)
 	cert_store_unref(c);
 }
 
+static int collect(const char *name, void *arg)
+{
+	char *out = arg;
+
+	strcat(out, name);
+	strcat(out, ",");
+	return strcmp(name, "stop") == 0 ? 7 : 0;
+}
+
+/* cert_changes_each (certsync's pruning): the names along the bases from C
+ * to A, sorted and once each; nothing for lists that do not lead there; fn's
+ * nonzero result stops the walk and is returned. */
+static void test_each(void **state)
+{
+	const char *skip[] = {"a.pem"};
+	char a[256], c[256], names[256] = "";
+
+	(void)state;
+	make_a();
+	make_b(B_LIST);
+	make_from("C", "B", skip, 1, "a.pem\nb.pem\n");
+	set_path(a, sizeof(a), "A");
+	set_path(c, sizeof(c), "C");
+	assert_int_equal(cert_changes_each(c, a, collect, names), 0);
+	assert_string_equal(names, "a.pem,b.pem,d.pem,e.pem,");
+	names[0] = '\0';
+	assert_int_equal(cert_changes_each(a, c, collect, names), -1);
+	assert_string_equal(names, "");
+	make_from("D", "C", NULL, 0, "stop\nz.pem\n");
+	set_path(a, sizeof(a), "D");
+	assert_int_equal(cert_changes_each(a, c, collect, names), 7);
+	assert_string_equal(names, "stop,");
+}
+
 /* Reloads B (with a.pem spoiled) from A and expects the full scan: it
  * notices a.pem. */
 static void expect_full_scan(void)
@@ -354,6 +388,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_other_base_full_scan, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_torn_list_full_scan, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_half_pair_full_scan, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_each, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_path_in_list_full_scan, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_key_beside_unlisted_cert_full_scan, setup,
 	                                    teardown),
