@@ -12,109 +12,48 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 
 #include "certstore/cert.h"
+#include "tests/unit/certstore/cert_helpers.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static char root_[64], set_[96], blobs_[96];
+static char *root_;
+static char set_[96], blobs_[96];
 static struct cert_opts opts_;
 static struct cert_store *base_;
 
 static void cleanup(void)
 {
-	char p[200];
-	const char *f[] = {"a.pem", "b.crt", "b.key"};
-
-	for (int i = 0; i < 3; i++) {
-		snprintf(p, sizeof(p), "%s/%s", blobs_, f[i]);
-		unlink(p);
-	}
-	snprintf(p, sizeof(p), "%s/%s", set_, CERT_SET_FILE);
-	unlink(p);
-	rmdir(set_);
-	rmdir(blobs_);
-	rmdir(root_);
-}
-
-/* A self-signed P-256 certificate for name, as PEM into f (and its key
- * into kf, or into f as well when kf is NULL). */
-static void make_cert(const char *name, FILE *f, FILE *kf)
-{
-	EVP_PKEY *k = EVP_EC_gen("P-256");
-	X509 *c = X509_new();
-	X509_NAME *n;
-
-	if (k == NULL || c == NULL)
-		abort();
-	ASN1_INTEGER_set(X509_get_serialNumber(c), 1);
-	X509_gmtime_adj(X509_getm_notBefore(c), 0);
-	X509_gmtime_adj(X509_getm_notAfter(c), 86400L * 3650);
-	X509_set_pubkey(c, k);
-	n = X509_get_subject_name(c);
-	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)name, -1, -1, 0);
-	X509_set_issuer_name(c, n);
-	X509_sign(c, k, EVP_sha256());
-	PEM_write_X509(f, c);
-	PEM_write_PrivateKey(kf != NULL ? kf : f, k, NULL, NULL, 0, NULL, NULL);
-	X509_free(c);
-	EVP_PKEY_free(k);
-}
-
-static FILE *open_blob(const char *name)
-{
-	char p[200];
-	FILE *f;
-
-	snprintf(p, sizeof(p), "%s/%s", blobs_, name);
-	f = fopen(p, "w");
-	if (f == NULL)
-		abort();
-	return f;
+	tc_rmdir(root_);
+	free(root_);
 }
 
 static void setup(void)
 {
-	const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+	const char *a[1] = {"a.example"}, *b[1] = {"b.example"};
 	struct cert_report *rep = NULL;
-	FILE *a, *b, *k;
+	EVP_PKEY *k = tc_key(0);
+	X509 *c = tc_cert(k, b, 1, NULL, NULL, NULL, 0);
+	char idx[200];
 
-	snprintf(root_, sizeof(root_), "%s/fuzz_set.XXXXXX", base);
-	if (mkdtemp(root_) == NULL)
-		abort();
+	root_ = tc_tmpdir();
+	atexit(cleanup);
 	snprintf(set_, sizeof(set_), "%s/set", root_);
 	snprintf(blobs_, sizeof(blobs_), "%s/blobs", root_);
 	if (mkdir(set_, 0700) != 0 || mkdir(blobs_, 0700) != 0)
 		abort();
-	atexit(cleanup);
-	a = open_blob("a.pem");
-	b = open_blob("b.crt");
-	k = open_blob("b.key");
-	make_cert("a.example", a, NULL);
-	make_cert("b.example", b, k);
-	fclose(a);
-	fclose(b);
-	fclose(k);
+	/* A combined file and a pair: records naming them load. */
+	tc_site(blobs_, "a.pem", a, 1, NULL);
+	tc_pair(blobs_, "b", &c, 1, k, 0);
+	X509_free(c);
+	EVP_PKEY_free(k);
 	cert_opts_defaults(&opts_);
 	opts_.threads = 1;
 	/* The previous store a reload starts from. */
-	{
-		char p[200];
-		FILE *f;
-
-		snprintf(p, sizeof(p), "%s/%s", set_, CERT_SET_FILE);
-		f = fopen(p, "w");
-		if (f == NULL)
-			abort();
-		fprintf(f, "%s ../blobs\na.pem a.pem\nb.crt b.crt\nb.key b.key\n", CERT_SET_MAGIC);
-		fclose(f);
-	}
+	snprintf(idx, sizeof(idx), "%s ../blobs\na.pem a.pem\nb.crt b.crt\nb.key b.key\n",
+	         CERT_SET_MAGIC);
+	tc_write(set_, CERT_SET_FILE, idx, strlen(idx));
 	base_ = cert_store_load(set_, &opts_, &rep);
 	if (base_ == NULL)
 		abort();
@@ -139,18 +78,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct cert_report *rep = NULL;
 	struct cert_store *st;
 	struct cert_set_map *map = NULL;
-	char p[200], err[600], out[400];
-	FILE *f;
+	char err[600], out[400];
 
 	if (!ready) {
 		setup();
 		ready = 1;
 	}
-	snprintf(p, sizeof(p), "%s/%s", set_, CERT_SET_FILE);
-	f = fopen(p, "w");
-	if (f == NULL || (size > 0 && fwrite(data, 1, size, f) != size))
-		abort();
-	fclose(f);
+	tc_write(set_, CERT_SET_FILE, (const char *)data, size);
 	(void)cert_dir_nfiles(set_);
 	for (int reload = 0; reload < 2; reload++) {
 		st = reload ? cert_store_reload(base_, set_, &opts_, &rep)
