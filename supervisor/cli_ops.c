@@ -768,6 +768,8 @@ int sv_cmd_shutdown(const char *cfgpath, int argc, char **argv)
 		return rc;
 	}
 	rc = reply_ok(doc) ? SV_EXIT_OK : SV_EXIT_FAILED;
+	if (rc != SV_EXIT_OK)
+		print_error("shutdown", doc);
 	json_doc_free(doc);
 	free(reply);
 	/* Wait for the socket to go: the supervisor removes it last, so
