@@ -151,6 +151,28 @@ static int fields(char *line, char **a, char **b)
 	return (*sp != '\0' && sp[strcspn(sp, " \t")] == '\0') ? 0 : -1;
 }
 
+/* The blob directory that an index's header line (h, hlen bytes without
+ * its newline) names, resolved against dir into out: 0, -1 when the line is
+ * not CERT_SET_MAGIC and one BLOBDIR field, -2 when the path does not fit.
+ * The line is not written to. */
+static int header_blobdir(const char *dir, const char *h, size_t hlen, char *out, size_t outlen)
+{
+	const char *bd = h + sizeof(CERT_SET_MAGIC);
+	size_t n;
+
+	if (hlen <= sizeof(CERT_SET_MAGIC) ||
+	    strncmp(h, CERT_SET_MAGIC " ", sizeof(CERT_SET_MAGIC)) != 0)
+		return -1;
+	n = hlen - sizeof(CERT_SET_MAGIC);
+	for (size_t i = 0; i < n; i++)
+		if (bd[i] == ' ' || bd[i] == '\t' || bd[i] == '\0')
+			return -1;
+	if (snprintf(out, outlen, "%s%s%.*s", bd[0] == '/' ? "" : dir, bd[0] == '/' ? "" : "/",
+	             (int)n, bd) >= (int)outlen)
+		return -2;
+	return 0;
+}
+
 static int fail(struct cert_report *rep, const char *dir, size_t lineno, const char *what)
 {
 	cert_report_set_fatal(rep, "%s/%s:%zu: %s", dir, CERT_SET_FILE, lineno, what);
@@ -164,7 +186,7 @@ int cert_set_scan(const char *dir, struct cert_scan *sc, const struct cert_store
 	char blobdir[PATH_MAX];
 	const char *prev = NULL;
 	size_t len, lineno = 1, nkeyfiles = 0, nlines = 0;
-	int rc;
+	int rc, hdr;
 
 	rc = read_index(dir, &buf, &len, err, sizeof(err));
 	if (rc != 0) {
@@ -185,18 +207,12 @@ int cert_set_scan(const char *dir, struct cert_scan *sc, const struct cert_store
 		fail(rep, dir, 1, "no records after the header (an index is written whole)");
 		goto out;
 	}
+	hdr = header_blobdir(dir, buf, (size_t)(next - buf), blobdir, sizeof(blobdir));
 	*next++ = '\0';
-	if (strncmp(buf, CERT_SET_MAGIC " ", sizeof(CERT_SET_MAGIC)) != 0 ||
-	    buf[sizeof(CERT_SET_MAGIC)] == '\0' ||
-	    buf[sizeof(CERT_SET_MAGIC) + strcspn(buf + sizeof(CERT_SET_MAGIC), " \t")] != '\0') {
-		fail(rep, dir, 1, "expected \"" CERT_SET_MAGIC " BLOBDIR\"");
-		goto out;
-	}
-	if (snprintf(blobdir, sizeof(blobdir), "%s%s%s",
-	             buf[sizeof(CERT_SET_MAGIC)] == '/' ? "" : dir,
-	             buf[sizeof(CERT_SET_MAGIC)] == '/' ? "" : "/",
-	             buf + sizeof(CERT_SET_MAGIC)) >= (int)sizeof(blobdir)) {
-		fail(rep, dir, 1, "the blob directory's path is too long");
+	if (hdr < 0) {
+		fail(rep, dir, 1,
+		     hdr == -1 ? "expected \"" CERT_SET_MAGIC " BLOBDIR\""
+		               : "the blob directory's path is too long");
 		goto out;
 	}
 	sc->dirfd = open(blobdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -298,7 +314,7 @@ struct cert_set_map {
 int cert_set_map_read(const char *dir, struct cert_set_map **out, char *err, size_t errlen)
 {
 	struct cert_set_map *m;
-	const char *nl, *bd;
+	const char *nl;
 	int rc;
 
 	*out = NULL;
@@ -316,11 +332,8 @@ int cert_set_map_read(const char *dir, struct cert_set_map **out, char *err, siz
 	 * searches below look for a record as "\nNAME ", the first one
 	 * included. */
 	nl = memchr(m->buf, '\n', m->len);
-	bd = m->buf + sizeof(CERT_SET_MAGIC);
-	if (nl == NULL || strncmp(m->buf, CERT_SET_MAGIC " ", sizeof(CERT_SET_MAGIC)) != 0 ||
-	    bd >= nl ||
-	    snprintf(m->blobdir, sizeof(m->blobdir), "%s%s%.*s", bd[0] == '/' ? "" : dir,
-	             bd[0] == '/' ? "" : "/", (int)(nl - bd), bd) >= (int)sizeof(m->blobdir)) {
+	if (nl == NULL || header_blobdir(dir, m->buf, (size_t)(nl - m->buf), m->blobdir,
+	                                 sizeof(m->blobdir)) < 0) {
 		snprintf(err, errlen, "%s/%s: not a valid set index", dir, CERT_SET_FILE);
 		cert_set_map_free(m);
 		return -1;
