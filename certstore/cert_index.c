@@ -104,7 +104,7 @@ static size_t index_cap_for(size_t n)
 static int index_init(struct cert_index *ix, size_t n)
 {
 	ix->cap = index_cap_for(n);
-	ix->ents = calloc(ix->cap, sizeof(*ix->ents));
+	ix->ents = cert_hot_calloc(ix->cap, sizeof(*ix->ents));
 	ix->n = 0;
 	return ix->ents == NULL ? -1 : 0;
 }
@@ -135,7 +135,7 @@ static int index_reserve(struct cert_index *ix)
 	for (size_t i = 0; i < ix->cap; i++)
 		if (ix->ents[i].key != NULL)
 			index_place(&big, &ix->ents[i]);
-	free(ix->ents);
+	cert_hot_free(ix->ents);
 	*ix = big;
 	return 0;
 }
@@ -162,8 +162,8 @@ static struct cert_name_ent *index_upsert(struct cert_index *ix, const char *key
 
 void cert_index_free(struct cert_store *st)
 {
-	free(st->exact.ents);
-	free(st->wild.ents);
+	cert_hot_free(st->exact.ents);
+	cert_hot_free(st->wild.ents);
 	free((void *)atomic_load(&st->order));
 	st->exact.ents = st->wild.ents = NULL;
 	atomic_store(&st->order, NULL);
@@ -285,7 +285,7 @@ static int index_copy(struct cert_index *dst, const struct cert_index *src)
 {
 	dst->cap = src->cap;
 	dst->n = src->n;
-	dst->ents = malloc(src->cap * sizeof(*dst->ents));
+	dst->ents = cert_hot_alloc(src->cap * sizeof(*dst->ents));
 	if (dst->ents == NULL)
 		return -1;
 	memcpy(dst->ents, src->ents, src->cap * sizeof(*dst->ents));
@@ -367,8 +367,8 @@ int cert_index_update(struct cert_store *st, const struct cert_store *old,
 	st->nnames = st->exact.n + st->wild.n;
 	return 0;
 fail:
-	free(st->exact.ents);
-	free(st->wild.ents);
+	cert_hot_free(st->exact.ents);
+	cert_hot_free(st->wild.ents);
 	memset(&st->exact, 0, sizeof(st->exact));
 	memset(&st->wild, 0, sizeof(st->wild));
 	return -1;

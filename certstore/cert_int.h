@@ -26,6 +26,25 @@ char *cert_arena_strdup(struct cert_arena *a, const char *s);
 /* Gives every string of `from` to `to`; `from` is left empty. */
 void cert_arena_move(struct cert_arena *to, struct cert_arena *from);
 void cert_arena_free(struct cert_arena *a);
+
+/* The large arrays a load or reload builds (the file records, the scan's
+ * listing, the index tables, the set index's text). Freed ones of 256 KB
+ * and over are kept for the next load, up to the most that was ever in use
+ * at once, so that a reload reuses memory that is already mapped;
+ * cert_arena.c says why. Memory from these functions is freed only with
+ * cert_hot_free (NULL is a no-op); cert_hot_realloc keeps the first old_n
+ * bytes and frees p only on success. Thread-safe. */
+void *cert_hot_alloc(size_t n);
+void *cert_hot_calloc(size_t nmemb, size_t size);
+void *cert_hot_realloc(void *p, size_t old_n, size_t n);
+void cert_hot_free(void *p);
+/* With keep, freed blocks are kept for the next load; without, the ones
+ * kept are unmapped and no more are. A cold load ends with 0 (its
+ * temporaries are not needed again soon), a reload starts with 1. */
+void cert_hot_keep(int keep);
+/* The number of freed blocks kept (always 0 under a sanitizer, where
+ * every block comes from malloc). */
+size_t cert_hot_spares(void);
 /* A malloc'ed string formatted as printf would, or NULL when out of memory;
  * the caller frees it. */
 char *cert_strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -61,8 +61,8 @@ void cert_scan_free(struct cert_scan *sc)
 		free(sc->ents[i].msg);
 		cert_item_unref(sc->ents[i].item);
 	}
-	free(sc->ents);
-	free(sc->buf);
+	cert_hot_free(sc->ents);
+	cert_hot_free(sc->buf);
 	cert_arena_free(&sc->names);
 	if (sc->dirfd >= 0)
 		close(sc->dirfd);
@@ -387,7 +387,7 @@ static int scan_dir(const char *dir, struct cert_scan *sc, const struct cert_sto
 	 * records by doubling copied and faulted in twice the memory. */
 	if (old != NULL) {
 		sc->cap = old->nfiles + old->nfiles / 8 + 16;
-		sc->ents = malloc(sc->cap * sizeof(*sc->ents));
+		sc->ents = cert_hot_alloc(sc->cap * sizeof(*sc->ents));
 		if (sc->ents == NULL)
 			sc->cap = 0;
 	}
@@ -431,7 +431,8 @@ static int scan_dir(const char *dir, struct cert_scan *sc, const struct cert_sto
 				piped = sc->n;
 			}
 			size_t nc = sc->cap ? sc->cap * 2 : 256;
-			struct cert_scan_ent *ne = realloc(sc->ents, nc * sizeof(*ne));
+			struct cert_scan_ent *ne =
+			    cert_hot_realloc(sc->ents, sc->cap * sizeof(*ne), nc * sizeof(*ne));
 
 			if (ne == NULL)
 				goto oom;
@@ -613,7 +614,7 @@ static int scan_listed(const char *dir, struct cert_scan *sc, const struct cert_
 	int rc = 0;
 
 	sc->cap = old->nfiles + ch->n + 1;
-	sc->ents = malloc(sc->cap * sizeof(*sc->ents));
+	sc->ents = cert_hot_alloc(sc->cap * sizeof(*sc->ents));
 	sc->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (sc->ents == NULL || sc->dirfd < 0)
 		return 1;

@@ -111,7 +111,7 @@ static int read_index(const char *dir, char **buf, size_t *len, char *err, size_
 		close(fd);
 		return -1;
 	}
-	*buf = malloc((size_t)st.st_size + 1);
+	*buf = cert_hot_alloc((size_t)st.st_size + 1);
 	if (*buf == NULL) {
 		snprintf(err, errlen, "%s: out of memory", path);
 		close(fd);
@@ -124,7 +124,7 @@ static int read_index(const char *dir, char **buf, size_t *len, char *err, size_
 			snprintf(err, errlen, "%s: read failed: %s", path,
 			         r < 0 ? strerror(errno) : "file shrank");
 			close(fd);
-			free(*buf);
+			cert_hot_free(*buf);
 			*buf = NULL;
 			return -1;
 		}
@@ -224,7 +224,7 @@ int cert_set_scan(const char *dir, struct cert_scan *sc, const struct cert_store
 	for (const char *p = next; (p = memchr(p, '\n', (size_t)(buf + len - p))) != NULL; p++)
 		nlines++;
 	sc->cap = nlines + 1;
-	sc->ents = malloc(sc->cap * sizeof(*sc->ents));
+	sc->ents = cert_hot_alloc(sc->cap * sizeof(*sc->ents));
 	if (sc->ents == NULL)
 		goto oom;
 	for (line = next; line < buf + len; line = next) {
@@ -297,7 +297,7 @@ uint64_t cert_dir_nfiles(const char *dir)
 
 		n += !(f > 4 && memcmp(l + 1 + f - 4, ".key", 4) == 0);
 	}
-	free(buf);
+	cert_hot_free(buf);
 	return n;
 }
 
@@ -499,7 +499,7 @@ void cert_set_map_free(struct cert_set_map *m)
 {
 	if (m == NULL)
 		return;
-	free(m->buf);
+	cert_hot_free(m->buf);
 	free(m->file);
 	free(m->blob);
 	free(m);

@@ -176,7 +176,7 @@ static void store_free(struct cert_store *st)
 {
 	for (size_t i = 0; i < st->nfiles; i++)
 		file_clear(&st->files[i]);
-	free(st->files);
+	cert_hot_free(st->files);
 	cert_index_free(st);
 	cert_arena_free(&st->names);
 	free(st->dir);
@@ -317,7 +317,7 @@ static struct cert_store *assemble(struct cert_scan *sc, const struct cert_store
 	st->dir = strdup(sc->realdir);
 	if (st->dir == NULL)
 		goto fail;
-	st->files = calloc(sc->n + 1, sizeof(*st->files));
+	st->files = cert_hot_calloc(sc->n + 1, sizeof(*st->files));
 	if (st->files == NULL)
 		goto fail;
 	for (size_t i = 0; i < sc->n; i++) {
@@ -394,12 +394,16 @@ static struct cert_store *load(struct cert_store *old, const char *dir,
 	if (rep == NULL)
 		return NULL;
 	memset(&j, 0, sizeof(j));
+	/* Reloads come one after another (certsync every few minutes): their
+	 * large arrays are kept for the next one (cert_arena.c). */
+	if (old != NULL)
+		cert_hot_keep(1);
 	/* An index set is listed from its index; anything else is a
 	 * directory. */
 	rc = cert_set_scan(dir, &sc, old, rep);
 	if (rc < 0 || (rc > 0 && cert_scan_list(dir, &sc, old, rep) < 0))
 		goto out;
-	j.work = malloc((sc.n + 1) * sizeof(*j.work));
+	j.work = cert_hot_alloc((sc.n + 1) * sizeof(*j.work));
 	pool = cert_chain_pool_new(old != NULL ? old->pool : NULL);
 	if (j.work == NULL || pool == NULL) {
 		cert_report_set_fatal(rep, "%s: out of memory", dir);
@@ -456,13 +460,16 @@ static struct cert_store *load(struct cert_store *old, const char *dir,
 	pool = NULL;
 out:
 	cert_chain_pool_free(pool);
-	free(j.work);
+	cert_hot_free(j.work);
 	cert_scan_free(&sc);
 	/* Decoding leaves many freed temporaries in the loader threads' malloc
 	 * arenas; glibc keeps them mapped unless asked. A cold load is rare
 	 * and this costs about a millisecond. */
 	if (nwork > 64)
 		malloc_trim(0);
+	/* A cold load's temporaries are not needed again soon. */
+	if (old == NULL)
+		cert_hot_keep(0);
 	return st;
 }
 

@@ -393,6 +393,7 @@ int cs_execute(struct cs_run *r)
 	if (cs_validate(r, &opts) < 0 || reject_bad(r) < 0)
 		return CS_EXIT_ERROR;
 
+	cs_test_point("validated");
 	if (!may_promote(r, &code)) {
 		if (code == CS_EXIT_PARTIAL && !r->dry_run)
 			save_verdicts(r);

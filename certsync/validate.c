@@ -1,8 +1,9 @@
 /*
  * Verdicts for new content. A unit's verdict comes from the cache (by
  * content hash) when that content was ever judged before; otherwise from
- * the certificate store itself: the units are hardlinked into a scratch
- * directory and loaded exactly the way an instance would load them, so
+ * the certificate store itself: the units are loaded exactly the way an
+ * instance would load them (from the new set, or hardlinked into a scratch
+ * directory when the new set also holds units with cached verdicts), so
  * certsync never accepts what an instance would refuse.
  */
 #include "certsync/cs_int.h"
@@ -16,32 +17,45 @@
 
 #include "certstore/cert.h"
 
-/* Links the files of every unit that has no cached verdict into scratch;
- * takes the cached verdict of the others. Returns the number staged, or -1. */
-static long stage(struct cs_run *r, const char *scratch)
+/* Gives every changed unit whose content was judged before its cached
+ * verdict, and marks the others staged. Returns the number staged, or -1. */
+static long take_cached(struct cs_run *r)
 {
-	/* In a dry run nothing was copied into the new set: stage the source. */
-	const char *dir = r->dry_run ? r->source : r->tmpdir;
-	char from[PATH_MAX], to[PATH_MAX];
 	long staged = 0;
 
 	for (size_t i = 0; i < r->next.n; i++) {
 		struct cs_unit *u = &r->next.v[i];
 		struct cs_unit *c;
-		const char *files[2] = {u->name, u->keyfile};
 
 		if (u->state != CS_UNIT_CHANGED)
 			continue;
 		c = cs_units_find_hash(&r->verdicts, u->hash);
-		if (c != NULL) {
-			if (cs_unit_set_verdict(u, c) < 0) {
-				snprintf(r->err, sizeof(r->err), "out of memory");
-				return -1;
-			}
-			u->state = CS_UNIT_JUDGED;
-			r->cached++;
+		if (c == NULL) {
+			u->state = CS_UNIT_STAGED;
+			staged++;
 			continue;
 		}
+		if (cs_unit_set_verdict(u, c) < 0) {
+			snprintf(r->err, sizeof(r->err), "out of memory");
+			return -1;
+		}
+		u->state = CS_UNIT_JUDGED;
+		r->cached++;
+	}
+	return staged;
+}
+
+/* Links the files of the staged units from dir into scratch. */
+static int stage(struct cs_run *r, const char *dir, const char *scratch)
+{
+	char from[PATH_MAX], to[PATH_MAX];
+
+	for (size_t i = 0; i < r->next.n; i++) {
+		const struct cs_unit *u = &r->next.v[i];
+		const char *files[2] = {u->name, u->keyfile};
+
+		if (u->state != CS_UNIT_STAGED)
+			continue;
 		for (int k = 0; k < 2 && files[k] != NULL; k++) {
 			cs_path(from, sizeof(from), dir, files[k]);
 			cs_path(to, sizeof(to), scratch, files[k]);
@@ -52,10 +66,8 @@ static long stage(struct cs_run *r, const char *scratch)
 				return -1;
 			}
 		}
-		u->state = CS_UNIT_STAGED;
-		staged++;
 	}
-	return staged;
+	return 0;
 }
 
 /* Appends name to the unit's comma-separated list. */
@@ -123,35 +135,48 @@ static void judge(struct cs_run *r, struct cert_store *store, const struct cert_
 
 int cs_validate(struct cs_run *r, const struct cert_opts *opts)
 {
+	/* In a dry run nothing was copied into the new set: stage from the
+	 * source. */
+	const char *dir = r->dry_run ? r->source : r->tmpdir;
 	char scratch[PATH_MAX];
 	struct cert_report *rep = NULL;
 	struct cert_store *store;
 	long staged, learned;
 
+	/* A run killed while validating left its scratch directory. */
 	snprintf(scratch, sizeof(scratch), "%s/validate.tmp", r->base);
 	cs_rmtree(scratch);
-	if (mkdir(scratch, 0700) != 0) {
+	staged = take_cached(r);
+	if (staged <= 0)
+		return (int)staged;
+	r->validated = (size_t)staged;
+	/* The store reads a whole directory. The new set holds copies of the
+	 * files of exactly the changed units, so when every one of them is
+	 * staged, as in a first run, the set is read where it is; otherwise
+	 * the staged units are linked into a scratch directory. */
+	if (!r->dry_run && r->cached == 0) {
+		snprintf(scratch, sizeof(scratch), "%s", dir);
+	} else if (mkdir(scratch, 0700) != 0) {
 		snprintf(r->err, sizeof(r->err), "%s: cannot create: %s", scratch, strerror(errno));
 		return -1;
-	}
-	staged = stage(r, scratch);
-	if (staged <= 0) {
+	} else if (stage(r, dir, scratch) < 0) {
 		cs_rmtree(scratch);
-		return (int)staged;
+		return -1;
 	}
-	r->validated = (size_t)staged;
 	store = cert_store_load(scratch, opts, &rep);
 	if (store == NULL) {
 		snprintf(r->err, sizeof(r->err), "%s: validation failed: %s", scratch,
 		         rep && cert_report_fatal(rep) ? cert_report_fatal(rep) : "unknown error");
 		cert_report_free(rep);
-		cs_rmtree(scratch);
+		if (strcmp(scratch, dir) != 0)
+			cs_rmtree(scratch);
 		return -1;
 	}
 	judge(r, store, rep);
 	cert_store_unref(store);
 	cert_report_free(rep);
-	cs_rmtree(scratch);
+	if (strcmp(scratch, dir) != 0)
+		cs_rmtree(scratch);
 	/* A verdict that cannot be cached is only found again next time; the
 	 * ones added make the cache worth saving. */
 	learned = cs_verdicts_learn(&r->verdicts, &r->next);

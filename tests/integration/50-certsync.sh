@@ -69,6 +69,22 @@ cat "$T_TMP/out"
 [ $rc -eq 2 ] || fail "expected exit 2 (partial), got $rc"
 grep -q "site5.pem" "$T_TMP/out" || fail "report does not name site5.pem"
 cmp -s "$T_TMP/site5.good" "$(set_file "$STATE/certsync/current" site5.pem)" || fail "previous site5 not kept"
+
+# A run whose changed units are judged partly from the verdict cache
+# validates the others in a scratch directory (a run with none cached reads
+# the new set itself): the broken site5 again (cached) and a new site7.
+say "a cached verdict beside a new file: only the new one is validated"
+sleep 1.1
+head -c 300 "$T_TMP/site5.good" >"$SRC/site5.pem"
+"$SY_BUILD/tests/tools/gencerts" --out "$CERTS" --one site7.example.test --file "$SRC/site7.pem" >/dev/null ||
+	fail "gencerts --one"
+run --no-reload >"$T_TMP/out" 2>&1; rc=$?
+cat "$T_TMP/out"
+[ $rc -eq 2 ] || fail "expected exit 2 (partial), got $rc"
+grep -q "2 changed, 1 validated (1 cached)" "$T_TMP/out" || fail "expected one cached verdict and one validation"
+cmp -s "$SRC/site7.pem" "$(set_file "$STATE/certsync/current" site7.pem)" || fail "new site7 not in the set"
+cmp -s "$T_TMP/site5.good" "$(set_file "$STATE/certsync/current" site5.pem)" || fail "previous site5 not kept"
+[ ! -e "$STATE/certsync/validate.tmp" ] || fail "the scratch directory was left behind"
 cp "$T_TMP/site5.good" "$SRC/site5.pem"
 
 say "source emptied: the guard refuses and nothing changes"

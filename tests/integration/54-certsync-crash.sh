@@ -37,7 +37,7 @@ want=$(names "$CUR")
 [ "$want" -ge 50 ] || fail "the set serves $want names"
 
 n=10
-for step in copied placed indexed finished current manifest prune-aside prune-blobs; do
+for step in copied validated placed indexed finished current manifest prune-aside prune-blobs; do
 	n=$((n + 1))
 	before=$(readlink "$CUR")
 	"$SY_BUILD/tests/tools/gencerts" --out "$CERTS" --one "site$n.example.test" \
