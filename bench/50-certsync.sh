@@ -112,6 +112,14 @@ export SY_BUILD=$BUILD SY_ROOT=${SY_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
 	echo "  standby delta load of each set (ms, in run order): $loads"
 	loads=$(sed -n 's/.*proxy\[.*reload-certs .* changed, in \([0-9]*\) ms.*/\1/p' "$T_TMP/switchyardd.log" | tr '\n' ' ')
 	echo "  of which the instance's reload-certs, as it logs it (ms): $loads"
+	# Each instance keeps its reload's working set for the next reload
+	# (docs/certificates.md, "Delta reload and publication").
+	rss2=0
+	for c in blue green; do
+		r=$(awk '/^VmRSS/ {print $2}' "/proc/$(cat "$T_TMP/state/$c.pid")/status")
+		rss2=$((rss2 + r))
+	done
+	echo "  RSS of both instances after these reloads: $((rss2 / 1024)) MB (after the cold load: $((rss / 1024)) MB)"
 	# HAProxy applies a changed certificate by a reload, which loads every
 	# certificate again: `haproxy -c` over the same files is its floor.
 	if [ "$N" -ge 50000 ] && command -v haproxy >/dev/null; then
