@@ -19,8 +19,10 @@
  * (MADV_POPULATE_WRITE) saved only a fifth of that: the cost is in mapping
  * fresh pages, not in the faults. So these arrays are mappings of their
  * own, which malloc_trim never touches, and freed ones are kept for the
- * next load while reloads run (cert_hot_keep). They never hold more than
- * the most that was in use at once, so the process's peak does not grow.
+ * next load while reloads run (cert_hot_keep). Blocks in use and spares
+ * together never exceed the most that was in use at once: a spare that
+ * would break that when a new block is mapped is unmapped, so the
+ * process's peak does not grow and spares follow a set that changes size.
  */
 #include <pthread.h>
 #include <stdarg.h>
@@ -136,21 +138,23 @@ static struct {
  * kernel's zeroed pages. */
 static void *hot_get(size_t n, int *fresh)
 {
-	long pg = sysconf(_SC_PAGESIZE);
+	long pgl = sysconf(_SC_PAGESIZE);
+	size_t pg = pgl > 0 ? (size_t)pgl : 4096;
 	struct hot_hdr *h = NULL;
-	size_t len, best = SIZE_MAX;
+	void *drop[HOT_SPARES];
+	size_t len, best = SIZE_MAX, ndrop = 0, old_peak;
 
 	*fresh = 0;
-	if (n > SIZE_MAX - HOT_HDR - (size_t)pg)
+	if (n > SIZE_MAX - HOT_HDR - pg)
 		return NULL;
-	if (!HOT_POOL || n + HOT_HDR < HOT_MIN || pg <= 0) {
+	if (!HOT_POOL || n + HOT_HDR < HOT_MIN) {
 		h = malloc(n + HOT_HDR);
 		if (h == NULL)
 			return NULL;
 		h->len = 0;
 		return (char *)h + HOT_HDR;
 	}
-	len = (n + HOT_HDR + (size_t)pg - 1) / (size_t)pg * (size_t)pg;
+	len = (n + HOT_HDR + pg - 1) / pg * pg;
 	pthread_mutex_lock(&hot.lock);
 	/* The smallest spare that fits and wastes at most half of itself. */
 	for (size_t i = 0; i < hot.n; i++) {
@@ -160,22 +164,38 @@ static void *hot_get(size_t n, int *fresh)
 		    (best == SIZE_MAX || l < ((struct hot_hdr *)hot.v[best])->len))
 			best = i;
 	}
+	old_peak = hot.peak;
 	if (best != SIZE_MAX) {
 		h = hot.v[best];
 		hot.v[best] = hot.v[--hot.n];
 		hot.spare_bytes -= h->len;
 		len = h->len;
+	} else {
+		/* A new mapping: spares that would then hold more than the
+		 * peak go, or a set that grows would keep spares that no
+		 * longer fit and never keep the ones that do. */
+		size_t limit = hot.in_use + len > hot.peak ? hot.in_use + len : hot.peak;
+
+		while (hot.n > 0 && hot.in_use + len + hot.spare_bytes > limit) {
+			h = hot.v[--hot.n];
+			hot.spare_bytes -= h->len;
+			drop[ndrop++] = h;
+		}
+		h = NULL;
 	}
 	hot.in_use += len;
 	if (hot.in_use > hot.peak)
 		hot.peak = hot.in_use;
 	pthread_mutex_unlock(&hot.lock);
+	for (size_t i = 0; i < ndrop; i++)
+		munmap(drop[i], ((struct hot_hdr *)drop[i])->len);
 	if (h != NULL)
 		return (char *)h + HOT_HDR;
 	h = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (h == MAP_FAILED) {
 		pthread_mutex_lock(&hot.lock);
 		hot.in_use -= len;
+		hot.peak = old_peak > hot.in_use ? old_peak : hot.in_use;
 		pthread_mutex_unlock(&hot.lock);
 		return NULL;
 	}
