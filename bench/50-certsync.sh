@@ -82,11 +82,15 @@ export SY_BUILD=$BUILD SY_ROOT=${SY_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
 	sv_start
 	t1=$(date +%s%N)
 	echo "both instances ready from a cold start: $(((t1 - t0) / 1000000)) ms (target <= 3 s at 100,000)"
-	rss=0
-	for c in blue green; do
-		r=$(awk '/^VmRSS/ {print $2}' "/proc/$(cat "$T_TMP/state/$c.pid")/status")
-		rss=$((rss + r))
-	done
+	# rss_both: the RSS of both instances together, in KB.
+	rss_both() {
+		local c sum=0
+		for c in blue green; do
+			sum=$((sum + $(awk '/^VmRSS/ {print $2}' "/proc/$(cat "$T_TMP/state/$c.pid")/status")))
+		done
+		echo "$sum"
+	}
+	rss=$(rss_both)
 	echo "RSS of both instances after load: $((rss / 1024)) MB, $((rss * 1024 / N)) bytes per certificate (target <= 200 MB at 100,000)"
 	res=()
 	served=()
@@ -114,11 +118,7 @@ export SY_BUILD=$BUILD SY_ROOT=${SY_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
 	echo "  of which the instance's reload-certs, as it logs it (ms): $loads"
 	# Each instance keeps its reload's working set for the next reload
 	# (docs/certificates.md, "Delta reload and publication").
-	rss2=0
-	for c in blue green; do
-		r=$(awk '/^VmRSS/ {print $2}' "/proc/$(cat "$T_TMP/state/$c.pid")/status")
-		rss2=$((rss2 + r))
-	done
+	rss2=$(rss_both)
 	echo "  RSS of both instances after these reloads: $((rss2 / 1024)) MB (after the cold load: $((rss / 1024)) MB)"
 	# HAProxy applies a changed certificate by a reload, which loads every
 	# certificate again: `haproxy -c` over the same files is its floor.

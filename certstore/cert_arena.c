@@ -131,7 +131,7 @@ static struct {
 	pthread_mutex_t lock;
 	void *v[HOT_SPARES];
 	size_t n, spare_bytes, in_use, peak;
-	int keep; /* 0 from cert_hot_release until the next cert_hot_keep */
+	int keep; /* freed blocks are kept (cert_hot_keep) */
 } hot = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* A block of at least n bytes; *fresh is set when its memory is the

@@ -139,9 +139,11 @@ int cs_validate(struct cs_run *r, const struct cert_opts *opts)
 	 * source. */
 	const char *dir = r->dry_run ? r->source : r->tmpdir;
 	char scratch[PATH_MAX];
+	const char *from;
 	struct cert_report *rep = NULL;
 	struct cert_store *store;
 	long staged, learned;
+	int in_place, loaded;
 
 	/* A run killed while validating left its scratch directory. */
 	snprintf(scratch, sizeof(scratch), "%s/validate.tmp", r->base);
@@ -154,29 +156,32 @@ int cs_validate(struct cs_run *r, const struct cert_opts *opts)
 	 * files of exactly the changed units, so when every one of them is
 	 * staged, as in a first run, the set is read where it is; otherwise
 	 * the staged units are linked into a scratch directory. */
-	if (!r->dry_run && r->cached == 0) {
-		snprintf(scratch, sizeof(scratch), "%s", dir);
-	} else if (mkdir(scratch, 0700) != 0) {
-		snprintf(r->err, sizeof(r->err), "%s: cannot create: %s", scratch, strerror(errno));
-		return -1;
-	} else if (stage(r, dir, scratch) < 0) {
-		cs_rmtree(scratch);
-		return -1;
-	}
-	store = cert_store_load(scratch, opts, &rep);
-	if (store == NULL) {
-		snprintf(r->err, sizeof(r->err), "%s: validation failed: %s", scratch,
-		         rep && cert_report_fatal(rep) ? cert_report_fatal(rep) : "unknown error");
-		cert_report_free(rep);
-		if (strcmp(scratch, dir) != 0)
+	in_place = !r->dry_run && r->cached == 0;
+	if (!in_place) {
+		if (mkdir(scratch, 0700) != 0) {
+			snprintf(r->err, sizeof(r->err), "%s: cannot create: %s", scratch,
+			         strerror(errno));
+			return -1;
+		}
+		if (stage(r, dir, scratch) < 0) {
 			cs_rmtree(scratch);
-		return -1;
+			return -1;
+		}
 	}
-	judge(r, store, rep);
+	from = in_place ? dir : scratch;
+	store = cert_store_load(from, opts, &rep);
+	loaded = store != NULL;
+	if (loaded)
+		judge(r, store, rep);
+	else
+		snprintf(r->err, sizeof(r->err), "%s: validation failed: %s", from,
+		         rep && cert_report_fatal(rep) ? cert_report_fatal(rep) : "unknown error");
 	cert_store_unref(store);
 	cert_report_free(rep);
-	if (strcmp(scratch, dir) != 0)
+	if (!in_place)
 		cs_rmtree(scratch);
+	if (!loaded)
+		return -1;
 	/* A verdict that cannot be cached is only found again next time; the
 	 * ones added make the cache worth saving. */
 	learned = cs_verdicts_learn(&r->verdicts, &r->next);
